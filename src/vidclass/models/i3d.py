@@ -33,7 +33,7 @@ FEATURE_DIM = 1024
 def same_padding(size: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...]):
     """Per-dimension (low, high) padding of TensorFlow 'SAME' for an input of `size`."""
     pads = []
-    for n, k, s in zip(size, kernel, stride):
+    for n, k, s in zip(size, kernel, stride, strict=True):
         out = math.ceil(n / s)
         total = max((out - 1) * s + k - n, 0)
         pads.append((total // 2, total - total // 2))
@@ -193,12 +193,10 @@ def convert_flax_params(variables: dict) -> dict[str, torch.Tensor]:
         cout = kernel.shape[0]
         state[f"{prefix}.bn.weight"] = torch.ones(cout)
         state[f"{prefix}.bn.bias"] = torch.from_numpy(p["BatchNorm_0"]["bias"]).reshape(cout)
-        state[f"{prefix}.bn.running_mean"] = torch.from_numpy(
-            s["BatchNorm_0"]["mean"]
-        ).reshape(cout)
-        state[f"{prefix}.bn.running_var"] = torch.from_numpy(s["BatchNorm_0"]["var"]).reshape(
+        state[f"{prefix}.bn.running_mean"] = torch.from_numpy(s["BatchNorm_0"]["mean"]).reshape(
             cout
         )
+        state[f"{prefix}.bn.running_var"] = torch.from_numpy(s["BatchNorm_0"]["var"]).reshape(cout)
         state[f"{prefix}.bn.num_batches_tracked"] = torch.tensor(0)
 
     for name in ("Conv3d_1a_7x7", "Conv3d_2b_1x1", "Conv3d_2c_3x3"):
@@ -216,8 +214,6 @@ def convert_flax_params(variables: dict) -> dict[str, torch.Tensor]:
         ):
             unit(f"features.{name}.{ours}", p[theirs], s[theirs])
     head = params["Logits/Conv3d_0c_1x1"]["Conv_0"]
-    state["logits.weight"] = (
-        torch.from_numpy(head["kernel"]).permute(4, 3, 0, 1, 2).contiguous()
-    )
+    state["logits.weight"] = torch.from_numpy(head["kernel"]).permute(4, 3, 0, 1, 2).contiguous()
     state["logits.bias"] = torch.from_numpy(head["bias"]).contiguous()
     return state

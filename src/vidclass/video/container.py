@@ -35,4 +35,3 @@ def open_video(path: str | os.PathLike):
 def error_reason(exc: Exception) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return text.rstrip(":. ") or type(exc).__name__
-
