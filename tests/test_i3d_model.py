@@ -1,0 +1,46 @@
+"""The I3D module itself: TensorFlow 'SAME' padding, shapes, BatchNorm folding."""
+
+import pytest
+import torch
+
+from vidclass.models.i3d import InceptionI3d, MaxPool3dSame, Unit3D, same_padding
+
+
+def test_same_padding_puts_the_odd_pixel_on_the_high_side():
+    # 224 -> 112 with a 7-wide kernel, stride 2: 5 pixels of padding, 2 low and 3 high.
+    assert same_padding((64, 224, 224), (7, 7, 7), (2, 2, 2)) == [(2, 3)] * 3
+    # stride 1, odd kernel: symmetric.
+    assert same_padding((10, 28, 28), (3, 3, 3), (1, 1, 1)) == [(1, 1)] * 3
+    # 112 -> 56 with a 3-wide max-pool: only the high side.
+    assert same_padding((1, 112, 112), (1, 3, 3), (1, 2, 2)) == [(0, 0), (0, 1), (0, 1)]
+
+
+def test_max_pool_ignores_padding():
+    x = -torch.ones(1, 1, 1, 4, 4)  # all negative: zero padding would leak 0 into the max
+    y = MaxPool3dSame((1, 3, 3), (1, 2, 2))(x)
+    assert y.shape == (1, 1, 1, 2, 2)
+    assert torch.all(y == -1)
+
+
+def test_output_shape_and_minimum_frames():
+    net = InceptionI3d(num_classes=7).eval()
+    with torch.no_grad():
+        assert net(torch.zeros(1, 3, 9, 224, 224)).shape == (1, 7)
+        assert net.embed(torch.zeros(2, 3, 9, 224, 224)).shape == (2, 1024)
+        with pytest.raises(RuntimeError):
+            net(torch.zeros(1, 3, 8, 224, 224))  # below the 9-frame minimum
+
+
+def test_folding_batchnorm_keeps_the_output():
+    torch.manual_seed(0)
+    unit = Unit3D(3, 8, (3, 3, 3), (2, 2, 2)).eval()
+    unit.bn.running_mean.uniform_(-1, 1)
+    unit.bn.running_var.uniform_(0.5, 2)
+    unit.bn.bias.data.uniform_(-1, 1)
+    x = torch.randn(1, 3, 5, 17, 17)
+    with torch.no_grad():
+        before = unit(x)
+        unit.fold_batchnorm()
+        after = unit(x)
+    assert isinstance(unit.bn, torch.nn.Identity)
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)

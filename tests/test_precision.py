@@ -1,0 +1,27 @@
+"""bf16 keeps the answers: top-1 on the labelled clips is the same as in fp32."""
+
+import pytest
+
+import vidclass
+from vidclass.runtime import native_bf16, resolve_precision
+
+from .conftest import labelled_clips, video
+
+
+def test_auto_precision_follows_the_cpu():
+    assert resolve_precision("auto") == ("bf16" if native_bf16() else "fp32")
+    assert resolve_precision("fp32") == "fp32"
+    with pytest.raises(vidclass.VidclassError):
+        resolve_precision("fp8")
+
+
+@pytest.mark.skipif(
+    not native_bf16(),
+    reason="this CPU has no native bf16 (avx512_bf16/AMX): emulated bf16 is over 100x "
+    "slower than fp32, so vidclass uses fp32 here and this comparison cannot run",
+)
+def test_bf16_keeps_top1(model):
+    bf16 = vidclass.load_model(precision="bf16")
+    for name, _ in labelled_clips():
+        path = video(name)
+        assert bf16.classify(path, 1)[0]["label"] == model.classify(path, 1)[0]["label"], name
