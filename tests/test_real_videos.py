@@ -50,6 +50,12 @@ def test_truncated_file_warns_and_uses_the_part_that_decodes(model, caplog):
     assert any("truncated.mkv" in m and "decode" in m for m in caplog.messages)
 
 
+def test_damage_is_reported_once(model, caplog):
+    model.classify(video("odd/truncated_faststart.mp4"), top_k=1)
+    damaged = [m for m in caplog.messages if "damaged data" in m]
+    assert len(damaged) == 1 and "truncated_faststart.mp4" in damaged[0]
+
+
 def test_too_few_frames_still_gives_a_result(model):
     preds = model.classify(video("odd/five_frames.mp4"), top_k=5)
     assert len(preds) == 5

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -37,7 +37,6 @@ class VideoResult:
     video: str
     predictions: list[dict] | None = None
     error: str | None = None
-    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         if self.error is not None:
@@ -95,14 +94,17 @@ class VideoClassifier:
         """
         spec = self.spec
         info = probe(path)
-        groups, served = self._decode(path, info.duration, clips)
+        groups, served, warnings = self._decode(path, info.duration, clips)
         if any(t not in served for g in groups for t in g):
             end = max(served, default=0.0) + 1.0 / (info.fps or spec.fps)
-            log.warning(
+            warnings.append(
                 f"{path}: only {end:.2f} s of {info.duration or 0:.2f} s decode; "
                 "classifying that part"
             )
-            groups, served = self._decode(path, end, clips)
+            groups, served, more = self._decode(path, end, clips)
+            warnings += more
+        for message in dict.fromkeys(warnings):  # each once, though both passes saw it
+            log.warning(message)
         batch = []
         for g in groups:
             frames = [served[t] for t in g if t in served]
@@ -119,9 +121,8 @@ class VideoClassifier:
         groups = uniform_clips(duration, spec.num_frames, spec.fps, clips)
         wanted = sorted({t for g in groups for t in g})
         decoded = read_frames(path, wanted, spec.short_side)
-        for w in decoded.warnings:
-            log.warning(w)
-        return groups, dict(zip(wanted, decoded.frames, strict=False))  # frames may run out early
+        served = dict(zip(wanted, decoded.frames, strict=False))  # frames may run out early
+        return groups, served, decoded.warnings
 
     def scores(self, path: str | os.PathLike, clips: int = 1) -> np.ndarray:
         """Class scores (probabilities) for a video, averaged over `clips` clips."""
