@@ -68,8 +68,7 @@ class _Reader:
         rate = stream.average_rate or stream.guessed_rate
         self.frame_dt = 1.0 / float(rate) if rate else 0.04
         self.warnings: list[str] = []
-        self.failed_at: float | None = None
-        self.damage: str | None = None
+        self.damage: str | None = None  # the first decode error, if any
         self.last_time: float | None = None
 
     def seek(self, t: float) -> None:
@@ -104,11 +103,10 @@ class _Reader:
             self._note_damage(exc)
 
     def _note_damage(self, exc: Exception) -> None:
-        if self.failed_at is None:
-            self.failed_at = self.last_time or 0.0
+        if self.damage is None:
             self.damage = error_reason(exc)
             self.warnings.append(
-                f"{self.path}: damaged data after {self.failed_at:.2f} s "
+                f"{self.path}: damaged data after {self.last_time or 0.0:.2f} s "
                 f"({self.damage}); using the frames that decode"
             )
 
