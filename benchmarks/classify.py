@@ -56,9 +56,7 @@ def measure(variant: str, videos: Path, repeats: int) -> dict:
         entry = get_entry(vidclass.DEFAULT_MODEL)
         module = entry.build()
         module.load_state_dict(load_state_dict(entry))
-        model = VideoClassifier.__new__(VideoClassifier)
-        model.entry, model.precision, model.module = entry, "fp32", module.eval()
-        model.logits = lambda x: torch.inference_mode()(module)(x)
+        model = VideoClassifier(entry, module, "fp32", optimize=False)
     e2e, dec, mod, frames = [], [], [], 0
     for name in CLIPS:
         path = videos / name

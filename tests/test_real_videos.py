@@ -21,7 +21,7 @@ def test_manifest_lists_every_file_on_disk(videos):
     assert on_disk <= set(_all_videos()), "new files must be added to the manifest test"
 
 
-def test_every_file_gets_a_result_or_a_one_line_error(model, videos, caplog):
+def test_every_file_gets_a_result_or_a_one_line_error(model, videos):
     files = _all_videos()
     results = list(model.classify_many([videos / f for f in files], top_k=3))
     assert [r.video for r in results] == [str(videos / f) for f in files]

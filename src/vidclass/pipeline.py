@@ -47,14 +47,22 @@ class VideoResult:
 class VideoClassifier:
     """A loaded model with its preprocessing; reuse it for many videos."""
 
-    def __init__(self, entry: ModelEntry, module: torch.nn.Module, precision: str = "auto"):
+    def __init__(
+        self,
+        entry: ModelEntry,
+        module: torch.nn.Module,
+        precision: str = "auto",
+        optimize: bool = True,
+    ):
+        """`optimize=False` keeps the plain port (BatchNorm unfolded, contiguous tensors)."""
         self.entry = entry
         self.precision = runtime.resolve_precision(precision)
         self.module = module.eval()
-        if hasattr(self.module, "fold_batchnorm"):
-            self.module.fold_batchnorm()
         # channels_last_3d is faster for 3D convs on CPU in both precisions.
-        self.module = self.module.to(memory_format=torch.channels_last_3d)
+        self.memory_format = torch.channels_last_3d if optimize else torch.contiguous_format
+        if optimize and hasattr(self.module, "fold_batchnorm"):
+            self.module.fold_batchnorm()
+        self.module = self.module.to(memory_format=self.memory_format)
         for p in self.module.parameters():
             p.requires_grad_(False)
 
@@ -74,7 +82,7 @@ class VideoClassifier:
     @torch.inference_mode()
     def logits(self, clips: torch.Tensor) -> torch.Tensor:
         """Logits (N, classes) in fp32 for a batch of prepared clips (N, C, T, H, W)."""
-        x = clips.contiguous(memory_format=torch.channels_last_3d)
+        x = clips.contiguous(memory_format=self.memory_format)
         if self.precision == "bf16":
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return self.module(x).float()
