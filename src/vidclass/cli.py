@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import logging
+import os
 import sys
 
 from . import __version__
@@ -49,7 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--json", dest="format", action="store_const", const="json", help="same as --format json"
     )
-    c.add_argument("-m", "--model", default=DEFAULT_MODEL, help=f"model name ({DEFAULT_MODEL})")
+    c.add_argument(
+        "-m",
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"a model name, a transformers model folder or a hub id ({DEFAULT_MODEL})",
+    )
     c.add_argument(
         "--clips",
         type=_positive_int,
@@ -66,7 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list or fetch pretrained models")
     msub = m.add_subparsers(dest="models_command", metavar="ACTION")
-    ml = msub.add_parser("list", help="models with their labels, input and weights source")
+    ml = msub.add_parser(
+        "list",
+        help="models with their labels, input and weights source",
+        description="List the built-in models and the transformers video classifiers in "
+        "the local Hugging Face cache, and describe any MODEL given (a transformers folder "
+        "or hub id) as vidclass will run it.",
+    )
+    ml.add_argument("models", nargs="*", metavar="MODEL", help="transformers folders or hub ids")
     ml.add_argument("--format", choices=("table", "json"), default="table")
     mp = msub.add_parser(
         "pull",
@@ -75,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         "their sha256, convert them to safetensors in the cache folder ($VIDCLASS_CACHE, "
         "else $XDG_CACHE_HOME/vidclass).",
     )
-    mp.add_argument("name", nargs="?", default=DEFAULT_MODEL, help=f"({DEFAULT_MODEL})")
+    mp.add_argument(
+        "name",
+        nargs="?",
+        default=DEFAULT_MODEL,
+        help=f"a model name or a Hugging Face hub id ({DEFAULT_MODEL})",
+    )
     mp.add_argument(
         "--from",
         dest="source",
@@ -138,11 +156,27 @@ def _run_classify(args) -> int:
     return 1 if failed else 0
 
 
+def _model_row(entry, cached: bool) -> dict:
+    return {
+        "name": entry.name,
+        "labels": len(entry.labels),
+        "input": entry.input.describe(),
+        "source": entry.describe_source(),
+        "cached": cached,
+        "description": entry.description,
+    }
+
+
 def _run_models(args) -> int:
-    from .models import get_entry, list_entries
+    from .models import get_entry, hf, list_entries
+    from .models.registry import is_registered
     from .models.weights import pull, weights_path
 
     if args.models_command == "pull":
+        if not is_registered(args.name) and hf.is_hf_reference(args.name):
+            hf.load_module(hf.read_entry(args.name))  # fills the Hugging Face cache
+            print(f"{args.name}: ready (Hugging Face cache)")
+            return 0
         entry = get_entry(args.name)
         path = weights_path(entry)
         if path.is_file() and not args.force and not args.source:
@@ -150,18 +184,15 @@ def _run_models(args) -> int:
             return 0
         print(f"{entry.name}: {pull(entry, args.source)}")
         return 0
-    rows = []
-    for e in list_entries():
-        rows.append(
-            {
-                "name": e.name,
-                "labels": len(e.labels),
-                "input": e.input.describe(),
-                "source": e.weights.describe(),
-                "cached": weights_path(e).is_file(),
-                "description": e.description,
-            }
-        )
+    rows = [_model_row(e, weights_path(e).is_file()) for e in list_entries()]
+    for name in getattr(args, "models", None) or []:
+        rows.append(_model_row(hf.read_entry(name), True))
+    if not getattr(args, "models", None):
+        for name in hf.cached_hub_models():
+            try:
+                rows.append(_model_row(hf.read_entry(name, download=False), True))
+            except VidclassError as exc:  # one broken cache entry must not hide the rest
+                log.warning(str(exc))
     if getattr(args, "format", "table") == "json":
         json.dump(rows, sys.stdout, indent=2)
         print()
@@ -183,6 +214,10 @@ class _OneLine(logging.Formatter):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.debug:  # transformers' own bars and notices, for Hugging Face models
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_VERBOSITY", "error")  # its retry notices
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLine())
     log.addHandler(handler)

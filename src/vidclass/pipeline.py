@@ -12,7 +12,8 @@ import torch
 
 from . import runtime
 from .errors import VidclassError
-from .models import DEFAULT_MODEL, get_entry
+from .models import DEFAULT_MODEL, get_entry, hf
+from .models.registry import is_registered
 from .models.spec import ModelEntry
 from .models.weights import load_state_dict
 from .video import probe, read_frames, uniform_clips
@@ -58,8 +59,10 @@ class VideoClassifier:
         self.entry = entry
         self.precision = runtime.resolve_precision(precision)
         self.module = module.eval()
-        # channels_last_3d is faster for 3D convs on CPU in both precisions.
-        self.memory_format = torch.channels_last_3d if optimize else torch.contiguous_format
+        # channels_last_3d is faster for 3D convs on CPU in both precisions; a module
+        # that is not conv-bound (a transformer) says so with `channels_last = False`.
+        channels_last = optimize and getattr(module, "channels_last", True)
+        self.memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
         if optimize and hasattr(self.module, "fold_batchnorm"):
             self.module.fold_batchnorm()
         self.module = self.module.to(memory_format=self.memory_format)
@@ -94,17 +97,17 @@ class VideoClassifier:
         return torch.softmax(logits, dim=-1)
 
     # -- video -------------------------------------------------------------------------
-    def read_clips(self, path: str | os.PathLike, clips: int = 1) -> list[torch.Tensor]:
-        """Decode `clips` clips spread over the video, each a (C, T, H, W) tensor.
+    def clip_frames(self, path: str | os.PathLike, clips: int = 1) -> list[list[np.ndarray]]:
+        """The decoded frames of `clips` clips spread over the video: RGB uint8 (H, W, 3),
+        upright and resized as the model asks, before cropping and scaling.
 
         Frames for all clips come from one pass over the file. A file that ends early
         (truncated, damaged) is sampled again within the part that decodes.
         """
-        spec = self.spec
         info = probe(path)
         groups, served, warnings = self._decode(path, info.duration, clips)
         if any(t not in served for g in groups for t in g):
-            end = max(served, default=0.0) + 1.0 / (info.fps or spec.fps)
+            end = max(served, default=0.0) + 1.0 / (info.fps or self.spec.fps or 25.0)
             warnings.append(
                 f"{path}: only {end:.2f} s of {info.duration or 0:.2f} s decode; "
                 "classifying that part"
@@ -113,22 +116,26 @@ class VideoClassifier:
             warnings += more
         for message in dict.fromkeys(warnings):  # each once, though both passes saw it
             log.warning(message)
-        batch = []
-        for g in groups:
-            frames = [served[t] for t in g if t in served]
-            if frames:
-                batch.append(frames_to_tensor(frames, spec))
-        if not batch:
+        frames = [[served[t] for t in g if t in served] for g in groups]
+        frames = [f for f in frames if f]
+        if not frames:
             raise VidclassError(f"{path}: no video frame could be decoded")
-        if batch[0].shape[1] > len(groups[0]):
-            log.info(f"{path}: short video, frames repeated up to {spec.min_frames}")
-        return batch
+        return frames
+
+    def read_clips(self, path: str | os.PathLike, clips: int = 1) -> list[torch.Tensor]:
+        """`clips` clips spread over the video, each a prepared (C, T, H, W) tensor."""
+        groups = self.clip_frames(path, clips)
+        if len(groups[0]) < self.spec.min_frames:
+            log.info(f"{path}: short video, frames repeated up to {self.spec.min_frames}")
+        return [frames_to_tensor(frames, self.spec) for frames in groups]
 
     def _decode(self, path, duration: float | None, clips: int):
         spec = self.spec
         groups = uniform_clips(duration, spec.num_frames, spec.fps, clips)
         wanted = sorted({t for g in groups for t in g})
-        decoded = read_frames(path, wanted, spec.short_side)
+        decoded = read_frames(
+            path, wanted, spec.short_side, size=spec.size, interpolation=spec.interpolation
+        )
         served = dict(zip(wanted, decoded.frames, strict=False))  # frames may run out early
         return groups, served, decoded.warnings
 
@@ -171,14 +178,19 @@ def load_model(
     threads: int | None = None,
     download: bool = True,
 ) -> VideoClassifier:
-    """Load a named model (weights from the cache, fetched on first use) for reuse.
+    """Load a model for reuse: a registered name (weights from the cache, fetched on
+    first use), or a transformers video classifier as a local folder or hub id.
 
     precision: "auto" (bf16 where the CPU has native bf16, else fp32), "fp32" or "bf16".
     """
-    entry = get_entry(name)
     precision = runtime.resolve_precision(precision)
     runtime.configure_threads(threads)
     runtime.tune_allocator()
-    module = entry.build()
-    module.load_state_dict(load_state_dict(entry, download=download))
+    if not is_registered(name) and hf.is_hf_reference(name):
+        entry = hf.read_entry(name, download=download)
+        module = hf.load_module(entry, download=download)
+    else:
+        entry = get_entry(name)
+        module = entry.build()
+        module.load_state_dict(load_state_dict(entry, download=download))
     return VideoClassifier(entry, module, precision)

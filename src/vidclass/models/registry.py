@@ -24,7 +24,15 @@ def get_entry(name: str) -> ModelEntry:
         return _REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
-        raise VidclassError(f"unknown model {name!r}; known models: {known}") from None
+        raise VidclassError(
+            f"unknown model {name!r}; known models: {known} (or a transformers "
+            "video classifier: a local folder or a Hugging Face hub id)"
+        ) from None
+
+
+def is_registered(name: str) -> bool:
+    _ensure_builtin()
+    return name in _REGISTRY
 
 
 def list_entries() -> list[ModelEntry]:

@@ -16,27 +16,49 @@ class InputSpec:
     """How frames are sampled and prepared for a model."""
 
     num_frames: int  # frames per clip
-    fps: float  # sampling rate of a clip, in frames per second of video time
-    short_side: int  # frames are resized (in the decoder) so the short side is this
-    crop_size: int  # then centre-cropped to crop_size x crop_size
+    # Sampling rate of a clip in frames per second of video time; None spreads the
+    # clip's frames evenly over the whole video (or the window being classified).
+    fps: float | None = None
+    short_side: int | None = None  # resized (in the decoder) so the short side is this
+    size: tuple[int, int] | None = None  # or resized to exactly (height, width)
+    crop_size: int | tuple[int, int] | None = None  # then centre-cropped to this
     min_frames: int = 1  # shorter clips are padded by repeating frames up to this
     value_range: tuple[float, float] | None = (0.0, 1.0)  # uint8 [0,255] mapped onto this
     mean: tuple[float, float, float] | None = None  # applied after value_range, per channel
     std: tuple[float, float, float] | None = None
+    interpolation: str = "bilinear"  # of the resize: bilinear or bicubic
+
+    def __post_init__(self):
+        if self.short_side is not None and self.size is not None:
+            raise ValueError("give short_side or size, not both")
 
     @property
-    def clip_seconds(self) -> float:
-        return self.num_frames / self.fps
+    def clip_seconds(self) -> float | None:
+        return self.num_frames / self.fps if self.fps else None
+
+    @property
+    def crop_hw(self) -> tuple[int, int] | None:
+        if self.crop_size is None or isinstance(self.crop_size, tuple):
+            return self.crop_size
+        return (self.crop_size, self.crop_size)
 
     def describe(self) -> str:
-        rng = ""
+        when = f"@ {self.fps:g} fps" if self.fps else "spread over the video"
+        parts = [f"{self.num_frames} frames {when}"]
+        if self.short_side:
+            parts.append(f"short side {self.short_side}")
+        elif self.size:
+            parts.append(f"resized to {self.size[0]}x{self.size[1]}")
+        if self.crop_hw:
+            h, w = self.crop_hw
+            parts.append(f"crop {h}" if h == w else f"crop {h}x{w}")
         if self.value_range is not None:
-            rng = f", range [{self.value_range[0]:g}, {self.value_range[1]:g}]"
-        norm = f", mean {self.mean} std {self.std}" if self.mean else ""
-        return (
-            f"{self.num_frames} frames @ {self.fps:g} fps, short side {self.short_side}, "
-            f"crop {self.crop_size}{rng}{norm}"
-        )
+            parts.append(f"range [{self.value_range[0]:g}, {self.value_range[1]:g}]")
+        if self.mean:
+            mean = ", ".join(f"{v:.3g}" for v in self.mean)
+            std = ", ".join(f"{v:.3g}" for v in self.std or ())
+            parts.append(f"mean ({mean}) std ({std})")
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -68,7 +90,11 @@ class ModelEntry:
     description: str
     labels: tuple[str, ...]
     input: InputSpec
-    weights: PipWeights
-    build: Callable[[], Any]  # returns the torch module, weights not loaded
+    weights: PipWeights | None  # None where another library loads them (transformers)
+    build: Callable[[], Any] | None  # returns the torch module, weights not loaded
     activation: str = "softmax"
+    source: str = ""  # where the weights come from, when not `weights`
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def describe_source(self) -> str:
+        return self.weights.describe() if self.weights is not None else self.source

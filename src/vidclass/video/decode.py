@@ -21,6 +21,8 @@ from .container import error_reason, open_video
 SEEK_GAP = 10.0
 # Give up on a stream after this many undecodable packets in a row.
 MAX_BAD_PACKETS = 100
+# Resize filters, named as PyAV's reformat knows them (lower case).
+INTERPOLATIONS = ("bilinear", "bicubic")
 
 
 @dataclass
@@ -45,13 +47,29 @@ def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, i
     return max(1, round(width * short_side / height)), short_side
 
 
-def _to_rgb(frame: av.VideoFrame, short_side: int | None) -> np.ndarray:
-    width, height = scaled_size(frame.width, frame.height, short_side)
-    if (width, height) != (frame.width, frame.height):
-        frame = frame.reformat(width, height, "rgb24", interpolation="BILINEAR")
-    rgb = frame.to_ndarray(format="rgb24")
+@dataclass(frozen=True)
+class Resize:
+    """How the decoder resizes frames: short side to a length, or to an exact size."""
+
+    short_side: int | None = None
+    size: tuple[int, int] | None = None  # (height, width) of the upright frame
+    interpolation: str = "bilinear"
+
+    def target(self, width: int, height: int, turned: bool) -> tuple[int, int]:
+        """(width, height) to scale a stored frame to; `turned`: shown rotated by 90."""
+        if self.size is not None:
+            h, w = self.size
+            return (h, w) if turned else (w, h)
+        return scaled_size(width, height, self.short_side)
+
+
+def _to_rgb(frame: av.VideoFrame, resize: Resize) -> np.ndarray:
     # Display matrix rotation (degrees counter-clockwise), as FFmpeg's autorotate.
     turns = round((frame.rotation or 0) / 90) % 4
+    width, height = resize.target(frame.width, frame.height, turns % 2 == 1)
+    if (width, height) != (frame.width, frame.height):
+        frame = frame.reformat(width, height, "rgb24", interpolation=resize.interpolation.upper())
+    rgb = frame.to_ndarray(format="rgb24")
     return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
@@ -119,22 +137,31 @@ def read_frames(
     path: str | os.PathLike,
     timestamps: list[float] | None,
     short_side: int | None = None,
+    *,
+    size: tuple[int, int] | None = None,
+    interpolation: str = "bilinear",
 ) -> DecodedFrames:
     """The frame on screen at each timestamp (sorted ascending), or every frame if None.
+
+    Frames are resized so their short side is `short_side`, or to `size` (height,
+    width), with `interpolation` ("bilinear" or "bicubic"); neither keeps them as stored.
 
     Timestamps are seconds from the first frame. A frame is shown from its own
     timestamp until the next one's, so the frame for time t is the last one at or
     before t. Timestamps past the end of what decodes are left unserved.
     """
+    if interpolation not in INTERPOLATIONS:
+        raise VidclassError(f"unknown interpolation {interpolation!r}; use one of {INTERPOLATIONS}")
+    resize = Resize(short_side, size, interpolation)
     for seeking in (True, False):
         container, stream = open_video(path)
         with container:
             reader = _Reader(path, container, stream)
             if timestamps is None:
-                result = _read_all(reader, short_side)
+                result = _read_all(reader, resize)
             else:
                 try:
-                    result = _read_at(reader, sorted(timestamps), short_side, seeking)
+                    result = _read_at(reader, sorted(timestamps), resize, seeking)
                 except _SeekMissed:
                     continue
         if not result.frames:
@@ -144,18 +171,16 @@ def read_frames(
     raise AssertionError("unreachable: the second pass does not seek")
 
 
-def _read_all(reader: _Reader, short_side: int | None) -> DecodedFrames:
+def _read_all(reader: _Reader, resize: Resize) -> DecodedFrames:
     frames, times = [], []
     for frame, t in reader.frames():
-        frames.append(_to_rgb(frame, short_side))
+        frames.append(_to_rgb(frame, resize))
         times.append(t)
     end = times[-1] if times else None
     return DecodedFrames(frames, times, len(frames), end, reader.warnings)
 
 
-def _read_at(
-    reader: _Reader, targets: list[float], short_side: int | None, seeking: bool
-) -> DecodedFrames:
+def _read_at(reader: _Reader, targets: list[float], resize: Resize, seeking: bool) -> DecodedFrames:
     eps = 1e-4
     out: list[np.ndarray] = []
     out_times: list[float] = []
@@ -168,7 +193,7 @@ def _read_at(
     def take(frame, t):
         nonlocal converted
         if converted[0] is not frame:
-            converted = (frame, _to_rgb(frame, short_side))
+            converted = (frame, _to_rgb(frame, resize))
         out.append(converted[1])
         out_times.append(t)
 

@@ -24,12 +24,33 @@ def middle_clip(duration: float | None, num_frames: int, fps: float) -> list[flo
     return clip_at(start, num_frames, fps, duration)
 
 
+def spread_clip(start: float, end: float, num_frames: int) -> list[float]:
+    """`num_frames` timestamps at the centres of equal parts of [start, end).
+
+    A video of exactly `num_frames` frames gives each of its frames once.
+    """
+    step = (end - start) / num_frames
+    return [start + (k + 0.5) * step for k in range(num_frames)]
+
+
+# Rate assumed for a clip spread over a video whose duration cannot be found.
+FALLBACK_FPS = 25.0
+
+
 def uniform_clips(
-    duration: float | None, num_frames: int, fps: float, num_clips: int
+    duration: float | None, num_frames: int, fps: float | None, num_clips: int
 ) -> list[list[float]]:
-    """`num_clips` clips with their centres spread evenly over the whole video."""
+    """`num_clips` clips with their centres spread evenly over the whole video.
+
+    With `fps` None each clip's frames are spread over its share of the video.
+    """
     if num_clips < 1:
         raise ValueError("num_clips must be at least 1")
+    if fps is None:
+        if not duration:
+            return [clip_at(0.0, num_frames, FALLBACK_FPS, None)]
+        part = duration / num_clips
+        return [spread_clip(i * part, (i + 1) * part, num_frames) for i in range(num_clips)]
     length = num_frames / fps
     if duration is None or num_clips == 1 or duration <= length:
         return [middle_clip(duration, num_frames, fps)]

@@ -8,11 +8,13 @@ import torch
 from ..models.spec import InputSpec
 
 
-def center_crop(frame: np.ndarray, size: int) -> np.ndarray:
+def center_crop(frame: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """The centre `size` (or (height, width)) of a frame; a smaller frame stays whole."""
+    ch, cw = (size, size) if isinstance(size, int) else size
     h, w = frame.shape[:2]
-    top = max(0, (h - size) // 2)
-    left = max(0, (w - size) // 2)
-    return frame[top : top + size, left : left + size]
+    top = max(0, (h - ch) // 2)
+    left = max(0, (w - cw) // 2)
+    return frame[top : top + ch, left : left + cw]
 
 
 def stretch_to(frames: list[np.ndarray], count: int) -> list[np.ndarray]:
@@ -25,8 +27,8 @@ def stretch_to(frames: list[np.ndarray], count: int) -> list[np.ndarray]:
 
 def frames_to_tensor(frames: list[np.ndarray], spec: InputSpec, crop: bool = True) -> torch.Tensor:
     """(C, T, H, W) float32 from uint8 (H, W, 3) frames: crop, pad in time, scale."""
-    if crop:
-        frames = [center_crop(f, spec.crop_size) for f in frames]
+    if crop and spec.crop_hw is not None:
+        frames = [center_crop(f, spec.crop_hw) for f in frames]
     frames = stretch_to(frames, spec.min_frames)
     x = torch.from_numpy(np.stack(frames)).permute(3, 0, 1, 2).float()  # C, T, H, W
     if spec.value_range is not None:
