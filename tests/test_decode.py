@@ -7,6 +7,7 @@ import pytest
 from vidclass import VidclassError
 from vidclass.video import decode, probe, read_frames
 from vidclass.video.decode import scaled_size
+from vidclass.video.sampling import spread_clip
 
 from .conftest import video
 
@@ -51,12 +52,25 @@ def test_a_frame_wanted_twice_is_converted_once(monkeypatch):
     assert len(calls) == len(set(map(id, calls))) == 10
 
 
-def test_seeking_gives_the_same_frames_as_decoding_through(monkeypatch):
+@pytest.mark.parametrize(
+    "targets",
+    [
+        [70.0, 70.5, 71.0, 120.0, 120.3],  # far apart: seeks before keyframes are known
+        spread_clip(0.0, 139.4, 16),  # 8.7 s apart: seeks once keyframes (1 s) are seen
+    ],
+)
+def test_seeking_gives_the_same_frames_as_decoding_through(monkeypatch, targets):
     path = video("long/people_139s.mp4")
-    targets = [70.0, 70.5, 71.0, 120.0, 120.3]
+    seeks = []
+    real_seek = decode._Reader.seek
+    monkeypatch.setattr(decode._Reader, "seek", lambda r, t: seeks.append(t) or real_seek(r, t))
     sought = read_frames(path, targets, short_side=64)
+    assert seeks
     monkeypatch.setattr(decode, "SEEK_GAP", float("inf"))
+    monkeypatch.setattr(decode, "MIN_SEEK_GAP", float("inf"))
+    seeks.clear()
     through = read_frames(path, targets, short_side=64)
+    assert not seeks
     assert sought.times == through.times
     for a, b in zip(sought.frames, through.frames, strict=True):
         assert np.array_equal(a, b)

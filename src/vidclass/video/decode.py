@@ -19,6 +19,9 @@ from .container import error_reason, open_video
 # Seek when the next wanted frame is this many seconds ahead (keyframes are usually
 # 2-10 s apart; below this, decoding through is as cheap as a seek's re-decode).
 SEEK_GAP = 10.0
+# Once keyframes have been seen, seek over any gap of two keyframe intervals (a seek
+# re-decodes at most one), but never over less than this.
+MIN_SEEK_GAP = 1.0
 # Give up on a stream after this many undecodable packets in a row.
 MAX_BAD_PACKETS = 100
 # Resize filters, named as PyAV's reformat knows them (lower case).
@@ -88,9 +91,27 @@ class _Reader:
         self.warnings: list[str] = []
         self.damage: str | None = None  # the first decode error, if any
         self.last_time: float | None = None
+        self.keyframe_interval: float | None = None  # longest seen between two in a row
+        self._last_keyframe: float | None = None
+
+    def seek_gap(self) -> float:
+        """How far ahead the next wanted frame must be to make seeking cheaper."""
+        if self.keyframe_interval is None:
+            return SEEK_GAP
+        return min(SEEK_GAP, max(MIN_SEEK_GAP, 2 * self.keyframe_interval))
+
+    def _note_keyframe(self, packet) -> None:
+        if not packet.is_keyframe or packet.pts is None:
+            return
+        t = float(packet.pts * self.tb) - self.t0
+        if self._last_keyframe is not None and t > self._last_keyframe:
+            gap = t - self._last_keyframe
+            self.keyframe_interval = max(self.keyframe_interval or 0.0, gap)
+        self._last_keyframe = t
 
     def seek(self, t: float) -> None:
         """Jump to the keyframe at or before `t` (seconds from the first frame)."""
+        self._last_keyframe = None  # the next keyframe is not the one after the last
         try:
             self.container.seek(int((t + self.t0) / self.tb), stream=self.stream, backward=True)
         except av.error.FFmpegError as exc:
@@ -101,6 +122,7 @@ class _Reader:
         try:
             packets = self.container.demux(self.stream)
             for packet in packets:
+                self._note_keyframe(packet)
                 try:
                     decoded = packet.decode()
                     bad_run = 0
@@ -198,7 +220,7 @@ def _read_at(reader: _Reader, targets: list[float], resize: Resize, seeking: boo
         out_times.append(t)
 
     while i < len(targets):
-        jumped = seeking and targets[i] - position > SEEK_GAP
+        jumped = seeking and targets[i] - position > reader.seek_gap()
         if jumped:
             reader.seek(targets[i])
             prev = None
@@ -217,7 +239,7 @@ def _read_at(reader: _Reader, targets: list[float], resize: Resize, seeking: boo
             position = t
             if i == len(targets):
                 break
-            if seeking and targets[i] - t > SEEK_GAP:
+            if seeking and targets[i] - t > reader.seek_gap():
                 gap_ahead = True
                 break
         if not gap_ahead:
