@@ -8,5 +8,5 @@ PYTHON=${PYTHON:-python3}
 if ! "$PYTHON" -c "import torch" 2>/dev/null; then
     "$PYTHON" -m pip install "torch==2.13.0"
 fi
-"$PYTHON" -m pip install -e ".[hf,test]"
+"$PYTHON" -m pip install -e ".[hf,plot,test]"
 "$PYTHON" -m vidclass models pull

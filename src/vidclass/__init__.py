@@ -20,6 +20,7 @@ __all__ = [
     "classify",
     "list_models",
     "load_model",
+    "timeline",
 ]
 
 
@@ -41,6 +42,22 @@ def classify(
     yourself.
     """
     return _cached_model(model, precision).classify(path, top_k=top_k, clips=clips)
+
+
+def timeline(
+    path: str | os.PathLike,
+    window: float | None = None,
+    stride: float | None = None,
+    top_k: int = 3,
+    model: str = DEFAULT_MODEL,
+    precision: str = "auto",
+    **options,
+):
+    """Labels over time: a `Timeline` of sliding windows (start, end, top-k) and segments
+    (start, end, label, score). See `VideoClassifier.timeline` for the options."""
+    return _cached_model(model, precision).timeline(
+        path, window=window, stride=stride, top_k=top_k, **options
+    )
 
 
 def list_models():

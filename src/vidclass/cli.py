@@ -27,6 +27,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidclass",
@@ -69,6 +79,53 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: bf16 where the CPU has native bf16, else fp32 (auto)",
     )
     c.add_argument("--threads", type=_positive_int, help="CPU threads (all available cores)")
+
+    t = sub.add_parser(
+        "timeline",
+        help="labels over time in one video",
+        description="Classify sliding windows across the whole video and print each "
+        "window's top labels, or with --segments the stretches of one label. Subtitle "
+        "formats (srt, vtt) always give segments.",
+    )
+    t.add_argument("video", metavar="VIDEO", help="a video file")
+    t.add_argument(
+        "--window",
+        type=_positive_float,
+        help="window length in seconds (the model's clip: 2.56 for the default model)",
+    )
+    t.add_argument(
+        "--stride", type=_positive_float, default=1.0, help="seconds between windows (1)"
+    )
+    t.add_argument("-k", "--top-k", type=_positive_int, default=3, help="labels per window (3)")
+    t.add_argument(
+        "--segments", action="store_true", help="print segments of one label, not windows"
+    )
+    t.add_argument(
+        "--min-segment",
+        type=_positive_float,
+        help="shorter segments join a neighbour (seconds; two strides)",
+    )
+    t.add_argument(
+        "--smooth",
+        type=_positive_int,
+        default=3,
+        help="windows whose scores are averaged before segmenting (3)",
+    )
+    t.add_argument(
+        "--format",
+        choices=("table", "json", "csv", "srt", "vtt"),
+        default="table",
+        help="output (table)",
+    )
+    t.add_argument("--plot", metavar="PNG", help="also draw the timeline into this picture")
+    t.add_argument(
+        "-m",
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"a model name, a transformers model folder or a hub id ({DEFAULT_MODEL})",
+    )
+    t.add_argument("--precision", choices=PRECISIONS, default="auto", help="(auto)")
+    t.add_argument("--threads", type=_positive_int, help="CPU threads (all available cores)")
 
     m = sub.add_parser("models", help="list or fetch pretrained models")
     msub = m.add_subparsers(dest="models_command", metavar="ACTION")
@@ -156,6 +213,53 @@ def _run_classify(args) -> int:
     return 1 if failed else 0
 
 
+def _run_timeline(args) -> int:
+    from .pipeline import load_model
+
+    model = load_model(args.model, precision=args.precision, threads=args.threads)
+    tl = model.timeline(
+        args.video,
+        window=args.window,
+        stride=args.stride,
+        top_k=args.top_k,
+        smooth=args.smooth,
+        min_segment=args.min_segment,
+    )
+    out = sys.stdout
+    if args.format == "json":
+        json.dump(tl.as_dict(), out, indent=2)
+        print(file=out)
+    elif args.format in ("srt", "vtt"):
+        from .subtitles import to_srt, to_vtt
+
+        out.write(to_srt(tl.segments) if args.format == "srt" else to_vtt(tl.segments))
+    elif args.format == "csv":
+        writer = csv.writer(out)
+        if args.segments:
+            writer.writerow(["start", "end", "label", "score"])
+            for g in tl.segments:
+                writer.writerow([f"{g.start:.3f}", f"{g.end:.3f}", g.label, f"{g.score:.6f}"])
+        else:
+            writer.writerow(["start", "end", "rank", "label", "score"])
+            for w in tl.windows:
+                for rank, p in enumerate(w.predictions, 1):
+                    row = [f"{w.start:.3f}", f"{w.end:.3f}", rank, p["label"], f"{p['score']:.6f}"]
+                    writer.writerow(row)
+    elif args.segments:
+        for g in tl.segments:
+            print(f"{g.start:8.2f} {g.end:8.2f}  {g.label}  {g.score:.3f}", file=out)
+    else:
+        for w in tl.windows:
+            labels = "  ".join(f"{p['label']} {p['score']:.3f}" for p in w.predictions)
+            print(f"{w.start:8.2f} {w.end:8.2f}  {labels}", file=out)
+    if args.plot:
+        from .plot import plot_timeline
+
+        plot_timeline(tl, args.plot)
+        log.info(f"timeline picture written to {args.plot}")
+    return 0
+
+
 def _model_row(entry, cached: bool) -> dict:
     return {
         "name": entry.name,
@@ -226,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "classify":
             return _run_classify(args)
+        if args.command == "timeline":
+            return _run_timeline(args)
         if args.command == "models":
             if args.models_command is None:
                 args.models_command = "list"

@@ -157,6 +157,24 @@ class VideoClassifier:
             raise VidclassError(f"clips must be at least 1, got {clips}")
         return self.top_k(self.scores(path, clips), top_k)
 
+    def timeline(
+        self,
+        path: str | os.PathLike,
+        window: float | None = None,
+        stride: float | None = None,
+        top_k: int = 3,
+        smooth: int = 3,
+        min_segment: float | None = None,
+    ):
+        """Labels over time: top-k for sliding windows, and segments of one label.
+
+        window/stride in seconds (default: the model's clip length, else 2 s / 1 s);
+        smooth: windows averaged before segmenting; min_segment: seconds (2 strides).
+        """
+        from .timeline import compute
+
+        return compute(self, path, window, stride, top_k, smooth, min_segment)
+
     def classify_many(
         self, paths: Iterable[str | os.PathLike], top_k: int = 5, clips: int = 1
     ) -> Iterator[VideoResult]:

@@ -8,6 +8,7 @@ skipping to a keyframe is cheaper than decoding everything in between.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import av
@@ -172,25 +173,79 @@ def read_frames(
     timestamp until the next one's, so the frame for time t is the last one at or
     before t. Timestamps past the end of what decodes are left unserved.
     """
-    if interpolation not in INTERPOLATIONS:
-        raise VidclassError(f"unknown interpolation {interpolation!r}; use one of {INTERPOLATIONS}")
-    resize = Resize(short_side, size, interpolation)
-    for seeking in (True, False):
+    if timestamps is None:
+        resize = _resize(short_side, size, interpolation)
         container, stream = open_video(path)
         with container:
             reader = _Reader(path, container, stream)
-            if timestamps is None:
-                result = _read_all(reader, resize)
-            else:
-                try:
-                    result = _read_at(reader, sorted(timestamps), resize, seeking)
-                except _SeekMissed:
-                    continue
+            result = _read_all(reader, resize)
         if not result.frames:
             why = f" ({reader.damage})" if reader.damage else ""
             raise VidclassError(f"{path}: no video frame could be decoded{why}")
         return result
-    raise AssertionError("unreachable: the second pass does not seek")
+    frames = FrameStream(path, timestamps, short_side, size=size, interpolation=interpolation)
+    served = list(frames)
+    if not served:
+        why = f" ({frames.damage})" if frames.damage else ""
+        raise VidclassError(f"{path}: no video frame could be decoded{why}")
+    return DecodedFrames(
+        [f for _, _, f in served],
+        [t for _, t, _ in served],
+        len(frames.targets),
+        frames.end_time,
+        frames.warnings,
+    )
+
+
+def _resize(short_side, size, interpolation) -> Resize:
+    if interpolation not in INTERPOLATIONS:
+        raise VidclassError(f"unknown interpolation {interpolation!r}; use one of {INTERPOLATIONS}")
+    return Resize(short_side, size, interpolation)
+
+
+class FrameStream:
+    """The frames on screen at sorted timestamps, yielded as one pass decodes them.
+
+    Iterating gives (index into `targets`, frame time, RGB array), in order, so a caller
+    can use and drop frames as they come (long videos in bounded memory). After the
+    iteration, `warnings`, `damage` and `end_time` describe what the pass met.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        timestamps: list[float],
+        short_side: int | None = None,
+        *,
+        size: tuple[int, int] | None = None,
+        interpolation: str = "bilinear",
+    ):
+        self.path = path
+        self.targets = sorted(timestamps)
+        self.resize = _resize(short_side, size, interpolation)
+        self.warnings: list[str] = []
+        self.damage: str | None = None
+        self.end_time: float | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
+        start = 0
+        for seeking in (True, False):
+            container, stream = open_video(self.path)
+            with container:
+                reader = _Reader(self.path, container, stream)
+                try:
+                    for item in _serve(reader, self.targets, start, self.resize, seeking):
+                        start = item[0] + 1
+                        yield item
+                    missed = False
+                except _SeekMissed:  # a broken index: go on from the start, no seeking
+                    missed = True
+                finally:
+                    self.warnings = list(dict.fromkeys(self.warnings + reader.warnings))
+                    self.damage = self.damage or reader.damage
+                    self.end_time = reader.last_time
+            if not missed:
+                return
 
 
 def _read_all(reader: _Reader, resize: Resize) -> DecodedFrames:
@@ -202,22 +257,21 @@ def _read_all(reader: _Reader, resize: Resize) -> DecodedFrames:
     return DecodedFrames(frames, times, len(frames), end, reader.warnings)
 
 
-def _read_at(reader: _Reader, targets: list[float], resize: Resize, seeking: bool) -> DecodedFrames:
+def _serve(
+    reader: _Reader, targets: list[float], i: int, resize: Resize, seeking: bool
+) -> Iterator[tuple[int, float, np.ndarray]]:
+    """(index, time, RGB) for targets[i:], in order; a frame is converted only once."""
     eps = 1e-4
-    out: list[np.ndarray] = []
-    out_times: list[float] = []
     prev = None  # (frame, time) of the last frame decoded
     converted = (None, None)  # (frame, array) of the last frame turned into RGB
     longest_dt = 0.0
     position = 0.0
-    i = 0
 
     def take(frame, t):
         nonlocal converted
         if converted[0] is not frame:
             converted = (frame, _to_rgb(frame, resize))
-        out.append(converted[1])
-        out_times.append(t)
+        return converted[1]
 
     while i < len(targets):
         jumped = seeking and targets[i] - position > reader.seek_gap()
@@ -233,7 +287,8 @@ def _read_at(reader: _Reader, targets: list[float], resize: Resize, seeking: boo
             while i < len(targets) and targets[i] < t - eps:
                 # This frame comes after target i: the one before it was on screen.
                 # (A target before the first frame gets the first frame.)
-                take(*(prev if prev is not None else (frame, t)))
+                shown = prev if prev is not None else (frame, t)
+                yield i, shown[1], take(*shown)
                 i += 1
             prev = (frame, t)
             position = t
@@ -248,7 +303,5 @@ def _read_at(reader: _Reader, targets: list[float], resize: Resize, seeking: boo
         # Past the last frame: it stays on screen for about one frame interval.
         hold = max(longest_dt, reader.frame_dt) * 1.5
         while i < len(targets) and targets[i] <= prev[1] + hold:
-            take(*prev)
+            yield i, prev[1], take(*prev)
             i += 1
-    end_time = reader.last_time
-    return DecodedFrames(out, out_times, len(targets), end_time, reader.warnings)
