@@ -25,6 +25,7 @@ transformers = pytest.importorskip(
 pytest.importorskip("PIL", reason="transformers' image processors need Pillow")
 
 LABELS = ["archery", "bowling", "cooking", "dancing", "eating"]
+LABEL_MAPS = {"id2label": dict(enumerate(LABELS)), "label2id": {n: i for i, n in enumerate(LABELS)}}
 SIZE = 32  # short side and crop of the tiny checkpoints
 FRAMES = 8
 
@@ -38,8 +39,7 @@ def _config(kind: str):
         intermediate_size=64,
         # Larger than the default 0.02 so logits are O(1) and move with the input.
         initializer_range=0.3,
-        id2label=dict(enumerate(LABELS)),
-        label2id={name: i for i, name in enumerate(LABELS)},
+        **LABEL_MAPS,
     )
     if kind == "videomae":
         return transformers.VideoMAEConfig(image_size=SIZE, patch_size=8, tubelet_size=2, **common)
@@ -106,6 +106,11 @@ def test_processor_configs_become_input_specs(tmp_path):
     )
     assert spec.size == (40, 60) and spec.short_side is None and spec.crop_hw is None
     assert spec.interpolation == "bicubic"
+    for resample in hf.RESAMPLE:  # every filter a processor names is one the decoder has
+        processor = {"resample": resample, "size": {"shortest_edge": 40}}
+        name = hf.processor_to_spec(config, processor).interpolation
+        frames = read_frames(video("arm_wrestling.mp4"), [1.0], 40, interpolation=name)
+        assert min(frames.frames[0].shape[:2]) == 40
 
 
 def test_same_frames_give_the_processor_and_model_logits(checkpoint):
@@ -201,8 +206,7 @@ def test_vjepa2_video_processor_config(tmp_path):
         pred_num_hidden_layers=1,
         pred_num_attention_heads=2,
         num_pooler_layers=1,
-        id2label=dict(enumerate(LABELS)),
-        label2id={n: i for i, n in enumerate(LABELS)},
+        **LABEL_MAPS,
     )
     torch.manual_seed(0)
     model = transformers.VJEPA2ForVideoClassification(config).eval()

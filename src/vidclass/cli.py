@@ -37,6 +37,23 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--model, --precision and --threads, the same for every command that runs a model."""
+    parser.add_argument(
+        "-m",
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"a model name, a transformers model folder or a hub id ({DEFAULT_MODEL})",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto: bf16 where the CPU has native bf16, else fp32 (auto)",
+    )
+    parser.add_argument("--threads", type=_positive_int, help="CPU threads (all available cores)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidclass",
@@ -61,24 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", dest="format", action="store_const", const="json", help="same as --format json"
     )
     c.add_argument(
-        "-m",
-        "--model",
-        default=DEFAULT_MODEL,
-        help=f"a model name, a transformers model folder or a hub id ({DEFAULT_MODEL})",
-    )
-    c.add_argument(
         "--clips",
         type=_positive_int,
         default=1,
         help="clips spread over the whole video, scores averaged (1: one clip from the middle)",
     )
-    c.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="auto",
-        help="auto: bf16 where the CPU has native bf16, else fp32 (auto)",
-    )
-    c.add_argument("--threads", type=_positive_int, help="CPU threads (all available cores)")
+    _add_model_options(c)
 
     t = sub.add_parser(
         "timeline",
@@ -118,14 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output (table)",
     )
     t.add_argument("--plot", metavar="PNG", help="also draw the timeline into this picture")
-    t.add_argument(
-        "-m",
-        "--model",
-        default=DEFAULT_MODEL,
-        help=f"a model name, a transformers model folder or a hub id ({DEFAULT_MODEL})",
-    )
-    t.add_argument("--precision", choices=PRECISIONS, default="auto", help="(auto)")
-    t.add_argument("--threads", type=_positive_int, help="CPU threads (all available cores)")
+    _add_model_options(t)
 
     m = sub.add_parser("models", help="list or fetch pretrained models")
     msub = m.add_subparsers(dest="models_command", metavar="ACTION")
@@ -289,9 +287,9 @@ def _run_models(args) -> int:
         print(f"{entry.name}: {pull(entry, args.source)}")
         return 0
     rows = [_model_row(e, weights_path(e).is_file()) for e in list_entries()]
-    for name in getattr(args, "models", None) or []:
-        rows.append(_model_row(hf.read_entry(name), True))
-    if not getattr(args, "models", None):
+    named = getattr(args, "models", None) or []  # absent for a bare `vidclass models`
+    rows += [_model_row(hf.read_entry(name), True) for name in named]
+    if not named:
         for name in hf.cached_hub_models():
             try:
                 rows.append(_model_row(hf.read_entry(name, download=False), True))

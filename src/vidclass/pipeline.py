@@ -17,6 +17,7 @@ from .models.registry import is_registered
 from .models.spec import ModelEntry
 from .models.weights import load_state_dict
 from .video import probe, read_frames, uniform_clips
+from .video.decode import no_frames_error
 from .video.transforms import frames_to_tensor
 
 log = logging.getLogger("vidclass")
@@ -119,7 +120,7 @@ class VideoClassifier:
         frames = [[served[t] for t in g if t in served] for g in groups]
         frames = [f for f in frames if f]
         if not frames:
-            raise VidclassError(f"{path}: no video frame could be decoded")
+            raise no_frames_error(path)
         return frames
 
     def read_clips(self, path: str | os.PathLike, clips: int = 1) -> list[torch.Tensor]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import VidclassError
 from .video import FrameStream, probe, spread_clip
+from .video.decode import no_frames_error
 from .video.transforms import frames_to_tensor
 
 if TYPE_CHECKING:
@@ -92,8 +93,10 @@ def compute(
     smooth: int = 3,
     min_segment: float | None = None,
 ) -> Timeline:
-    window = window or clf.spec.clip_seconds or DEFAULT_WINDOW
-    stride = stride or DEFAULT_STRIDE
+    if window is None:
+        window = clf.spec.clip_seconds or DEFAULT_WINDOW
+    if stride is None:
+        stride = DEFAULT_STRIDE
     if window <= 0 or stride <= 0:
         raise VidclassError(f"window and stride must be positive, got {window} and {stride}")
     if top_k < 1:
@@ -140,8 +143,7 @@ def compute(
     for message in stream.warnings:
         log.warning(message)
     if not kept:
-        why = f" ({stream.damage})" if stream.damage else ""
-        raise VidclassError(f"{path}: no video frame could be decoded{why}")
+        raise no_frames_error(path, stream.damage)
     if len(kept) < len(spans):
         log.warning(f"{path}: {len(spans) - len(kept)} windows past the decodable end skipped")
 

@@ -206,7 +206,7 @@ def processor_to_spec(config: Any, processor: dict) -> InputSpec:
         value_range=value_range,
         mean=mean,
         std=std,
-        interpolation=RESAMPLE.get(int(p["resample"]), "bilinear"),
+        interpolation=RESAMPLE.get(p["resample"], "bilinear"),
     )
 
 

@@ -26,7 +26,7 @@ class InputSpec:
     value_range: tuple[float, float] | None = (0.0, 1.0)  # uint8 [0,255] mapped onto this
     mean: tuple[float, float, float] | None = None  # applied after value_range, per channel
     std: tuple[float, float, float] | None = None
-    interpolation: str = "bilinear"  # of the resize: bilinear or bicubic
+    interpolation: str = "bilinear"  # of the resize, as video.decode.INTERPOLATIONS names it
 
     def __post_init__(self):
         if self.short_side is not None and self.size is not None:

@@ -25,8 +25,9 @@ SEEK_GAP = 10.0
 MIN_SEEK_GAP = 1.0
 # Give up on a stream after this many undecodable packets in a row.
 MAX_BAD_PACKETS = 100
-# Resize filters, named as PyAV's reformat knows them (lower case).
-INTERPOLATIONS = ("bilinear", "bicubic")
+# Resize filters, named as PyAV's reformat knows them (lower case); the last three are
+# what processor configs call nearest, lanczos and box.
+INTERPOLATIONS = ("bilinear", "bicubic", "point", "lanczos", "area")
 
 
 @dataclass
@@ -167,7 +168,7 @@ def read_frames(
     """The frame on screen at each timestamp (sorted ascending), or every frame if None.
 
     Frames are resized so their short side is `short_side`, or to `size` (height,
-    width), with `interpolation` ("bilinear" or "bicubic"); neither keeps them as stored.
+    width), with `interpolation` (one of INTERPOLATIONS); neither keeps them as stored.
 
     Timestamps are seconds from the first frame. A frame is shown from its own
     timestamp until the next one's, so the frame for time t is the last one at or
@@ -180,14 +181,12 @@ def read_frames(
             reader = _Reader(path, container, stream)
             result = _read_all(reader, resize)
         if not result.frames:
-            why = f" ({reader.damage})" if reader.damage else ""
-            raise VidclassError(f"{path}: no video frame could be decoded{why}")
+            raise no_frames_error(path, reader.damage)
         return result
     frames = FrameStream(path, timestamps, short_side, size=size, interpolation=interpolation)
     served = list(frames)
     if not served:
-        why = f" ({frames.damage})" if frames.damage else ""
-        raise VidclassError(f"{path}: no video frame could be decoded{why}")
+        raise no_frames_error(path, frames.damage)
     return DecodedFrames(
         [f for _, _, f in served],
         [t for _, t, _ in served],
@@ -195,6 +194,11 @@ def read_frames(
         frames.end_time,
         frames.warnings,
     )
+
+
+def no_frames_error(path: str | os.PathLike, damage: str | None = None) -> VidclassError:
+    why = f" ({damage})" if damage else ""
+    return VidclassError(f"{path}: no video frame could be decoded{why}")
 
 
 def _resize(short_side, size, interpolation) -> Resize:
