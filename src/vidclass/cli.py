@@ -27,6 +27,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -65,11 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser(
         "classify",
-        help="top-k labels for each video",
-        description="Print the top-k labels with scores for each video. A file that cannot "
-        "be read gets a one-line error; the others are still classified.",
+        help="top-k labels for each video, one or thousands",
+        description="Print the top-k labels with scores for each video, or write them to a "
+        "results file with --output. A file that cannot be read is reported with its error; "
+        "the others are still classified. An interrupted run given the same --output "
+        "carries on where it stopped.",
     )
-    c.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
+    c.add_argument(
+        "videos",
+        nargs="+",
+        metavar="VIDEO",
+        help="video files, folders, globs (quoted: 'clips/*.mp4') or .txt files listing "
+        "videos one per line",
+    )
     c.add_argument("-k", "--top-k", type=_positive_int, default=5, help="labels per video (5)")
     c.add_argument(
         "--format", choices=("table", "json", "csv"), default="table", help="output (table)"
@@ -82,6 +100,27 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=1,
         help="clips spread over the whole video, scores averaged (1: one clip from the middle)",
+    )
+    c.add_argument(
+        "-r", "--recursive", action="store_true", help="look in subfolders too (and ** in globs)"
+    )
+    c.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write results to FILE (.jsonl, .csv or .sqlite) as each video finishes, "
+        "skipping videos it already holds",
+    )
+    c.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        help="processes decoding ahead of the model (one per two cores; 0: none)",
+    )
+    c.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=2,
+        help="clips of different videos scored together (2)",
     )
     _add_model_options(c)
 
@@ -170,45 +209,70 @@ def _print_table(results, out) -> None:
             print(f"  {p['label']:<{width}}  {p['score']:.3f}", file=out)
 
 
+class _StdoutResults:
+    """Prints each result as it finishes in the chosen format; JSON is one list at the end,
+    in the order the videos were named."""
+
+    def __init__(self, fmt: str, videos: list[str]):
+        self.format = fmt
+        self.order = {v: i for i, v in enumerate(videos)}
+        self.writer = None
+        self.collected: list[dict] = []
+
+    def __call__(self, r) -> None:
+        if self.format == "table":
+            _print_table([r], sys.stdout)
+        elif self.format == "csv":
+            if self.writer is None:
+                self.writer = csv.writer(sys.stdout)
+                self.writer.writerow(["video", "rank", "label", "score", "error"])
+            if r.error is not None:
+                self.writer.writerow([r.video, "", "", "", r.error])
+            for rank, p in enumerate(r.predictions or [], 1):
+                self.writer.writerow([r.video, rank, p["label"], f"{p['score']:.6f}", ""])
+        else:
+            self.collected.append(r.as_dict())
+        sys.stdout.flush()
+
+    def finish(self) -> None:
+        if self.format == "json":
+            self.collected.sort(key=lambda r: self.order.get(r["video"], len(self.order)))
+            json.dump(self.collected, sys.stdout, indent=2)
+            print()
+
+
 def _run_classify(args) -> int:
+    from .batch import classify_videos, expand_inputs, output_format
     from .pipeline import load_model
 
+    videos = expand_inputs(args.videos, recursive=args.recursive)
+    if args.output:
+        output_format(args.output)  # a bad --output fails before the model loads
     model = load_model(args.model, precision=args.precision, threads=args.threads)
-    results_iter = model.classify_many(args.videos, top_k=args.top_k, clips=args.clips)
-    show_progress = len(args.videos) > 1 and sys.stderr.isatty()
-    if show_progress:
-        from tqdm import tqdm
+    printer = None if args.output else _StdoutResults(args.format, videos)
 
-        results_iter = tqdm(results_iter, total=len(args.videos), unit="video", leave=False)
-    failed = 0
-    writer = None
-    results = []
-    for r in results_iter:
+    def on_result(r) -> None:
         if r.error is not None:
-            failed += 1
             log.error(r.error)
-        if args.format == "table":
-            _print_table([r], sys.stdout)
-            sys.stdout.flush()
-        elif args.format == "csv":
-            if writer is None:
-                writer = csv.writer(sys.stdout)
-                writer.writerow(["video", "rank", "label", "score", "error"])
-            if r.error is not None:
-                writer.writerow([r.video, "", "", "", r.error])
-            for rank, p in enumerate(r.predictions or [], 1):
-                writer.writerow([r.video, rank, p["label"], f"{p['score']:.6f}", ""])
-            sys.stdout.flush()
-        else:
-            results.append(r.as_dict())
-    if args.format == "json":
-        json.dump(results, sys.stdout, indent=2)
-        print()
-    if len(args.videos) > 1 and failed:
-        log.warning(
-            f"{len(args.videos) - failed} of {len(args.videos)} videos classified, {failed} failed"
-        )
-    return 1 if failed else 0
+        if printer is not None:
+            printer(r)
+
+    summary = classify_videos(
+        model,
+        videos,
+        args.output,
+        top_k=args.top_k,
+        clips=args.clips,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        progress=len(videos) > 1 and sys.stderr.isatty(),
+        on_result=on_result,
+    )
+    if printer is not None:
+        printer.finish()
+    if len(videos) > 1 or args.output:
+        print(f"vidclass: {summary.describe()}", file=sys.stderr)
+    return 1 if summary.failed else 0
 
 
 def _run_timeline(args) -> int:

@@ -16,8 +16,7 @@ from .models import DEFAULT_MODEL, get_entry, hf
 from .models.registry import is_registered
 from .models.spec import ModelEntry
 from .models.weights import load_state_dict
-from .video import probe, read_frames, uniform_clips
-from .video.decode import no_frames_error
+from .video.clips import read_clip_frames
 from .video.transforms import frames_to_tensor
 
 log = logging.getLogger("vidclass")
@@ -100,27 +99,10 @@ class VideoClassifier:
     # -- video -------------------------------------------------------------------------
     def clip_frames(self, path: str | os.PathLike, clips: int = 1) -> list[list[np.ndarray]]:
         """The decoded frames of `clips` clips spread over the video: RGB uint8 (H, W, 3),
-        upright and resized as the model asks, before cropping and scaling.
-
-        Frames for all clips come from one pass over the file. A file that ends early
-        (truncated, damaged) is sampled again within the part that decodes.
-        """
-        info = probe(path)
-        groups, served, warnings = self._decode(path, info.duration, clips)
-        if any(t not in served for g in groups for t in g):
-            end = max(served, default=0.0) + 1.0 / (info.fps or self.spec.fps or 25.0)
-            warnings.append(
-                f"{path}: only {end:.2f} s of {info.duration or 0:.2f} s decode; "
-                "classifying that part"
-            )
-            groups, served, more = self._decode(path, end, clips)
-            warnings += more
-        for message in dict.fromkeys(warnings):  # each once, though both passes saw it
+        upright and resized as the model asks, before cropping and scaling."""
+        frames, warnings = read_clip_frames(path, self.spec, clips)
+        for message in warnings:
             log.warning(message)
-        frames = [[served[t] for t in g if t in served] for g in groups]
-        frames = [f for f in frames if f]
-        if not frames:
-            raise no_frames_error(path)
         return frames
 
     def read_clips(self, path: str | os.PathLike, clips: int = 1) -> list[torch.Tensor]:
@@ -129,16 +111,6 @@ class VideoClassifier:
         if len(groups[0]) < self.spec.min_frames:
             log.info(f"{path}: short video, frames repeated up to {self.spec.min_frames}")
         return [frames_to_tensor(frames, self.spec) for frames in groups]
-
-    def _decode(self, path, duration: float | None, clips: int):
-        spec = self.spec
-        groups = uniform_clips(duration, spec.num_frames, spec.fps, clips)
-        wanted = sorted({t for g in groups for t in g})
-        decoded = read_frames(
-            path, wanted, spec.short_side, size=spec.size, interpolation=spec.interpolation
-        )
-        served = dict(zip(wanted, decoded.frames, strict=False))  # frames may run out early
-        return groups, served, decoded.warnings
 
     def scores(self, path: str | os.PathLike, clips: int = 1) -> np.ndarray:
         """Class scores (probabilities) for a video, averaged over `clips` clips."""
@@ -177,18 +149,23 @@ class VideoClassifier:
         return compute(self, path, window, stride, top_k, smooth, min_segment)
 
     def classify_many(
-        self, paths: Iterable[str | os.PathLike], top_k: int = 5, clips: int = 1
+        self,
+        paths: Iterable[str | os.PathLike],
+        top_k: int = 5,
+        clips: int = 1,
+        workers: int = 0,
+        batch_size: int = 1,
     ) -> Iterator[VideoResult]:
-        """Classify each video; a bad file gives a result with its error, not an exception."""
-        for path in paths:
-            try:
-                yield VideoResult(str(path), predictions=self.classify(path, top_k, clips))
-            except VidclassError as exc:
-                yield VideoResult(str(path), error=str(exc))
-            except Exception as exc:  # a bug on one file must not end the run
-                log.debug("unexpected failure", exc_info=True)
-                why = f"unexpected {type(exc).__name__}: {exc}"
-                yield VideoResult(str(path), error=f"{path}: {why}")
+        """Classify each video; a bad file gives a result with its error, not an exception.
+
+        workers: decoding processes running ahead of the model (0: decode in this one);
+        batch_size: clips of different videos scored in one forward pass. With either,
+        results come as videos finish, not always in the order given.
+        """
+        from .batch import BatchRunner
+
+        runner = BatchRunner(self, top_k, clips, workers=workers, batch_size=batch_size)
+        return runner.run(paths)
 
 
 def load_model(

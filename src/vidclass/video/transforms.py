@@ -25,12 +25,17 @@ def stretch_to(frames: list[np.ndarray], count: int) -> list[np.ndarray]:
     return [frames[i] for i in idx]
 
 
-def frames_to_tensor(frames: list[np.ndarray], spec: InputSpec, crop: bool = True) -> torch.Tensor:
-    """(C, T, H, W) float32 from uint8 (H, W, 3) frames: crop, pad in time, scale."""
+def stack_clip(frames: list[np.ndarray], spec: InputSpec, crop: bool = True) -> np.ndarray:
+    """(T, H, W, 3) uint8: frames cropped and padded in time; a quarter of the float size,
+    so this is what decoding processes hand over."""
     if crop and spec.crop_hw is not None:
         frames = [center_crop(f, spec.crop_hw) for f in frames]
-    frames = stretch_to(frames, spec.min_frames)
-    x = torch.from_numpy(np.stack(frames)).permute(3, 0, 1, 2).float()  # C, T, H, W
+    return np.stack(stretch_to(frames, spec.min_frames))
+
+
+def clip_to_tensor(clip: np.ndarray, spec: InputSpec) -> torch.Tensor:
+    """(C, T, H, W) float32 from a stacked uint8 clip, scaled as the model expects."""
+    x = torch.from_numpy(clip).permute(3, 0, 1, 2).float()  # C, T, H, W
     if spec.value_range is not None:
         lo, hi = spec.value_range
         x = x.mul_((hi - lo) / 255.0).add_(lo)
@@ -39,3 +44,8 @@ def frames_to_tensor(frames: list[np.ndarray], spec: InputSpec, crop: bool = Tru
         std = torch.tensor(spec.std).view(3, 1, 1, 1)
         x = x.sub_(mean).div_(std)
     return x
+
+
+def frames_to_tensor(frames: list[np.ndarray], spec: InputSpec, crop: bool = True) -> torch.Tensor:
+    """(C, T, H, W) float32 from uint8 (H, W, 3) frames: crop, pad in time, scale."""
+    return clip_to_tensor(stack_clip(frames, spec, crop), spec)

@@ -1,0 +1,106 @@
+"""Batch runs: many videos to a resumable results file, decoding in parallel."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .runner import BatchRunner, RunStats, default_workers
+from .sources import VIDEO_EXTENSIONS, expand_inputs
+from .stores import FORMATS, open_store, output_format
+
+__all__ = [
+    "FORMATS",
+    "VIDEO_EXTENSIONS",
+    "BatchRunner",
+    "BatchSummary",
+    "RunStats",
+    "classify_videos",
+    "default_workers",
+    "expand_inputs",
+    "open_store",
+    "output_format",
+]
+
+log = logging.getLogger("vidclass")
+
+
+@dataclass
+class BatchSummary:
+    """How a batch run ended."""
+
+    total: int  # videos named
+    succeeded: int
+    failed: int
+    skipped: int  # already in the output from an earlier run
+    wall_seconds: float
+    model_seconds: float
+    output: str | None = None
+
+    @property
+    def rate(self) -> float:
+        """Videos classified (or failed) per second of this run."""
+        done = self.succeeded + self.failed
+        return done / self.wall_seconds if self.wall_seconds else 0.0
+
+    def describe(self) -> str:
+        text = f"{self.succeeded} classified, {self.failed} failed"
+        if self.skipped:
+            text += f", {self.skipped} skipped (already in {self.output})"
+        return text + f" in {self.wall_seconds:.1f} s ({self.rate:.2f} videos/s)"
+
+
+def classify_videos(
+    model,
+    videos: list[str],
+    output: str | os.PathLike | None = None,
+    *,
+    top_k: int = 5,
+    clips: int = 1,
+    workers: int | None = None,
+    batch_size: int = 2,
+    progress: bool = False,
+    on_result: Callable | None = None,
+) -> BatchSummary:
+    """Classify `videos` with a loaded model; each result goes to `output` (.jsonl, .csv
+    or .sqlite) as it finishes, and to `on_result(VideoResult)`.
+
+    Videos already in `output` are skipped, so rerunning an interrupted run finishes it.
+    """
+    store = open_store(output, model.name, top_k) if output is not None else None
+    todo = [v for v in videos if store is None or v not in store.done]
+    skipped = len(videos) - len(todo)
+    if skipped:
+        log.info(f"{skipped} of {len(videos)} videos already in {output}; skipping them")
+    runner = BatchRunner(model, top_k=top_k, clips=clips, workers=workers, batch_size=batch_size)
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), unit="video", leave=False, dynamic_ncols=True)
+    try:
+        for result in runner.run(todo):
+            if store is not None:
+                record = result.as_dict()
+                store.write({"video": record.pop("video"), "model": model.name, **record})
+            if on_result is not None:
+                on_result(result)
+            if bar is not None:
+                bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+        if store is not None:
+            store.close()
+    stats = runner.stats
+    return BatchSummary(
+        total=len(videos),
+        succeeded=stats.succeeded,
+        failed=stats.failed,
+        skipped=skipped,
+        wall_seconds=stats.wall_seconds,
+        model_seconds=stats.model_seconds,
+        output=str(output) if output is not None else None,
+    )
