@@ -18,6 +18,7 @@ __all__ = [
     "VideoResult",
     "__version__",
     "classify",
+    "classify_batch",
     "list_models",
     "load_model",
     "timeline",
@@ -57,6 +58,59 @@ def timeline(
     (start, end, label, score). See `VideoClassifier.timeline` for the options."""
     return _cached_model(model, precision).timeline(
         path, window=window, stride=stride, top_k=top_k, **options
+    )
+
+
+def classify_batch(
+    inputs: list[str | os.PathLike],
+    output: str | os.PathLike | None = None,
+    *,
+    model: str = DEFAULT_MODEL,
+    top_k: int = 5,
+    clips: int = 1,
+    recursive: bool = False,
+    workers: int | None = None,
+    batch_size: int = 2,
+    precision: str = "auto",
+    threads: int | None = None,
+    progress: bool = False,
+    on_result=None,
+):
+    """Classify videos, folders, globs and list files, as `vidclass classify` does;
+    results go to `output` (.jsonl/.csv/.sqlite, resumed if it exists) and to
+    `on_result(VideoResult)` as each video finishes. Returns a `BatchSummary`.
+
+    Decoding runs in `workers` processes (started with spawn), so a script calling this
+    needs the usual `if __name__ == "__main__":` guard.
+    """
+    from .batch import DecoderPool, classify_videos, default_workers, expand_inputs, output_format
+    from .runtime import configure_threads
+
+    videos = expand_inputs([str(i) for i in inputs], recursive=recursive)
+    if output is not None:
+        output_format(output)  # a bad name fails before the model loads
+    workers = default_workers() if workers is None else workers
+    # The decoding processes start while the model loads.
+    decoders = DecoderPool(workers).start() if len(videos) > 1 else None
+    try:
+        classifier = _cached_model(model, precision)
+        if threads is not None:  # after loading, which sets all cores
+            configure_threads(threads)
+    except BaseException:
+        if decoders is not None:
+            decoders.close()
+        raise
+    return classify_videos(
+        classifier,
+        videos,
+        output,
+        top_k=top_k,
+        clips=clips,
+        workers=workers,
+        batch_size=batch_size,
+        progress=progress,
+        on_result=on_result,
+        decoders=decoders,
     )
 
 

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .runner import BatchRunner, RunStats, default_workers
+from .runner import BatchRunner, DecoderPool, RunStats, default_workers
 from .sources import VIDEO_EXTENSIONS, expand_inputs
 from .stores import FORMATS, open_store, output_format
 
@@ -16,6 +16,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "BatchRunner",
     "BatchSummary",
+    "DecoderPool",
     "RunStats",
     "classify_videos",
     "default_workers",
@@ -63,18 +64,27 @@ def classify_videos(
     batch_size: int = 2,
     progress: bool = False,
     on_result: Callable | None = None,
+    decoders: DecoderPool | None = None,
 ) -> BatchSummary:
     """Classify `videos` with a loaded model; each result goes to `output` (.jsonl, .csv
     or .sqlite) as it finishes, and to `on_result(VideoResult)`.
 
     Videos already in `output` are skipped, so rerunning an interrupted run finishes it.
+    `decoders`: a DecoderPool started before the model was loaded (it is closed here).
     """
-    store = open_store(output, model.name, top_k) if output is not None else None
+    try:
+        store = open_store(output, model.name, top_k) if output is not None else None
+    except BaseException:
+        if decoders is not None:
+            decoders.close()
+        raise
     todo = [v for v in videos if store is None or v not in store.done]
     skipped = len(videos) - len(todo)
     if skipped:
         log.info(f"{skipped} of {len(videos)} videos already in {output}; skipping them")
-    runner = BatchRunner(model, top_k=top_k, clips=clips, workers=workers, batch_size=batch_size)
+    runner = BatchRunner(
+        model, top_k, clips, workers=workers, batch_size=batch_size, decoders=decoders
+    )
     bar = None
     if progress and todo:
         from tqdm import tqdm

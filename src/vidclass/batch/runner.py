@@ -49,6 +49,43 @@ class RunStats:
         return self.model_seconds / self.wall_seconds if self.wall_seconds else 0.0
 
 
+class DecoderPool:
+    """Processes that decode videos for the model.
+
+    Start it before loading the model: the processes take a second or two to start
+    (each imports torch), which then overlaps the model's loading.
+    """
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._pool = None
+
+    def start(self) -> DecoderPool:
+        if self._pool is None and self.workers > 0:
+            # spawn, not fork: the main process may hold torch's thread pools, which a
+            # forked child must not inherit.
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=init_worker,
+            )
+            self._pool.submit(int)  # makes the processes start now, not at the first video
+        return self
+
+    def submit(self, *args) -> Future:
+        return self.start()._pool.submit(prepare_clips, *args)
+
+    def restart(self) -> None:
+        """After a decoder crashed: the old pool is broken for good."""
+        self.close()
+        self.start()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
 @dataclass
 class _Pending:
     """A video whose clips are being scored."""
@@ -62,8 +99,15 @@ class BatchRunner:
     soon as it is finished (not necessarily in the order given)."""
 
     def __init__(
-        self, model, top_k: int = 5, clips: int = 1, workers: int | None = None, batch_size: int = 2
+        self,
+        model,
+        top_k: int = 5,
+        clips: int = 1,
+        workers: int | None = None,
+        batch_size: int = 2,
+        decoders: DecoderPool | None = None,
     ):
+        """`decoders`: a started DecoderPool to use (and close) instead of a new one."""
         if top_k < 1 or clips < 1:
             raise VidclassError(f"top_k and clips must be at least 1, got {top_k} and {clips}")
         if workers is not None and workers < 0:
@@ -72,28 +116,31 @@ class BatchRunner:
         self.top_k = top_k
         self.clips = clips
         self.workers = default_workers() if workers is None else workers
+        if decoders is not None:
+            self.workers = decoders.workers
+        self.decoders = decoders
         self.batch_size = max(1, batch_size)
         self.stats = RunStats()
 
-    # -- decoding ---------------------------------------------------------------------------
-    def _new_pool(self) -> ProcessPoolExecutor:
-        # spawn, not fork: the main process holds torch's thread pools, which a forked
-        # child must not inherit.
-        return ProcessPoolExecutor(
-            self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker
-        )
-
     # -- the model --------------------------------------------------------------------------
+    def _fullest(self, ready: deque) -> int:
+        """Clips in the largest group of one shape (they can share a forward pass)."""
+        counts: dict[tuple, int] = {}
+        for _, clip in ready:
+            counts[clip.shape] = counts.get(clip.shape, 0) + 1
+        return max(counts.values(), default=0)
+
     def _forward(self, ready: deque) -> list[tuple[str, torch.Tensor]]:
-        """Score the first ready clip with up to batch_size - 1 others of its shape."""
-        first_path, first = ready.popleft()
-        group = [(first_path, first)]
-        for item in list(ready):
-            if len(group) == self.batch_size:
-                break
-            if item[1].shape == first.shape:
-                group.append(item)
-                ready.remove(item)
+        """Score up to batch_size ready clips of one shape: the oldest shape that fills a
+        batch, else the oldest clip's."""
+        counts: dict[tuple, int] = {}
+        for _, clip in ready:
+            counts[clip.shape] = counts.get(clip.shape, 0) + 1
+        full = [c.shape for _, c in ready if counts[c.shape] >= self.batch_size]
+        shape = full[0] if full else ready[0][1].shape
+        group = [item for item in ready if item[1].shape == shape][: self.batch_size]
+        for item in group:
+            ready.remove(item)
         spec = self.model.spec
         x = torch.stack([clip_to_tensor(clip, spec) for _, clip in group])
         start = time.perf_counter()
@@ -133,7 +180,12 @@ class BatchRunner:
         pending: dict[str, _Pending] = {}
         # Enough decoded ahead to fill a batch while the next decodes; memory stays bounded.
         ahead = self.workers + self.batch_size
-        pool = self._new_pool() if self.workers > 0 and len(paths) > 1 else None
+        most_ready = 2 * ahead  # clips waiting for the model
+        pool = self.decoders
+        if pool is None and self.workers > 0 and len(paths) > 1:
+            pool = DecoderPool(self.workers)
+        if pool is not None and pool.workers == 0:
+            pool = None
 
         def accept(path: str, outcome) -> Iterator:
             clips, warnings, error = outcome
@@ -147,21 +199,32 @@ class BatchRunner:
 
         try:
             while todo or suspects or inflight or ready:
+                # Run the model once a batch of one shape is ready, or once no more can
+                # come (the queue is full, or nothing is left to decode).
+                can_fill = self._fullest(ready) >= self.batch_size
+                room = len(ready) < most_ready
                 if pool is None:
-                    if len(ready) < self.batch_size and todo:
+                    if not can_fill and room and todo:
                         path = todo.popleft()
                         yield from accept(path, prepare_clips(path, spec, self.clips))
                         continue
                 else:
                     cap = 1 if suspects else ahead
                     source = suspects if suspects else todo
-                    while source and len(inflight) < cap and len(ready) < ahead * 2:
+                    while source and len(inflight) < cap and room:
                         path = source.popleft()
-                        inflight[pool.submit(prepare_clips, path, spec, self.clips)] = path
+                        inflight[pool.submit(path, spec, self.clips)] = path
                     finished = [f for f in inflight if f.done()]
-                    if not finished and len(ready) < self.batch_size and inflight:
-                        done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                        finished = list(done)
+                    if not finished and not can_fill and room:
+                        if todo and not suspects:
+                            # The model would wait (the processes are starting, or behind):
+                            # decode one here instead.
+                            path = todo.popleft()
+                            yield from accept(path, prepare_clips(path, spec, self.clips))
+                            continue
+                        if inflight:
+                            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                            finished = list(done)
                     broken = False
                     for f in finished:
                         path = inflight.pop(f)
@@ -178,13 +241,12 @@ class BatchRunner:
                     if broken:
                         for f in list(inflight):  # the rest of the dead pool's work
                             suspects.append(inflight.pop(f))
-                        pool.shutdown(wait=False, cancel_futures=True)
-                        pool = self._new_pool()
+                        pool.restart()
                         log.warning("a decoding process crashed; retrying its videos one by one")
                         continue
-                    if not ready:
-                        continue
-                    if len(ready) < self.batch_size and (inflight or todo or suspects):
+                    if finished:
+                        continue  # look again with what came in
+                    if not ready or (not can_fill and room and (inflight or todo or suspects)):
                         continue
                 for path, probs in self._forward(ready):
                     item = pending[path]
@@ -194,4 +256,4 @@ class BatchRunner:
                         yield self._result(path, item)
         finally:
             if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+                pool.close()
