@@ -35,6 +35,23 @@ def labelled_clips() -> list[tuple[str, str]]:
     return [(r["file"], r["label"]) for r in manifest() if r["label"] not in ("", "-")]
 
 
+def write_video(path, frames, fps=25, crf="18") -> Path:
+    """Encode RGB uint8 frames as an H.264 MP4 (the tests' own made-up videos)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": crf, "preset": "veryfast"}
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return Path(path)
+
+
 @pytest.fixture(scope="session")
 def videos() -> Path:
     if not VIDEOS.is_dir():

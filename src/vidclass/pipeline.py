@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from . import runtime
 from .errors import VidclassError
-from .models import DEFAULT_MODEL, get_entry, hf
+from .models import DEFAULT_MODEL, get_entry, hf, trained
 from .models.registry import is_registered
 from .models.spec import ModelEntry
 from .models.weights import load_state_dict
@@ -33,11 +33,17 @@ class Prediction:
 
 @dataclass
 class VideoResult:
-    """The outcome for one video in a run over many: predictions or an error."""
+    """The outcome for one video in a run over many: predictions or an error.
+
+    `scores` holds every label's score; `features` the backbone features per clip
+    (views, D) where those were asked for instead.
+    """
 
     video: str
     predictions: list[dict] | None = None
     error: str | None = None
+    scores: np.ndarray | None = field(default=None, repr=False)
+    features: np.ndarray | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
         if self.error is not None:
@@ -90,6 +96,22 @@ class VideoClassifier:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return self.module(x).float()
         return self.module(x).float()
+
+    @torch.inference_mode()
+    def embed(self, clips: torch.Tensor) -> torch.Tensor:
+        """Backbone features (N, D) in fp32: what a classification head sees."""
+        if not hasattr(self.module, "embed"):
+            raise VidclassError(f"{self.name} cannot give features (no embed method)")
+        x = clips.contiguous(memory_format=self.memory_format)
+        if self.precision == "bf16":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return self.module.embed(x).float()
+        return self.module.embed(x).float()
+
+    @property
+    def threshold(self) -> float | None:
+        """Multi-label models: the score from which a label counts as a tag."""
+        return self.entry.meta.get("threshold")
 
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
         if self.entry.activation == "sigmoid":
@@ -175,18 +197,29 @@ def load_model(
     download: bool = True,
 ) -> VideoClassifier:
     """Load a model for reuse: a registered name (weights from the cache, fetched on
-    first use), or a transformers video classifier as a local folder or hub id.
+    first use), a folder written by `vidclass train`, or a transformers video
+    classifier as a local folder or hub id.
 
     precision: "auto" (bf16 where the CPU has native bf16, else fp32), "fp32" or "bf16".
     """
     precision = runtime.resolve_precision(precision)
     runtime.configure_threads(threads)
     runtime.tune_allocator()
+    if trained.is_trained_dir(name):
+        entry = trained.read_entry(name)
+        config = entry.meta["config"]
+        module = trained.load_module(name, config, lambda b: _load(b, download)[1])
+    else:
+        entry, module = _load(name, download)
+    return VideoClassifier(entry, module, precision)
+
+
+def _load(name: str, download: bool) -> tuple[ModelEntry, torch.nn.Module]:
+    """A pretrained model's entry and module with its weights: registered or transformers."""
     if not is_registered(name) and hf.is_hf_reference(name):
         entry = hf.read_entry(name, download=download)
-        module = hf.load_module(entry, download=download)
-    else:
-        entry = get_entry(name)
-        module = entry.build()
-        module.load_state_dict(load_state_dict(entry, download=download))
-    return VideoClassifier(entry, module, precision)
+        return entry, hf.load_module(entry, download=download)
+    entry = get_entry(name)
+    module = entry.build()
+    module.load_state_dict(load_state_dict(entry, download=download))
+    return entry, module

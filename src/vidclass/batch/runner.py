@@ -106,8 +106,12 @@ class BatchRunner:
         workers: int | None = None,
         batch_size: int = 2,
         decoders: DecoderPool | None = None,
+        features: bool = False,
+        flip: bool = False,
     ):
-        """`decoders`: a started DecoderPool to use (and close) instead of a new one."""
+        """`decoders`: a started DecoderPool to use (and close) instead of a new one.
+        `features`: results carry each clip's backbone features (views, D) instead of
+        predictions; `flip` adds a mirrored copy of every clip (training augmentation)."""
         if top_k < 1 or clips < 1:
             raise VidclassError(f"top_k and clips must be at least 1, got {top_k} and {clips}")
         if workers is not None and workers < 0:
@@ -120,6 +124,8 @@ class BatchRunner:
             self.workers = decoders.workers
         self.decoders = decoders
         self.batch_size = max(1, batch_size)
+        self.features = features
+        self.flip = flip
         self.stats = RunStats()
 
     # -- the model --------------------------------------------------------------------------
@@ -144,18 +150,22 @@ class BatchRunner:
         spec = self.model.spec
         x = torch.stack([clip_to_tensor(clip, spec) for _, clip in group])
         start = time.perf_counter()
-        probs = self.model.activate(self.model.logits(x))
+        model = self.model
+        out = model.embed(x) if self.features else model.activate(model.logits(x))
         self.stats.model_seconds += time.perf_counter() - start
         self.stats.forward_passes += 1
         self.stats.clips += len(group)
-        return [(path, p) for (path, _), p in zip(group, probs, strict=True)]
+        return [(path, row) for (path, _), row in zip(group, out, strict=True)]
 
     def _result(self, path: str, pending: _Pending):
         from ..pipeline import VideoResult
 
-        scores = torch.stack(pending.probs).mean(dim=0).numpy()
         self.stats.succeeded += 1
-        return VideoResult(path, predictions=self.model.top_k(np.asarray(scores), self.top_k))
+        stacked = torch.stack(pending.probs)
+        if self.features:
+            return VideoResult(path, features=stacked.numpy())
+        scores = stacked.mean(dim=0).numpy()
+        return VideoResult(path, predictions=self.model.top_k(scores, self.top_k), scores=scores)
 
     def _failure(self, path: str, error: str):
         from ..pipeline import VideoResult
@@ -194,6 +204,8 @@ class BatchRunner:
             if error is not None:
                 yield self._failure(path, error)
                 return
+            if self.flip:  # mirrored left-right: (T, H, W, 3)
+                clips = clips + [np.ascontiguousarray(c[:, :, ::-1]) for c in clips]
             pending[path] = _Pending(len(clips))
             ready.extend((path, c) for c in clips)
 

@@ -1,0 +1,19 @@
+"""Your own classifier: datasets, cached backbone features, a trained head, evaluation."""
+
+from .dataset import Dataset, Sample, load_dataset, split_dataset
+from .evaluate import evaluate, match_labels
+from .features import FeatureCache, extract_features
+from .train import TrainResult, train
+
+__all__ = [
+    "Dataset",
+    "FeatureCache",
+    "Sample",
+    "TrainResult",
+    "evaluate",
+    "extract_features",
+    "load_dataset",
+    "match_labels",
+    "split_dataset",
+    "train",
+]

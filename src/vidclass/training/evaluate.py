@@ -1,0 +1,201 @@
+"""`vidclass evaluate`: a model's scores on labelled videos, with scikit-learn's metrics."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+import numpy as np
+
+from ..errors import VidclassError
+from .dataset import load_dataset
+
+log = logging.getLogger("vidclass")
+OTHER = "(other)"  # a prediction outside the labels the data has
+
+
+def _norm(label: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[_\-]+", " ", label)).strip().lower()
+
+
+def match_labels(data_labels, model_labels) -> tuple[dict[str, int], list[str]]:
+    """Data labels to model label indices, by name (case, spaces, _ and - ignored), and
+    the data labels the model does not know."""
+    exact = {label: i for i, label in enumerate(model_labels)}
+    loose = {_norm(label): i for i, label in enumerate(model_labels)}
+    found, unknown = {}, []
+    for label in data_labels:
+        i = exact.get(label, loose.get(_norm(label)))
+        if i is None:
+            unknown.append(label)
+        else:
+            found[label] = i
+    return found, unknown
+
+
+def _single_label(model, samples, scores, index, top_k: int) -> dict:
+    from sklearn import metrics
+
+    names = model.labels
+    y_true = np.array([index[s.labels[0]] for s in samples])
+    y_pred = scores.argmax(axis=1)
+    present = sorted(set(y_true.tolist()))
+    report = {
+        "accuracy": float(metrics.accuracy_score(y_true, y_pred)),
+        "top_k": {},
+    }
+    # Top-k with k at or above the number of labels is always 1: leave it out.
+    for k in sorted({1, min(top_k, len(names) - 1)} - {0}):
+        report["top_k"][f"top_{k}"] = float(
+            metrics.top_k_accuracy_score(y_true, scores, k=k, labels=range(len(names)))
+            if k > 1
+            else metrics.accuracy_score(y_true, y_pred)
+        )
+    for average in ("macro", "weighted", "micro"):
+        p, r, f, _ = metrics.precision_recall_fscore_support(
+            y_true, y_pred, labels=present, average=average, zero_division=0
+        )
+        report[average] = {"precision": float(p), "recall": float(r), "f1": float(f)}
+    p, r, f, support = metrics.precision_recall_fscore_support(
+        y_true, y_pred, labels=present, average=None, zero_division=0
+    )
+    report["per_class"] = [
+        {
+            "label": names[c],
+            "precision": float(p[i]),
+            "recall": float(r[i]),
+            "f1": float(f[i]),
+            "support": int(support[i]),
+        }
+        for i, c in enumerate(present)
+    ]
+    true_names = [names[c] for c in y_true]
+    pred_names = [names[c] if c in present else OTHER for c in y_pred]
+    axis = [names[c] for c in present] + ([OTHER] if OTHER in pred_names else [])
+    matrix = metrics.confusion_matrix(true_names, pred_names, labels=axis)
+    report["confusion_matrix"] = {"labels": axis, "matrix": matrix.tolist()}
+    report["videos"] = [
+        {"video": s.path, "true": names[t], "predicted": names[p], "score": float(scores[i, p])}
+        for i, (s, t, p) in enumerate(zip(samples, y_true, y_pred, strict=True))
+    ]
+    return report
+
+
+def _multi_label(model, samples, scores, index, threshold: float) -> dict:
+    from sklearn import metrics
+
+    names = model.labels
+    used = sorted(set(index.values()))
+    y_true = np.zeros((len(samples), len(used)), dtype=int)
+    column = {c: j for j, c in enumerate(used)}
+    for i, s in enumerate(samples):
+        for label in s.labels:
+            if label in index:
+                y_true[i, column[index[label]]] = 1
+    s_used = scores[:, used]
+    y_pred = (s_used >= threshold).astype(int)
+    report = {"threshold": threshold}
+    for average in ("micro", "macro", "weighted", "samples"):
+        p, r, f, _ = metrics.precision_recall_fscore_support(
+            y_true, y_pred, average=average, zero_division=0
+        )
+        report[average] = {"precision": float(p), "recall": float(r), "f1": float(f)}
+    p, r, f, support = metrics.precision_recall_fscore_support(
+        y_true, y_pred, average=None, zero_division=0
+    )
+    ap = [
+        float(metrics.average_precision_score(y_true[:, j], s_used[:, j]))
+        if y_true[:, j].any()
+        else None
+        for j in range(len(used))
+    ]
+    known = [a for a in ap if a is not None]
+    report["mAP"] = float(np.mean(known)) if known else None
+    report["per_class"] = [
+        {
+            "label": names[c],
+            "precision": float(p[j]),
+            "recall": float(r[j]),
+            "f1": float(f[j]),
+            "average_precision": ap[j],
+            "support": int(support[j]),
+        }
+        for j, c in enumerate(used)
+    ]
+    report["videos"] = [
+        {
+            "video": s.path,
+            "true": list(s.labels),
+            "predicted": [names[c] for j, c in enumerate(used) if y_pred[i, j]],
+            "scores": {names[c]: round(float(s_used[i, j]), 6) for j, c in enumerate(used)},
+        }
+        for i, s in enumerate(samples)
+    ]
+    return report
+
+
+def evaluate(
+    model,
+    data: str | os.PathLike,
+    *,
+    top_k: int = 5,
+    clips: int = 1,
+    threshold: float | None = None,
+    workers: int | None = None,
+    batch_size: int = 2,
+    progress: bool = False,
+) -> dict:
+    """Score every video of DATA and compare with its labels. Data labels are matched to
+    the model's by name; videos with no known label are left out and their labels
+    reported. Returns the report (JSON-ready)."""
+    from ..batch import BatchRunner
+
+    dataset = load_dataset(data)
+    index, unknown = match_labels(dataset.labels, model.labels)
+    if unknown:
+        log.warning(f"labels the model does not have (left out): {', '.join(unknown)}")
+    multi = model.entry.activation == "sigmoid" or dataset.multi_label
+    samples = [s for s in dataset.samples if any(label in index for label in s.labels)]
+    if not multi:
+        samples = [s for s in samples if s.labels[0] in index]
+    if not samples:
+        raise VidclassError(f"{data}: none of its labels is one of the model's labels")
+    scores: dict[str, np.ndarray] = {}
+    failed: dict[str, str] = {}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(samples), unit="video", desc="evaluate", leave=False)
+    runner = BatchRunner(model, clips=clips, workers=workers, batch_size=batch_size)
+    try:
+        for result in runner.run([s.path for s in samples]):
+            if result.error is not None:
+                failed[result.video] = result.error
+                log.warning(f"skipped: {result.error}")
+            else:
+                scores[result.video] = result.scores
+            if bar is not None:
+                bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+    samples = [s for s in samples if s.path in scores]
+    if not samples:
+        raise VidclassError(f"{data}: no video could be read")
+    matrix = np.stack([scores[s.path] for s in samples])
+    report = {
+        "model": model.name,
+        "data": str(data),
+        "multi_label": multi,
+        "evaluated": len(samples),
+        "failed": failed,
+        "unknown_labels": unknown,
+    }
+    if multi:
+        threshold = threshold if threshold is not None else model.entry.meta.get("threshold")
+        report.update(_multi_label(model, samples, matrix, index, threshold or 0.5))
+    else:
+        report.update(_single_label(model, samples, matrix, index, top_k))
+    return report

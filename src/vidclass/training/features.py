@@ -1,0 +1,137 @@
+"""Pooled backbone features per video, extracted once and cached on disk.
+
+The cache key is the file's content (sha256) and the backbone with its preprocessing, so
+renamed or moved videos are not extracted again, and a changed file or backbone is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..models.weights import cache_dir
+
+log = logging.getLogger("vidclass")
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def backbone_key(model) -> str:
+    """Names the backbone and what it is fed: a new key for anything that changes features."""
+    spec = model.spec
+    text = json.dumps([model.name, repr(spec), model.precision], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+FEATURE_CACHE_ENV = "VIDCLASS_FEATURE_CACHE"
+
+
+def feature_cache_root() -> Path:
+    """$VIDCLASS_FEATURE_CACHE, else features/ in vidclass's cache folder."""
+    if os.environ.get(FEATURE_CACHE_ENV):
+        return Path(os.environ[FEATURE_CACHE_ENV]).expanduser()
+    return cache_dir() / "features"
+
+
+class FeatureCache:
+    """One .npy file per (video content, backbone, views); written atomically."""
+
+    def __init__(self, model, root: Path | None = None):
+        self.root = (root or feature_cache_root()) / backbone_key(model)
+
+    def _path(self, digest: str, views: str) -> Path:
+        return self.root / f"{digest}.{views}.npy"
+
+    def get(self, digest: str, views: str) -> np.ndarray | None:
+        path = self._path(digest, views)
+        if not path.is_file():
+            return None
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):  # damaged: extract again
+            return None
+
+    def put(self, digest: str, views: str, features: np.ndarray) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, features.astype(np.float32), allow_pickle=False)
+            os.replace(tmp, self._path(digest, views))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def extract_features(
+    model,
+    paths: list[str],
+    clips: int = 1,
+    flip: bool = False,
+    workers: int | None = None,
+    batch_size: int = 2,
+    progress: bool = False,
+    cache: FeatureCache | None = None,
+    on_video: Callable[[str], None] | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, str], int]:
+    """({path: (views, D) features}, {path: error}, how many came from the cache).
+
+    views = clips (x2 with `flip`, mirrored copies). Unreadable files are returned as
+    errors, not raised.
+    """
+    from ..batch import BatchRunner
+
+    cache = cache or FeatureCache(model)
+    views = f"c{clips}" + ("f" if flip else "")
+    features: dict[str, np.ndarray] = {}
+    errors: dict[str, str] = {}
+    digests: dict[str, str] = {}
+    for path in paths:
+        try:
+            digests[path] = file_digest(path)
+        except OSError as exc:
+            errors[path] = f"{path}: cannot read ({exc.strerror or exc})"
+            continue
+        cached = cache.get(digests[path], views)
+        if cached is not None:
+            features[path] = cached
+    from_cache = len(features)
+    todo = [p for p in paths if p not in features and p not in errors]
+    if from_cache:
+        log.info(f"{from_cache} of {len(paths)} videos' features from the cache")
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), unit="video", desc="features", leave=False)
+    runner = BatchRunner(
+        model, clips=clips, workers=workers, batch_size=batch_size, features=True, flip=flip
+    )
+    try:
+        for result in runner.run(todo):
+            if result.error is not None:
+                errors[result.video] = result.error
+            else:
+                features[result.video] = result.features
+                cache.put(digests[result.video], views, result.features)
+            if bar is not None:
+                bar.update()
+            if on_video is not None:
+                on_video(result.video)
+    finally:
+        if bar is not None:
+            bar.close()
+    return features, errors, from_cache

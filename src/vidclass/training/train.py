@@ -1,0 +1,198 @@
+"""`vidclass train`: labelled videos to a self-describing model folder."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import VidclassError
+from ..models import trained
+from .dataset import Dataset, Sample, load_dataset, split_dataset
+from .features import extract_features
+from .head import train_head
+
+log = logging.getLogger("vidclass")
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    config: dict
+    skipped: dict[str, str]  # unreadable videos and why
+    extract_seconds: float
+    head_seconds: float
+
+
+def _targets(samples: list[Sample], labels: tuple[str, ...], multi: bool) -> np.ndarray:
+    index = {label: i for i, label in enumerate(labels)}
+    if not multi:
+        return np.array([index[s.labels[0]] for s in samples])
+    y = np.zeros((len(samples), len(labels)), dtype=np.float32)
+    for row, s in enumerate(samples):
+        y[row, [index[label] for label in s.labels]] = 1.0
+    return y
+
+
+def _rows(samples: list[Sample], features: dict[str, np.ndarray]):
+    """Each video's views as rows, and which video each row is."""
+    x = np.concatenate([features[s.path] for s in samples])
+    groups = np.concatenate([np.full(len(features[s.path]), i) for i, s in enumerate(samples)])
+    return x, groups
+
+
+def validation_metrics(y_true: np.ndarray, scores: np.ndarray, multi: bool, threshold: float):
+    from sklearn import metrics
+
+    if multi:
+        pred = (scores >= threshold).astype(int)
+        present = y_true.sum(axis=0) > 0  # mAP is undefined for a label with no positives
+        return {
+            "videos": len(y_true),
+            "f1_micro": float(metrics.f1_score(y_true, pred, average="micro", zero_division=0)),
+            "f1_macro": float(metrics.f1_score(y_true, pred, average="macro", zero_division=0)),
+            "mAP": float(metrics.average_precision_score(y_true[:, present], scores[:, present])),
+        }
+    pred = scores.argmax(axis=1)
+    return {
+        "videos": len(y_true),
+        "accuracy": float(metrics.accuracy_score(y_true, pred)),
+        "f1_macro": float(
+            metrics.f1_score(
+                y_true, pred, labels=range(scores.shape[1]), average="macro", zero_division=0
+            )
+        ),
+    }
+
+
+def train(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    backbone: str | None = None,
+    val: str | os.PathLike | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    clips: int = 1,
+    flip: bool = False,
+    hidden: int = 0,
+    epochs: int = 300,
+    lr: float = 1e-3,
+    patience: int = 30,
+    threshold: float = 0.5,
+    workers: int | None = None,
+    batch_size: int = 2,
+    precision: str = "auto",
+    threads: int | None = None,
+    progress: bool = False,
+    force: bool = False,
+) -> TrainResult:
+    """Train a head on a frozen backbone's features and write MODEL_DIR (`out`)."""
+    from ..models import DEFAULT_MODEL
+    from ..pipeline import load_model
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise VidclassError(f"{out} exists and is not empty; give --force to replace it")
+    dataset = load_dataset(data)
+    if val is not None:
+        held = load_dataset(val)
+        unknown = sorted(set(held.labels) - set(dataset.labels))
+        if unknown:
+            raise VidclassError(f"{val}: labels not in the training data: {unknown}")
+        train_set, val_set = dataset.samples, held.samples
+        multi = dataset.multi_label or held.multi_label
+        split_dataset(Dataset(train_set, dataset.labels, multi, str(data)), min_per_label=1)
+    else:
+        multi = dataset.multi_label
+        train_set, val_set = split_dataset(dataset, val_fraction, seed)
+    labels = dataset.labels
+    backbone = backbone or DEFAULT_MODEL
+    if trained.is_trained_dir(backbone):
+        raise VidclassError(f"{backbone} is a trained model; train on its backbone instead")
+    model = load_model(backbone, precision=precision, threads=threads)
+
+    start = time.perf_counter()
+    paths = [s.path for s in train_set + val_set]
+    features, errors, from_cache = extract_features(
+        model,
+        paths,
+        clips=clips,
+        flip=flip,
+        workers=workers,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    extract_seconds = time.perf_counter() - start
+    for error in errors.values():
+        log.warning(f"skipped: {error}")
+    train_set = [s for s in train_set if s.path in features]
+    val_set = [s for s in val_set if s.path in features]
+    missing = sorted(set(labels) - {label for s in train_set for label in s.labels})
+    if missing:
+        raise VidclassError(f"no readable training videos left for: {missing}")
+    if not val_set:
+        raise VidclassError("no readable validation videos left")
+
+    start = time.perf_counter()
+    x_train, train_groups = _rows(train_set, features)
+    y_train = _targets(train_set, labels, multi)[train_groups]
+    x_val, val_groups = _rows(val_set, features)
+    y_val = _targets(val_set, labels, multi)
+    fit = train_head(
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        val_groups,
+        multi,
+        hidden=hidden,
+        epochs=epochs,
+        lr=lr,
+        patience=patience,
+        seed=seed,
+    )
+    head_seconds = time.perf_counter() - start
+
+    import torch
+
+    with torch.no_grad():
+        logits = fit.head(torch.from_numpy(x_val))
+        probs = torch.sigmoid(logits) if multi else torch.softmax(logits, dim=-1)
+    per_video = np.stack([probs[val_groups == i].mean(dim=0).numpy() for i in range(len(val_set))])
+    metrics = validation_metrics(y_val, per_video, multi, threshold)
+    config = {
+        "backbone": backbone,
+        "labels": list(labels),
+        "multi_label": multi,
+        "threshold": threshold if multi else None,
+        "input": trained.spec_to_dict(model.spec),
+        "head": {"in_dim": int(x_train.shape[1]), "hidden": hidden, "dropout": 0.2},
+        "training": {
+            "method": "frozen backbone, head on pooled features",
+            "data": str(data),
+            "validation": str(val) if val is not None else f"{val_fraction:g} split, seed {seed}",
+            "videos": len(train_set) + len(val_set),
+            "train_videos": len(train_set),
+            "val_videos": len(val_set),
+            "skipped": sorted(errors),
+            "clips": clips,
+            "flip": flip,
+            "epochs_run": fit.epochs,
+            "best_epoch": fit.best_epoch,
+            "lr": lr,
+            "seed": seed,
+            "label_counts": {label: int(n) for label, n in sorted(dataset.counts().items())},
+            "features_from_cache": from_cache,
+            "vidclass": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+        "metrics": {"validation": metrics},
+    }
+    trained.save(out, config, fit.head)
+    return TrainResult(out, config, errors, extract_seconds, head_seconds)

@@ -1,0 +1,272 @@
+"""Training your own classifier and evaluating it, on pieces cut from the shared clips."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vidclass
+from vidclass import VidclassError
+from vidclass.training import load_dataset, split_dataset
+from vidclass.video import read_frames
+
+from .conftest import video, write_video
+
+pytest.importorskip("sklearn", reason="training needs the train extra (scikit-learn)")
+
+# label -> source clip; Kinetics names, so the default model can be evaluated on them too
+SOURCES = {
+    "arm wrestling": "arm_wrestling.mp4",
+    "eating spaghetti": "eating_spaghetti.mp4",
+    "flipping pancake": "flipping_pancake.mkv",
+    "juggling soccer ball": "soccer_juggling.avi",
+}
+PIECE = 1.6  # seconds
+STARTS = [0.0, 1.6, 3.2, 4.8, 6.4]  # pieces 0-2 to train on, 3-4 held back
+
+
+def cut(source: Path, start: float, out: Path) -> Path:
+    """A PIECE-second clip of `source` from `start`, 25 fps, short side 160."""
+    info = read_frames(source, None, size=None)
+    h, w = info.frames[0].shape[:2]
+    size = (160, round(w * 160 / h) // 2 * 2) if h <= w else (round(h * 160 / w) // 2 * 2, 160)
+    times = list(start + np.arange(0, PIECE, 1 / 25))
+    return write_video(out, read_frames(source, times, size=size).frames)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_feature_cache(tmp_path_factory):
+    """Features cached by earlier runs must not hide what this run extracts."""
+    old = os.environ.get("VIDCLASS_FEATURE_CACHE")
+    os.environ["VIDCLASS_FEATURE_CACHE"] = str(tmp_path_factory.mktemp("features"))
+    yield
+    if old is None:
+        del os.environ["VIDCLASS_FEATURE_CACHE"]
+    else:
+        os.environ["VIDCLASS_FEATURE_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def pieces(tmp_path_factory):
+    """DATA folder (3 pieces per label), a held-back CSV (2 per label), and the paths."""
+    root = tmp_path_factory.mktemp("train")
+    data, held = root / "data", root / "held"
+    held.mkdir()
+    rows = []
+    for label, name in SOURCES.items():
+        (data / label).mkdir(parents=True)
+        for i, start in enumerate(STARTS):
+            folder = data / label if i < 3 else held
+            out = cut(video(name), start, folder / f"{name.split('.')[0]}_{i}.mp4")
+            if i >= 3:
+                rows.append((out.name, label))
+    with open(held / "held.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("path", "label"), *rows])
+    return data, held / "held.csv"
+
+
+def cli(*args, timeout=900):
+    return subprocess.run(
+        [sys.executable, "-m", "vidclass", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ, VIDCLASS_OFFLINE="1"),
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(pieces, tmp_path_factory):
+    """A model trained by the command line, as a user would."""
+    data, _ = pieces
+    out = tmp_path_factory.mktemp("model") / "mymodel"
+    proc = cli("train", data, "--out", out, "--precision", "fp32")
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+def test_training_writes_a_self_describing_folder(trained):
+    out, proc = trained
+    assert sorted(p.name for p in out.iterdir()) == ["head.safetensors", "vidclass.json"]
+    config = json.loads((out / "vidclass.json").read_text())
+    assert config["labels"] == sorted(SOURCES)
+    assert config["backbone"] == vidclass.DEFAULT_MODEL and not config["multi_label"]
+    assert config["input"]["num_frames"] == 64 and config["input"]["fps"] == 25
+    t = config["training"]
+    assert (t["train_videos"], t["val_videos"]) == (8, 4)  # one of three per label held back
+    assert 0 <= config["metrics"]["validation"]["accuracy"] <= 1
+    assert "validated on 4" in proc.stdout and f"--model {out}" in proc.stdout
+
+
+def test_trained_model_beats_chance_on_held_back_videos(trained, pieces):
+    out, _ = trained
+    _, held = pieces
+    proc = cli("evaluate", out, held, "--format", "json", "--precision", "fp32")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["evaluated"] == 8 and not report["failed"]
+    assert report["accuracy"] >= 0.75  # chance is 0.25
+
+
+def test_saved_model_reloads_with_identical_scores(trained, pieces):
+    out, _ = trained
+    _, held = pieces
+    clip = held.parent / "arm_wrestling_3.mp4"
+    first = vidclass.load_model(str(out), precision="fp32")
+    again = vidclass.load_model(str(out), precision="fp32")
+    assert first.labels == tuple(sorted(SOURCES))
+    a, b = first.scores(clip), again.scores(clip)
+    assert np.array_equal(a, b) and abs(a.sum() - 1) < 1e-5
+    proc = cli("classify", clip, "--model", out, "--json", "-k", "4", "--precision", "fp32")
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)[0]["predictions"]
+    assert [p["label"] for p in got] == [first.labels[i] for i in np.argsort(-a)]
+    assert [p["score"] for p in got] == pytest.approx(sorted(a, reverse=True), abs=1e-6)
+    windows = first.timeline(clip, stride=0.5).windows
+    assert windows and windows[0].predictions[0]["label"] in SOURCES
+
+
+def test_evaluate_agrees_with_a_hand_computed_confusion_matrix(trained, pieces, tmp_path):
+    out, _ = trained
+    _, held = pieces
+    report_path, plots = tmp_path / "report.json", tmp_path / "plots"
+    proc = cli("evaluate", out, held, "--report", report_path, "--plots", plots)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(report_path.read_text())
+    pairs = Counter((v["true"], v["predicted"]) for v in report["videos"])
+    labels = report["confusion_matrix"]["labels"]
+    by_hand = [[pairs[(t, p)] for p in labels] for t in labels]
+    assert report["confusion_matrix"]["matrix"] == by_hand
+    m = np.array(by_hand, dtype=float)
+    assert report["accuracy"] == pytest.approx(np.trace(m) / m.sum())
+    for i, row in enumerate(report["per_class"]):
+        tp = m[i, i]
+        precision = tp / m[:, i].sum() if m[:, i].sum() else 0.0
+        recall = tp / m[i].sum()
+        assert row["label"] == labels[i] and row["support"] == m[i].sum()
+        assert row["precision"] == pytest.approx(precision)
+        assert row["recall"] == pytest.approx(recall)
+    macro_f1 = np.mean([r["f1"] for r in report["per_class"]])
+    assert report["macro"]["f1"] == pytest.approx(macro_f1)
+    assert report["micro"]["precision"] == pytest.approx(np.trace(m) / m.sum())
+    assert (plots / "confusion_matrix.png").stat().st_size > 5000
+    assert "precision  recall" in proc.stdout and "accuracy" in proc.stdout
+
+
+def test_evaluate_the_default_model_matches_labels_by_name(pieces, tmp_path):
+    data, held = pieces
+    mixed = tmp_path / "mixed.csv"
+    header, *rows = csv.reader(held.open())
+    rows = [[str(held.parent / path), label] for path, label in rows]  # the CSV moves
+    rows[0][1] = rows[0][1].upper().replace(" ", "_")  # "ARM_WRESTLING" still matches
+    other = sorted((data / "arm wrestling").iterdir())[0]
+    rows.append([str(other), "my own label"])  # unknown to Kinetics: reported, left out
+    rows = [header, *rows]
+    with open(mixed, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    model = vidclass.load_model(precision="fp32")
+    from vidclass.training import evaluate
+
+    report = evaluate(model, mixed, workers=0)
+    assert report["unknown_labels"] == ["my own label"]
+    assert report["evaluated"] == 8 and not report["multi_label"]  # the 9th is left out
+    assert report["top_k"]["top_5"] >= report["top_k"]["top_1"] == report["accuracy"]
+    assert report["accuracy"] >= 0.5
+
+
+def test_retraining_extracts_only_new_videos(trained, pieces, tmp_path):
+    data, held = pieces
+    more = tmp_path / "more"
+    for label in SOURCES:
+        (more / label).mkdir(parents=True)
+        for clip in (data / label).iterdir():
+            (more / label / clip.name).symlink_to(clip)
+    extra = held.parent / "arm_wrestling_3.mp4"
+    (more / "arm wrestling" / extra.name).symlink_to(extra)
+    (more / "arm wrestling" / "broken.mp4").symlink_to(video("odd/not_a_video.mp4"))
+    result = vidclass.training.train(more, tmp_path / "m2", precision="fp32", workers=0)
+    t = result.config["training"]
+    assert t["features_from_cache"] == 12  # all but the new one (and the broken one)
+    assert t["videos"] == 13 and list(result.skipped) == [
+        str(more / "arm wrestling" / "broken.mp4")
+    ]
+    assert "not a readable video" in result.skipped[str(more / "arm wrestling" / "broken.mp4")]
+
+
+def test_multi_label_tags_get_sigmoid_scores_and_map(trained, pieces, tmp_path):
+    data, _ = pieces
+    tags = {"arm wrestling": "sport", "juggling soccer ball": "sport|ball"}
+    rows = [("path", "labels")]
+    for label in SOURCES:
+        for clip in sorted((data / label).iterdir()):
+            rows.append((str(clip), tags.get(label, "food")))
+    table = tmp_path / "tags.csv"
+    with open(table, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    dataset = load_dataset(table)
+    assert dataset.multi_label and dataset.labels == ("ball", "food", "sport")
+    result = vidclass.training.train(table, tmp_path / "tagger", precision="fp32", workers=0)
+    assert result.config["multi_label"] and result.config["threshold"] == 0.5
+    assert "mAP" in result.config["metrics"]["validation"]
+    tagger = vidclass.load_model(str(tmp_path / "tagger"), precision="fp32")
+    scores = tagger.scores(data / "juggling soccer ball" / "soccer_juggling_0.mp4")
+    # independent sigmoid scores, not a softmax: both tags of this video are on
+    ball, food, sport = scores
+    assert ball >= 0.5 and sport >= 0.5 and food < 0.5 and scores.sum() > 1.5
+    assert tagger.threshold == 0.5
+    report = vidclass.training.evaluate(tagger, table, workers=0)
+    assert report["multi_label"] and report["mAP"] is not None
+    assert {r["label"] for r in report["per_class"]} == {"ball", "food", "sport"}
+    assert all("average_precision" in r for r in report["per_class"])
+
+
+def test_bad_data_gives_clear_errors(tmp_path, pieces):
+    data, _ = pieces
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VidclassError, match="no label subfolders"):
+        load_dataset(tmp_path / "empty")
+    few = tmp_path / "few"
+    (few / "a").mkdir(parents=True)
+    (few / "b").mkdir()
+    for i in range(3):
+        (few / "a" / f"{i}.mp4").symlink_to(next((data / "arm wrestling").iterdir()))
+    (few / "b" / "0.mp4").symlink_to(next((data / "flipping pancake").iterdir()))
+    with pytest.raises(VidclassError, match=r"too few videos for: 'b' \(1\)"):
+        split_dataset(load_dataset(few))
+    proc = cli("train", few, "--out", tmp_path / "m")
+    assert proc.returncode == 1 and "too few videos for: 'b' (1)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,tag\nx.mp4,a\n")
+    with pytest.raises(VidclassError, match="path and label columns"):
+        load_dataset(bad)
+
+
+def test_a_transformers_backbone_trains_and_evaluates_the_same_way(pieces, tmp_path):
+    pytest.importorskip("transformers", reason="Hugging Face backbones need the hf extra")
+    pytest.importorskip("PIL", reason="transformers' image processors need Pillow")
+    from .test_hf import make_checkpoint
+
+    data, held = pieces
+    backbone = tmp_path / "tiny-videomae"
+    make_checkpoint(backbone, "videomae")
+    out = tmp_path / "on-videomae"
+    proc = cli("train", data, "--out", out, "--model", backbone, "--head", "mlp", "--hidden", "16")
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((out / "vidclass.json").read_text())
+    assert config["backbone"] == str(backbone) and config["head"]["in_dim"] == 32
+    assert config["input"]["num_frames"] == 8 and config["input"]["fps"] is None
+    model = vidclass.load_model(str(out), precision="fp32")
+    assert model.labels == tuple(sorted(SOURCES))
+    scores = model.scores(held.parent / "arm_wrestling_3.mp4")
+    assert scores.shape == (4,) and abs(scores.sum() - 1) < 1e-5
+    report = vidclass.training.evaluate(model, held, workers=0)
+    assert report["evaluated"] == 8 and len(report["per_class"]) == 4
