@@ -204,7 +204,7 @@ def _finished(path: Path) -> list[str]:
         return []
     with sqlite3.connect(path) as conn:
         try:
-            return [r[0] for r in conn.execute("SELECT video FROM results")]
+            return [r[0] for r in conn.execute("SELECT video FROM results ORDER BY rowid")]
         except sqlite3.OperationalError:  # the table is not made yet
             return []
 

@@ -104,6 +104,9 @@ def test_training_writes_a_self_describing_folder(trained):
     assert (t["train_videos"], t["val_videos"]) == (8, 4)  # one of three per label held back
     assert 0 <= config["metrics"]["validation"]["accuracy"] <= 1
     assert "validated on 4" in proc.stdout and f"--model {out}" in proc.stdout
+    listed = cli("models", "list", out)
+    assert listed.returncode == 0, listed.stderr
+    assert f"{out}  4 labels" in listed.stdout and "trained on 12 videos" in listed.stdout
 
 
 def test_trained_model_beats_chance_on_held_back_videos(trained, pieces):

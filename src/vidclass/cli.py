@@ -525,7 +525,7 @@ def _model_row(entry, cached: bool) -> dict:
 
 
 def _run_models(args) -> int:
-    from .models import get_entry, hf, list_entries
+    from .models import get_entry, hf, list_entries, trained
     from .models.registry import is_registered
     from .models.weights import pull, weights_path
 
@@ -543,7 +543,11 @@ def _run_models(args) -> int:
         return 0
     rows = [_model_row(e, weights_path(e).is_file()) for e in list_entries()]
     named = getattr(args, "models", None) or []  # absent for a bare `vidclass models`
-    rows += [_model_row(hf.read_entry(name), True) for name in named]
+    for name in named:
+        is_trained = trained.is_trained_dir(name)
+        rows.append(
+            _model_row(trained.read_entry(name) if is_trained else hf.read_entry(name), True)
+        )
     if not named:
         for name in hf.cached_hub_models():
             try:

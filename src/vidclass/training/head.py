@@ -44,6 +44,7 @@ def train_head(
     weight_decay: float = 1e-3,
     patience: int = 30,
     seed: int = 0,
+    progress: bool = False,
 ) -> TrainedHead:
     """Fit a head on (views, D) features; y is class indices, or a 0/1 matrix when
     multi-label. Stops when the validation loss (per video) has not improved for
@@ -67,6 +68,11 @@ def train_head(
     batch = 256
     best, best_loss, best_epoch, history = None, float("inf"), 0, []
     epoch = 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=epochs, unit="epoch", desc="head", leave=False)
     for epoch in range(1, epochs + 1):
         head.train()
         order = torch.randperm(len(xt))
@@ -85,10 +91,15 @@ def train_head(
                 val_loss = nn.functional.nll_loss(scores.log(), yv).item()
                 accuracy = (scores.argmax(dim=1) == yv).float().mean().item()
         history.append({"epoch": epoch, "val_loss": val_loss, "val_accuracy": accuracy})
+        if bar is not None:
+            bar.update()
+            bar.set_postfix(val_loss=f"{val_loss:.3f}", val_acc=f"{accuracy:.2f}")
         if val_loss < best_loss - 1e-5:
             best, best_loss, best_epoch = copy.deepcopy(head.state_dict()), val_loss, epoch
         elif epoch - best_epoch >= patience:
             break
+    if bar is not None:
+        bar.close()
     head.load_state_dict(best)
     head.eval()
     return TrainedHead(head, epoch, best_epoch, best_loss, history)

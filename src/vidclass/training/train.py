@@ -156,6 +156,7 @@ def train(
         lr=lr,
         patience=patience,
         seed=seed,
+        progress=progress,
     )
     head_seconds = time.perf_counter() - start
 
