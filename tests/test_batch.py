@@ -252,6 +252,7 @@ def test_an_interrupted_run_resumes_without_losing_or_repeating(tmp_path, name, 
     classified = len(expected) - len(before) - failed
     summary = f"{classified} classified, {failed} failed, {len(before)} skipped (already in {out})"
     assert f"vidclass: {summary}" in stderr
+    assert "\r" not in stderr and "it/s" not in stderr  # no progress bar when piped
     assert rerun.returncode == failed, stderr
     if out.suffix == ".csv":
         rows = list(csv.reader(out.open()))
