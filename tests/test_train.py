@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import vidclass
 from vidclass import VidclassError
@@ -273,3 +274,45 @@ def test_a_transformers_backbone_trains_and_evaluates_the_same_way(pieces, tmp_p
     assert scores.shape == (4,) and abs(scores.sum() - 1) < 1e-5
     report = vidclass.training.evaluate(model, held, workers=0)
     assert report["evaluated"] == 8 and len(report["per_class"]) == 4
+
+
+def test_finetuning_the_last_blocks_saves_only_those_and_reloads(pieces, trained, tmp_path):
+    data, held = pieces
+    out = tmp_path / "tuned"
+    proc = cli("train", data, "--out", out, "--finetune", "last-blocks", "--epochs", "15")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "backbone.safetensors",
+        "head.safetensors",
+        "vidclass.json",
+    ]
+    from safetensors import safe_open
+
+    with safe_open(out / "backbone.safetensors", "pt") as f:
+        keys = list(f.keys())
+    assert keys and all(k.startswith(("features.Mixed_5b.", "features.Mixed_5c.")) for k in keys)
+    config = json.loads((out / "vidclass.json").read_text())
+    assert "fine-tuned" in config["training"]["method"] and config["head"]["in_dim"] == 1024
+    tuned = vidclass.load_model(str(out), precision="fp32")
+    frozen = vidclass.load_model(str(trained[0]), precision="fp32")
+    clip = held.parent / "flipping_pancake_3.mp4"
+    # the blocks moved: the tuned backbone's features differ from the pretrained ones
+    x = tuned.read_clips(clip)[0][None]
+    assert not torch.allclose(tuned.embed(x), frozen.embed(x), atol=1e-4)
+    again = vidclass.load_model(str(out), precision="fp32")
+    assert np.array_equal(tuned.scores(clip), again.scores(clip))
+    report = vidclass.training.evaluate(tuned, held, workers=0)
+    assert report["accuracy"] >= 0.75
+
+
+def test_finetuning_a_backbone_without_blocks_is_refused(pieces, tmp_path):
+    pytest.importorskip("transformers", reason="Hugging Face backbones need the hf extra")
+    pytest.importorskip("PIL", reason="transformers' image processors need Pillow")
+    from .test_hf import make_checkpoint
+
+    data, _ = pieces
+    make_checkpoint(tmp_path / "tiny", "videomae")
+    with pytest.raises(VidclassError, match="do not support --finetune last-blocks"):
+        vidclass.training.train(
+            data, tmp_path / "m", backbone=str(tmp_path / "tiny"), finetune="last-blocks"
+        )

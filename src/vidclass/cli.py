@@ -210,13 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--head", choices=("linear", "mlp"), default="linear", help="the classifier (linear)"
     )
     tr.add_argument("--hidden", type=_positive_int, default=256, help="MLP width (256)")
-    tr.add_argument("--epochs", type=_positive_int, default=300, help="at most (300)")
+    tr.add_argument(
+        "--finetune",
+        choices=("last-blocks",),
+        help="also train the backbone's last blocks (I3D: Mixed_5b/5c), on cached maps of "
+        "the frozen rest; slower, for more data or time",
+    )
+    tr.add_argument("--epochs", type=_positive_int, help="at most (300; 30 with --finetune)")
     tr.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate (0.001)")
     tr.add_argument(
         "--patience",
         type=_positive_int,
-        default=30,
-        help="stop after this many epochs without a better validation loss (30)",
+        help="stop after this many epochs without a better validation loss (30; 5 with --finetune)",
     )
     tr.add_argument(
         "--threshold",
@@ -426,6 +431,7 @@ def _run_train(args) -> int:
         precision=args.precision,
         progress=sys.stderr.isatty(),
         threads=args.threads,
+        finetune=args.finetune,
     )
     t = result.config["training"]
     shown = ", ".join(

@@ -108,6 +108,12 @@ class VideoClassifier:
                 return self.module.embed(x).float()
         return self.module.embed(x).float()
 
+    @torch.inference_mode()
+    def trunk(self, clips: torch.Tensor) -> torch.Tensor:
+        """The frozen part's output for `--finetune last-blocks` (fp32, contiguous)."""
+        x = clips.contiguous(memory_format=self.memory_format)
+        return self.module.trunk(x).float().contiguous()
+
     @property
     def threshold(self) -> float | None:
         """Multi-label models: the score from which a label counts as a tag."""
@@ -212,6 +218,11 @@ def load_model(
     else:
         entry, module = _load(name, download)
     return VideoClassifier(entry, module, precision)
+
+
+def load_backbone_module(name: str, download: bool = True) -> torch.nn.Module:
+    """A pretrained model's plain module (BatchNorm unfolded), for training its blocks."""
+    return _load(name, download)[1].eval()
 
 
 def _load(name: str, download: bool) -> tuple[ModelEntry, torch.nn.Module]:

@@ -108,10 +108,12 @@ class BatchRunner:
         decoders: DecoderPool | None = None,
         features: bool = False,
         flip: bool = False,
+        feature_fn=None,
     ):
         """`decoders`: a started DecoderPool to use (and close) instead of a new one.
         `features`: results carry each clip's backbone features (views, D) instead of
-        predictions; `flip` adds a mirrored copy of every clip (training augmentation)."""
+        predictions (`feature_fn(clips)`, else the model's embed); `flip` adds a mirrored
+        copy of every clip (training augmentation)."""
         if top_k < 1 or clips < 1:
             raise VidclassError(f"top_k and clips must be at least 1, got {top_k} and {clips}")
         if workers is not None and workers < 0:
@@ -125,6 +127,7 @@ class BatchRunner:
         self.decoders = decoders
         self.batch_size = max(1, batch_size)
         self.features = features
+        self.feature_fn = feature_fn or model.embed
         self.flip = flip
         self.stats = RunStats()
 
@@ -151,7 +154,7 @@ class BatchRunner:
         x = torch.stack([clip_to_tensor(clip, spec) for _, clip in group])
         start = time.perf_counter()
         model = self.model
-        out = model.embed(x) if self.features else model.activate(model.logits(x))
+        out = self.feature_fn(x) if self.features else model.activate(model.logits(x))
         self.stats.model_seconds += time.perf_counter() - start
         self.stats.forward_passes += 1
         self.stats.clips += len(group)

@@ -125,6 +125,8 @@ class InceptionI3d(nn.Module):
     """I3D RGB. Input (N, 3, T, H, W) in [-1, 1], T >= 9, H, W >= 193; output logits (N, C)."""
 
     MIN_FRAMES = 9
+    # What `--finetune last-blocks` trains; the rest (the trunk) stays frozen.
+    finetune_blocks = ("Mixed_5b", "Mixed_5c")
 
     def __init__(self, num_classes: int = 400):
         super().__init__()
@@ -170,6 +172,15 @@ class InceptionI3d(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled clip features (N, 1024), the input of the classification head."""
         return self.pool(self.forward_features(x)).mean(dim=(2, 3, 4))
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The frozen part's output: the input of the first fine-tuned block."""
+        names = [name for name, _ in self.features.named_children()]
+        return self.features[: names.index(self.finetune_blocks[0])](x)
+
+    def tail(self) -> nn.Module:
+        """The fine-tuned blocks, trunk output -> feature map (modules shared, not copied)."""
+        return nn.Sequential(*[self.features.get_submodule(b) for b in self.finetune_blocks])
 
     def fold_batchnorm(self) -> InceptionI3d:
         for module in self.modules():

@@ -60,14 +60,19 @@ def spec_from_dict(data: dict) -> InputSpec:
     return InputSpec(**values)
 
 
-def save(folder: str | Path, config: dict, head: nn.Module, backbone: nn.Module | None = None):
-    """Write the folder: weights first, the config last (its presence marks it complete)."""
+def save(
+    folder: str | Path,
+    config: dict,
+    head: nn.Module,
+    backbone_state: dict[str, torch.Tensor] | None = None,
+):
+    """Write the folder: weights first, the config last (its presence marks it complete).
+    `backbone_state`: the fine-tuned part of the backbone, keys as in its state dict."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in head.state_dict().items()}, folder / HEAD_WEIGHTS)
-    if backbone is not None:
-        state = {k: v.contiguous() for k, v in backbone.state_dict().items()}
-        save_file(state, folder / BACKBONE_WEIGHTS)
+    if backbone_state is not None:
+        save_file(backbone_state, folder / BACKBONE_WEIGHTS)
     tmp = folder / (CONFIG + ".tmp")
     tmp.write_text(json.dumps({"format": FORMAT, **config}, indent=2) + "\n", encoding="utf-8")
     tmp.replace(folder / CONFIG)
@@ -107,8 +112,13 @@ def load_module(
     """The backbone (by its name, through `load_backbone`) with the saved head on top."""
     folder = Path(folder)
     backbone = load_backbone(config["backbone"])
-    if (folder / BACKBONE_WEIGHTS).is_file():
-        backbone.load_state_dict(load_file(folder / BACKBONE_WEIGHTS))
+    if (folder / BACKBONE_WEIGHTS).is_file():  # fine-tuned blocks over the pretrained ones
+        result = backbone.load_state_dict(load_file(folder / BACKBONE_WEIGHTS), strict=False)
+        if result.unexpected_keys:
+            raise VidclassError(
+                f"{folder / BACKBONE_WEIGHTS} does not fit {config['backbone']}: "
+                f"{result.unexpected_keys[:3]}"
+            )
     h = config["head"]
     head = Head(h["in_dim"], len(config["labels"]), h.get("hidden", 0), h.get("dropout", 0.0))
     try:

@@ -64,12 +64,12 @@ class FeatureCache:
         except (OSError, ValueError):  # damaged: extract again
             return None
 
-    def put(self, digest: str, views: str, features: np.ndarray) -> None:
+    def put(self, digest: str, views: str, features: np.ndarray, half: bool = False) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.save(f, features.astype(np.float32), allow_pickle=False)
+                np.save(f, features.astype(np.float16 if half else np.float32), allow_pickle=False)
             os.replace(tmp, self._path(digest, views))
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -86,16 +86,18 @@ def extract_features(
     progress: bool = False,
     cache: FeatureCache | None = None,
     on_video: Callable[[str], None] | None = None,
+    stage: str = "pooled",
 ) -> tuple[dict[str, np.ndarray], dict[str, str], int]:
     """({path: (views, D) features}, {path: error}, how many came from the cache).
 
-    views = clips (x2 with `flip`, mirrored copies). Unreadable files are returned as
-    errors, not raised.
+    views = clips (x2 with `flip`, mirrored copies). stage "trunk" gives the frozen
+    trunk's maps instead of pooled features (for --finetune; kept as float16 on disk).
+    Unreadable files are returned as errors, not raised.
     """
     from ..batch import BatchRunner
 
     cache = cache or FeatureCache(model)
-    views = f"c{clips}" + ("f" if flip else "")
+    views = ("t" if stage == "trunk" else "") + f"c{clips}" + ("f" if flip else "")
     features: dict[str, np.ndarray] = {}
     errors: dict[str, str] = {}
     digests: dict[str, str] = {}
@@ -118,15 +120,23 @@ def extract_features(
 
         bar = tqdm(total=len(todo), unit="video", desc="features", leave=False)
     runner = BatchRunner(
-        model, clips=clips, workers=workers, batch_size=batch_size, features=True, flip=flip
+        model,
+        clips=clips,
+        workers=workers,
+        batch_size=batch_size,
+        features=True,
+        flip=flip,
+        feature_fn=model.trunk if stage == "trunk" else None,
     )
     try:
         for result in runner.run(todo):
             if result.error is not None:
                 errors[result.video] = result.error
             else:
-                features[result.video] = result.features
-                cache.put(digests[result.video], views, result.features)
+                half = stage == "trunk"  # what the cache keeps, so reruns see the same
+                found = result.features.astype(np.float16) if half else result.features
+                features[result.video] = found
+                cache.put(digests[result.video], views, found, half=half)
             if bar is not None:
                 bar.update()
             if on_video is not None:

@@ -13,8 +13,9 @@ import numpy as np
 from .. import __version__
 from ..errors import VidclassError
 from ..models import trained
-from .dataset import Dataset, Sample, load_dataset, split_dataset
+from .dataset import Sample, load_dataset, split_dataset
 from .features import extract_features
+from .finetune import check_supported, finetune_last_blocks
 from .head import train_head
 
 log = logging.getLogger("vidclass")
@@ -40,10 +41,11 @@ def _targets(samples: list[Sample], labels: tuple[str, ...], multi: bool) -> np.
 
 
 def _rows(samples: list[Sample], features: dict[str, np.ndarray]):
-    """Each video's views as rows, and which video each row is."""
-    x = np.concatenate([features[s.path] for s in samples])
-    groups = np.concatenate([np.full(len(features[s.path]), i) for i, s in enumerate(samples)])
-    return x, groups
+    """Each video's views as rows (a list: trunk maps of short clips differ in shape),
+    and which video each row is."""
+    rows = [view for s in samples for view in features[s.path]]
+    groups = np.array([i for i, s in enumerate(samples) for _ in features[s.path]])
+    return rows, groups
 
 
 def validation_metrics(y_true: np.ndarray, scores: np.ndarray, multi: bool, threshold: float):
@@ -81,9 +83,9 @@ def train(
     clips: int = 1,
     flip: bool = False,
     hidden: int = 0,
-    epochs: int = 300,
+    epochs: int | None = None,
     lr: float = 1e-3,
-    patience: int = 30,
+    patience: int | None = None,
     threshold: float = 0.5,
     workers: int | None = None,
     batch_size: int = 2,
@@ -91,10 +93,15 @@ def train(
     threads: int | None = None,
     progress: bool = False,
     force: bool = False,
+    finetune: str | None = None,
 ) -> TrainResult:
-    """Train a head on a frozen backbone's features and write MODEL_DIR (`out`)."""
+    """Train a head on a frozen backbone's features and write MODEL_DIR (`out`).
+
+    finetune="last-blocks" also trains the backbone's last blocks (on cached maps of the
+    frozen trunk); epochs/patience then default to 30/5 instead of 300/30.
+    """
     from ..models import DEFAULT_MODEL
-    from ..pipeline import load_model
+    from ..pipeline import load_backbone_module, load_model
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not force:
@@ -107,7 +114,6 @@ def train(
             raise VidclassError(f"{val}: labels not in the training data: {unknown}")
         train_set, val_set = dataset.samples, held.samples
         multi = dataset.multi_label or held.multi_label
-        split_dataset(Dataset(train_set, dataset.labels, multi, str(data)), min_per_label=1)
     else:
         multi = dataset.multi_label
         train_set, val_set = split_dataset(dataset, val_fraction, seed)
@@ -115,7 +121,13 @@ def train(
     backbone = backbone or DEFAULT_MODEL
     if trained.is_trained_dir(backbone):
         raise VidclassError(f"{backbone} is a trained model; train on its backbone instead")
+    if finetune not in (None, "last-blocks"):
+        raise VidclassError(f"unknown --finetune {finetune!r}; the choice is last-blocks")
     model = load_model(backbone, precision=precision, threads=threads)
+    if finetune:
+        check_supported(model.module)
+    epochs = epochs or (30 if finetune else 300)
+    patience = patience or (5 if finetune else 30)
 
     start = time.perf_counter()
     paths = [s.path for s in train_set + val_set]
@@ -127,6 +139,7 @@ def train(
         workers=workers,
         batch_size=batch_size,
         progress=progress,
+        stage="trunk" if finetune else "pooled",
     )
     extract_seconds = time.perf_counter() - start
     for error in errors.values():
@@ -144,26 +157,34 @@ def train(
     y_train = _targets(train_set, labels, multi)[train_groups]
     x_val, val_groups = _rows(val_set, features)
     y_val = _targets(val_set, labels, multi)
-    fit = train_head(
-        x_train,
-        y_train,
-        x_val,
-        y_val,
-        val_groups,
-        multi,
-        hidden=hidden,
-        epochs=epochs,
-        lr=lr,
-        patience=patience,
-        seed=seed,
-        progress=progress,
-    )
+    options = dict(hidden=hidden, epochs=epochs, lr=lr, patience=patience, seed=seed)
+    backbone_state = None
+    if finetune:
+        fresh = load_backbone_module(backbone)  # BatchNorm unfolded, as saved and reloaded
+        backbone_state, fit, net = finetune_last_blocks(
+            fresh,
+            list(x_train),
+            y_train,
+            list(x_val),
+            y_val,
+            val_groups,
+            multi,
+            progress=progress,
+            **options,
+        )
+        in_dim = fit.head.mean.shape[0]
+    else:
+        x_train, x_val = np.stack(x_train), np.stack(x_val)
+        fit = train_head(
+            x_train, y_train, x_val, y_val, val_groups, multi, progress=progress, **options
+        )
+        net, in_dim = fit.head, x_train.shape[1]
     head_seconds = time.perf_counter() - start
 
     import torch
 
     with torch.no_grad():
-        logits = fit.head(torch.from_numpy(x_val))
+        logits = torch.cat([net(torch.from_numpy(x[None]).float()) for x in x_val])
         probs = torch.sigmoid(logits) if multi else torch.softmax(logits, dim=-1)
     per_video = np.stack([probs[val_groups == i].mean(dim=0).numpy() for i in range(len(val_set))])
     metrics = validation_metrics(y_val, per_video, multi, threshold)
@@ -173,9 +194,14 @@ def train(
         "multi_label": multi,
         "threshold": threshold if multi else None,
         "input": trained.spec_to_dict(model.spec),
-        "head": {"in_dim": int(x_train.shape[1]), "hidden": hidden, "dropout": 0.2},
+        "head": {"in_dim": int(in_dim), "hidden": hidden, "dropout": 0.2},
         "training": {
-            "method": "frozen backbone, head on pooled features",
+            "method": (
+                f"last blocks ({', '.join(model.module.finetune_blocks)}) fine-tuned with the "
+                "head, on cached maps of the frozen trunk"
+                if finetune
+                else "frozen backbone, head on pooled features"
+            ),
             "data": str(data),
             "validation": str(val) if val is not None else f"{val_fraction:g} split, seed {seed}",
             "videos": len(train_set) + len(val_set),
@@ -195,5 +221,5 @@ def train(
         },
         "metrics": {"validation": metrics},
     }
-    trained.save(out, config, fit.head)
+    trained.save(out, config, fit.head, backbone_state)
     return TrainResult(out, config, errors, extract_seconds, head_seconds)
