@@ -260,3 +260,11 @@ def test_an_interrupted_run_resumes_without_losing_or_repeating(tmp_path, name, 
     if out.suffix == ".sqlite":
         with sqlite3.connect(out) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_video_named_twice_gets_two_results(model):
+    clip = str(video("cleaning_pool_1s.mp4"))
+    results = list(model.classify_many([clip, clip], top_k=2, workers=1, batch_size=2))
+    assert [r.video for r in results] == [clip, clip]
+    assert results[0].predictions == results[1].predictions
+    assert results[0].predictions[0]["label"] == "cleaning pool"

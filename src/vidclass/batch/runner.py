@@ -132,19 +132,18 @@ class BatchRunner:
         self.stats = RunStats()
 
     # -- the model --------------------------------------------------------------------------
-    def _fullest(self, ready: deque) -> int:
-        """Clips in the largest group of one shape (they can share a forward pass)."""
+    @staticmethod
+    def _shape_counts(ready: deque) -> dict[tuple, int]:
+        """Ready clips per shape: clips of one shape can share a forward pass."""
         counts: dict[tuple, int] = {}
         for _, clip in ready:
             counts[clip.shape] = counts.get(clip.shape, 0) + 1
-        return max(counts.values(), default=0)
+        return counts
 
-    def _forward(self, ready: deque) -> list[tuple[str, torch.Tensor]]:
+    def _forward(self, ready: deque) -> list[tuple[tuple[int, str], torch.Tensor]]:
         """Score up to batch_size ready clips of one shape: the oldest shape that fills a
         batch, else the oldest clip's."""
-        counts: dict[tuple, int] = {}
-        for _, clip in ready:
-            counts[clip.shape] = counts.get(clip.shape, 0) + 1
+        counts = self._shape_counts(ready)
         full = [c.shape for _, c in ready if counts[c.shape] >= self.batch_size]
         shape = full[0] if full else ready[0][1].shape
         group = [item for item in ready if item[1].shape == shape][: self.batch_size]
@@ -158,7 +157,7 @@ class BatchRunner:
         self.stats.model_seconds += time.perf_counter() - start
         self.stats.forward_passes += 1
         self.stats.clips += len(group)
-        return [(path, row) for (path, _), row in zip(group, out, strict=True)]
+        return [(job, row) for (job, _), row in zip(group, out, strict=True)]
 
     def _result(self, path: str, pending: _Pending):
         from ..pipeline import VideoResult
@@ -185,12 +184,13 @@ class BatchRunner:
             self.stats.wall_seconds += time.perf_counter() - start
 
     def _loop(self, paths: list[str]) -> Iterator:
+        # A job is (position, path): the same path named twice is two jobs.
         spec = self.model.spec
-        todo = deque(paths)
-        suspects: deque[str] = deque()  # in flight when a decoder crashed; retried alone
-        inflight: dict[Future, str] = {}
-        ready: deque[tuple[str, np.ndarray]] = deque()
-        pending: dict[str, _Pending] = {}
+        todo = deque(enumerate(paths))
+        suspects: deque[tuple[int, str]] = deque()  # in flight when a decoder crashed
+        inflight: dict[Future, tuple[int, str]] = {}
+        ready: deque[tuple[tuple[int, str], np.ndarray]] = deque()
+        pending: dict[tuple[int, str], _Pending] = {}
         # Enough decoded ahead to fill a batch while the next decodes; memory stays bounded.
         ahead = self.workers + self.batch_size
         most_ready = 2 * ahead  # clips waiting for the model
@@ -200,62 +200,64 @@ class BatchRunner:
         if pool is not None and pool.workers == 0:
             pool = None
 
-        def accept(path: str, outcome) -> Iterator:
+        def accept(job: tuple[int, str], outcome) -> Iterator:
             clips, warnings, error = outcome
             for message in warnings:
                 log.warning(message)
             if error is not None:
-                yield self._failure(path, error)
+                yield self._failure(job[1], error)
                 return
             if self.flip:  # mirrored left-right: (T, H, W, 3)
                 clips = clips + [np.ascontiguousarray(c[:, :, ::-1]) for c in clips]
-            pending[path] = _Pending(len(clips))
-            ready.extend((path, c) for c in clips)
+            pending[job] = _Pending(len(clips))
+            ready.extend((job, c) for c in clips)
+
+        def decode_here() -> Iterator:
+            job = todo.popleft()
+            yield from accept(job, prepare_clips(job[1], spec, self.clips))
 
         try:
             while todo or suspects or inflight or ready:
                 # Run the model once a batch of one shape is ready, or once no more can
                 # come (the queue is full, or nothing is left to decode).
-                can_fill = self._fullest(ready) >= self.batch_size
+                can_fill = max(self._shape_counts(ready).values(), default=0) >= self.batch_size
                 room = len(ready) < most_ready
                 if pool is None:
                     if not can_fill and room and todo:
-                        path = todo.popleft()
-                        yield from accept(path, prepare_clips(path, spec, self.clips))
+                        yield from decode_here()
                         continue
                 else:
-                    cap = 1 if suspects else ahead
+                    cap = 1 if suspects else ahead  # a suspect is decoded on its own
                     source = suspects if suspects else todo
                     while source and len(inflight) < cap and room:
-                        path = source.popleft()
-                        inflight[pool.submit(path, spec, self.clips)] = path
+                        job = source.popleft()
+                        inflight[pool.submit(job[1], spec, self.clips)] = job
                     finished = [f for f in inflight if f.done()]
                     if not finished and not can_fill and room:
                         if todo and not suspects:
                             # The model would wait (the processes are starting, or behind):
                             # decode one here instead.
-                            path = todo.popleft()
-                            yield from accept(path, prepare_clips(path, spec, self.clips))
+                            yield from decode_here()
                             continue
                         if inflight:
                             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                             finished = list(done)
                     broken = False
                     for f in finished:
-                        path = inflight.pop(f)
+                        job = inflight.pop(f)
                         try:
                             outcome = f.result()
                         except BrokenProcessPool:
                             broken = True
                             if cap == 1:  # crashed on its own: this file is the cause
-                                yield self._failure(path, f"{path}: the decoder crashed")
+                                yield self._failure(job[1], f"{job[1]}: the decoder crashed")
                             else:
-                                suspects.append(path)
+                                suspects.append(job)
                             continue
-                        yield from accept(path, outcome)
+                        yield from accept(job, outcome)
                     if broken:
-                        for f in list(inflight):  # the rest of the dead pool's work
-                            suspects.append(inflight.pop(f))
+                        suspects.extend(inflight.values())  # the rest of the dead pool's work
+                        inflight.clear()
                         pool.restart()
                         log.warning("a decoding process crashed; retrying its videos one by one")
                         continue
@@ -263,12 +265,12 @@ class BatchRunner:
                         continue  # look again with what came in
                     if not ready or (not can_fill and room and (inflight or todo or suspects)):
                         continue
-                for path, probs in self._forward(ready):
-                    item = pending[path]
-                    item.probs.append(probs)
+                for job, row in self._forward(ready):
+                    item = pending[job]
+                    item.probs.append(row)
                     if len(item.probs) == item.expected:
-                        del pending[path]
-                        yield self._result(path, item)
+                        del pending[job]
+                        yield self._result(job[1], item)
         finally:
             if pool is not None:
                 pool.close()
