@@ -266,7 +266,7 @@ def test_a_transformers_backbone_trains_and_evaluates_the_same_way(pieces, tmp_p
     proc = cli("train", data, "--out", out, "--model", backbone, "--head", "mlp", "--hidden", "16")
     assert proc.returncode == 0, proc.stderr
     config = json.loads((out / "vidclass.json").read_text())
-    assert config["backbone"] == str(backbone) and config["head"]["in_dim"] == 32
+    assert config["backbone"] == str(backbone.resolve()) and config["head"]["in_dim"] == 32
     assert config["input"]["num_frames"] == 8 and config["input"]["fps"] is None
     model = vidclass.load_model(str(out), precision="fp32")
     assert model.labels == tuple(sorted(SOURCES))

@@ -73,6 +73,8 @@ def save(
     save_file({k: v.contiguous() for k, v in head.state_dict().items()}, folder / HEAD_WEIGHTS)
     if backbone_state is not None:
         save_file(backbone_state, folder / BACKBONE_WEIGHTS)
+    else:  # left by an earlier fine-tuned model in this folder (--force)
+        (folder / BACKBONE_WEIGHTS).unlink(missing_ok=True)
     tmp = folder / (CONFIG + ".tmp")
     tmp.write_text(json.dumps({"format": FORMAT, **config}, indent=2) + "\n", encoding="utf-8")
     tmp.replace(folder / CONFIG)

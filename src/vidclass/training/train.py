@@ -104,6 +104,8 @@ def train(
     from ..pipeline import load_backbone_module, load_model
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise VidclassError(f"{out} is a file; --out needs a folder")
     if out.exists() and any(out.iterdir()) and not force:
         raise VidclassError(f"{out} exists and is not empty; give --force to replace it")
     dataset = load_dataset(data)
@@ -119,6 +121,8 @@ def train(
         train_set, val_set = split_dataset(dataset, val_fraction, seed)
     labels = dataset.labels
     backbone = backbone or DEFAULT_MODEL
+    if Path(backbone).is_dir():  # the model folder must find it from anywhere
+        backbone = str(Path(backbone).resolve())
     if trained.is_trained_dir(backbone):
         raise VidclassError(f"{backbone} is a trained model; train on its backbone instead")
     if finetune not in (None, "last-blocks"):
