@@ -6,6 +6,7 @@ import os
 from functools import lru_cache
 
 from .errors import VidclassError
+from .gallery import Gallery
 from .models import DEFAULT_MODEL, list_entries
 from .pipeline import VideoClassifier, VideoResult, load_model
 
@@ -13,6 +14,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MODEL",
+    "Gallery",
     "VidclassError",
     "VideoClassifier",
     "VideoResult",

@@ -109,6 +109,13 @@ class VideoClassifier:
         return self.module.embed(x).float()
 
     @torch.inference_mode()
+    def scores_and_features(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores (N, classes), features (N, D)) from one forward pass: what a gallery
+        stores for each video."""
+        features = self.embed(clips)
+        return self.activate(self.module.head_logits(features).float()), features
+
+    @torch.inference_mode()
     def trunk(self, clips: torch.Tensor) -> torch.Tensor:
         """The frozen part's output for `--finetune last-blocks` (fp32, contiguous)."""
         x = clips.contiguous(memory_format=self.memory_format)

@@ -91,7 +91,8 @@ class _Pending:
     """A video whose clips are being scored."""
 
     expected: int
-    probs: list[torch.Tensor] = field(default_factory=list)
+    scores: list[torch.Tensor] = field(default_factory=list)
+    features: list[torch.Tensor] = field(default_factory=list)
 
 
 class BatchRunner:
@@ -109,11 +110,13 @@ class BatchRunner:
         features: bool = False,
         flip: bool = False,
         feature_fn=None,
+        keep_features: bool = False,
     ):
         """`decoders`: a started DecoderPool to use (and close) instead of a new one.
         `features`: results carry each clip's backbone features (views, D) instead of
         predictions (`feature_fn(clips)`, else the model's embed); `flip` adds a mirrored
-        copy of every clip (training augmentation)."""
+        copy of every clip (training augmentation). `keep_features`: predictions and
+        features from the same forward pass (what a gallery stores)."""
         if top_k < 1 or clips < 1:
             raise VidclassError(f"top_k and clips must be at least 1, got {top_k} and {clips}")
         if workers is not None and workers < 0:
@@ -128,6 +131,7 @@ class BatchRunner:
         self.batch_size = max(1, batch_size)
         self.features = features
         self.feature_fn = feature_fn or model.embed
+        self.keep_features = keep_features
         self.flip = flip
         self.stats = RunStats()
 
@@ -140,7 +144,9 @@ class BatchRunner:
             counts[clip.shape] = counts.get(clip.shape, 0) + 1
         return counts
 
-    def _forward(self, ready: deque) -> list[tuple[tuple[int, str], torch.Tensor]]:
+    def _forward(
+        self, ready: deque
+    ) -> list[tuple[tuple[int, str], torch.Tensor | None, torch.Tensor | None]]:
         """Score up to batch_size ready clips of one shape: the oldest shape that fills a
         batch, else the oldest clip's."""
         counts = self._shape_counts(ready)
@@ -153,21 +159,31 @@ class BatchRunner:
         x = torch.stack([clip_to_tensor(clip, spec) for _, clip in group])
         start = time.perf_counter()
         model = self.model
-        out = self.feature_fn(x) if self.features else model.activate(model.logits(x))
+        scores = features = None
+        if self.features:
+            features = self.feature_fn(x)
+        elif self.keep_features:
+            scores, features = model.scores_and_features(x)
+        else:
+            scores = model.activate(model.logits(x))
         self.stats.model_seconds += time.perf_counter() - start
         self.stats.forward_passes += 1
         self.stats.clips += len(group)
-        return [(job, row) for (job, _), row in zip(group, out, strict=True)]
+        n = len(group)
+        scores = scores if scores is not None else [None] * n
+        features = features if features is not None else [None] * n
+        return [(job, s, f) for (job, _), s, f in zip(group, scores, features, strict=True)]
 
     def _result(self, path: str, pending: _Pending):
         from ..pipeline import VideoResult
 
         self.stats.succeeded += 1
-        stacked = torch.stack(pending.probs)
+        features = torch.stack(pending.features).numpy() if pending.features else None
         if self.features:
-            return VideoResult(path, features=stacked.numpy())
-        scores = stacked.mean(dim=0).numpy()
-        return VideoResult(path, predictions=self.model.top_k(scores, self.top_k), scores=scores)
+            return VideoResult(path, features=features)
+        scores = torch.stack(pending.scores).mean(dim=0).numpy()
+        top = self.model.top_k(scores, self.top_k)
+        return VideoResult(path, predictions=top, scores=scores, features=features)
 
     def _failure(self, path: str, error: str):
         from ..pipeline import VideoResult
@@ -265,10 +281,13 @@ class BatchRunner:
                         continue  # look again with what came in
                     if not ready or (not can_fill and room and (inflight or todo or suspects)):
                         continue
-                for job, row in self._forward(ready):
+                for job, scores, features in self._forward(ready):
                     item = pending[job]
-                    item.probs.append(row)
-                    if len(item.probs) == item.expected:
+                    if scores is not None:
+                        item.scores.append(scores)
+                    if features is not None:
+                        item.features.append(features)
+                    if max(len(item.scores), len(item.features)) == item.expected:
                         del pending[job]
                         yield self._result(job[1], item)
         finally:

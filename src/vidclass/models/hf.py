@@ -266,6 +266,10 @@ class TransformersVideoModule(torch.nn.Module):
         frames = clips.permute(0, 2, 1, 3, 4)  # transformers wants (N, T, C, H, W)
         return self.model(**{self.input_name: frames}).logits
 
+    def head_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from `embed`'s features: the classifier alone."""
+        return self.model.classifier(features)
+
     def embed(self, clips: torch.Tensor) -> torch.Tensor:
         """The features the classification head sees, (N, hidden)."""
         head = getattr(self.model, "classifier", None)

@@ -173,6 +173,12 @@ class InceptionI3d(nn.Module):
         """Pooled clip features (N, 1024), the input of the classification head."""
         return self.pool(self.forward_features(x)).mean(dim=(2, 3, 4))
 
+    def head_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from `embed`'s features: the 1x1x1 conv is linear, so applying it to
+        the time-averaged features equals averaging its outputs over time."""
+        w = self.logits.weight.view(self.logits.out_channels, -1)
+        return F.linear(features.float(), w.float(), self.logits.bias.float())
+
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """The frozen part's output: the input of the first fine-tuned block."""
         names = [name for name, _ in self.features.named_children()]

@@ -44,6 +44,9 @@ class TrainedModule(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone.embed(x)
 
+    def head_logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
     def fold_batchnorm(self):
         if hasattr(self.backbone, "fold_batchnorm"):
             self.backbone.fold_batchnorm()

@@ -16,17 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..digest import file_digest
 from ..models.weights import cache_dir
 
 log = logging.getLogger("vidclass")
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def backbone_key(model) -> str:

@@ -1,0 +1,333 @@
+"""A searchable video gallery: index folders, search by tag text, find similar videos."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import VidclassError
+from .store import GalleryStore, Hit, SqliteGalleryStore, VideoRecord
+
+log = logging.getLogger("vidclass")
+
+DEFAULT_DB = "gallery.sqlite"
+MIN_TAG_SCORE = 0.01  # weaker labels are not kept as tags (the best one always is)
+
+# Words people search for that labels spell otherwise. Stems (dance/dancing, swim/
+# swimming) need no entry: the label index stems words (FTS5's porter tokenizer).
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "football": ("soccer",),
+    "soccer": ("football",),
+    "bike": ("bicycle", "bicycling", "biking", "cycling"),
+    "bicycle": ("bike", "biking", "cycling"),
+    "cycling": ("bike", "bicycle", "biking"),
+    "kid": ("child", "children", "baby", "kids"),
+    "child": ("kid", "children", "baby", "kids"),
+    "car": ("driving", "auto"),
+    "music": ("playing", "singing", "drumming"),
+    "workout": ("exercising", "push up", "squat", "situp", "lunge"),
+    "exercise": ("exercising", "push up", "squat", "situp", "lunge"),
+    "food": ("eating", "cooking", "baking", "frying"),
+    "cook": ("cooking", "baking", "frying", "grilling"),
+    "ball": ("soccer", "basketball", "volleyball", "football", "tennis"),
+    "phone": ("telephone", "texting", "smartphone"),
+    "sea": ("surfing", "sailing", "ocean"),
+}
+
+
+@dataclass
+class IndexSummary:
+    found: int = 0
+    classified: int = 0
+    failed: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    copied: int = 0
+    pruned: int = 0
+    gone: int = 0  # indexed files that no longer exist (kept without --prune)
+
+    def describe(self) -> str:
+        parts = [
+            f"{self.found} videos found",
+            f"{self.classified} classified",
+            f"{self.failed} failed",
+            f"{self.unchanged} unchanged",
+        ]
+        if self.moved:
+            parts.append(f"{self.moved} moved")
+        if self.copied:
+            parts.append(f"{self.copied} copies of indexed videos")
+        if self.pruned:
+            parts.append(f"{self.pruned} removed")
+        if self.gone:
+            parts.append(f"{self.gone} gone from disk (remove them with --prune)")
+        return ", ".join(parts)
+
+
+def fts_query(text: str) -> str:
+    """An FTS5 query: every word (or a synonym) must match, as a word prefix."""
+    words = re.findall(r"\w+", text.lower())
+    if not words:
+        raise VidclassError("give some words to search for")
+    groups = []
+    for word in words:
+        options = (word, *SYNONYMS.get(word, ()))
+        groups.append("(" + " OR ".join(f'"{o}"*' for o in options) + ")")
+    return " AND ".join(groups)
+
+
+class Gallery:
+    """A gallery database; `index` fills it, `search`, `similar`, `tags` read it."""
+
+    def __init__(self, path: str | os.PathLike = DEFAULT_DB, store: GalleryStore | None = None):
+        self.path = str(path)
+        self.store = store or SqliteGalleryStore(path)
+        self._vectors: tuple[list[str], np.ndarray] | None = None
+        self._model = None
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def model_name(self) -> str | None:
+        return self.store.get_meta("model")
+
+    def _load_model(self, name: str | None, precision: str = "auto"):
+        from ..models import DEFAULT_MODEL
+        from ..pipeline import load_model
+
+        stored = self.model_name
+        if name and stored and name != stored:
+            raise VidclassError(
+                f"{self.path} is indexed with {stored!r}; index with --model {stored} or "
+                "use another --db"
+            )
+        name = name or stored or DEFAULT_MODEL
+        if self._model is None or self._model.name != name:
+            self._model = load_model(name, precision=precision)
+        if stored is None:
+            self.store.set_meta("model", name)
+        return self._model
+
+    # -- indexing ---------------------------------------------------------------------------
+    def index(
+        self,
+        inputs: list[str | os.PathLike],
+        *,
+        model: str | None = None,
+        recursive: bool = True,
+        timeline: bool = False,
+        prune: bool = False,
+        top_k: int = 5,
+        workers: int | None = None,
+        batch_size: int = 2,
+        precision: str = "auto",
+        progress: bool = False,
+    ) -> IndexSummary:
+        """Classify new and changed videos under `inputs` and store them, one transaction
+        each (an interrupted run loses nothing; run it again to go on). Unchanged files
+        are skipped by size and mtime, moved ones recognised by content hash."""
+        from ..batch import expand_inputs
+        from ..digest import file_digest
+
+        summary = IndexSummary()
+        roots = []
+        for item in map(str, inputs):
+            if not os.path.exists(item):  # a typo must not look like an emptied folder
+                raise VidclassError(f"{item}: no such folder or file")
+            roots.append(os.path.abspath(item))
+        try:
+            paths = [os.path.abspath(p) for p in expand_inputs([str(i) for i in inputs], recursive)]
+        except VidclassError:  # folders without videos: nothing to add, maybe some to prune
+            paths = []
+        summary.found = len(paths)
+        todo: list[tuple[str, str, os.stat_result]] = []
+        for path in paths:
+            try:
+                st = os.stat(path)
+            except OSError as exc:
+                log.warning(f"{path}: cannot read ({exc.strerror})")
+                continue
+            old = self.store.by_path(path)
+            if old and old.size == st.st_size and old.mtime == st.st_mtime:
+                summary.unchanged += 1
+                continue
+            digest = file_digest(path)
+            if old and old.hash == digest:
+                self.store.move(path, path, st.st_mtime)  # touched, not changed
+                summary.unchanged += 1
+                continue
+            same = [r for r in self.store.by_hash(digest) if r.path != path]
+            gone = [r for r in same if not os.path.exists(r.path)]
+            if gone and old is None:
+                self.store.move(gone[0].path, path, st.st_mtime)
+                summary.moved += 1
+            elif same and same[0].error is None:
+                copy = same[0]
+                copy.path, copy.mtime, copy.id = path, st.st_mtime, None
+                self.store.put(copy)
+                summary.copied += 1
+            else:
+                todo.append((path, digest, st))
+        if todo:
+            clf = self._load_model(model, precision)
+            self._vectors = None
+            self._classify(clf, todo, timeline, top_k, workers, batch_size, progress, summary)
+        elif model:
+            self._load_model(model, precision)  # still refuse a mismatched model
+
+        def under_roots(path: str) -> bool:
+            return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+        for path in self.store.paths():
+            if under_roots(path) and not os.path.exists(path):
+                if prune:
+                    self.store.delete(path)
+                    summary.pruned += 1
+                else:
+                    summary.gone += 1
+        if summary.pruned:
+            self._vectors = None
+        return summary
+
+    def _classify(self, clf, todo, timeline, top_k, workers, batch_size, progress, summary):
+        from ..batch import BatchRunner
+        from ..video import probe
+
+        info = {path: (digest, st) for path, digest, st in todo}
+        runner = BatchRunner(
+            clf, top_k=top_k, workers=workers, batch_size=batch_size, keep_features=True
+        )
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(todo), unit="video", desc="index", leave=False)
+        try:
+            for result in runner.run([t[0] for t in todo]):
+                digest, st = info[result.video]
+                record = VideoRecord(result.video, digest, st.st_size, st.st_mtime, clf.name)
+                if result.error is not None:
+                    record.error = result.error
+                    log.error(result.error)
+                    summary.failed += 1
+                else:
+                    try:
+                        meta = probe(result.video)
+                        record.duration = meta.duration
+                        record.width, record.height = meta.width, meta.height
+                    except VidclassError:
+                        pass
+                    top = result.predictions
+                    record.tags = top[:1] + [t for t in top[1:] if t["score"] >= MIN_TAG_SCORE]
+                    record.feature = result.features.mean(axis=0)
+                    if timeline:
+                        record.segments = self._segments(clf, result.video)
+                    summary.classified += 1
+                self.store.put(record)
+                if bar is not None:
+                    bar.update()
+        finally:
+            if bar is not None:
+                bar.close()
+
+    @staticmethod
+    def _segments(clf, path: str) -> list[dict]:
+        try:
+            tl = clf.timeline(path)
+        except VidclassError as exc:
+            log.warning(f"{path}: no timeline ({exc})")
+            return []
+        return [
+            {"start": s.start, "end": s.end, "label": s.label, "score": s.score}
+            for s in tl.segments
+        ]
+
+    # -- reading ----------------------------------------------------------------------------
+    def search(
+        self,
+        text: str,
+        *,
+        min_score: float = 0.0,
+        label: str | None = None,
+        min_duration: float | None = None,
+        max_duration: float | None = None,
+        limit: int = 20,
+    ) -> list[Hit]:
+        """Videos whose tags match `text` (words, prefixes, synonyms), best tag first."""
+        labels = self.store.match_labels(fts_query(text)) if text.strip() else []
+        if label is not None:
+            labels = [x for x in labels if x == label] if text.strip() else [label]
+        return self.store.tagged(labels, min_score, min_duration, max_duration, limit)
+
+    def _matrix(self) -> tuple[list[str], np.ndarray]:
+        if self._vectors is None:
+            paths, vectors = self.store.features()
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True) if len(paths) else 1.0
+            self._vectors = (paths, vectors / np.maximum(norms, 1e-12))
+        return self._vectors
+
+    def similar(self, video: str | os.PathLike, k: int = 10, precision: str = "auto") -> list[dict]:
+        """The `k` indexed videos nearest to `video` by cosine similarity of features;
+        `video` may be outside the gallery (it is then run through the gallery's model)."""
+        paths, matrix = self._matrix()
+        if not paths:
+            raise VidclassError(f"{self.path} has no indexed videos")
+        path = os.path.abspath(video)
+        record = self.store.by_path(path)
+        if record is not None and record.feature is not None:
+            query = record.feature
+        else:
+            clf = self._load_model(None, precision)
+            clips = clf.read_clips(video)
+            import torch
+
+            query = clf.embed(torch.stack(clips)).mean(dim=0).numpy()
+        if query.shape[0] != matrix.shape[1]:
+            raise VidclassError("the query's features do not match the gallery's model")
+        sims = matrix @ (query / max(np.linalg.norm(query), 1e-12))
+        take = min(k + 1, len(sims))  # one more: the query itself may be among them
+        best = np.argpartition(-sims, take - 1)[:take]
+        order = best[np.argsort(-sims[best], kind="stable")]
+        out = []
+        for i in order:
+            if paths[i] == path:
+                continue
+            out.append({"video": paths[i], "similarity": float(sims[i])})
+            if len(out) == k:
+                break
+        return out
+
+    def tags(self) -> list[dict]:
+        return [
+            {"label": label, "videos": n, "best_score": best}
+            for label, n, best in self.store.tag_counts()
+        ]
+
+    def export(self) -> list[dict]:
+        """Every indexed video as a dict (no feature vectors), sorted by path."""
+        return [
+            {
+                "video": r.path,
+                "hash": r.hash,
+                "size": r.size,
+                "duration": r.duration,
+                "width": r.width,
+                "height": r.height,
+                "model": r.model,
+                "tags": r.tags,
+                "segments": r.segments,
+                "error": r.error,
+            }
+            for r in self.store.records()
+        ]

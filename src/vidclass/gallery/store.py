@@ -1,0 +1,319 @@
+"""Where a gallery lives: a small interface, and SQLite (FTS5 for labels, WAL) behind it.
+
+Everything the gallery needs from storage goes through `GalleryStore`, so a server
+database can replace SQLite without touching indexing or search.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import VidclassError
+
+
+@dataclass
+class VideoRecord:
+    """One indexed video, as stored."""
+
+    path: str
+    hash: str
+    size: int
+    mtime: float
+    model: str
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    tags: list[dict] = field(default_factory=list)  # [{"label", "score"}], best first
+    segments: list[dict] = field(default_factory=list)  # [{"start", "end", "label", "score"}]
+    feature: np.ndarray | None = None  # pooled backbone features, float32 (D,)
+    error: str | None = None  # could not be classified
+    id: int | None = None
+
+
+@dataclass
+class Hit:
+    """A search result: a video, the tags that matched and where they occur."""
+
+    path: str
+    score: float
+    duration: float | None
+    tags: list[dict]
+    moments: list[dict]
+
+    def as_dict(self) -> dict:
+        return {
+            "video": self.path,
+            "score": self.score,
+            "duration": self.duration,
+            "tags": self.tags,
+            "moments": self.moments,
+        }
+
+
+class GalleryStore(Protocol):
+    def get_meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+    def by_path(self, path: str) -> VideoRecord | None: ...
+    def by_hash(self, digest: str) -> list[VideoRecord]: ...
+    def paths(self) -> list[str]: ...
+    def put(self, record: VideoRecord) -> None: ...
+    def move(self, old: str, new: str, mtime: float) -> None: ...
+    def delete(self, path: str) -> None: ...
+    def match_labels(self, query: str) -> list[str]: ...
+    def tagged(
+        self,
+        labels: list[str],
+        min_score: float,
+        min_duration: float | None,
+        max_duration: float | None,
+        limit: int,
+    ) -> list[Hit]: ...
+    def features(self) -> tuple[list[str], np.ndarray]: ...
+    def tag_counts(self) -> list[tuple[str, int, float]]: ...
+    def records(self) -> list[VideoRecord]: ...
+    def close(self) -> None: ...
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS videos (
+    id INTEGER PRIMARY KEY,
+    path TEXT UNIQUE NOT NULL,
+    hash TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    model TEXT NOT NULL,
+    duration REAL,
+    width INTEGER,
+    height INTEGER,
+    feature BLOB,
+    error TEXT,
+    indexed_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS videos_hash ON videos(hash);
+CREATE TABLE IF NOT EXISTS tags (
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    label TEXT NOT NULL,
+    score REAL NOT NULL,
+    rank INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tags_label ON tags(label, score DESC);
+CREATE INDEX IF NOT EXISTS tags_video ON tags(video_id);
+CREATE TABLE IF NOT EXISTS segments (
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    start REAL NOT NULL,
+    end REAL NOT NULL,
+    label TEXT NOT NULL,
+    score REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS segments_video ON segments(video_id, label);
+CREATE TABLE IF NOT EXISTS labels (label TEXT PRIMARY KEY);
+CREATE VIRTUAL TABLE IF NOT EXISTS labels_fts
+    USING fts5(label, tokenize='porter unicode61', prefix='2 3 4');
+"""
+
+
+class SqliteGalleryStore:
+    """A gallery in one SQLite file: WAL, one transaction per video."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise VidclassError(f"{self.path.parent}: no such folder for the gallery")
+        try:
+            self.conn = sqlite3.connect(self.path)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            with self.conn:
+                self.conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise VidclassError(f"{self.path}: not a usable gallery database ({exc})") from None
+
+    # -- meta -------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- videos -----------------------------------------------------------------------
+    def _record(self, row) -> VideoRecord:
+        (vid, path, digest, size, mtime, model, duration, width, height, feature, error) = row
+        tags = [
+            {"label": label, "score": score}
+            for label, score in self.conn.execute(
+                "SELECT label, score FROM tags WHERE video_id = ? ORDER BY rank", (vid,)
+            )
+        ]
+        segments = [
+            {"start": a, "end": b, "label": label, "score": score}
+            for a, b, label, score in self.conn.execute(
+                "SELECT start, end, label, score FROM segments WHERE video_id = ? ORDER BY start",
+                (vid,),
+            )
+        ]
+        vector = np.frombuffer(feature, dtype=np.float32).copy() if feature else None
+        return VideoRecord(
+            path,
+            digest,
+            size,
+            mtime,
+            model,
+            duration,
+            width,
+            height,
+            tags,
+            segments,
+            vector,
+            error,
+            vid,
+        )
+
+    _COLUMNS = "id, path, hash, size, mtime, model, duration, width, height, feature, error"
+
+    def by_path(self, path: str) -> VideoRecord | None:
+        row = self.conn.execute(
+            f"SELECT {self._COLUMNS} FROM videos WHERE path = ?", (path,)
+        ).fetchone()
+        return self._record(row) if row else None
+
+    def by_hash(self, digest: str) -> list[VideoRecord]:
+        rows = self.conn.execute(f"SELECT {self._COLUMNS} FROM videos WHERE hash = ?", (digest,))
+        return [self._record(r) for r in rows.fetchall()]
+
+    def paths(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT path FROM videos ORDER BY path")]
+
+    def put(self, record: VideoRecord) -> None:
+        """Insert or replace one video with its tags and segments, in one transaction."""
+        feature = (
+            np.asarray(record.feature, dtype=np.float32).tobytes()
+            if record.feature is not None
+            else None
+        )
+        with self.conn:
+            self.conn.execute("DELETE FROM videos WHERE path = ?", (record.path,))
+            cur = self.conn.execute(
+                "INSERT INTO videos (path, hash, size, mtime, model, duration, width, height, "
+                "feature, error, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.path,
+                    record.hash,
+                    record.size,
+                    record.mtime,
+                    record.model,
+                    record.duration,
+                    record.width,
+                    record.height,
+                    feature,
+                    record.error,
+                    time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                ),
+            )
+            vid = cur.lastrowid
+            self.conn.executemany(
+                "INSERT INTO tags VALUES (?, ?, ?, ?)",
+                [(vid, t["label"], t["score"], i) for i, t in enumerate(record.tags)],
+            )
+            self.conn.executemany(
+                "INSERT INTO segments VALUES (?, ?, ?, ?, ?)",
+                [(vid, s["start"], s["end"], s["label"], s["score"]) for s in record.segments],
+            )
+            for label in {t["label"] for t in record.tags} | {s["label"] for s in record.segments}:
+                new = self.conn.execute("INSERT OR IGNORE INTO labels VALUES (?)", (label,))
+                if new.rowcount:
+                    self.conn.execute("INSERT INTO labels_fts (label) VALUES (?)", (label,))
+
+    def move(self, old: str, new: str, mtime: float) -> None:
+        with self.conn:
+            self.conn.execute(
+                "UPDATE videos SET path = ?, mtime = ? WHERE path = ?", (new, mtime, old)
+            )
+
+    def delete(self, path: str) -> None:
+        with self.conn:
+            self.conn.execute("DELETE FROM videos WHERE path = ?", (path,))
+
+    # -- search -----------------------------------------------------------------------
+    def match_labels(self, query: str) -> list[str]:
+        """Labels matching an FTS5 query, best match first."""
+        try:
+            rows = self.conn.execute(
+                "SELECT label FROM labels_fts WHERE labels_fts MATCH ? ORDER BY rank", (query,)
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise VidclassError(f"cannot search for {query!r} ({exc})") from None
+        return [r[0] for r in rows]
+
+    def tagged(self, labels, min_score=0.0, min_duration=None, max_duration=None, limit=20):
+        """Videos with any of `labels` as a tag, best tag score first."""
+        if not labels:
+            return []
+        marks = ",".join("?" * len(labels))
+        where, args = (
+            [f"t.label IN ({marks})", "t.score >= ?", "v.error IS NULL"],
+            [
+                *labels,
+                min_score,
+            ],
+        )
+        if min_duration is not None:
+            where.append("v.duration >= ?")
+            args.append(min_duration)
+        if max_duration is not None:
+            where.append("v.duration <= ?")
+            args.append(max_duration)
+        rows = self.conn.execute(
+            "SELECT v.id, v.path, v.duration, MAX(t.score) AS best, "
+            "json_group_array(json_object('label', t.label, 'score', t.score)) "
+            f"FROM tags t JOIN videos v ON v.id = t.video_id WHERE {' AND '.join(where)} "
+            "GROUP BY v.id ORDER BY best DESC, v.path LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        hits = []
+        for vid, path, duration, best, tags in rows:
+            moments = [
+                {"start": a, "end": b, "label": label, "score": score}
+                for a, b, label, score in self.conn.execute(
+                    f"SELECT start, end, label, score FROM segments WHERE video_id = ? "
+                    f"AND label IN ({marks}) ORDER BY start",
+                    (vid, *labels),
+                )
+            ]
+            tag_list = sorted(json.loads(tags), key=lambda t: -t["score"])
+            hits.append(Hit(path, best, duration, tag_list, moments))
+        return hits
+
+    def features(self) -> tuple[list[str], np.ndarray]:
+        paths, vectors = [], []
+        for path, blob in self.conn.execute(
+            "SELECT path, feature FROM videos WHERE feature IS NOT NULL ORDER BY id"
+        ):
+            paths.append(path)
+            vectors.append(np.frombuffer(blob, dtype=np.float32))
+        if not vectors:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return paths, np.stack(vectors)
+
+    def tag_counts(self) -> list[tuple[str, int, float]]:
+        """(label, videos, best score) for every tag, most common first."""
+        return self.conn.execute(
+            "SELECT label, COUNT(*), MAX(score) FROM tags GROUP BY label "
+            "ORDER BY COUNT(*) DESC, label"
+        ).fetchall()
+
+    def records(self) -> list[VideoRecord]:
+        rows = self.conn.execute(f"SELECT {self._COLUMNS} FROM videos ORDER BY path").fetchall()
+        return [self._record(r) for r in rows]
+
+    def close(self) -> None:
+        self.conn.close()

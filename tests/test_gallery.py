@@ -1,0 +1,227 @@
+"""The gallery: a real SQLite file, real videos, and a killed indexing run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidclass import VidclassError
+from vidclass.gallery import Gallery, VideoRecord, fts_query
+
+from .conftest import video
+
+
+def record(path, tags, duration=10.0, feature=None, segments=()):
+    return VideoRecord(
+        path=path,
+        hash=f"h-{path}",
+        size=1,
+        mtime=0.0,
+        model="m",
+        duration=duration,
+        tags=[{"label": label, "score": score} for label, score in tags],
+        segments=[dict(zip(("start", "end", "label", "score"), s, strict=True)) for s in segments],
+        feature=feature,
+    )
+
+
+@pytest.fixture
+def synthetic(tmp_path):
+    g = Gallery(tmp_path / "g.sqlite")
+    g.store.put(record("/v/guitar.mp4", [("playing guitar", 0.9), ("singing", 0.05)], 30))
+    g.store.put(
+        record(
+            "/v/bass.mp4",
+            [("playing bass guitar", 0.6)],
+            200,
+            segments=[(3, 9, "playing bass guitar", 0.7)],
+        )
+    )
+    g.store.put(record("/v/soccer.mp4", [("juggling soccer ball", 0.8)], 12))
+    g.store.put(record("/v/ballet.mp4", [("dancing ballet", 0.95)], 60))
+    g.store.put(record("/v/swim.mp4", [("swimming backstroke", 0.4), ("playing guitar", 0.02)], 5))
+    yield g
+    g.close()
+
+
+def paths(hits):
+    return [Path(h.path).name for h in hits]
+
+
+def test_search_by_words_prefixes_stems_and_synonyms(synthetic):
+    g = synthetic
+    assert paths(g.search("guitar")) == ["guitar.mp4", "bass.mp4", "swim.mp4"]
+    assert paths(g.search("guit")) == paths(g.search("guitar"))  # a partial word
+    assert paths(g.search("bass guitar")) == ["bass.mp4"]  # every word must match
+    assert paths(g.search("football")) == ["soccer.mp4"]  # a synonym
+    assert paths(g.search("dance")) == ["ballet.mp4"]  # a stem: dance ~ dancing
+    assert paths(g.search("swim")) == ["swim.mp4"]
+    assert g.search("cricket") == []
+    # filters
+    assert paths(g.search("guitar", min_score=0.1)) == ["guitar.mp4", "bass.mp4"]
+    assert paths(g.search("guitar", label="playing bass guitar")) == ["bass.mp4"]
+    assert paths(g.search("guitar", min_duration=20, max_duration=100)) == ["guitar.mp4"]
+    assert paths(g.search("", label="dancing ballet")) == ["ballet.mp4"]
+    bass = g.search("bass")[0]
+    assert bass.duration == 200 and bass.moments == [
+        {"start": 3, "end": 9, "label": "playing bass guitar", "score": 0.7}
+    ]
+    with pytest.raises(VidclassError, match="some words"):
+        g.search("?!")
+
+
+def test_fts_query_quotes_words():
+    assert fts_query('gui"tar') == '("gui"*) AND ("tar"*)'
+    assert fts_query("Football") == '("football"* OR "soccer"*)'
+
+
+def test_similar_is_exact_cosine(tmp_path):
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((300, 64)).astype(np.float32)
+    g = Gallery(tmp_path / "g.sqlite")
+    for i, v in enumerate(vectors):
+        g.store.put(record(f"/v/{i:03d}.mp4", [("x", 0.5)], feature=v))
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    found = g.similar("/v/007.mp4", k=5)
+    sims = unit @ unit[7]
+    expected = [f"/v/{i:03d}.mp4" for i in np.argsort(-sims) if i != 7][:5]
+    assert [f["video"] for f in found] == expected
+    assert [f["similarity"] for f in found] == pytest.approx(sorted(sims, reverse=True)[1:6])
+    tags = g.tags()
+    assert tags == [{"label": "x", "videos": 300, "best_score": 0.5}]
+    g.close()
+
+
+def cli(*args, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "vidclass", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ, VIDCLASS_OFFLINE="1"),
+    )
+
+
+def link_folder(root: Path, names) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (root / Path(name).name).symlink_to(video(name))
+    return root
+
+
+def test_index_search_similar_and_reindex(tmp_path):
+    lib = link_folder(tmp_path / "lib", ["arm_wrestling.mp4", "soccer_juggling.avi"])
+    link_folder(lib / "sub", ["flipping_pancake.mkv", "odd/empty.mp4"])
+    db = tmp_path / "g.sqlite"
+    first = cli("index", lib, "--db", db, "--precision", "fp32")
+    assert first.returncode == 1, first.stderr  # empty.mp4 failed, and says so
+    assert "4 videos found, 3 classified, 1 failed, 0 unchanged" in first.stderr
+    hits = json.loads(cli("search", "juggl", "--db", db, "--format", "json").stdout)
+    assert [Path(h["video"]).name for h in hits] == ["soccer_juggling.avi"]
+    assert hits[0]["score"] > 0.9 and abs(hits[0]["duration"] - 8.0) < 0.1
+    outside = cli("similar", video("arm_wrestling_vp9.webm"), "--db", db, "--format", "json")
+    assert outside.returncode == 0, outside.stderr
+    assert Path(json.loads(outside.stdout)[0]["video"]).name == "arm_wrestling.mp4"
+
+    again = cli("index", lib, "--db", db)
+    assert "0 classified, 0 failed, 4 unchanged" in again.stderr
+    (lib / "arm_wrestling.mp4").rename(lib / "sub" / "moved.mp4")
+    (lib / "copy.avi").symlink_to(video("soccer_juggling.avi"))
+    moved = cli("index", lib, "--db", db)
+    assert "0 classified" in moved.stderr and "1 moved" in moved.stderr
+    assert "1 copies of indexed videos" in moved.stderr
+    hits = json.loads(cli("search", "arm wrestling", "--db", db, "--format", "json").stdout)
+    assert [Path(h["video"]).name for h in hits] == ["moved.mp4"]
+    (lib / "sub" / "moved.mp4").unlink()
+    kept = cli("index", lib, "--db", db)
+    assert "1 gone from disk" in kept.stderr
+    pruned = cli("index", lib, "--db", db, "--prune")
+    assert "1 removed" in pruned.stderr
+    exported = json.loads(cli("export", "--db", db).stdout)
+    assert sorted(Path(r["video"]).name for r in exported) == [
+        "copy.avi",
+        "empty.mp4",
+        "flipping_pancake.mkv",
+        "soccer_juggling.avi",
+    ]
+    tags = json.loads(cli("tags", "--db", db, "--format", "json").stdout)
+    assert tags[0]["label"] == "juggling soccer ball" and tags[0]["videos"] == 2  # and copy
+    assert tags[0]["best_score"] > 0.9
+    other = cli("index", lib, "--db", db, "--model", "nope")
+    assert other.returncode == 1 and "indexed with 'i3d.kinetics400'" in other.stderr
+    missing = cli("search", "x", "--db", tmp_path / "none.sqlite")
+    assert missing.returncode == 1 and "no gallery here" in missing.stderr
+
+
+def test_timeline_moments_are_searchable(tmp_path, model):
+    g = Gallery(tmp_path / "g.sqlite")
+    g._model = model  # the session's fp32 model, loaded once
+    lib = link_folder(tmp_path / "lib", ["arm_wrestling.mp4"])
+    summary = g.index([lib], timeline=True, workers=0)
+    assert summary.classified == 1
+    hit = g.search("wrestling")[0]
+    assert hit.moments and hit.moments[0]["label"] == "arm wrestling"
+    assert hit.moments[0]["start"] < 1 and hit.moments[-1]["end"] > 9
+    g.close()
+
+
+def test_a_killed_indexing_run_loses_and_repeats_nothing(tmp_path):
+    names = [
+        "arm_wrestling.mp4",
+        "cleaning_pool_1s.mp4",
+        "flipping_pancake.mkv",
+        "soccer_juggling.avi",
+        "eating_spaghetti.mp4",
+        "cricket_shot.gif",
+    ]
+    lib = link_folder(tmp_path / "lib", names)
+    db = tmp_path / "g.sqlite"
+
+    def indexed() -> list[str]:
+        if not db.exists():
+            return []
+        with sqlite3.connect(db) as conn:
+            try:
+                return [r[0] for r in conn.execute("SELECT path FROM videos")]
+            except sqlite3.OperationalError:  # tables not made yet
+                return []
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidclass", "index", str(lib), "--db", str(db), "--workers", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, VIDCLASS_OFFLINE="1"),
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while len(indexed()) < 2 and proc.poll() is None:
+            assert time.monotonic() < deadline, "indexing did not start"
+            time.sleep(0.2)
+        assert proc.poll() is None, "indexing ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = indexed()
+    assert 2 <= len(before) < len(names)
+    rerun = cli("index", lib, "--db", db)
+    assert rerun.returncode == 0, rerun.stderr
+    assert (
+        f"{len(names) - len(before)} classified, 0 failed, {len(before)} unchanged" in rerun.stderr
+    )
+    after = indexed()
+    assert sorted(after) == sorted(str(lib / n) for n in names)  # each once
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        per_video = conn.execute("SELECT COUNT(DISTINCT video_id) FROM tags").fetchone()[0]
+    assert per_video == len(names)  # every video kept its tags
