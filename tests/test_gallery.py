@@ -225,3 +225,30 @@ def test_a_killed_indexing_run_loses_and_repeats_nothing(tmp_path):
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         per_video = conn.execute("SELECT COUNT(DISTINCT video_id) FROM tags").fetchone()[0]
     assert per_video == len(names)  # every video kept its tags
+
+
+def test_ranking_equals_a_brute_force_one(tmp_path):
+    rng = np.random.default_rng(1)
+    labels = [f"playing thing{i}" for i in range(8)] + ["other a", "other b"]
+    g = Gallery(tmp_path / "g.sqlite")
+    truth = {}
+    for i in range(400):
+        picks = rng.choice(len(labels), 3, replace=False)
+        tags = [(labels[j], float(rng.random())) for j in picks]
+        duration = float(rng.uniform(1, 100))
+        g.store.put(record(f"/v/{i:03d}.mp4", tags, duration))
+        truth[f"/v/{i:03d}.mp4"] = (tags, duration)
+
+    def brute(min_score=0.0, lo=None, hi=None, limit=7):
+        ranked = []
+        for path, (tags, duration) in truth.items():
+            scores = [s for label, s in tags if label.startswith("playing") and s >= min_score]
+            if scores and (lo is None or duration >= lo) and (hi is None or duration <= hi):
+                ranked.append((-max(scores), path))
+        return [p for _, p in sorted(ranked)[:limit]]
+
+    assert [h.path for h in g.search("playing", limit=7)] == brute()
+    assert [h.path for h in g.search("play", limit=7, min_score=0.5)] == brute(0.5)
+    hits = g.search("playing", limit=7, min_duration=20, max_duration=40)
+    assert [h.path for h in hits] == brute(lo=20, hi=40)
+    g.close()

@@ -102,9 +102,10 @@ class Gallery:
     def model_name(self) -> str | None:
         return self.store.get_meta("model")
 
-    def _load_model(self, name: str | None, precision: str = "auto"):
+    def _model_for(self, name: str | None) -> str:
+        """The model this gallery uses; another one named is an error (features and
+        tags of different models must not mix)."""
         from ..models import DEFAULT_MODEL
-        from ..pipeline import load_model
 
         stored = self.model_name
         if name and stored and name != stored:
@@ -112,10 +113,15 @@ class Gallery:
                 f"{self.path} is indexed with {stored!r}; index with --model {stored} or "
                 "use another --db"
             )
-        name = name or stored or DEFAULT_MODEL
+        return name or stored or DEFAULT_MODEL
+
+    def _load_model(self, name: str | None, precision: str = "auto"):
+        from ..pipeline import load_model
+
+        name = self._model_for(name)
         if self._model is None or self._model.name != name:
             self._model = load_model(name, precision=precision)
-        if stored is None:
+        if self.model_name is None:
             self.store.set_meta("model", name)
         return self._model
 
@@ -140,6 +146,7 @@ class Gallery:
         from ..batch import expand_inputs
         from ..digest import file_digest
 
+        self._model_for(model)  # a mismatched model fails before any work
         summary = IndexSummary()
         roots = []
         for item in map(str, inputs):
@@ -183,8 +190,6 @@ class Gallery:
             clf = self._load_model(model, precision)
             self._vectors = None
             self._classify(clf, todo, timeline, top_k, workers, batch_size, progress, summary)
-        elif model:
-            self._load_model(model, precision)  # still refuse a mismatched model
 
         def under_roots(path: str) -> bool:
             return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)

@@ -6,7 +6,6 @@ database can replace SQLite without touching indexing or search.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -259,28 +258,43 @@ class SqliteGalleryStore:
         if not labels:
             return []
         marks = ",".join("?" * len(labels))
-        where, args = (
-            [f"t.label IN ({marks})", "t.score >= ?", "v.error IS NULL"],
-            [
-                *labels,
-                min_score,
-            ],
-        )
-        if min_duration is not None:
-            where.append("v.duration >= ?")
-            args.append(min_duration)
-        if max_duration is not None:
-            where.append("v.duration <= ?")
-            args.append(max_duration)
-        rows = self.conn.execute(
-            "SELECT v.id, v.path, v.duration, MAX(t.score) AS best, "
-            "json_group_array(json_object('label', t.label, 'score', t.score)) "
-            f"FROM tags t JOIN videos v ON v.id = t.video_id WHERE {' AND '.join(where)} "
-            "GROUP BY v.id ORDER BY best DESC, v.path LIMIT ?",
-            (*args, limit),
-        ).fetchall()
+        # The best `limit` rows of each label, read in index order, hold the `limit`
+        # videos with the best scores overall (a video outranked within its best label
+        # is outranked overall), so no query sorts every match.
+        where, args = ["t.label = ?", "t.score >= ?"], [min_score]
+        join = ""
+        if min_duration is not None or max_duration is not None:
+            join = "JOIN videos v ON v.id = t.video_id"
+            if min_duration is not None:
+                where.append("v.duration >= ?")
+                args.append(min_duration)
+            if max_duration is not None:
+                where.append("v.duration <= ?")
+                args.append(max_duration)
+        best: dict[int, float] = {}
+        for label in labels:
+            for vid, score in self.conn.execute(
+                f"SELECT t.video_id, t.score FROM tags t INDEXED BY tags_label {join} "
+                f"WHERE {' AND '.join(where)} ORDER BY t.score DESC LIMIT ?",
+                (label, *args, limit),
+            ):
+                best[vid] = max(best.get(vid, 0.0), score)
+        top = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:limit]
         hits = []
-        for vid, path, duration, best, tags in rows:
+        for vid, best in top:
+            path, duration = self.conn.execute(
+                "SELECT path, duration FROM videos WHERE id = ?", (vid,)
+            ).fetchone()
+            tags = [
+                {"label": label, "score": score}
+                for label, score in self.conn.execute(
+                    # By video: with one label SQLite would otherwise walk that label's
+                    # rows for every hit.
+                    "SELECT label, score FROM tags INDEXED BY tags_video WHERE video_id = ? "
+                    f"AND label IN ({marks}) AND score >= ? ORDER BY score DESC",
+                    (vid, *labels, min_score),
+                )
+            ]
             moments = [
                 {"start": a, "end": b, "label": label, "score": score}
                 for a, b, label, score in self.conn.execute(
@@ -289,8 +303,7 @@ class SqliteGalleryStore:
                     (vid, *labels),
                 )
             ]
-            tag_list = sorted(json.loads(tags), key=lambda t: -t["score"])
-            hits.append(Hit(path, best, duration, tag_list, moments))
+            hits.append(Hit(path, best, duration, tags, moments))
         return hits
 
     def features(self) -> tuple[list[str], np.ndarray]:
