@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -153,6 +154,14 @@ def test_index_search_similar_and_reindex(tmp_path):
         "flipping_pancake.mkv",
         "soccer_juggling.avi",
     ]
+    table = tmp_path / "gallery.csv"
+    assert cli("export", table, "--db", db).returncode == 0
+    rows = list(csv.DictReader(table.open()))
+    assert sorted(Path(r["video"]).name for r in rows) == sorted(
+        Path(r["video"]).name for r in exported
+    )
+    soccer = next(r for r in rows if r["video"].endswith("soccer_juggling.avi"))
+    assert soccer["tags"].startswith("juggling soccer ball:") and soccer["width"] == "320"
     tags = json.loads(cli("tags", "--db", db, "--format", "json").stdout)
     assert tags[0]["label"] == "juggling soccer ball" and tags[0]["videos"] == 2  # and copy
     assert tags[0]["best_score"] > 0.9
