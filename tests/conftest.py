@@ -6,6 +6,7 @@ import csv
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,3 +66,91 @@ def model():
     import vidclass
 
     return vidclass.load_model(precision="fp32")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """`vidclass serve` in a subprocess on 127.0.0.1, with a small gallery, the shared
+    videos as its media folder, a 2 MB upload limit, a queue of 2 and its own TMPDIR."""
+    import json
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    pytest.importorskip("fastapi", reason="serve needs the serve extra")
+    if not VIDEOS.is_dir():
+        pytest.skip(MISSING)
+    from vidclass.gallery import Gallery, VideoRecord
+
+    root = tmp_path_factory.mktemp("serve")
+    db = root / "gallery.sqlite"
+    with Gallery(db) as g:
+        for name, label in [("a.mp4", "playing guitar"), ("b.mp4", "playing bass guitar")]:
+            g.store.put(
+                VideoRecord(
+                    f"/v/{name}",
+                    name,
+                    1,
+                    0.0,
+                    "i3d.kinetics400",
+                    5.0,
+                    tags=[{"label": label, "score": 0.9}],
+                    feature=np.arange(4, dtype=np.float32) + len(label),
+                )
+            )
+    tmp = root / "tmp"
+    tmp.mkdir()
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vidclass",
+            "serve",
+            "--port",
+            str(port),
+            "--media",
+            str(VIDEOS),
+            "--gallery",
+            str(db),
+            "--max-upload-mb",
+            "2",
+            "--queue",
+            "2",
+            "--precision",
+            "fp32",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, TMPDIR=str(tmp), VIDCLASS_OFFLINE="1"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
+                if json.load(r)["status"] == "ok":
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {proc.stderr.read().decode()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("server did not come up in 180 s")
+        time.sleep(0.5)
+    yield {"url": url, "tmp": tmp, "pid": proc.pid}
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()

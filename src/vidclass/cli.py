@@ -317,6 +317,32 @@ def build_parser() -> argparse.ArgumentParser:
         "out", nargs="?", metavar="FILE", help="a .csv or .json file (default: JSON on stdout)"
     )
 
+    sv = sub.add_parser(
+        "serve",
+        help="a REST API and a web page to try the model",
+        description="Serve POST /v1/classify and /v1/timeline (multipart upload, or a path "
+        "under --media), GET /v1/models, /v1/search and /v1/similar (with --gallery), "
+        "/healthz, the OpenAPI schema at /openapi.json, and a page at / to try it. Needs "
+        "the serve extra: pip install 'vidclass[serve]'.",
+    )
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    sv.add_argument("--port", type=int, default=8000, help="port (8000)")
+    sv.add_argument("--gallery", metavar="DB", help="a gallery database to search")
+    sv.add_argument("--media", metavar="DIR", help="a folder whose videos requests may name")
+    sv.add_argument(
+        "--max-upload-mb", type=_positive_float, default=200.0, help="largest upload (200)"
+    )
+    sv.add_argument(
+        "--queue",
+        type=_positive_int,
+        default=4,
+        help="requests running or waiting for the model; more get 503 (4)",
+    )
+    sv.add_argument(
+        "--timeout", type=_positive_float, default=120.0, help="seconds per request (120)"
+    )
+    _add_model_options(sv)
+
     m = sub.add_parser("models", help="list or fetch pretrained models")
     msub = m.add_subparsers(dest="models_command", metavar="ACTION")
     ml = msub.add_parser(
@@ -584,6 +610,38 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+def _run_serve(args) -> int:
+    try:
+        import uvicorn
+
+        from .serve.app import ServeConfig, create_app
+    except ImportError as exc:
+        raise VidclassError(
+            f"serve needs FastAPI and uvicorn ({exc.name} is missing): "
+            "pip install 'vidclass[serve]'"
+        ) from None
+    if args.gallery and not os.path.isfile(args.gallery):
+        raise VidclassError(f"{args.gallery}: no gallery here; make one with vidclass index DIR")
+    if args.media and not os.path.isdir(args.media):
+        raise VidclassError(f"{args.media}: no such folder")
+    if args.threads:
+        from .runtime import configure_threads
+
+        configure_threads(args.threads)
+    config = ServeConfig(
+        model=args.model,
+        precision=args.precision,
+        gallery=args.gallery,
+        media=args.media,
+        max_upload_mb=args.max_upload_mb,
+        queue=args.queue,
+        timeout=args.timeout,
+    )
+    print(f"vidclass: serving {args.model} on http://{args.host}:{args.port}/", file=sys.stderr)
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def _open_gallery(args, create: bool = False):
     from .gallery import Gallery
 
@@ -801,6 +859,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_timeline(args)
         if args.command == "train":
             return _run_train(args)
+        if args.command == "serve":
+            return _run_serve(args)
         if args.command in ("index", "search", "similar", "tags", "export"):
             return _run_gallery(args)
         if args.command == "evaluate":
