@@ -72,6 +72,8 @@ def test_bad_uploads_get_the_reason(server):
     assert status == 404
     status, _, body = call(server["url"] + "/v1/classify", json_body={"nothing": 1})
     assert status == 422
+    status, _, body = call(server["url"] + "/v1/classify", json_body={"path": 5})
+    assert status == 422 and "'path' must be" in body["detail"]
 
 
 def test_timeline_models_gallery_and_schema(server):

@@ -115,6 +115,8 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
     async def video_from(request: Request, file: UploadFile | None, path: str | None):
         """(local path, name to report, temp path to remove or None)."""
         if path is not None:
+            if not isinstance(path, str) or not path:
+                raise HTTPException(422, "'path' must be a file name under the media folder")
             if not config.media:
                 raise HTTPException(403, "paths are only allowed with --media DIR")
             return _inside(config.media, path), path, None
