@@ -76,16 +76,55 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    """`vidclass serve` in a subprocess on 127.0.0.1, with a small gallery, the shared
-    videos as its media folder, a 2 MB upload limit, a queue of 2 and its own TMPDIR."""
+def start_server(root: Path, *args: str):
+    """`vidclass serve ARGS` in a subprocess on a free 127.0.0.1 port, with its own
+    TMPDIR; returns (process, url, tmp) once /healthz says ok (or fails in 180 s)."""
     import json
     import subprocess
     import sys
     import time
     import urllib.request
 
+    tmp = root / "tmp"
+    tmp.mkdir()
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidclass", "serve", "--port", str(port), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, TMPDIR=str(tmp), VIDCLASS_OFFLINE="1"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
+                if json.load(r)["status"] == "ok":
+                    return proc, url, tmp
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {proc.stderr.read().decode()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("server did not come up in 180 s")
+        time.sleep(0.5)
+
+
+def stop_server(proc) -> None:
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """`vidclass serve` with a small gallery, the shared videos as its media folder, a
+    2 MB upload limit and a queue of 2."""
     pytest.importorskip("fastapi", reason="serve needs the serve extra")
     if not VIDEOS.is_dir():
         pytest.skip(MISSING)
@@ -107,50 +146,7 @@ def server(tmp_path_factory):
                     feature=np.arange(4, dtype=np.float32) + len(label),
                 )
             )
-    tmp = root / "tmp"
-    tmp.mkdir()
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vidclass",
-            "serve",
-            "--port",
-            str(port),
-            "--media",
-            str(VIDEOS),
-            "--gallery",
-            str(db),
-            "--max-upload-mb",
-            "2",
-            "--queue",
-            "2",
-            "--precision",
-            "fp32",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ, TMPDIR=str(tmp), VIDCLASS_OFFLINE="1"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
-                if json.load(r)["status"] == "ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stderr.read().decode()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("server did not come up in 180 s")
-        time.sleep(0.5)
+    args = ["--media", str(VIDEOS), "--gallery", str(db), "--max-upload-mb", "2"]
+    proc, url, tmp = start_server(root, *args, "--queue", "2", "--precision", "fp32")
     yield {"url": url, "tmp": tmp, "pid": proc.pid}
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(proc)

@@ -60,9 +60,7 @@ def test_upload_shows_bars_and_a_clickable_timeline(browser, server):
     assert start < 5
     last.focus()
     page.keyboard.press("Enter")
-    page.wait_for_function(
-        f"Math.abs(document.getElementById('player').currentTime - {start}) < 1"
-    )
+    page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {start}) < 1")
     # the gallery search is there when the server has a gallery
     page.fill("#query", "guitar")
     page.press("#query", "Enter")

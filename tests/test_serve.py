@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
 import threading
 import urllib.error
 import urllib.request
@@ -61,8 +63,21 @@ def test_no_path_outside_the_media_folder(server, path):
     assert status == 403 and "outside the media folder" in body["detail"]
 
 
-def test_bad_uploads_get_the_reason(server):
-    status, _, body = call(server["url"] + "/v1/classify", file=video("long/people_139s.mp4"))
+def test_bad_uploads_get_the_reason(server, tmp_path):
+    # Announced as too big: refused from the headers, before any of the body is read.
+    host, port = server["url"].removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn.putrequest("POST", "/v1/classify")
+    conn.putheader("Content-Type", "multipart/form-data; boundary=x")
+    conn.putheader("Content-Length", str(50 << 20))
+    conn.endheaders()
+    response = conn.getresponse()
+    assert response.status == 413 and b"over 2 MB" in response.read()
+    conn.close()
+    # Within the announced slack but over the limit once streamed: refused while copying.
+    big = tmp_path / "big.mp4"
+    big.write_bytes(os.urandom(int(2.5 * (1 << 20))))
+    status, _, body = call(server["url"] + "/v1/classify", file=big)
     assert status == 413 and "over 2 MB" in body["detail"]
     status, _, body = call(server["url"] + "/v1/classify", file=video("odd/not_a_video.mp4"))
     assert status == 415 and "not a readable video" in body["detail"]
@@ -125,3 +140,19 @@ def test_overload_gets_503_and_every_request_an_answer(server):
     )
     assert rss_kb < 4 * 1024 * 1024  # under 4 GB with two clips in flight
     assert list(server["tmp"].iterdir()) == []  # every upload's temp file removed
+
+
+def test_a_request_past_the_time_limit_gets_504(tmp_path):
+    from .conftest import start_server, stop_server
+
+    proc, url, tmp = start_server(tmp_path, "--timeout", "0.2", "--precision", "fp32")
+    try:
+        status, _, body = call(url + "/v1/classify", file=video("arm_wrestling.mp4"))
+        assert status == 504 and "took over 0.2 s" in body["detail"]
+        status, _, body = call(url + "/v1/classify", json_body={"path": "arm_wrestling.mp4"})
+        assert status == 403 and "only allowed with --media" in body["detail"]
+        status, _, _ = call(url + "/v1/search?q=x")
+        assert status == 404  # no gallery given
+    finally:
+        stop_server(proc)
+    assert list(tmp.iterdir()) == []
