@@ -36,6 +36,28 @@ def labelled_clips() -> list[tuple[str, str]]:
     return [(r["file"], r["label"]) for r in manifest() if r["label"] not in ("", "-")]
 
 
+def run_cli(*args, timeout=600, env=None):
+    """`python -m vidclass ARGS` as a user runs it; `timeout` guards against a hang."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "vidclass", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "VIDCLASS_OFFLINE": "1", **(env or {})},
+    )
+
+
+def link_videos(folder: Path, names) -> Path:
+    """A folder of links to shared videos (the videos themselves stay in ../shared)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / Path(name).name).symlink_to(video(name))
+    return folder
+
+
 def write_video(path, frames, fps=25, crf="18") -> Path:
     """Encode RGB uint8 frames as an H.264 MP4 (the tests' own made-up videos)."""
     import av

@@ -17,7 +17,7 @@ import pytest
 from vidclass import VidclassError
 from vidclass.batch import classify_videos, expand_inputs, open_store
 
-from .conftest import video
+from .conftest import link_videos, video
 
 CLIPS = [
     "arm_wrestling.mp4",
@@ -30,12 +30,7 @@ CLIPS = [
 
 
 def clip_folder(tmp_path: Path, names=CLIPS) -> Path:
-    """A folder of links to shared clips (the clips themselves stay in ../shared)."""
-    folder = tmp_path / "clips"
-    folder.mkdir()
-    for name in names:
-        (folder / name).symlink_to(video(name))
-    return folder
+    return link_videos(tmp_path / "clips", names)
 
 
 # -- inputs ------------------------------------------------------------------------------

@@ -4,22 +4,13 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
+from functools import partial
 
 import pytest
 
-from .conftest import video
+from .conftest import run_cli, video
 
-
-def run(*args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "vidclass", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,  # no hang: a stuck run fails the test
-        env=dict(os.environ, VIDCLASS_OFFLINE="1"),
-    )
+run = partial(run_cli, timeout=300)
 
 
 @pytest.mark.parametrize("args", [["--help"], ["classify", "--help"], ["models", "pull", "--help"]])

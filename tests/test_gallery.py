@@ -18,7 +18,7 @@ import pytest
 from vidclass import VidclassError
 from vidclass.gallery import Gallery, VideoRecord, fts_query
 
-from .conftest import video
+from .conftest import link_videos, run_cli, video
 
 
 def record(path, tags, duration=10.0, feature=None, segments=()):
@@ -102,52 +102,35 @@ def test_similar_is_exact_cosine(tmp_path):
     g.close()
 
 
-def cli(*args, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "vidclass", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=dict(os.environ, VIDCLASS_OFFLINE="1"),
-    )
-
-
-def link_folder(root: Path, names) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        (root / Path(name).name).symlink_to(video(name))
-    return root
-
-
 def test_index_search_similar_and_reindex(tmp_path):
-    lib = link_folder(tmp_path / "lib", ["arm_wrestling.mp4", "soccer_juggling.avi"])
-    link_folder(lib / "sub", ["flipping_pancake.mkv", "odd/empty.mp4"])
+    lib = link_videos(tmp_path / "lib", ["arm_wrestling.mp4", "soccer_juggling.avi"])
+    link_videos(lib / "sub", ["flipping_pancake.mkv", "odd/empty.mp4"])
     db = tmp_path / "g.sqlite"
-    first = cli("index", lib, "--db", db, "--precision", "fp32")
+    first = run_cli("index", lib, "--db", db, "--precision", "fp32")
     assert first.returncode == 1, first.stderr  # empty.mp4 failed, and says so
     assert "4 videos found, 3 classified, 1 failed, 0 unchanged" in first.stderr
-    hits = json.loads(cli("search", "juggl", "--db", db, "--format", "json").stdout)
+    hits = json.loads(run_cli("search", "juggl", "--db", db, "--format", "json").stdout)
     assert [Path(h["video"]).name for h in hits] == ["soccer_juggling.avi"]
     assert hits[0]["score"] > 0.9 and abs(hits[0]["duration"] - 8.0) < 0.1
-    outside = cli("similar", video("arm_wrestling_vp9.webm"), "--db", db, "--format", "json")
+    outside = run_cli("similar", video("arm_wrestling_vp9.webm"), "--db", db, "--format", "json")
     assert outside.returncode == 0, outside.stderr
     assert Path(json.loads(outside.stdout)[0]["video"]).name == "arm_wrestling.mp4"
 
-    again = cli("index", lib, "--db", db)
+    again = run_cli("index", lib, "--db", db)
     assert "0 classified, 0 failed, 4 unchanged" in again.stderr
     (lib / "arm_wrestling.mp4").rename(lib / "sub" / "moved.mp4")
     (lib / "copy.avi").symlink_to(video("soccer_juggling.avi"))
-    moved = cli("index", lib, "--db", db)
+    moved = run_cli("index", lib, "--db", db)
     assert "0 classified" in moved.stderr and "1 moved" in moved.stderr
     assert "1 copies of indexed videos" in moved.stderr
-    hits = json.loads(cli("search", "arm wrestling", "--db", db, "--format", "json").stdout)
+    hits = json.loads(run_cli("search", "arm wrestling", "--db", db, "--format", "json").stdout)
     assert [Path(h["video"]).name for h in hits] == ["moved.mp4"]
     (lib / "sub" / "moved.mp4").unlink()
-    kept = cli("index", lib, "--db", db)
+    kept = run_cli("index", lib, "--db", db)
     assert "1 gone from disk" in kept.stderr
-    pruned = cli("index", lib, "--db", db, "--prune")
+    pruned = run_cli("index", lib, "--db", db, "--prune")
     assert "1 removed" in pruned.stderr
-    exported = json.loads(cli("export", "--db", db).stdout)
+    exported = json.loads(run_cli("export", "--db", db).stdout)
     assert sorted(Path(r["video"]).name for r in exported) == [
         "copy.avi",
         "empty.mp4",
@@ -155,26 +138,26 @@ def test_index_search_similar_and_reindex(tmp_path):
         "soccer_juggling.avi",
     ]
     table = tmp_path / "gallery.csv"
-    assert cli("export", table, "--db", db).returncode == 0
+    assert run_cli("export", table, "--db", db).returncode == 0
     rows = list(csv.DictReader(table.open()))
     assert sorted(Path(r["video"]).name for r in rows) == sorted(
         Path(r["video"]).name for r in exported
     )
     soccer = next(r for r in rows if r["video"].endswith("soccer_juggling.avi"))
     assert soccer["tags"].startswith("juggling soccer ball:") and soccer["width"] == "320"
-    tags = json.loads(cli("tags", "--db", db, "--format", "json").stdout)
+    tags = json.loads(run_cli("tags", "--db", db, "--format", "json").stdout)
     assert tags[0]["label"] == "juggling soccer ball" and tags[0]["videos"] == 2  # and copy
     assert tags[0]["best_score"] > 0.9
-    other = cli("index", lib, "--db", db, "--model", "nope")
+    other = run_cli("index", lib, "--db", db, "--model", "nope")
     assert other.returncode == 1 and "indexed with 'i3d.kinetics400'" in other.stderr
-    missing = cli("search", "x", "--db", tmp_path / "none.sqlite")
+    missing = run_cli("search", "x", "--db", tmp_path / "none.sqlite")
     assert missing.returncode == 1 and "no gallery here" in missing.stderr
 
 
 def test_timeline_moments_are_searchable(tmp_path, model):
     g = Gallery(tmp_path / "g.sqlite")
     g._model = model  # the session's fp32 model, loaded once
-    lib = link_folder(tmp_path / "lib", ["arm_wrestling.mp4"])
+    lib = link_videos(tmp_path / "lib", ["arm_wrestling.mp4"])
     summary = g.index([lib], timeline=True, workers=0)
     assert summary.classified == 1
     hit = g.search("wrestling")[0]
@@ -192,7 +175,7 @@ def test_a_killed_indexing_run_loses_and_repeats_nothing(tmp_path):
         "eating_spaghetti.mp4",
         "cricket_shot.gif",
     ]
-    lib = link_folder(tmp_path / "lib", names)
+    lib = link_videos(tmp_path / "lib", names)
     db = tmp_path / "g.sqlite"
 
     def indexed() -> list[str]:
@@ -223,7 +206,7 @@ def test_a_killed_indexing_run_loses_and_repeats_nothing(tmp_path):
             proc.kill()
     before = indexed()
     assert 2 <= len(before) < len(names)
-    rerun = cli("index", lib, "--db", db)
+    rerun = run_cli("index", lib, "--db", db)
     assert rerun.returncode == 0, rerun.stderr
     assert (
         f"{len(names) - len(before)} classified, 0 failed, {len(before)} unchanged" in rerun.stderr

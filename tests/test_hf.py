@@ -4,9 +4,8 @@ config, logits equal to transformers' own processor + model and to its pipeline.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
+from functools import partial
 
 import av
 import numpy as np
@@ -17,7 +16,7 @@ import vidclass
 from vidclass.models import hf
 from vidclass.video import read_frames
 
-from .conftest import video
+from .conftest import run_cli, video
 
 transformers = pytest.importorskip(
     "transformers", reason="transformers not installed (pip install -e '.[hf,test]')"
@@ -257,14 +256,7 @@ def test_a_folder_that_is_not_a_checkpoint(tmp_path):
         vidclass.load_model(str(tmp_path / "empty"))
 
 
-def _cli(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "vidclass", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
+_cli = partial(run_cli, timeout=300)
 
 
 def test_cli_classifies_with_a_local_checkpoint(tmp_path):

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import av
 import numpy as np
@@ -15,7 +12,7 @@ from vidclass.subtitles import to_srt, to_vtt
 from vidclass.timeline import Segment, segment, window_starts
 from vidclass.video import decode, read_frames
 
-from .conftest import video
+from .conftest import run_cli, video
 
 JOINED = [
     ("arm_wrestling.mp4", "arm wrestling"),
@@ -106,30 +103,20 @@ def test_each_frame_is_decoded_once(model, monkeypatch):
     assert len(converted) == len(set(converted))
 
 
-def _cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "vidclass", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "VIDCLASS_OFFLINE": "1"},
-    )
-
-
 def test_cli_outputs(tmp_path):
     pytest.importorskip("matplotlib", reason="--plot needs matplotlib (the plot extra)")
     path = str(video("cleaning_pool_1s.mp4"))
     png = tmp_path / "t.png"
-    run = _cli("timeline", path, "--format", "json", "--plot", str(png))
+    run = run_cli("timeline", path, "--format", "json", "--plot", str(png))
     assert run.returncode == 0, run.stderr
     tl = json.loads(run.stdout)
     assert tl["windows"][0]["predictions"][0]["label"] == "cleaning pool"
     assert tl["segments"][0]["label"] == "cleaning pool"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    srt = _cli("timeline", path, "--format", "srt")
+    srt = run_cli("timeline", path, "--format", "srt")
     assert srt.stdout.startswith("1\n00:00:00,000 --> 00:00:01,0")
-    csv_rows = _cli("timeline", path, "--format", "csv", "--segments").stdout.splitlines()
+    csv_rows = run_cli("timeline", path, "--format", "csv", "--segments").stdout.splitlines()
     assert csv_rows[0] == "start,end,label,score" and "cleaning pool" in csv_rows[1]
-    bad = _cli("timeline", path, "--stride", "0")
+    bad = run_cli("timeline", path, "--stride", "0")
     assert bad.returncode == 2 and "must be more than 0" in bad.stderr

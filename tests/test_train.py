@@ -5,9 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from vidclass import VidclassError
 from vidclass.training import load_dataset, split_dataset
 from vidclass.video import read_frames
 
-from .conftest import video, write_video
+from .conftest import run_cli, video, write_video
 
 pytest.importorskip("sklearn", reason="training needs the train extra (scikit-learn)")
 
@@ -74,14 +73,7 @@ def pieces(tmp_path_factory):
     return data, held / "held.csv"
 
 
-def cli(*args, timeout=900):
-    return subprocess.run(
-        [sys.executable, "-m", "vidclass", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=dict(os.environ, VIDCLASS_OFFLINE="1"),
-    )
+cli = partial(run_cli, timeout=900)
 
 
 @pytest.fixture(scope="module")

@@ -17,44 +17,25 @@ from .runtime import PRECISIONS
 log = logging.getLogger("vidclass")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _number(kind: str, convert, ok, need: str):
+    """An argparse type: `convert` the text, then insist on `ok(value)`."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {need}, got {text}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
+_positive_int = _number("a whole number", int, lambda v: v >= 1, "at least 1")
+_non_negative_int = _number("a whole number", int, lambda v: v >= 0, "0 or more")
+_positive_float = _number("a number", float, lambda v: v > 0, "more than 0")
+_fraction = _number("a number", float, lambda v: 0 < v < 1, "between 0 and 1")
 
 
 def _add_model_options(parser: argparse.ArgumentParser, model: bool = True) -> None:
@@ -782,14 +763,7 @@ def _run_export(gallery, args) -> int:
 
 
 def _model_row(entry, cached: bool) -> dict:
-    return {
-        "name": entry.name,
-        "labels": len(entry.labels),
-        "input": entry.input.describe(),
-        "source": entry.describe_source(),
-        "cached": cached,
-        "description": entry.description,
-    }
+    return {**entry.summary(), "cached": cached}
 
 
 def _run_models(args) -> int:

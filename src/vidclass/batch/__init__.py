@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..progress import tracked
 from .runner import BatchRunner, DecoderPool, RunStats, default_workers
 from .sources import VIDEO_EXTENSIONS, expand_inputs
 from .stores import FORMATS, open_store, output_format
@@ -85,23 +86,14 @@ def classify_videos(
     runner = BatchRunner(
         model, top_k, clips, workers=workers, batch_size=batch_size, decoders=decoders
     )
-    bar = None
-    if progress and todo:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), unit="video", leave=False, dynamic_ncols=True)
     try:
-        for result in runner.run(todo):
+        for result in tracked(runner.run(todo), len(todo), enabled=progress):
             if store is not None:
                 record = result.as_dict()
                 store.write({"video": record.pop("video"), "model": model.name, **record})
             if on_result is not None:
                 on_result(result)
-            if bar is not None:
-                bar.update()
     finally:
-        if bar is not None:
-            bar.close()
         if store is not None:
             store.close()
     stats = runner.stats

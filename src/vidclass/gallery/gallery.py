@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import VidclassError
+from ..progress import tracked
 from .store import GalleryStore, Hit, SqliteGalleryStore, VideoRecord
 
 log = logging.getLogger("vidclass")
@@ -213,38 +214,28 @@ class Gallery:
         runner = BatchRunner(
             clf, top_k=top_k, workers=workers, batch_size=batch_size, keep_features=True
         )
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(todo), unit="video", desc="index", leave=False)
-        try:
-            for result in runner.run([t[0] for t in todo]):
-                digest, st = info[result.video]
-                record = VideoRecord(result.video, digest, st.st_size, st.st_mtime, clf.name)
-                if result.error is not None:
-                    record.error = result.error
-                    log.error(result.error)
-                    summary.failed += 1
-                else:
-                    try:
-                        meta = probe(result.video)
-                        record.duration = meta.duration
-                        record.width, record.height = meta.width, meta.height
-                    except VidclassError:
-                        pass
-                    top = result.predictions
-                    record.tags = top[:1] + [t for t in top[1:] if t["score"] >= MIN_TAG_SCORE]
-                    record.feature = result.features.mean(axis=0)
-                    if timeline:
-                        record.segments = self._segments(clf, result.video)
-                    summary.classified += 1
-                self.store.put(record)
-                if bar is not None:
-                    bar.update()
-        finally:
-            if bar is not None:
-                bar.close()
+        results = runner.run([t[0] for t in todo])
+        for result in tracked(results, len(todo), "index", enabled=progress):
+            digest, st = info[result.video]
+            record = VideoRecord(result.video, digest, st.st_size, st.st_mtime, clf.name)
+            if result.error is not None:
+                record.error = result.error
+                log.error(result.error)
+                summary.failed += 1
+            else:
+                try:
+                    meta = probe(result.video)
+                    record.duration = meta.duration
+                    record.width, record.height = meta.width, meta.height
+                except VidclassError:
+                    pass
+                top = result.predictions
+                record.tags = top[:1] + [t for t in top[1:] if t["score"] >= MIN_TAG_SCORE]
+                record.feature = result.features.mean(axis=0)
+                if timeline:
+                    record.segments = self._segments(clf, result.video)
+                summary.classified += 1
+            self.store.put(record)
 
     @staticmethod
     def _segments(clf, path: str) -> list[dict]:

@@ -27,5 +27,11 @@ class Head(nn.Module):
         else:
             self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, classes))
 
+    def standardise_on(self, features: torch.Tensor) -> Head:
+        """Take the mean and spread per feature from training features."""
+        self.mean.copy_(features.mean(dim=0))
+        self.std.copy_(features.std(dim=0).clamp(min=1e-6))
+        return self
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net((features.float() - self.mean) / self.std)

@@ -98,3 +98,13 @@ class ModelEntry:
 
     def describe_source(self) -> str:
         return self.weights.describe() if self.weights is not None else self.source
+
+    def summary(self) -> dict:
+        """What `models list --format json` and the server's /v1/models show."""
+        return {
+            "name": self.name,
+            "labels": len(self.labels),
+            "input": self.input.describe(),
+            "source": self.describe_source(),
+            "description": self.description,
+        }

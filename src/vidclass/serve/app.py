@@ -213,19 +213,7 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
     @app.get("/v1/models")
     def models():
         model = state["model"]
-        rows = []
-        for entry in [model.entry] if model is not None else []:
-            rows.append(
-                {
-                    "name": entry.name,
-                    "labels": len(entry.labels),
-                    "input": entry.input.describe(),
-                    "source": entry.describe_source(),
-                    "description": entry.description,
-                    "serving": True,
-                }
-            )
-        return rows
+        return [{**model.entry.summary(), "serving": True}] if model is not None else []
 
     @app.get("/v1/search")
     def search(q: str, min_score: float = 0.0, label: str | None = None, limit: int = 20):

@@ -9,6 +9,7 @@ import re
 import numpy as np
 
 from ..errors import VidclassError
+from ..progress import tracked
 from .dataset import load_dataset
 
 log = logging.getLogger("vidclass")
@@ -163,24 +164,14 @@ def evaluate(
         raise VidclassError(f"{data}: none of its labels is one of the model's labels")
     scores: dict[str, np.ndarray] = {}
     failed: dict[str, str] = {}
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(samples), unit="video", desc="evaluate", leave=False)
     runner = BatchRunner(model, clips=clips, workers=workers, batch_size=batch_size)
-    try:
-        for result in runner.run([s.path for s in samples]):
-            if result.error is not None:
-                failed[result.video] = result.error
-                log.warning(f"skipped: {result.error}")
-            else:
-                scores[result.video] = result.scores
-            if bar is not None:
-                bar.update()
-    finally:
-        if bar is not None:
-            bar.close()
+    results = runner.run([s.path for s in samples])
+    for result in tracked(results, len(samples), "evaluate", enabled=progress):
+        if result.error is not None:
+            failed[result.video] = result.error
+            log.warning(f"skipped: {result.error}")
+        else:
+            scores[result.video] = result.scores
     samples = [s for s in samples if s.path in scores]
     if not samples:
         raise VidclassError(f"{data}: no video could be read")

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..digest import file_digest
 from ..models.weights import cache_dir
+from ..progress import tracked
 
 log = logging.getLogger("vidclass")
 
@@ -107,11 +108,6 @@ def extract_features(
     todo = [p for p in paths if p not in features and p not in errors]
     if from_cache:
         log.info(f"{from_cache} of {len(paths)} videos' features from the cache")
-    bar = None
-    if progress and todo:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), unit="video", desc="features", leave=False)
     runner = BatchRunner(
         model,
         clips=clips,
@@ -121,20 +117,14 @@ def extract_features(
         flip=flip,
         feature_fn=model.trunk if stage == "trunk" else None,
     )
-    try:
-        for result in runner.run(todo):
-            if result.error is not None:
-                errors[result.video] = result.error
-            else:
-                half = stage == "trunk"  # what the cache keeps, so reruns see the same
-                found = result.features.astype(np.float16) if half else result.features
-                features[result.video] = found
-                cache.put(digests[result.video], views, found, half=half)
-            if bar is not None:
-                bar.update()
-            if on_video is not None:
-                on_video(result.video)
-    finally:
-        if bar is not None:
-            bar.close()
+    for result in tracked(runner.run(todo), len(todo), "features", enabled=progress):
+        if result.error is not None:
+            errors[result.video] = result.error
+        else:
+            half = stage == "trunk"  # what the cache keeps, so reruns see the same
+            found = result.features.astype(np.float16) if half else result.features
+            features[result.video] = found
+            cache.put(digests[result.video], views, found, half=half)
+        if on_video is not None:
+            on_video(result.video)
     return features, errors, from_cache

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import VidclassError
 from ..models.head import Head
-from .head import TrainedHead, fit
+from .head import TrainedHead, class_count, fit
 
 
 class TailAndHead(nn.Module):
@@ -73,15 +73,11 @@ def finetune_last_blocks(
         p.requires_grad_(True)
     rows_train = [torch.from_numpy(x).float() for x in x_train]
     rows_val = [torch.from_numpy(x).float() for x in x_val]
-    classes = y_train.shape[1] if multi_label else int(max(y_train.max(), y_val.max())) + 1
-    net = TailAndHead(tail, backbone.pool, Head(1, classes))
     with torch.no_grad():  # standardise on the pretrained blocks' features
         tail.eval()
-        feats = torch.cat([net.embed(r[None]) for r in rows_train])
-    head = Head(feats.shape[1], classes, hidden)
-    head.mean.copy_(feats.mean(dim=0))
-    head.std.copy_(feats.std(dim=0).clamp(min=1e-6))
-    net.head = head
+        feats = torch.cat([backbone.pool(tail(r[None])).mean(dim=(2, 3, 4)) for r in rows_train])
+    head = Head(feats.shape[1], class_count(y_train, y_val, multi_label), hidden)
+    net = TailAndHead(tail, backbone.pool, head.standardise_on(feats))
     groups = [
         {"params": head.parameters(), "lr": lr, "weight_decay": 1e-3},
         {"params": tail.parameters(), "lr": lr / 10, "weight_decay": 1e-4},

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from ..models.head import Head
 
@@ -77,11 +78,7 @@ def fit(
     opt = torch.optim.AdamW(param_groups)
     best, best_loss, best_epoch, history = None, float("inf"), 0, []
     epoch = 0
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=epochs, unit="epoch", desc=desc, leave=False)
+    bar = tqdm(total=epochs, unit="epoch", desc=desc, leave=False, disable=not progress)
     for epoch in range(1, epochs + 1):
         net.train()
         for idx in _batches(x_train, torch.randperm(len(x_train)), batch):
@@ -99,18 +96,21 @@ def fit(
                 val_loss = nn.functional.nll_loss(scores.log(), yv).item()
                 accuracy = (scores.argmax(dim=1) == yv).float().mean().item()
         history.append({"epoch": epoch, "val_loss": val_loss, "val_accuracy": accuracy})
-        if bar is not None:
-            bar.update()
-            bar.set_postfix(val_loss=f"{val_loss:.3f}", val_acc=f"{accuracy:.2f}")
+        bar.update()
+        bar.set_postfix(val_loss=f"{val_loss:.3f}", val_acc=f"{accuracy:.2f}")
         if val_loss < best_loss - 1e-5:
             best, best_loss, best_epoch = copy.deepcopy(net.state_dict()), val_loss, epoch
         elif epoch - best_epoch >= patience:
             break
-    if bar is not None:
-        bar.close()
+    bar.close()
     net.load_state_dict(best)
     net.eval()
     return epoch, best_epoch, best_loss, history
+
+
+def class_count(y_train: np.ndarray, y_val: np.ndarray, multi_label: bool) -> int:
+    """Outputs of the head: label columns (multi-label) or the largest class index + 1."""
+    return y_train.shape[1] if multi_label else int(max(y_train.max(), y_val.max())) + 1
 
 
 def train_head(
@@ -132,10 +132,7 @@ def train_head(
     multi-label."""
     torch.manual_seed(seed)
     xt = torch.from_numpy(x_train).float()
-    classes = y_train.shape[1] if multi_label else int(max(y_train.max(), y_val.max())) + 1
-    head = Head(xt.shape[1], classes, hidden)
-    head.mean.copy_(xt.mean(dim=0))
-    head.std.copy_(xt.std(dim=0).clamp(min=1e-6))
+    head = Head(xt.shape[1], class_count(y_train, y_val, multi_label), hidden).standardise_on(xt)
     groups = [{"params": head.parameters(), "lr": lr, "weight_decay": weight_decay}]
     rows_val = list(torch.from_numpy(x_val).float())
     run, best_epoch, best_loss, history = fit(
