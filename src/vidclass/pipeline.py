@@ -12,6 +12,7 @@ import torch
 
 from . import runtime
 from .errors import VidclassError
+from .limits import DEFAULT_VIDEO_TIMEOUT, check_time
 from .models import DEFAULT_MODEL, get_entry, hf, trained
 from .models.registry import is_registered
 from .models.spec import ModelEntry
@@ -140,16 +141,24 @@ class VideoClassifier:
             log.warning(message)
         return frames
 
+    def iter_clips(self, path: str | os.PathLike, clips: int = 1) -> Iterator[torch.Tensor]:
+        """`clips` clips spread over the video, each a prepared (C, T, H, W) tensor made
+        when it is asked for (one float clip in memory at a time); the time limit in
+        effect is checked before each."""
+        groups = self.clip_frames(path, clips)
+        if len(groups[0]) < self.spec.pad_to:
+            log.info(f"{path}: short video, frames repeated up to {self.spec.pad_to}")
+        for frames in groups:
+            check_time()
+            yield frames_to_tensor(frames, self.spec)
+
     def read_clips(self, path: str | os.PathLike, clips: int = 1) -> list[torch.Tensor]:
         """`clips` clips spread over the video, each a prepared (C, T, H, W) tensor."""
-        groups = self.clip_frames(path, clips)
-        if len(groups[0]) < self.spec.min_frames:
-            log.info(f"{path}: short video, frames repeated up to {self.spec.min_frames}")
-        return [frames_to_tensor(frames, self.spec) for frames in groups]
+        return list(self.iter_clips(path, clips))
 
     def scores(self, path: str | os.PathLike, clips: int = 1) -> np.ndarray:
         """Class scores (probabilities) for a video, averaged over `clips` clips."""
-        probs = [self.activate(self.logits(c[None]))[0] for c in self.read_clips(path, clips)]
+        probs = [self.activate(self.logits(c[None]))[0] for c in self.iter_clips(path, clips)]
         return torch.stack(probs).mean(dim=0).numpy()
 
     def top_k(self, scores: np.ndarray, k: int) -> list[dict]:
@@ -190,6 +199,7 @@ class VideoClassifier:
         clips: int = 1,
         workers: int = 0,
         batch_size: int = 1,
+        video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
     ) -> Iterator[VideoResult]:
         """Classify each video; a bad file gives a result with its error, not an exception.
 
@@ -199,7 +209,14 @@ class VideoClassifier:
         """
         from .batch import BatchRunner
 
-        runner = BatchRunner(self, top_k, clips, workers=workers, batch_size=batch_size)
+        runner = BatchRunner(
+            self,
+            top_k,
+            clips,
+            workers=workers,
+            batch_size=batch_size,
+            video_timeout=video_timeout,
+        )
         return runner.run(paths)
 
 

@@ -8,6 +8,7 @@ memory does not grow with the video's length.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
@@ -15,8 +16,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import VidclassError
+from .limits import check_frame_memory, check_time, max_windows
 from .video import FrameStream, probe, spread_clip
-from .video.decode import no_frames_error
+from .video.decode import Resize, no_frames_error
 from .video.transforms import frames_to_tensor
 
 if TYPE_CHECKING:
@@ -56,6 +58,14 @@ class Timeline:
         return asdict(self)
 
 
+def window_count(duration: float, window: float, stride: float) -> int:
+    """How many windows `window_starts` gives, without making them."""
+    if duration <= window:
+        return 1
+    count = int((duration - window) / stride + 1e-9) + 1
+    return count + (duration - ((count - 1) * stride + window) > 1e-6)
+
+
 def window_starts(duration: float, window: float, stride: float) -> list[float]:
     """Starts of windows every `stride` s; a last one ends at the end of the video."""
     if duration <= window:
@@ -75,13 +85,48 @@ def window_cuts(spans: list[tuple[float, float]], duration: float) -> list[float
     return [0.0, *middle, duration]
 
 
-def window_times(clf: VideoClassifier, start: float, end: float) -> list[float]:
+def window_times(clf: VideoClassifier, start: float, end: float) -> np.ndarray:
     """Timestamps of one window's frames, as the model samples a clip."""
     spec = clf.spec
     if spec.fps:
         count = max(1, round((end - start) * spec.fps))
-        return [round(start + k / spec.fps, 6) for k in range(count)]
-    return [round(t, 6) for t in spread_clip(start, end, spec.num_frames)]
+        return np.round(start + np.arange(count) / spec.fps, 6)
+    return np.round(spread_clip(start, end, spec.num_frames), 6)
+
+
+@dataclass
+class _Plan:
+    """Which frames each window needs, as indices into the sorted timestamps to decode,
+    and after which window each frame can be dropped. Arrays, so a day-long video at
+    a short stride plans in bounded memory."""
+
+    spans: list[tuple[float, float]]
+    wanted: np.ndarray  # sorted unique timestamps
+    needs: list[np.ndarray]  # per window, indices into `wanted`
+    last_use: np.ndarray  # per timestamp, the last window that needs it
+
+
+def _plan(clf: VideoClassifier, path, info, window: float, stride: float) -> _Plan:
+    count = window_count(info.duration, window, stride)
+    if count > max_windows():
+        raise VidclassError(
+            f"{path}: {count} windows of {window:g} s every {stride:g} s are over the limit "
+            f"of {max_windows()} (use a longer stride; VIDCLASS_MAX_WINDOWS raises it)"
+        )
+    starts = window_starts(info.duration, window, stride)
+    spans = [(s, round(min(s + window, info.duration), 6)) for s in starts]
+    times = [window_times(clf, a, b) for a, b in spans]
+    # The frames of about one window are held at once.
+    width, height = Resize(clf.spec.short_side, clf.spec.size).target(
+        info.width, info.height, False
+    )
+    check_frame_memory(max(len(t) for t in times), width, height, str(path))
+    wanted, inverse = np.unique(np.concatenate(times), return_inverse=True)
+    bounds = np.cumsum([0] + [len(t) for t in times])
+    needs = [inverse[bounds[w] : bounds[w + 1]] for w in range(len(times))]
+    last_use = np.zeros(len(wanted), dtype=np.int64)
+    np.maximum.at(last_use, inverse, np.repeat(np.arange(len(times)), np.diff(bounds)))
+    return _Plan(spans, wanted, needs, last_use)
 
 
 def compute(
@@ -97,44 +142,43 @@ def compute(
         window = clf.spec.clip_seconds or DEFAULT_WINDOW
     if stride is None:
         stride = DEFAULT_STRIDE
-    if window <= 0 or stride <= 0:
-        raise VidclassError(f"window and stride must be positive, got {window} and {stride}")
+    if not (math.isfinite(window) and math.isfinite(stride)) or window <= 0 or stride <= 0:
+        raise VidclassError(
+            f"window and stride must be positive numbers, got {window} and {stride}"
+        )
     if top_k < 1:
         raise VidclassError(f"top_k must be at least 1, got {top_k}")
     info = probe(path)
     if not info.duration:
         raise VidclassError(f"{path}: its duration cannot be found, so it has no timeline")
-    starts = window_starts(info.duration, window, stride)
-    spans = [(s, round(min(s + window, info.duration), 6)) for s in starts]
-    needs = [window_times(clf, a, b) for a, b in spans]
-    wanted = sorted({t for ts in needs for t in ts})
-    last_use: dict[float, int] = {}
-    for w, ts in enumerate(needs):
-        for t in ts:
-            last_use[t] = w
-
+    plan = _plan(clf, path, info, window, stride)
+    needs, last_use = plan.needs, plan.last_use
     stream = FrameStream(
-        path, wanted, clf.spec.short_side, size=clf.spec.size, interpolation=clf.spec.interpolation
+        path,
+        plan.wanted,
+        clf.spec.short_side,
+        size=clf.spec.size,
+        interpolation=clf.spec.interpolation,
     )
-    frames: dict[float, np.ndarray] = {}
+    frames: dict[int, np.ndarray] = {}  # index into plan.wanted -> frame
     scores: list[np.ndarray] = []
     kept: list[int] = []  # windows that had frames
 
     def score_window(w: int) -> None:
-        have = [frames[t] for t in needs[w] if t in frames]
+        check_time()
+        have = [frames[i] for i in needs[w].tolist() if i in frames]
         if have:
             clip = frames_to_tensor(have, clf.spec)[None]
             scores.append(clf.activate(clf.logits(clip))[0].numpy())
             kept.append(w)
-        for t in needs[w]:
-            if last_use[t] == w:
-                frames.pop(t, None)
+        for i in needs[w].tolist():
+            if last_use[i] == w:
+                frames.pop(i, None)
 
     w = 0
     for index, _, frame in stream:
-        t = wanted[index]
-        frames[t] = frame
-        while w < len(needs) and needs[w][-1] <= t:
+        frames[index] = frame
+        while w < len(needs) and needs[w][-1] <= index:
             score_window(w)
             w += 1
     while w < len(needs):  # the file ended early: score what decoded
@@ -144,6 +188,7 @@ def compute(
         log.warning(message)
     if not kept:
         raise no_frames_error(path, stream.damage)
+    spans = plan.spans
     if len(kept) < len(spans):
         log.warning(f"{path}: {len(spans) - len(kept)} windows past the decodable end skipped")
 

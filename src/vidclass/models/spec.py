@@ -33,6 +33,13 @@ class InputSpec:
             raise ValueError("give short_side or size, not both")
 
     @property
+    def pad_to(self) -> int:
+        """Frames a clip is padded to (by repeating frames). A clip spread over its span
+        always has num_frames frames, and models that sample so (transformers) need
+        exactly that many, so a clip short of frames (a damaged file) is padded to it."""
+        return self.min_frames if self.fps else max(self.min_frames, self.num_frames)
+
+    @property
     def clip_seconds(self) -> float | None:
         return self.num_frames / self.fps if self.fps else None
 

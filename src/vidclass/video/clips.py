@@ -6,9 +6,10 @@ import os
 
 import numpy as np
 
+from ..limits import check_frame_memory
 from ..models.spec import InputSpec
-from .decode import no_frames_error, read_frames
-from .probe import probe
+from .decode import FrameStream, Resize, no_frames_error
+from .probe import VideoInfo, probe
 from .sampling import uniform_clips
 
 
@@ -22,26 +23,34 @@ def read_clip_frames(
     decodes. Needs no model, so decoding processes can run it.
     """
     info = probe(path)
-    groups, served, warnings = _decode(path, spec, info.duration, clips)
+    groups, served, warnings, decoded_to, damage = _decode(path, spec, info, info.duration, clips)
     if any(t not in served for g in groups for t in g):
-        end = max(served, default=0.0) + 1.0 / (info.fps or spec.fps or 25.0)
+        last = max(served, default=decoded_to)  # frames decoded, though none was wanted
+        if last is None:
+            raise no_frames_error(path, damage)
+        end = last + 1.0 / (info.fps or spec.fps or 25.0)
         warnings.append(
             f"{path}: only {end:.2f} s of {info.duration or 0:.2f} s decode; classifying that part"
         )
-        groups, served, more = _decode(path, spec, end, clips)
+        groups, served, more, _, damage = _decode(path, spec, info, end, clips)
         warnings += more
     frames = [[served[t] for t in g if t in served] for g in groups]
     frames = [f for f in frames if f]
     if not frames:
-        raise no_frames_error(path)
+        raise no_frames_error(path, damage)
     return frames, list(dict.fromkeys(warnings))  # each once, though both passes saw it
 
 
-def _decode(path, spec: InputSpec, duration: float | None, clips: int):
+def _decode(path, spec: InputSpec, info: VideoInfo, duration: float | None, clips: int):
+    """(clips' timestamps, {timestamp: frame} for those that decoded, warnings, the time
+    of the last frame decoded, the first damage met)."""
+    # At most this many frames are held: checked before any list of them is made.
+    width, height = Resize(spec.short_side, spec.size).target(info.width, info.height, False)
+    check_frame_memory(clips * spec.num_frames, width, height, str(path))
     groups = uniform_clips(duration, spec.num_frames, spec.fps, clips)
     wanted = sorted({t for g in groups for t in g})
-    decoded = read_frames(
+    stream = FrameStream(
         path, wanted, spec.short_side, size=spec.size, interpolation=spec.interpolation
     )
-    served = dict(zip(wanted, decoded.frames, strict=False))  # frames may run out early
-    return groups, served, decoded.warnings
+    served = {wanted[i]: frame for i, _, frame in stream}  # frames may run out early
+    return groups, served, stream.warnings, stream.end_time, stream.damage

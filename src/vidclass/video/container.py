@@ -3,33 +3,40 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import av
 
 from ..errors import VidclassError
+from ..files import path_error, regular_file_size
+from ..limits import check_frame_size
 
 
 def open_video(path: str | os.PathLike):
-    """Open `path` and return (container, its first video stream)."""
-    p = Path(path)
-    if not p.exists():
-        raise VidclassError(f"{path}: no such file")
-    if p.is_dir():
-        raise VidclassError(f"{path}: is a folder, not a video file")
-    if p.stat().st_size == 0:
+    """Open `path` and return (container, its first video stream), which has a decoder
+    and claims a frame size within the pixel limit."""
+    if regular_file_size(path, "video file") == 0:
         raise VidclassError(f"{path}: empty file (0 bytes)")
     try:
         # Some files carry non-UTF-8 metadata; it must not stop decoding.
-        container = av.open(str(p), metadata_errors="ignore")
+        container = av.open(os.fspath(path), metadata_errors="ignore")
+    except OSError as exc:  # PyAV's errors for errno (permission denied) are OSErrors too
+        raise path_error(path, exc) from None
     except av.error.FFmpegError as exc:
         raise VidclassError(f"{path}: not a readable video ({error_reason(exc)})") from exc
-    except (OSError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
         raise VidclassError(f"{path}: cannot open ({exc})") from exc
-    if not container.streams.video:
+    try:
+        if not container.streams.video:
+            raise VidclassError(f"{path}: has no video stream")
+        stream = container.streams.video[0]
+        codec = stream.codec_context
+        if codec is None:
+            raise VidclassError(f"{path}: no decoder for its video codec")
+        check_frame_size(codec.width, codec.height, str(path))
+    except BaseException:
         container.close()
-        raise VidclassError(f"{path}: has no video stream")
-    return container, container.streams.video[0]
+        raise
+    return container, stream
 
 
 def error_reason(exc: Exception) -> str:

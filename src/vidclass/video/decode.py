@@ -15,6 +15,7 @@ import av
 import numpy as np
 
 from ..errors import VidclassError
+from ..limits import check_frame_memory, check_frame_size, check_time
 from .container import error_reason, open_video
 
 # Seek when the next wanted frame is this many seconds ahead (keyframes are usually
@@ -116,14 +117,18 @@ class _Reader:
         self._last_keyframe = None  # the next keyframe is not the one after the last
         try:
             self.container.seek(int((t + self.t0) / self.tb), stream=self.stream, backward=True)
-        except av.error.FFmpegError as exc:
+        except (av.error.FFmpegError, OverflowError, ValueError) as exc:
             raise _SeekMissed from exc
 
     def frames(self):
+        """(frame, time) as they decode; checks the time limit at every packet and the
+        size of every frame (a stream may change size after its header)."""
         bad_run = 0
+        checked_size = None
         try:
             packets = self.container.demux(self.stream)
             for packet in packets:
+                check_time()
                 self._note_keyframe(packet)
                 try:
                     decoded = packet.decode()
@@ -135,6 +140,9 @@ class _Reader:
                         return
                     continue
                 for frame in decoded:
+                    if (frame.width, frame.height) != checked_size:
+                        check_frame_size(frame.width, frame.height, str(self.path))
+                        checked_size = (frame.width, frame.height)
                     if frame.pts is not None and frame.time is not None:
                         t = float(frame.time) - self.t0
                     else:
@@ -218,14 +226,14 @@ class FrameStream:
     def __init__(
         self,
         path: str | os.PathLike,
-        timestamps: list[float],
+        timestamps: list[float] | np.ndarray,
         short_side: int | None = None,
         *,
         size: tuple[int, int] | None = None,
         interpolation: str = "bilinear",
     ):
         self.path = path
-        self.targets = sorted(timestamps)
+        self.targets = np.sort(np.asarray(timestamps, dtype=np.float64)).tolist()
         self.resize = _resize(short_side, size, interpolation)
         self.warnings: list[str] = []
         self.damage: str | None = None
@@ -255,7 +263,9 @@ class FrameStream:
 def _read_all(reader: _Reader, resize: Resize) -> DecodedFrames:
     frames, times = [], []
     for frame, t in reader.frames():
-        frames.append(_to_rgb(frame, resize))
+        rgb = _to_rgb(frame, resize)
+        check_frame_memory(len(frames) + 1, rgb.shape[1], rgb.shape[0], str(reader.path))
+        frames.append(rgb)
         times.append(t)
     end = times[-1] if times else None
     return DecodedFrames(frames, times, len(frames), end, reader.warnings)
@@ -264,12 +274,19 @@ def _read_all(reader: _Reader, resize: Resize) -> DecodedFrames:
 def _serve(
     reader: _Reader, targets: list[float], i: int, resize: Resize, seeking: bool
 ) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(index, time, RGB) for targets[i:], in order; a frame is converted only once."""
+    """(index, time, RGB) for targets[i:], in order; a frame is converted only once.
+
+    A seek must land past every frame this pass has decoded: one that lands back (a
+    stream without an index, broken timestamps) turns seeking off for the rest of the
+    pass, which then decodes straight through. So no target is sought twice, and the
+    number of seeks is bounded by the file's keyframes.
+    """
     eps = 1e-4
     prev = None  # (frame, time) of the last frame decoded
     converted = (None, None)  # (frame, array) of the last frame turned into RGB
     longest_dt = 0.0
     position = 0.0
+    furthest = float("-inf")  # the latest frame time decoded in this pass
 
     def take(frame, t):
         nonlocal converted
@@ -284,8 +301,13 @@ def _serve(
             prev = None
         gap_ahead = False
         for frame, t in reader.frames():
-            if jumped and prev is None and t > targets[i] + eps:
-                raise _SeekMissed
+            if jumped:
+                jumped = False
+                if t > targets[i] + eps:
+                    raise _SeekMissed
+                if t <= furthest + eps:  # landed back, not ahead: no more seeking
+                    seeking = False
+            furthest = max(furthest, t)
             if prev is not None and t > prev[1]:
                 longest_dt = max(longest_dt, t - prev[1])
             while i < len(targets) and targets[i] < t - eps:

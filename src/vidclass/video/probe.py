@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import av
 
+from ..limits import check_time
 from .container import open_video
 
 
@@ -36,6 +37,7 @@ def _scan_duration(container, stream, start: float) -> float | None:
     end = None
     try:
         for packet in container.demux(stream):
+            check_time()
             if packet.pts is None or packet.time_base is None:
                 continue
             t = float((packet.pts + (packet.duration or 0)) * packet.time_base)

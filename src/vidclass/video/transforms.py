@@ -30,7 +30,7 @@ def stack_clip(frames: list[np.ndarray], spec: InputSpec, crop: bool = True) -> 
     so this is what decoding processes hand over."""
     if crop and spec.crop_hw is not None:
         frames = [center_crop(f, spec.crop_hw) for f in frames]
-    return np.stack(stretch_to(frames, spec.min_frames))
+    return np.stack(stretch_to(frames, spec.pad_to))
 
 
 def clip_to_tensor(clip: np.ndarray, spec: InputSpec) -> torch.Tensor:

@@ -1,0 +1,94 @@
+"""Checks on the files a user names before anything reads or writes them.
+
+Only regular files are read: a FIFO would block, /dev/zero or /dev/full never end.
+Every failure (missing, a folder, no permission, a name too long or with a NUL) is a
+VidclassError naming the path, never a traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+
+from .errors import VidclassError
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _reason(exc: OSError | ValueError) -> str:
+    if isinstance(exc, ValueError):  # a NUL in the name, or a name the OS cannot take
+        return "not a valid file name"
+    if exc.errno == errno.ENOENT:
+        return "no such file"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "file name too long"
+    return (exc.strerror or str(exc)).lower()
+
+
+def path_error(path, exc: OSError | ValueError) -> VidclassError:
+    return VidclassError(f"{path}: {_reason(exc)}")
+
+
+def _not_regular(path, mode: int, what: str) -> VidclassError:
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    return VidclassError(f"{path}: is {kind}, not a {what}")
+
+
+def regular_file_size(path: str | os.PathLike, what: str = "file") -> int:
+    """The size of `path`, which must be a regular file (links followed)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError) as exc:
+        raise path_error(path, exc) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(path, st.st_mode, what)
+    return st.st_size
+
+
+def open_regular(path: str | os.PathLike, flags: int, what: str = "file") -> int:
+    """os.open `path` with `flags`, refusing anything but a regular file. Opened
+    non-blocking and checked on the open descriptor, so a FIFO cannot hang it and a
+    file swapped in between the check and the open is still caught."""
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):  # said plainly, before opening can fail oddly
+            raise _not_regular(path, mode, what)
+    except FileNotFoundError:
+        pass  # O_CREAT may make it
+    except (OSError, ValueError) as exc:
+        raise path_error(path, exc) from None
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except (OSError, ValueError) as exc:
+        raise path_error(path, exc) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode, what)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def exists(path: str | os.PathLike) -> bool:
+    """Like os.path.exists, but an error for a name the OS refuses rather than False
+    (a missing parent folder is still just False)."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError:
+        return False
+    except (OSError, ValueError) as exc:
+        raise path_error(path, exc) from None
+    return True
