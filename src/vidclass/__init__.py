@@ -7,6 +7,7 @@ from functools import lru_cache
 
 from .errors import VidclassError
 from .gallery import Gallery
+from .limits import DEFAULT_VIDEO_TIMEOUT
 from .models import DEFAULT_MODEL, list_entries
 from .pipeline import VideoClassifier, VideoResult, load_model
 
@@ -77,13 +78,15 @@ def classify_batch(
     threads: int | None = None,
     progress: bool = False,
     on_result=None,
+    video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
 ):
     """Classify videos, folders, globs and list files, as `vidclass classify` does;
     results go to `output` (.jsonl/.csv/.sqlite, resumed if it exists) and to
     `on_result(VideoResult)` as each video finishes. Returns a `BatchSummary`.
 
     Decoding runs in `workers` processes (started with spawn), so a script calling this
-    needs the usual `if __name__ == "__main__":` guard.
+    needs the usual `if __name__ == "__main__":` guard. A video whose decoding takes over
+    `video_timeout` seconds is stopped and recorded as failed.
     """
     from .batch import DecoderPool, classify_videos, default_workers, expand_inputs, output_format
     from .runtime import configure_threads
@@ -113,6 +116,7 @@ def classify_batch(
         progress=progress,
         on_result=on_result,
         decoders=decoders,
+        video_timeout=video_timeout,
     )
 
 

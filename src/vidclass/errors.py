@@ -7,3 +7,7 @@ class VidclassError(Exception):
     The message names the thing at fault and the cause, and is meant to be printed on
     one line without a traceback.
     """
+
+
+class StorageError(VidclassError):
+    """A database vidclass keeps cannot be used: damaged, locked, or not readable."""

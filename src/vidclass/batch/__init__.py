@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..progress import tracked
 from .runner import BatchRunner, DecoderPool, RunStats, default_workers
 from .sources import VIDEO_EXTENSIONS, expand_inputs
@@ -66,6 +67,7 @@ def classify_videos(
     progress: bool = False,
     on_result: Callable | None = None,
     decoders: DecoderPool | None = None,
+    video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
 ) -> BatchSummary:
     """Classify `videos` with a loaded model; each result goes to `output` (.jsonl, .csv
     or .sqlite) as it finishes, and to `on_result(VideoResult)`.
@@ -84,7 +86,13 @@ def classify_videos(
     if skipped:
         log.info(f"{skipped} of {len(videos)} videos already in {output}; skipping them")
     runner = BatchRunner(
-        model, top_k, clips, workers=workers, batch_size=batch_size, decoders=decoders
+        model,
+        top_k,
+        clips,
+        workers=workers,
+        batch_size=batch_size,
+        decoders=decoders,
+        video_timeout=video_timeout,
     )
     try:
         for result in tracked(runner.run(todo), len(todo), enabled=progress):

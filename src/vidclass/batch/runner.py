@@ -12,7 +12,7 @@ import logging
 import multiprocessing
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from ..errors import VidclassError
+from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..runtime import available_cores
 from ..video.transforms import clip_to_tensor
-from .worker import init_worker, prepare_clips
+from .worker import init_worker, prepare_clips, run_in_worker
 
 log = logging.getLogger("vidclass")
 
@@ -56,8 +57,10 @@ class DecoderPool:
     (each imports torch), which then overlaps the model's loading.
     """
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, task: Callable = prepare_clips):
+        """`task(path, spec, clips, timeout)` is what a process runs for one video."""
         self.workers = workers
+        self.task = task
         self._pool = None
 
     def start(self) -> DecoderPool:
@@ -72,8 +75,10 @@ class DecoderPool:
             self._pool.submit(int)  # makes the processes start now, not at the first video
         return self
 
-    def submit(self, *args) -> Future:
-        return self.start()._pool.submit(prepare_clips, *args)
+    def submit(self, path: str, spec, clips: int, timeout: float | None) -> Future:
+        """Decode one video; past its hard limit the process is killed (the future then
+        raises BrokenProcessPool)."""
+        return self.start()._pool.submit(run_in_worker, self.task, timeout, path, spec, clips)
 
     def restart(self) -> None:
         """After a decoder crashed: the old pool is broken for good."""
@@ -111,16 +116,21 @@ class BatchRunner:
         flip: bool = False,
         feature_fn=None,
         keep_features: bool = False,
+        video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
     ):
         """`decoders`: a started DecoderPool to use (and close) instead of a new one.
         `features`: results carry each clip's backbone features (views, D) instead of
         predictions (`feature_fn(clips)`, else the model's embed); `flip` adds a mirrored
         copy of every clip (training augmentation). `keep_features`: predictions and
-        features from the same forward pass (what a gallery stores)."""
+        features from the same forward pass (what a gallery stores). `video_timeout`:
+        seconds a video's decoding may take before it is stopped and recorded as failed
+        (None: no limit)."""
         if top_k < 1 or clips < 1:
             raise VidclassError(f"top_k and clips must be at least 1, got {top_k} and {clips}")
         if workers is not None and workers < 0:
             raise VidclassError(f"workers must be 0 or more, got {workers}")
+        if video_timeout is not None and not video_timeout > 0:
+            raise VidclassError(f"video_timeout must be more than 0, got {video_timeout}")
         self.model = model
         self.top_k = top_k
         self.clips = clips
@@ -133,6 +143,7 @@ class BatchRunner:
         self.feature_fn = feature_fn or model.embed
         self.keep_features = keep_features
         self.flip = flip
+        self.video_timeout = video_timeout
         self.stats = RunStats()
 
     # -- the model --------------------------------------------------------------------------
@@ -205,6 +216,7 @@ class BatchRunner:
         todo = deque(enumerate(paths))
         suspects: deque[tuple[int, str]] = deque()  # in flight when a decoder crashed
         inflight: dict[Future, tuple[int, str]] = {}
+        submitted: dict[Future, float] = {}  # when each future was handed to the pool
         ready: deque[tuple[tuple[int, str], np.ndarray]] = deque()
         pending: dict[tuple[int, str], _Pending] = {}
         # Enough decoded ahead to fill a batch while the next decodes; memory stays bounded.
@@ -230,7 +242,14 @@ class BatchRunner:
 
         def decode_here() -> Iterator:
             job = todo.popleft()
-            yield from accept(job, prepare_clips(job[1], spec, self.clips))
+            yield from accept(job, prepare_clips(job[1], spec, self.clips, self.video_timeout))
+
+        def crashed(job: tuple[int, str], future: Future) -> str:
+            """Why the process decoding `job` alone died: its hard time limit, or a crash."""
+            took = time.monotonic() - submitted[future]
+            if self.video_timeout is not None and took >= self.video_timeout:
+                return f"{job[1]}: decoding took over {self.video_timeout:g} s; stopped"
+            return f"{job[1]}: the decoder crashed"
 
         try:
             while todo or suspects or inflight or ready:
@@ -247,7 +266,9 @@ class BatchRunner:
                     source = suspects if suspects else todo
                     while source and len(inflight) < cap and room:
                         job = source.popleft()
-                        inflight[pool.submit(job[1], spec, self.clips)] = job
+                        future = pool.submit(job[1], spec, self.clips, self.video_timeout)
+                        inflight[future] = job
+                        submitted[future] = time.monotonic()
                     finished = [f for f in inflight if f.done()]
                     if not finished and not can_fill and room:
                         if todo and not suspects:
@@ -266,14 +287,17 @@ class BatchRunner:
                         except BrokenProcessPool:
                             broken = True
                             if cap == 1:  # crashed on its own: this file is the cause
-                                yield self._failure(job[1], f"{job[1]}: the decoder crashed")
+                                yield self._failure(job[1], crashed(job, f))
                             else:
                                 suspects.append(job)
                             continue
+                        finally:
+                            submitted.pop(f, None)
                         yield from accept(job, outcome)
                     if broken:
                         suspects.extend(inflight.values())  # the rest of the dead pool's work
                         inflight.clear()
+                        submitted.clear()
                         pool.restart()
                         log.warning("a decoding process crashed; retrying its videos one by one")
                         continue

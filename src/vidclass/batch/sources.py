@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import stat
 from pathlib import Path
 
 from ..errors import VidclassError
@@ -42,14 +43,63 @@ def is_video_name(path: str | os.PathLike) -> bool:
 
 
 def _walk(folder: Path, recursive: bool) -> list[str]:
+    """Video files in `folder` (and below, with `recursive`), sorted; links to folders
+    are not followed, so a link loop cannot repeat or hang the walk."""
+
+    def unreadable(exc: OSError) -> None:
+        log.warning(f"{exc.filename or folder}: cannot read the folder ({_reason(exc)})")
+
     if not recursive:
-        found = [p for p in folder.iterdir() if p.is_file() and is_video_name(p)]
+        try:
+            found = [p for p in folder.iterdir() if p.is_file() and is_video_name(p)]
+        except OSError as exc:
+            unreadable(exc)
+            return []
         return [str(p) for p in sorted(found)]
     found = []
-    for root, dirs, files in os.walk(folder, followlinks=False):
+    for root, dirs, files in os.walk(folder, onerror=unreadable, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found += [os.path.join(root, f) for f in sorted(files) if is_video_name(f)]
     return found
+
+
+def _glob(pattern: str, recursive: bool) -> list[str]:
+    """Video files matching `pattern`, as glob.glob would give them, except that `**`
+    does not follow links to folders (a link loop would repeat files or never end)."""
+    parts = Path(pattern).parts
+    first = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    base = Path(*parts[:first]) if first else Path()
+    rest = str(Path(*parts[first:]))
+    if not recursive:
+        rest = rest.replace("**", "*")  # as glob.glob treats it without recursive
+    elif parts[-1] == "**":
+        rest += "/*"  # pathlib's trailing ** gives only folders; glob's gives files too
+    try:
+        matches = [
+            p
+            for p in base.glob(rest)
+            if not any(x.startswith(".") for x in p.relative_to(base).parts)
+        ]
+        return sorted(str(p) for p in matches if p.is_file() and is_video_name(p))
+    except ValueError as exc:  # a pattern pathlib cannot take, such as a**b
+        raise VidclassError(f"{pattern}: not a usable pattern ({exc})") from None
+    except OSError as exc:
+        log.warning(f"{pattern}: cannot search ({_reason(exc)})")
+        return []
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
+
+
+def _stat_kind(item: str) -> str:
+    """'dir', 'file', or 'other' (missing, unreadable, a name the OS refuses: then it
+    is taken as a video, whose error says why)."""
+    try:
+        mode = os.stat(item).st_mode
+    except (OSError, ValueError):
+        return "other"
+    return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
 
 
 def _read_list(path: Path) -> list[str]:
@@ -79,13 +129,13 @@ def expand_inputs(items: list[str], recursive: bool = False) -> list[str]:
     found: list[str] = []
     for item in items:
         path = Path(item)
-        if path.is_dir():
+        kind = _stat_kind(item)
+        if kind == "dir":
             videos = _walk(path, recursive)
-        elif path.is_file() and path.suffix.lower() in LIST_EXTENSIONS:
+        elif kind == "file" and path.suffix.lower() in LIST_EXTENSIONS:
             videos = _read_list(path)
-        elif not path.exists() and _GLOB_CHARS & set(item):
-            matches = sorted(glob.glob(item, recursive=recursive))
-            videos = [m for m in matches if os.path.isfile(m) and is_video_name(m)]
+        elif kind == "other" and _GLOB_CHARS & set(item) and "\0" not in item:
+            videos = _glob(item, recursive)
         else:
             videos = [item]
         if not videos:

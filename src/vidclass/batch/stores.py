@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import VidclassError
+from ..files import open_regular, path_error
+from ..sqlite_files import open_own_sqlite
 
 log = logging.getLogger("vidclass")
 
@@ -48,10 +50,13 @@ def output_format(path: str | os.PathLike) -> str:
     if kind is None:
         known = ", ".join(sorted(FORMATS))
         raise VidclassError(f"{path}: unknown results format; name the file with one of {known}")
-    if path.is_dir():
-        raise VidclassError(f"{path} is a folder; --output needs a file")
-    if not path.parent.is_dir():
-        raise VidclassError(f"{path.parent}: no such folder for the results")
+    try:
+        if path.is_dir():
+            raise VidclassError(f"{path} is a folder; --output needs a file")
+        if not path.parent.is_dir():
+            raise VidclassError(f"{path.parent}: no such folder for the results")
+    except (OSError, ValueError) as exc:
+        raise path_error(path, exc) from None
     return kind
 
 
@@ -71,21 +76,29 @@ def _check_model(path: Path, found: str, model: str) -> None:
         )
 
 
-def _cut_torn_tail(path: Path) -> bytes:
-    """The file's complete lines; a last line without its newline (the run was killed
-    while writing it) is cut off the file."""
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):
-        with open(path, "r+b") as f:
-            f.truncate(end)
+def _read_back(path: Path, looks_ours) -> tuple[list[bytes], bytes]:
+    """(complete lines, torn tail) of a results file; reads a regular file only, and
+    changes nothing: the caller cuts the tail once the lines are known to be ours."""
+    with os.fdopen(open_regular(path, os.O_RDONLY, "results file"), "rb") as f:
+        lines = f.read().split(b"\n")
+    tail = lines.pop()  # b"" when the file ends with a newline
+    if tail and not looks_ours(tail, lines):
+        raise VidclassError(f"{path}: not a vidclass results file; write to another file")
+    return lines, tail
+
+
+def _cut_tail(path: Path, tail: bytes) -> None:
+    """Drop a last line without its newline (the run was killed while writing it)."""
+    if tail:
+        with os.fdopen(open_regular(path, os.O_WRONLY, "results file"), "wb") as f:
+            f.truncate(path.stat().st_size - len(tail))
         log.warning(f"{path}: dropped an unfinished last line left by an interrupted run")
-    return data[:end]
 
 
 class _AppendFile:
     def _open_append(self) -> None:
-        self._file = open(self.path, "a", encoding="utf-8", newline="")  # noqa: SIM115 (held open)
+        fd = open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, "results file")
+        self._file = os.fdopen(fd, "a", encoding="utf-8", newline="")
 
     def _append(self, text: str) -> None:
         self._file.write(text)  # one line, one write: a kill leaves whole lines or a torn last
@@ -99,25 +112,31 @@ class _AppendFile:
 class JsonlStore(_AppendFile):
     """One JSON object per line: {"video", "model", "predictions"} or {..., "error"}."""
 
+    START = b'{"video": '  # how every line this store writes begins
+
     def __init__(self, path: Path, model: str, top_k: int):
         self.path, self.model, self.done = path, model, set()
         if path.exists():
-            for n, line in enumerate(_cut_torn_tail(path).splitlines(), 1):
+            lines, tail = _read_back(path, lambda tail, _: tail.startswith(self.START[: len(tail)]))
+            for n, line in enumerate(lines, 1):
                 if not line.strip():
                     continue
                 try:
                     record = json.loads(line)
                     video, found = record["video"], record["model"]
+                    if not isinstance(video, str) or not isinstance(found, str):
+                        raise TypeError
                 except (ValueError, KeyError, TypeError):
                     raise VidclassError(
                         f"{path}:{n}: not a vidclass result line; write to another file"
                     ) from None
                 _check_model(path, found, model)
                 self.done.add(video)
+            _cut_tail(path, tail)
         self._open_append()
 
     def write(self, record: dict) -> None:
-        self._append(json.dumps(record, ensure_ascii=False) + "\n")
+        self._append(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
         self.done.add(record["video"])
 
 
@@ -129,18 +148,31 @@ class CsvStore(_AppendFile):
         self.header = ["video", "model", "error"]
         for i in range(1, top_k + 1):
             self.header += [f"label_{i}", f"score_{i}"]
+        header = self._line(self.header).encode()
         fresh = not path.exists() or path.stat().st_size == 0
         if not fresh:
-            rows = list(csv.reader(io.StringIO(_cut_torn_tail(path).decode("utf-8"))))
-            if rows and rows[0] != self.header:
+
+            def looks_ours(tail: bytes, lines: list[bytes]) -> bool:
+                # Torn in the header itself, or after a header that is ours.
+                return header.startswith(tail) if not lines else lines[0] + b"\n" == header
+
+            lines, tail = _read_back(path, looks_ours)
+            if lines and lines[0] + b"\n" != header:
                 raise VidclassError(
                     f"{path} has other columns (another --top-k, or not vidclass results); "
                     "write to another file"
                 )
-            for row in rows[1:]:
+            try:
+                rows = list(csv.reader(io.StringIO(b"\n".join(lines[1:]).decode("utf-8"))))
+            except (UnicodeDecodeError, csv.Error) as exc:
+                raise VidclassError(f"{path}: not a vidclass results file ({exc})") from None
+            for row in rows:
+                if len(row) != len(self.header):
+                    raise VidclassError(f"{path}: a row of other columns; write to another file")
                 _check_model(path, row[1], model)
                 self.done.add(row[0])
-            fresh = not rows
+            _cut_tail(path, tail)
+            fresh = not lines
         self._open_append()
         if fresh:
             self._append(self._line(self.header))
@@ -175,10 +207,12 @@ class SqliteStore:
             finished_at TEXT NOT NULL
         )"""
 
+    COLUMNS = {"video", "model", "label", "score", "predictions", "error", "finished_at"}
+
     def __init__(self, path: Path, model: str, top_k: int):
         self.path, self.model = path, model
+        self.conn = open_own_sqlite(path, {"results": self.COLUMNS}, "vidclass results file")
         try:
-            self.conn = sqlite3.connect(path)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             with self.conn:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import VidclassError
+from ..files import open_regular
+from ..limits import DEFAULT_VIDEO_TIMEOUT, time_limit
 from ..progress import tracked
 from .store import GalleryStore, Hit, SqliteGalleryStore, VideoRecord
 
@@ -81,6 +86,27 @@ def fts_query(text: str) -> str:
     return " AND ".join(groups)
 
 
+@contextmanager
+def _index_lock(db: str) -> Iterator[None]:
+    """Hold the gallery's index lock (an flock on DB.index-lock, released by the kernel
+    if the process dies): two index runs would both classify everything."""
+    fd = open_regular(db + ".index-lock", os.O_RDWR | os.O_CREAT, "lock file")
+    with os.fdopen(fd, "r+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = f.read(20).strip() or "?"
+            raise VidclassError(
+                f"{db} is being indexed by another run (pid {holder}); wait for it to "
+                "finish, or use another --db"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
+
+
 class Gallery:
     """A gallery database; `index` fills it, `search`, `similar`, `tags` read it."""
 
@@ -88,6 +114,7 @@ class Gallery:
         self.path = str(path)
         self.store = store or SqliteGalleryStore(path)
         self._vectors: tuple[list[str], np.ndarray] | None = None
+        self._vectors_version: int | None = None
         self._model = None
 
     def close(self) -> None:
@@ -140,14 +167,30 @@ class Gallery:
         batch_size: int = 2,
         precision: str = "auto",
         progress: bool = False,
+        video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
     ) -> IndexSummary:
         """Classify new and changed videos under `inputs` and store them, one transaction
         each (an interrupted run loses nothing; run it again to go on). Unchanged files
-        are skipped by size and mtime, moved ones recognised by content hash."""
+        are skipped by size and mtime, moved ones recognised by content hash. A video
+        whose decoding (or, with `timeline`, whose timeline) takes over `video_timeout`
+        seconds is stopped: recorded as failed (or kept without its timeline). One index
+        run at a time: another one on the same gallery is refused while this one runs."""
+        self._model_for(model)  # a mismatched model fails before any work
+        with _index_lock(self.path):
+            return self._index(
+                inputs,
+                model=model,
+                recursive=recursive,
+                timeline=timeline,
+                prune=prune,
+                options=(top_k, workers, batch_size, video_timeout, progress),
+                precision=precision,
+            )
+
+    def _index(self, inputs, *, model, recursive, timeline, prune, options, precision):
         from ..batch import expand_inputs
         from ..digest import file_digest
 
-        self._model_for(model)  # a mismatched model fails before any work
         summary = IndexSummary()
         roots = []
         for item in map(str, inputs):
@@ -170,7 +213,12 @@ class Gallery:
             if old and old.size == st.st_size and old.mtime == st.st_mtime:
                 summary.unchanged += 1
                 continue
-            digest = file_digest(path)
+            try:
+                digest = file_digest(path)
+            except (OSError, VidclassError) as exc:
+                log.error(str(exc) if isinstance(exc, VidclassError) else f"{path}: {exc}")
+                summary.failed += 1
+                continue
             if old and old.hash == digest:
                 self.store.move(path, path, st.st_mtime)  # touched, not changed
                 summary.unchanged += 1
@@ -190,7 +238,7 @@ class Gallery:
         if todo:
             clf = self._load_model(model, precision)
             self._vectors = None
-            self._classify(clf, todo, timeline, top_k, workers, batch_size, progress, summary)
+            self._classify(clf, todo, timeline, options, summary)
 
         def under_roots(path: str) -> bool:
             return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
@@ -206,13 +254,19 @@ class Gallery:
             self._vectors = None
         return summary
 
-    def _classify(self, clf, todo, timeline, top_k, workers, batch_size, progress, summary):
+    def _classify(self, clf, todo, timeline, options, summary):
         from ..batch import BatchRunner
         from ..video import probe
 
+        top_k, workers, batch_size, video_timeout, progress = options
         info = {path: (digest, st) for path, digest, st in todo}
         runner = BatchRunner(
-            clf, top_k=top_k, workers=workers, batch_size=batch_size, keep_features=True
+            clf,
+            top_k=top_k,
+            workers=workers,
+            batch_size=batch_size,
+            keep_features=True,
+            video_timeout=video_timeout,
         )
         results = runner.run([t[0] for t in todo])
         for result in tracked(results, len(todo), "index", enabled=progress):
@@ -233,14 +287,15 @@ class Gallery:
                 record.tags = top[:1] + [t for t in top[1:] if t["score"] >= MIN_TAG_SCORE]
                 record.feature = result.features.mean(axis=0)
                 if timeline:
-                    record.segments = self._segments(clf, result.video)
+                    record.segments = self._segments(clf, result.video, video_timeout)
                 summary.classified += 1
             self.store.put(record)
 
     @staticmethod
-    def _segments(clf, path: str) -> list[dict]:
+    def _segments(clf, path: str, timeout: float | None) -> list[dict]:
         try:
-            tl = clf.timeline(path)
+            with time_limit(timeout, f"{path}: its timeline"):
+                tl = clf.timeline(path)
         except VidclassError as exc:
             log.warning(f"{path}: no timeline ({exc})")
             return []
@@ -261,21 +316,32 @@ class Gallery:
         limit: int = 20,
     ) -> list[Hit]:
         """Videos whose tags match `text` (words, prefixes, synonyms), best tag first."""
+        if limit < 1:
+            raise VidclassError(f"limit must be at least 1, got {limit}")
         labels = self.store.match_labels(fts_query(text)) if text.strip() else []
         if label is not None:
             labels = [x for x in labels if x == label] if text.strip() else [label]
         return self.store.tagged(labels, min_score, min_duration, max_duration, limit)
 
     def _matrix(self) -> tuple[list[str], np.ndarray]:
-        if self._vectors is None:
+        """The normalised feature vectors, read once and again after another process
+        (an index run beside a server) changed the database."""
+        version = self.store.version()
+        if self._vectors is None or self._vectors_version != version:
             paths, vectors = self.store.features()
             norms = np.linalg.norm(vectors, axis=1, keepdims=True) if len(paths) else 1.0
             self._vectors = (paths, vectors / np.maximum(norms, 1e-12))
+            self._vectors_version = version
         return self._vectors
 
-    def similar(self, video: str | os.PathLike, k: int = 10, precision: str = "auto") -> list[dict]:
+    def similar(
+        self, video: str | os.PathLike, k: int = 10, precision: str = "auto", model=None
+    ) -> list[dict]:
         """The `k` indexed videos nearest to `video` by cosine similarity of features;
-        `video` may be outside the gallery (it is then run through the gallery's model)."""
+        `video` may be outside the gallery (it is then run through the gallery's model,
+        or `model`, a loaded VideoClassifier that must be the gallery's)."""
+        if k < 1:
+            raise VidclassError(f"limit must be at least 1, got {k}")
         paths, matrix = self._matrix()
         if not paths:
             raise VidclassError(f"{self.path} has no indexed videos")
@@ -284,7 +350,12 @@ class Gallery:
         if record is not None and record.feature is not None:
             query = record.feature
         else:
-            clf = self._load_model(None, precision)
+            clf = self._load_model(None, precision) if model is None else model
+            if clf.name != self._model_for(None):
+                raise VidclassError(
+                    f"{self.path} is indexed with {self._model_for(None)!r}, not {clf.name!r}: "
+                    "its features cannot be compared"
+                )
             clips = clf.read_clips(video)
             import torch
 

@@ -6,6 +6,7 @@ database can replace SQLite without touching indexing or search.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -14,7 +15,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import VidclassError
+from ..errors import StorageError, VidclassError
+from ..sqlite_files import open_own_sqlite
 
 
 @dataclass
@@ -75,6 +77,7 @@ class GalleryStore(Protocol):
         limit: int,
     ) -> list[Hit]: ...
     def features(self) -> tuple[list[str], np.ndarray]: ...
+    def version(self) -> int: ...
     def tag_counts(self) -> list[tuple[str, int, float]]: ...
     def records(self) -> list[VideoRecord]: ...
     def close(self) -> None: ...
@@ -119,15 +122,57 @@ CREATE VIRTUAL TABLE IF NOT EXISTS labels_fts
 """
 
 
+def _database_errors_as_user_errors(cls):
+    """Every public method of `cls` turns SQLite's errors (a damaged or locked file, a
+    page that no longer parses) into a StorageError naming the database."""
+
+    def guard(method):
+        @functools.wraps(method)
+        def guarded(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.DatabaseError as exc:
+                raise StorageError(
+                    f"{self.path}: cannot use the gallery database ({exc})"
+                ) from None
+
+        return guarded
+
+    for name, member in list(vars(cls).items()):
+        if callable(member) and not name.startswith("_"):
+            setattr(cls, name, guard(member))
+    return cls
+
+
+def _vector(blob) -> np.ndarray | None:
+    """A stored feature vector; anything but finite float32 bytes counts as none."""
+    if not isinstance(blob, bytes) or not blob or len(blob) % 4:
+        return None
+    vector = np.frombuffer(blob, dtype=np.float32).copy()
+    return vector if np.isfinite(vector).all() else None
+
+
+@_database_errors_as_user_errors
 class SqliteGalleryStore:
     """A gallery in one SQLite file: WAL, one transaction per video."""
 
+    # What an existing file must hold to be taken as a gallery (and then written to).
+    REQUIRED = {
+        "meta": {"key", "value"},
+        "videos": {"id", "path", "hash", "size", "mtime", "model", "feature", "error"},
+        "tags": {"video_id", "label", "score", "rank"},
+    }
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if not self.path.parent.is_dir():
-            raise VidclassError(f"{self.path.parent}: no such folder for the gallery")
         try:
-            self.conn = sqlite3.connect(self.path)
+            parent_ok = self.path.parent.is_dir()
+        except OSError:
+            parent_ok = False
+        if not parent_ok:
+            raise VidclassError(f"{self.path.parent}: no such folder for the gallery")
+        self.conn = open_own_sqlite(self.path, self.REQUIRED, "vidclass gallery")
+        try:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             with self.conn:
@@ -150,17 +195,20 @@ class SqliteGalleryStore:
         tags = [
             {"label": label, "score": score}
             for label, score in self.conn.execute(
-                "SELECT label, score FROM tags WHERE video_id = ? ORDER BY rank", (vid,)
+                "SELECT CAST(label AS TEXT), CAST(score AS REAL) FROM tags "
+                "WHERE video_id = ? ORDER BY rank",
+                (vid,),
             )
         ]
         segments = [
             {"start": a, "end": b, "label": label, "score": score}
             for a, b, label, score in self.conn.execute(
-                "SELECT start, end, label, score FROM segments WHERE video_id = ? ORDER BY start",
+                "SELECT CAST(start AS REAL), CAST(end AS REAL), CAST(label AS TEXT), "
+                "CAST(score AS REAL) FROM segments WHERE video_id = ? ORDER BY start",
                 (vid,),
             )
         ]
-        vector = np.frombuffer(feature, dtype=np.float32).copy() if feature else None
+        vector = _vector(feature)
         return VideoRecord(
             path,
             digest,
@@ -177,7 +225,13 @@ class SqliteGalleryStore:
             vid,
         )
 
-    _COLUMNS = "id, path, hash, size, mtime, model, duration, width, height, feature, error"
+    # Read with the types vidclass wrote: a crafted file's text in a number column
+    # becomes a number, never a crash further on.
+    _COLUMNS = (
+        "id, CAST(path AS TEXT), CAST(hash AS TEXT), CAST(size AS INTEGER), "
+        "CAST(mtime AS REAL), CAST(model AS TEXT), CAST(duration AS REAL), "
+        "CAST(width AS INTEGER), CAST(height AS INTEGER), feature, CAST(error AS TEXT)"
+    )
 
     def by_path(self, path: str) -> VideoRecord | None:
         row = self.conn.execute(
@@ -190,7 +244,8 @@ class SqliteGalleryStore:
         return [self._record(r) for r in rows.fetchall()]
 
     def paths(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT path FROM videos ORDER BY path")]
+        rows = self.conn.execute("SELECT CAST(path AS TEXT) FROM videos ORDER BY path")
+        return [r[0] for r in rows]
 
     def put(self, record: VideoRecord) -> None:
         """Insert or replace one video with its tags and segments, in one transaction."""
@@ -274,7 +329,8 @@ class SqliteGalleryStore:
         best: dict[int, float] = {}
         for label in labels:
             for vid, score in self.conn.execute(
-                f"SELECT t.video_id, t.score FROM tags t INDEXED BY tags_label {join} "
+                "SELECT t.video_id, CAST(t.score AS REAL) "
+                f"FROM tags t INDEXED BY tags_label {join} "
                 f"WHERE {' AND '.join(where)} ORDER BY t.score DESC LIMIT ?",
                 (label, *args, limit),
             ):
@@ -283,14 +339,15 @@ class SqliteGalleryStore:
         hits = []
         for vid, best in top:
             path, duration = self.conn.execute(
-                "SELECT path, duration FROM videos WHERE id = ?", (vid,)
+                "SELECT CAST(path AS TEXT), CAST(duration AS REAL) FROM videos WHERE id = ?", (vid,)
             ).fetchone()
             tags = [
                 {"label": label, "score": score}
                 for label, score in self.conn.execute(
                     # By video: with one label SQLite would otherwise walk that label's
                     # rows for every hit.
-                    "SELECT label, score FROM tags INDEXED BY tags_video WHERE video_id = ? "
+                    "SELECT CAST(label AS TEXT), CAST(score AS REAL) "
+                    "FROM tags INDEXED BY tags_video WHERE video_id = ? "
                     f"AND label IN ({marks}) AND score >= ? ORDER BY score DESC",
                     (vid, *labels, min_score),
                 )
@@ -298,7 +355,8 @@ class SqliteGalleryStore:
             moments = [
                 {"start": a, "end": b, "label": label, "score": score}
                 for a, b, label, score in self.conn.execute(
-                    f"SELECT start, end, label, score FROM segments WHERE video_id = ? "
+                    "SELECT CAST(start AS REAL), CAST(end AS REAL), CAST(label AS TEXT), "
+                    "CAST(score AS REAL) FROM segments WHERE video_id = ? "
                     f"AND label IN ({marks}) ORDER BY start",
                     (vid, *labels),
                 )
@@ -309,10 +367,12 @@ class SqliteGalleryStore:
     def features(self) -> tuple[list[str], np.ndarray]:
         paths, vectors = [], []
         for path, blob in self.conn.execute(
-            "SELECT path, feature FROM videos WHERE feature IS NOT NULL ORDER BY id"
+            "SELECT CAST(path AS TEXT), feature FROM videos WHERE feature IS NOT NULL ORDER BY id"
         ):
-            paths.append(path)
-            vectors.append(np.frombuffer(blob, dtype=np.float32))
+            vector = _vector(blob)
+            if vector is not None and (not vectors or len(vector) == len(vectors[0])):
+                paths.append(path)
+                vectors.append(vector)
         if not vectors:
             return [], np.zeros((0, 0), dtype=np.float32)
         return paths, np.stack(vectors)
@@ -320,13 +380,17 @@ class SqliteGalleryStore:
     def tag_counts(self) -> list[tuple[str, int, float]]:
         """(label, videos, best score) for every tag, most common first."""
         return self.conn.execute(
-            "SELECT label, COUNT(*), MAX(score) FROM tags GROUP BY label "
-            "ORDER BY COUNT(*) DESC, label"
+            "SELECT CAST(label AS TEXT), COUNT(*), CAST(MAX(score) AS REAL) FROM tags "
+            "GROUP BY label ORDER BY COUNT(*) DESC, label"
         ).fetchall()
 
     def records(self) -> list[VideoRecord]:
         rows = self.conn.execute(f"SELECT {self._COLUMNS} FROM videos ORDER BY path").fetchall()
         return [self._record(r) for r in rows]
+
+    def version(self) -> int:
+        """Changes when another connection commits: cached reads are then stale."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
 
     def close(self) -> None:
         self.conn.close()

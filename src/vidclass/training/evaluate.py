@@ -9,6 +9,7 @@ import re
 import numpy as np
 
 from ..errors import VidclassError
+from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..progress import tracked
 from .dataset import load_dataset
 
@@ -146,6 +147,7 @@ def evaluate(
     workers: int | None = None,
     batch_size: int = 2,
     progress: bool = False,
+    video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
 ) -> dict:
     """Score every video of DATA and compare with its labels. Data labels are matched to
     the model's by name; videos with no known label are left out and their labels
@@ -164,7 +166,9 @@ def evaluate(
         raise VidclassError(f"{data}: none of its labels is one of the model's labels")
     scores: dict[str, np.ndarray] = {}
     failed: dict[str, str] = {}
-    runner = BatchRunner(model, clips=clips, workers=workers, batch_size=batch_size)
+    runner = BatchRunner(
+        model, clips=clips, workers=workers, batch_size=batch_size, video_timeout=video_timeout
+    )
     results = runner.run([s.path for s in samples])
     for result in tracked(results, len(samples), "evaluate", enabled=progress):
         if result.error is not None:

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..digest import file_digest
+from ..errors import VidclassError
+from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..models.weights import cache_dir
 from ..progress import tracked
 
@@ -81,6 +83,7 @@ def extract_features(
     cache: FeatureCache | None = None,
     on_video: Callable[[str], None] | None = None,
     stage: str = "pooled",
+    video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
 ) -> tuple[dict[str, np.ndarray], dict[str, str], int]:
     """({path: (views, D) features}, {path: error}, how many came from the cache).
 
@@ -98,6 +101,9 @@ def extract_features(
     for path in paths:
         try:
             digests[path] = file_digest(path)
+        except VidclassError as exc:
+            errors[path] = str(exc)
+            continue
         except OSError as exc:
             errors[path] = f"{path}: cannot read ({exc.strerror or exc})"
             continue
@@ -116,6 +122,7 @@ def extract_features(
         features=True,
         flip=flip,
         feature_fn=model.trunk if stage == "trunk" else None,
+        video_timeout=video_timeout,
     )
     for result in tracked(runner.run(todo), len(todo), "features", enabled=progress):
         if result.error is not None:

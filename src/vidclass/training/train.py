@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import VidclassError
+from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..models import trained
 from .dataset import Sample, load_dataset, split_dataset
 from .features import extract_features
@@ -94,6 +95,7 @@ def train(
     progress: bool = False,
     force: bool = False,
     finetune: str | None = None,
+    video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
 ) -> TrainResult:
     """Train a head on a frozen backbone's features and write MODEL_DIR (`out`).
 
@@ -144,6 +146,7 @@ def train(
         batch_size=batch_size,
         progress=progress,
         stage="trunk" if finetune else "pooled",
+        video_timeout=video_timeout,
     )
     extract_seconds = time.perf_counter() - start
     for error in errors.values():
