@@ -6,11 +6,13 @@ import argparse
 import csv
 import json
 import logging
+import math
 import os
 import sys
 
 from . import __version__
 from .errors import VidclassError
+from .limits import DEFAULT_VIDEO_TIMEOUT
 from .models import DEFAULT_MODEL
 from .runtime import PRECISIONS
 
@@ -34,8 +36,10 @@ def _number(kind: str, convert, ok, need: str):
 
 _positive_int = _number("a whole number", int, lambda v: v >= 1, "at least 1")
 _non_negative_int = _number("a whole number", int, lambda v: v >= 0, "0 or more")
-_positive_float = _number("a number", float, lambda v: v > 0, "more than 0")
+_positive_float = _number("a number", float, lambda v: 0 < v < math.inf, "more than 0")
 _fraction = _number("a number", float, lambda v: 0 < v < 1, "between 0 and 1")
+_finite_float = _number("a number", float, math.isfinite, "a finite number")
+_port = _number("a port number", int, lambda v: 0 <= v <= 65535, "0 to 65535")
 
 
 def _add_model_options(parser: argparse.ArgumentParser, model: bool = True) -> None:
@@ -69,6 +73,14 @@ def _add_batch_options(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=2,
         help="clips of different videos scored together (2)",
+    )
+    parser.add_argument(
+        "--video-timeout",
+        type=_positive_float,
+        default=DEFAULT_VIDEO_TIMEOUT,
+        metavar="S",
+        help="seconds one video's decoding may take; then it is stopped and recorded as "
+        f"failed ({DEFAULT_VIDEO_TIMEOUT:g})",
     )
 
 
@@ -270,10 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     se.add_argument("text", metavar="TEXT", help="words to look for in tags")
     add_db(se)
-    se.add_argument("--min-score", type=float, default=0.0, help="ignore weaker tags (0)")
+    se.add_argument("--min-score", type=_finite_float, default=0.0, help="ignore weaker tags (0)")
     se.add_argument("--label", help="only this exact tag")
-    se.add_argument("--min-duration", type=float, metavar="S", help="at least S seconds")
-    se.add_argument("--max-duration", type=float, metavar="S", help="at most S seconds")
+    se.add_argument("--min-duration", type=_finite_float, metavar="S", help="at least S seconds")
+    se.add_argument("--max-duration", type=_finite_float, metavar="S", help="at most S seconds")
     se.add_argument("-n", "--limit", type=_positive_int, default=20, help="results (20)")
     se.add_argument("--format", choices=("table", "json"), default="table")
 
@@ -307,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the serve extra: pip install 'vidclass[serve]'.",
     )
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    sv.add_argument("--port", type=int, default=8000, help="port (8000)")
+    sv.add_argument("--port", type=_port, default=8000, help="port (8000)")
     sv.add_argument("--gallery", metavar="DB", help="a gallery database to search")
     sv.add_argument("--media", metavar="DIR", help="a folder whose videos requests may name")
     sv.add_argument(
@@ -321,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sv.add_argument(
         "--timeout", type=_positive_float, default=120.0, help="seconds per request (120)"
+    )
+    sv.add_argument(
+        "--api-key",
+        default=os.environ.get("VIDCLASS_API_KEY"),
+        help="require 'Authorization: Bearer KEY' on /v1/ ($VIDCLASS_API_KEY); give one "
+        "when --host is not a loopback address",
     )
     _add_model_options(sv)
 
@@ -426,6 +444,7 @@ def _run_classify(args) -> int:
         threads=args.threads,
         progress=len(videos) > 1 and sys.stderr.isatty(),
         on_result=on_result,
+        video_timeout=args.video_timeout,
     )
     if printer is not None:
         printer.finish()
@@ -504,6 +523,7 @@ def _run_train(args) -> int:
         progress=sys.stderr.isatty(),
         threads=args.threads,
         finetune=args.finetune,
+        video_timeout=args.video_timeout,
     )
     t = result.config["training"]
     shown = ", ".join(
@@ -566,6 +586,7 @@ def _run_evaluate(args) -> int:
         workers=args.workers,
         batch_size=args.batch_size,
         progress=sys.stderr.isatty(),
+        video_timeout=args.video_timeout,
     )
     if args.format == "json":
         json.dump(report, sys.stdout, indent=2)
@@ -601,14 +622,18 @@ def _run_serve(args) -> int:
             f"serve needs FastAPI and uvicorn ({exc.name} is missing): "
             "pip install 'vidclass[serve]'"
         ) from None
-    if args.gallery and not os.path.isfile(args.gallery):
-        raise VidclassError(f"{args.gallery}: no gallery here; make one with vidclass index DIR")
+    if args.gallery:
+        from .gallery import Gallery
+
+        if not os.path.isfile(args.gallery):
+            raise VidclassError(
+                f"{args.gallery}: no gallery here; make one with vidclass index DIR"
+            )
+        Gallery(args.gallery).close()  # not a gallery, or damaged: said now, not per request
     if args.media and not os.path.isdir(args.media):
         raise VidclassError(f"{args.media}: no such folder")
-    if args.threads:
-        from .runtime import configure_threads
-
-        configure_threads(args.threads)
+    if not args.api_key and not _is_loopback(args.host):
+        log.warning(f"serving on {args.host} without --api-key: anyone who can reach it can use it")
     config = ServeConfig(
         model=args.model,
         precision=args.precision,
@@ -617,10 +642,33 @@ def _run_serve(args) -> int:
         max_upload_mb=args.max_upload_mb,
         queue=args.queue,
         timeout=args.timeout,
+        api_key=args.api_key or None,
     )
+    from .pipeline import load_model
+
+    # Loaded before the port opens: a bad name or missing weights is one line here.
+    model = load_model(args.model, precision=args.precision, threads=args.threads)
     print(f"vidclass: serving {args.model} on http://{args.host}:{args.port}/", file=sys.stderr)
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(
+        create_app(config, model),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        # Connections beyond this get 503 from uvicorn itself: open sockets stay bounded.
+        limit_concurrency=max(64, 8 * args.queue),
+    )
     return 0
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _open_gallery(args, create: bool = False):
@@ -654,6 +702,7 @@ def _run_index(gallery, args) -> int:
         batch_size=args.batch_size,
         precision=args.precision,
         progress=sys.stderr.isatty(),
+        video_timeout=args.video_timeout,
     )
     print(f"vidclass: {args.db}: {summary.describe()}", file=sys.stderr)
     return 1 if summary.failed else 0
@@ -857,6 +906,12 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as exc:  # the system refused a file we write: disk full, no permission
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        log.error(f"{where}{(exc.strerror or str(exc)).lower()}")
+        return 1
     finally:
         log.removeHandler(handler)
 

@@ -1,31 +1,57 @@
 """The HTTP service: the Python API behind FastAPI, with limits that keep it standing.
 
-One model serves every request. Inference runs in one worker thread (the model already
-uses every core), behind a bounded queue: when it is full a request gets 503 with
-Retry-After at once, so memory stays bounded under any load.
+One model serves every request. Its work (probing the file too) runs in one worker
+thread, behind a bounded number of requests: when they are all taken a request gets
+503 with Retry-After at once, so memory stays bounded under any load. Every request
+has a deadline (--timeout): past it the answer is 504, and the work itself stops at
+its next check (between packets, clips and windows), so the model is free again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
-import os
-import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
-from ..errors import VidclassError
+from ..errors import StorageError, VidclassError
+from ..limits import TimeLimitExceeded, check_time, time_limit
+from .inputs import MAX_PATH_CHARS, VIDEO_BODY, VideoInput, media_video, video_input
 
 log = logging.getLogger("vidclass")
 STATIC = Path(__file__).parent / "static"
-CHUNK = 1 << 20
+MAX_CLIPS = 16  # clips per request: each is ~50 MB of frames and tensors
+MAX_TOP_K = 1000
+MAX_LIMIT = 1000  # search and similar results
+MAX_TEXT = 500  # search words and labels
+ERRORS = {
+    401: {"description": "missing or wrong API key (with --api-key)"},
+    403: {"description": "a path outside --media, or paths without --media"},
+    404: {"description": "no such video under --media"},
+    413: {"description": "body over --max-upload-mb (JSON: over 64 KiB)"},
+    415: {"description": "not a readable video, or a body of another type"},
+    422: {"description": "a parameter out of bounds, or a video that decodes to nothing"},
+    503: {"description": "busy (every slot taken; see Retry-After), or gallery unusable"},
+    504: {"description": "over --timeout; the work was stopped"},
+}
+
+# The Authorization header, if any; checked against --api-key on every /v1/ route.
+BearerToken = Annotated[
+    HTTPAuthorizationCredentials | None,
+    Depends(HTTPBearer(auto_error=False, description="the server's --api-key")),
+]
 
 
 @dataclass
@@ -37,14 +63,19 @@ class ServeConfig:
     max_upload_mb: float = 200.0
     queue: int = 4  # requests waiting or running before 503
     timeout: float = 120.0  # seconds per request
+    api_key: str | None = None  # required as a Bearer token on /v1/ when set
 
 
 class Busy(Exception):
     pass
 
 
+class NotAVideo(VidclassError):
+    """The file did not probe as a video (415, not 422)."""
+
+
 class Runner:
-    """One inference thread with a bounded number of requests in it."""
+    """One model thread; at most `limit` requests hold a slot (waiting or running)."""
 
     def __init__(self, limit: int):
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="vidclass-model")
@@ -52,29 +83,33 @@ class Runner:
         self.inflight = 0
         self.lock = threading.Lock()
 
-    async def run(self, fn, timeout: float):
+    def _take(self) -> None:
         with self.lock:
             if self.inflight >= self.limit:
                 raise Busy
             self.inflight += 1
-        future = self.pool.submit(fn)
-        future.add_done_callback(lambda _f: self._release())  # freed when really done
-        return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
 
     def _release(self) -> None:
         with self.lock:
             self.inflight -= 1
 
+    async def run(self, fn: Callable, deadline: float, what: str):
+        """`fn()` in the model thread, under a time limit ending at `deadline`
+        (monotonic); the slot is freed when the work has really stopped."""
+        self._take()
 
-def _inside(root: str, path: str) -> str:
-    """The real path of `path` under `root`, or 403: no way out, links included."""
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(os.path.join(real_root, path))
-    if os.path.commonpath([real_root, real]) != real_root:
-        raise HTTPException(403, f"{path}: outside the media folder")
-    if not os.path.isfile(real):
-        raise HTTPException(404, f"{path}: no such video in the media folder")
-    return real
+        def limited():
+            with time_limit(deadline - time.monotonic(), what):
+                check_time()  # it may have waited past its deadline
+                return fn()
+
+        try:
+            future: Future = self.pool.submit(limited)
+        except BaseException:
+            self._release()
+            raise
+        future.add_done_callback(lambda _f: self._release())
+        return await asyncio.wrap_future(future)
 
 
 def create_app(config: ServeConfig, model=None) -> FastAPI:
@@ -82,7 +117,7 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
     from .. import __version__
 
     runner = Runner(config.queue)
-    state: dict = {"model": model}
+    state: dict = {"model": model, "gallery": None}
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -98,6 +133,17 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
     )
     limit = int(config.max_upload_mb * (1 << 20))
 
+    def require_key(credentials: BearerToken):
+        if config.api_key is None:
+            return
+        given = credentials.credentials.encode() if credentials is not None else b""
+        if not hmac.compare_digest(given, config.api_key.encode()):
+            raise HTTPException(
+                401, "missing or wrong API key", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    api = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=ERRORS)
+
     def classifier():
         if state["model"] is None:
             from ..pipeline import load_model
@@ -105,101 +151,101 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
             state["model"] = load_model(config.model, precision=config.precision)
         return state["model"]
 
-    def gallery():
+    def gallery_path() -> str:
         if not config.gallery:
             raise HTTPException(404, "no gallery: start the server with --gallery DB")
-        from ..gallery import Gallery
+        return config.gallery
 
-        return Gallery(config.gallery)  # one connection per request: sqlite3 is per thread
+    def model_gallery():
+        """The gallery the model thread keeps open (its vectors stay loaded)."""
+        if state["gallery"] is None:
+            from ..gallery import Gallery
 
-    async def video_from(request: Request, file: UploadFile | None, path: str | None):
-        """(local path, name to report, temp path to remove or None)."""
-        if path is not None:
-            if not isinstance(path, str) or not path:
-                raise HTTPException(422, "'path' must be a file name under the media folder")
-            if not config.media:
-                raise HTTPException(403, "paths are only allowed with --media DIR")
-            return _inside(config.media, path), path, None
-        if file is None:
-            raise HTTPException(422, "send a video as the multipart field 'file'")
-        fd, tmp = tempfile.mkstemp(
-            prefix="vidclass-upload-", suffix=Path(file.filename or "").suffix
-        )
-        size = 0
-        try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := await file.read(CHUNK):
-                    size += len(chunk)
-                    if size > limit:
-                        raise HTTPException(413, f"upload over {config.max_upload_mb:g} MB")
-                    out.write(chunk)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        return tmp, file.filename or "upload", tmp
+            state["gallery"] = Gallery(gallery_path())
+        return state["gallery"]
 
-    async def run_on_video(request: Request, work, kind: str):
-        form = (
-            await request.form() if "multipart" in request.headers.get("content-type", "") else None
-        )
-        file = form.get("file") if form is not None else None
-        path = form.get("path") if form is not None else None
-        if form is None:
-            try:
-                body = await request.json()
-            except ValueError:
-                raise HTTPException(
-                    422, "send multipart with a 'file', or JSON with a 'path'"
-                ) from None
-            path = body.get("path") if isinstance(body, dict) else None
-        if file is not None and not hasattr(file, "read"):
-            raise HTTPException(422, "'file' must be a file upload")
-        local, name, tmp = await video_from(request, file, path)
-        try:
+    async def run_on_video(get_video, work: Callable, kind: str):
+        """Get the video (`await get_video()`), probe it and run `work(model, path, name)`
+        in the model thread, all within --timeout; map failures onto HTTP answers."""
+        deadline = time.monotonic() + config.timeout
+        item: VideoInput | None = None
+
+        def job():
             from ..video import probe
 
             try:
-                probe(local)
+                probe(item.local)
+            except TimeLimitExceeded:
+                raise
             except VidclassError as exc:
-                raise HTTPException(415, f"{name}: {str(exc).split(': ', 1)[-1]}") from None
-            try:
-                return await runner.run(lambda: work(classifier(), local, name), config.timeout)
-            except Busy:
-                raise HTTPException(
-                    503, "busy: too many requests in the queue", headers={"Retry-After": "5"}
-                ) from None
-            except TimeoutError:
-                raise HTTPException(504, f"{kind} took over {config.timeout:g} s") from None
-            except VidclassError as exc:
-                raise HTTPException(422, str(exc).replace(local, name)) from None
+                raise NotAVideo(str(exc)) from None
+            return work(classifier(), item.local, item.name)
+
+        async def handle():
+            nonlocal item
+            item = await get_video()
+            return await runner.run(job, deadline, kind)
+
+        try:
+            return await asyncio.wait_for(handle(), config.timeout)
+        except Busy:
+            raise HTTPException(
+                503, "busy: too many requests in the queue", headers={"Retry-After": "5"}
+            ) from None
+        except (asyncio.TimeoutError, TimeLimitExceeded):
+            raise HTTPException(504, f"{kind} took over {config.timeout:g} s") from None
+        except NotAVideo as exc:
+            raise HTTPException(415, _named(exc, item)) from None
+        except StorageError as exc:
+            raise HTTPException(503, str(exc)) from None
+        except VidclassError as exc:
+            raise HTTPException(422, _named(exc, item)) from None
         finally:
-            if tmp is not None:
-                os.unlink(tmp)
+            if item is not None:
+                item.remove()
+
+    def posted(request: Request):
+        return lambda: video_input(request, config.media, limit, config.max_upload_mb)
 
     @app.middleware("http")
     async def size_limit(request: Request, call_next):
         if request.method == "POST":
             length = request.headers.get("content-length")
-            if length is None and "multipart" in request.headers.get("content-type", ""):
+            kind = request.headers.get("content-type", "")
+            if length is None and "multipart" in kind:  # its parser has no size limit
                 return JSONResponse({"detail": "Content-Length required"}, status_code=411)
-            if length is not None and int(length) > limit + CHUNK:
-                return JSONResponse(
-                    {"detail": f"upload over {config.max_upload_mb:g} MB"}, status_code=413
-                )
+            if length is not None:
+                if not length.isdigit() or len(length) > 20:
+                    return JSONResponse({"detail": "bad Content-Length"}, status_code=400)
+                if int(length) > limit + (1 << 20):
+                    return JSONResponse(
+                        {"detail": f"upload over {config.max_upload_mb:g} MB"}, status_code=413
+                    )
         return await call_next(request)
 
-    @app.post("/v1/classify")
-    async def classify(request: Request, top_k: int = 5, clips: int = 1):
-        """Top-k labels: multipart `file`, or `path` (form or JSON) under --media."""
+    @api.post("/classify", openapi_extra={"requestBody": VIDEO_BODY})
+    async def classify(
+        request: Request,
+        top_k: int = Query(5, ge=1, le=MAX_TOP_K, description="labels to return"),
+        clips: int = Query(1, ge=1, le=MAX_CLIPS, description="clips averaged"),
+    ):
+        """Top-k labels of a video (see the request body for the ways to send it)."""
 
         def work(model, local, name):
             return {"video": name, "predictions": model.classify(local, top_k=top_k, clips=clips)}
 
-        return await run_on_video(request, work, "classify")
+        return await run_on_video(posted(request), work, "classify")
 
-    @app.post("/v1/timeline")
+    @api.post("/timeline", openapi_extra={"requestBody": VIDEO_BODY})
     async def timeline(
-        request: Request, window: float | None = None, stride: float | None = None, top_k: int = 3
+        request: Request,
+        window: float | None = Query(
+            None, gt=0, le=600, allow_inf_nan=False, description="seconds (the model's clip)"
+        ),
+        stride: float | None = Query(
+            None, ge=0.04, le=3600, allow_inf_nan=False, description="seconds (1)"
+        ),
+        top_k: int = Query(3, ge=1, le=MAX_TOP_K),
     ):
         """Windows and segments over time, as `vidclass timeline --format json`."""
 
@@ -208,30 +254,58 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
             result["video"] = name
             return result
 
-        return await run_on_video(request, work, "timeline")
+        return await run_on_video(posted(request), work, "timeline")
 
-    @app.get("/v1/models")
+    def similar_work(limit_: int):
+        def work(model, local, name):
+            return model_gallery().similar(local, k=limit_, model=model)
+
+        return work
+
+    @api.get("/similar")
+    async def similar(
+        video: str = Query(
+            min_length=1, max_length=MAX_PATH_CHARS, description="a video under --media"
+        ),
+        limit: int = Query(10, ge=1, le=MAX_LIMIT),
+    ):
+        """Indexed videos nearest to a video under --media (needs --gallery)."""
+        gallery_path()
+        return await run_on_video(
+            lambda: media_video(config.media, video), similar_work(limit), "similar"
+        )
+
+    @api.post("/similar", openapi_extra={"requestBody": VIDEO_BODY})
+    async def similar_upload(request: Request, limit: int = Query(10, ge=1, le=MAX_LIMIT)):
+        """Indexed videos nearest to an uploaded video, or one under --media."""
+        gallery_path()
+        return await run_on_video(posted(request), similar_work(limit), "similar")
+
+    @api.get("/models")
     def models():
         model = state["model"]
         return [{**model.entry.summary(), "serving": True}] if model is not None else []
 
-    @app.get("/v1/search")
-    def search(q: str, min_score: float = 0.0, label: str | None = None, limit: int = 20):
-        with gallery() as g:
-            try:
-                return [
-                    h.as_dict() for h in g.search(q, min_score=min_score, label=label, limit=limit)
-                ]
-            except VidclassError as exc:
-                raise HTTPException(422, str(exc)) from None
+    @api.get("/search")
+    def search(
+        q: str = Query(min_length=1, max_length=MAX_TEXT, description="words to look for"),
+        min_score: float = Query(0.0, ge=0, le=1, allow_inf_nan=False),
+        label: str | None = Query(None, min_length=1, max_length=MAX_TEXT),
+        limit: int = Query(20, ge=1, le=MAX_LIMIT),
+    ):
+        """Gallery videos whose tags match the words (needs --gallery)."""
+        from ..gallery import Gallery
 
-    @app.get("/v1/similar")
-    def similar(video: str, limit: int = 10):
-        with gallery() as g:
-            try:
-                return g.similar(video, k=limit)
-            except VidclassError as exc:
-                raise HTTPException(422, str(exc)) from None
+        try:
+            with Gallery(gallery_path()) as g:
+                hits = g.search(q, min_score=min_score, label=label, limit=limit)
+                return [h.as_dict() for h in hits]
+        except StorageError as exc:
+            raise HTTPException(503, str(exc)) from None
+        except VidclassError as exc:
+            raise HTTPException(422, str(exc)) from None
+
+    app.include_router(api)
 
     @app.get("/healthz")
     def healthz():
@@ -240,8 +314,14 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
             "status": "ok" if model is not None else "loading",
             "model": model.name if model is not None else config.model,
             "gallery": bool(config.gallery),
+            "api_key": config.api_key is not None,
             "queue": {"inflight": runner.inflight, "limit": runner.limit},
         }
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception):
+        log.error(f"unexpected {type(exc).__name__}: {exc}", exc_info=exc)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
 
     @app.get("/", include_in_schema=False)
     def page():
@@ -249,3 +329,11 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _named(exc: Exception, item: VideoInput | None) -> str:
+    """The error's text with a temporary file's path replaced by the name sent."""
+    text = str(exc)
+    if item is not None and item.tmp is not None:
+        text = text.replace(item.tmp, item.name)
+    return text

@@ -7,12 +7,34 @@ function status(text, error = false) {
   $("status").classList.toggle("error", error);
 }
 
+// With `vidclass serve --api-key`, /v1/ needs the key; it is asked for once and kept
+// for this tab only.
+function authHeaders() {
+  const key = sessionStorage.getItem("vidclass-key");
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+async function api(url, options = {}) {
+  const response = await fetch(url, { ...options, headers: { ...authHeaders(), ...(options.headers || {}) } });
+  if (response.status === 401) {
+    $("key-form").hidden = false;
+    $("key").focus();
+  }
+  return response;
+}
+
+function detailText(data, response) {
+  const detail = data && data.detail;
+  if (Array.isArray(detail)) return detail.map((d) => d.msg).join("; ");
+  return detail || response.statusText;
+}
+
 async function post(url, file) {
   const body = new FormData();
   body.append("file", file);
-  const response = await fetch(url, { method: "POST", body });
+  const response = await api(url, { method: "POST", body });
   const data = await response.json();
-  if (!response.ok) throw new Error(data.detail || response.statusText);
+  if (!response.ok) throw new Error(detailText(data, response));
   return data;
 }
 
@@ -98,9 +120,9 @@ $("search-form").addEventListener("submit", async (e) => {
   const q = $("query").value;
   const list = $("results");
   list.replaceChildren();
-  const response = await fetch(`/v1/search?q=${encodeURIComponent(q)}`);
+  const response = await api(`/v1/search?q=${encodeURIComponent(q)}`);
   const hits = await response.json();
-  if (!response.ok) { list.textContent = hits.detail; return; }
+  if (!response.ok) { list.textContent = detailText(hits, response); return; }
   if (!hits.length) { list.textContent = `No videos tagged like "${q}".`; return; }
   for (const h of hits) {
     const item = document.createElement("li");
@@ -113,4 +135,11 @@ $("search-form").addEventListener("submit", async (e) => {
 fetch("/healthz").then((r) => r.json()).then((h) => {
   $("model-line").textContent = `Model: ${h.model}`;
   $("gallery").hidden = !h.gallery;
+});
+
+$("key-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  sessionStorage.setItem("vidclass-key", $("key").value);
+  $("key-form").hidden = true;
+  status("API key set for this tab; try again.");
 });
