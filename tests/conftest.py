@@ -6,7 +6,6 @@ import csv
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +29,15 @@ def manifest() -> list[dict]:
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     return [r for r in rows if (VIDEOS / r["file"]).exists()]
+
+
+def dev_clips() -> dict[str, str]:
+    """{file: label} of videos/dev/, distinct source videos per label (its own manifest)."""
+    path = VIDEOS / "dev" / "MANIFEST.tsv"
+    if not path.exists():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        return {r["file"]: r["label"] for r in csv.DictReader(f, delimiter="\t")}
 
 
 def labelled_clips() -> list[tuple[str, str]]:
@@ -98,9 +106,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(root: Path, *args: str):
+def start_server(root: Path, *args: str, env: dict | None = None):
     """`vidclass serve ARGS` in a subprocess on a free 127.0.0.1 port, with its own
-    TMPDIR; returns (process, url, tmp) once /healthz says ok (or fails in 180 s)."""
+    TMPDIR (and `env` added); returns (process, url, tmp) once /healthz says ok (or
+    fails in 180 s)."""
     import json
     import subprocess
     import sys
@@ -114,7 +123,7 @@ def start_server(root: Path, *args: str):
         [sys.executable, "-m", "vidclass", "serve", "--port", str(port), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=dict(os.environ, TMPDIR=str(tmp), VIDCLASS_OFFLINE="1"),
+        env=dict(os.environ, TMPDIR=str(tmp), VIDCLASS_OFFLINE="1", **(env or {})),
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -143,13 +152,25 @@ def stop_server(proc) -> None:
         proc.kill()
 
 
+# Shared clips the server's gallery holds with their real features.
+GALLERY_CLIPS = [
+    "arm_wrestling.mp4",
+    "arm_wrestling_vp9.webm",
+    "cleaning_pool_1s.mp4",
+    "soccer_juggling.avi",
+]
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
+def server(tmp_path_factory, model):
     """`vidclass serve` with a small gallery, the shared videos as its media folder, a
-    2 MB upload limit and a queue of 2."""
+    2 MB upload limit and a queue of 2. The gallery holds two tagged made-up videos and
+    GALLERY_CLIPS with the features `vidclass index` stores."""
     pytest.importorskip("fastapi", reason="serve needs the serve extra")
     if not VIDEOS.is_dir():
         pytest.skip(MISSING)
+    import torch
+
     from vidclass.gallery import Gallery, VideoRecord
 
     root = tmp_path_factory.mktemp("serve")
@@ -165,8 +186,13 @@ def server(tmp_path_factory):
                     "i3d.kinetics400",
                     5.0,
                     tags=[{"label": label, "score": 0.9}],
-                    feature=np.arange(4, dtype=np.float32) + len(label),
                 )
+            )
+        for name in GALLERY_CLIPS:
+            path = os.path.realpath(video(name))
+            _, features = model.scores_and_features(torch.stack(model.read_clips(path)))
+            g.store.put(
+                VideoRecord(path, name, 1, 0.0, model.name, feature=features.mean(dim=0).numpy())
             )
     args = ["--media", str(VIDEOS), "--gallery", str(db), "--max-upload-mb", "2"]
     proc, url, tmp = start_server(root, *args, "--queue", "2", "--precision", "fp32")
