@@ -39,6 +39,7 @@ KINDS = [
     ("no decoder", "no decoder"),
     ("has no video stream", "no video stream"),
     ("empty file", "empty file"),
+    (": unexpected ", "unexpected exception (a bug)"),
 ]
 
 
@@ -87,7 +88,10 @@ def run_round(files: list[Path], folder: Path, timeout: float) -> tuple[Counter,
             counts["missing or repeated result"] += 1
             problems.append(f"{path}: {seen[path]} result lines")
     for r in lines:
-        counts["classified" if "predictions" in r else error_kind(r["error"])] += 1
+        kind = "classified" if "predictions" in r else error_kind(r["error"])
+        counts[kind] += 1
+        if kind.startswith(("other", "unexpected")):  # worth a look
+            problems.append(f"other error: {r['error']}")
     return counts, problems
 
 
@@ -122,10 +126,15 @@ def main() -> int:
     print(f"\n{files_done} files in {rounds} rounds, {elapsed:.0f} s ({rate:.2f}/s)")
     for kind, n in totals.most_common():
         print(f"  {kind:<28} {n:5d}")
-    failures = ("hang (run over its bound)", "crash", "missing or repeated result")
+    failures = (
+        "hang (run over its bound)",
+        "crash",
+        "missing or repeated result",
+        "unexpected exception (a bug)",
+    )
     bad = sum(totals[k] for k in failures)
     print(f"hangs, crashes and lost results: {bad}")
-    for p in problems:
+    for p in sorted(set(problems)):
         print("  " + re.sub(r"\s+", " ", p)[:500])
     return 1 if bad else 0
 

@@ -166,6 +166,9 @@ def crafted(videos: Path, folder: Path) -> list[Path]:
         "avi_huge_counts.avi": patch_avi(avi, "counts"),
         "gif_bomb.gif": gif_bomb(),
         "gif_bomb_many_frames.gif": gif_bomb(4096, 4096, 2000),
+        # A Matroska header that no longer says the frame size (0 x 0): divided by
+        # zero in the memory check, found by benchmarks/fuzz.py.
+        "mkv_unknown_size.mkv": found_by_fuzzing(videos, 1030, 1),
     }
     paths = []
     for name, data in made.items():
@@ -175,21 +178,35 @@ def crafted(videos: Path, folder: Path) -> list[Path]:
     return paths
 
 
+def _mutate(videos: Path, rng: random.Random) -> tuple[str, bytes]:
+    """(name, bytes): one shared clip put through one to three mutations."""
+    source = rng.choice(SOURCES)
+    data = (videos / source).read_bytes()
+    names = rng.sample(sorted(MUTATIONS), rng.randint(1, 3))
+    for name in names:
+        data = MUTATIONS[name](data, rng)
+    return "+".join(names) + Path(source).suffix, data
+
+
 def mutated(videos: Path, folder: Path, seed: int, count: int) -> list[Path]:
-    """`count` files, each one shared clip put through one to three mutations."""
+    """`count` mutated files (see _mutate) made with `seed`."""
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(count):
-        source = rng.choice(SOURCES)
-        data = (videos / source).read_bytes()
-        names = rng.sample(sorted(MUTATIONS), rng.randint(1, 3))
-        for name in names:
-            data = MUTATIONS[name](data, rng)
-        path = folder / f"{seed}_{i:03d}_{'+'.join(names)}{Path(source).suffix}"
+        name, data = _mutate(videos, rng)
+        path = folder / f"{seed}_{i:03d}_{name}"
         path.write_bytes(data)
         paths.append(path)
     return paths
+
+
+def found_by_fuzzing(videos: Path, seed: int, index: int) -> bytes:
+    """File `index` of `mutated(..., seed, ...)`, kept because it once found a bug."""
+    rng = random.Random(seed)
+    for _ in range(index):
+        _mutate(videos, rng)
+    return _mutate(videos, rng)[1]
 
 
 def outcome(path: str, model_dir: str | None = None) -> tuple[str, str, int]:

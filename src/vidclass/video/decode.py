@@ -45,8 +45,9 @@ class DecodedFrames:
 
 
 def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
-    """(width, height) with the short side set to `short_side`, aspect kept."""
-    if not short_side:
+    """(width, height) with the short side set to `short_side`, aspect kept; a size
+    that is not known yet (0, as a damaged header may say) stays as it is."""
+    if not short_side or width <= 0 or height <= 0:
         return width, height
     if width <= height:
         return short_side, max(1, round(height * short_side / width))
