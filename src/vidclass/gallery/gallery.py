@@ -86,6 +86,22 @@ def fts_query(text: str) -> str:
     return " AND ".join(groups)
 
 
+@dataclass
+class _IndexRun:
+    """The options of one `Gallery.index` call."""
+
+    model: str | None
+    recursive: bool
+    timeline: bool
+    prune: bool
+    top_k: int
+    workers: int | None
+    batch_size: int
+    precision: str
+    progress: bool
+    video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT
+
+
 @contextmanager
 def _index_lock(db: str) -> Iterator[None]:
     """Hold the gallery's index lock (an flock on DB.index-lock, released by the kernel
@@ -176,18 +192,22 @@ class Gallery:
         seconds is stopped: recorded as failed (or kept without its timeline). One index
         run at a time: another one on the same gallery is refused while this one runs."""
         self._model_for(model)  # a mismatched model fails before any work
+        run = _IndexRun(
+            model,
+            recursive,
+            timeline,
+            prune,
+            top_k,
+            workers,
+            batch_size,
+            precision,
+            progress,
+            video_timeout,
+        )
         with _index_lock(self.path):
-            return self._index(
-                inputs,
-                model=model,
-                recursive=recursive,
-                timeline=timeline,
-                prune=prune,
-                options=(top_k, workers, batch_size, video_timeout, progress),
-                precision=precision,
-            )
+            return self._index(inputs, run)
 
-    def _index(self, inputs, *, model, recursive, timeline, prune, options, precision):
+    def _index(self, inputs: list[str | os.PathLike], run: _IndexRun) -> IndexSummary:
         from ..batch import expand_inputs
         from ..digest import file_digest
 
@@ -198,7 +218,8 @@ class Gallery:
                 raise VidclassError(f"{item}: no such folder or file")
             roots.append(os.path.abspath(item))
         try:
-            paths = [os.path.abspath(p) for p in expand_inputs([str(i) for i in inputs], recursive)]
+            found = expand_inputs([str(i) for i in inputs], run.recursive)
+            paths = [os.path.abspath(p) for p in found]
         except VidclassError:  # folders without videos: nothing to add, maybe some to prune
             paths = []
         summary.found = len(paths)
@@ -236,16 +257,16 @@ class Gallery:
             else:
                 todo.append((path, digest, st))
         if todo:
-            clf = self._load_model(model, precision)
+            clf = self._load_model(run.model, run.precision)
             self._vectors = None
-            self._classify(clf, todo, timeline, options, summary)
+            self._classify(clf, todo, run, summary)
 
         def under_roots(path: str) -> bool:
             return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
         for path in self.store.paths():
             if under_roots(path) and not os.path.exists(path):
-                if prune:
+                if run.prune:
                     self.store.delete(path)
                     summary.pruned += 1
                 else:
@@ -254,22 +275,21 @@ class Gallery:
             self._vectors = None
         return summary
 
-    def _classify(self, clf, todo, timeline, options, summary):
+    def _classify(self, clf, todo, run: _IndexRun, summary: IndexSummary) -> None:
         from ..batch import BatchRunner
         from ..video import probe
 
-        top_k, workers, batch_size, video_timeout, progress = options
         info = {path: (digest, st) for path, digest, st in todo}
         runner = BatchRunner(
             clf,
-            top_k=top_k,
-            workers=workers,
-            batch_size=batch_size,
+            top_k=run.top_k,
+            workers=run.workers,
+            batch_size=run.batch_size,
             keep_features=True,
-            video_timeout=video_timeout,
+            video_timeout=run.video_timeout,
         )
         results = runner.run([t[0] for t in todo])
-        for result in tracked(results, len(todo), "index", enabled=progress):
+        for result in tracked(results, len(todo), "index", enabled=run.progress):
             digest, st = info[result.video]
             record = VideoRecord(result.video, digest, st.st_size, st.st_mtime, clf.name)
             if result.error is not None:
@@ -286,8 +306,8 @@ class Gallery:
                 top = result.predictions
                 record.tags = top[:1] + [t for t in top[1:] if t["score"] >= MIN_TAG_SCORE]
                 record.feature = result.features.mean(axis=0)
-                if timeline:
-                    record.segments = self._segments(clf, result.video, video_timeout)
+                if run.timeline:
+                    record.segments = self._segments(clf, result.video, run.video_timeout)
                 summary.classified += 1
             self.store.put(record)
 

@@ -105,7 +105,7 @@ class _Reader:
         return min(SEEK_GAP, max(MIN_SEEK_GAP, 2 * self.keyframe_interval))
 
     def _note_keyframe(self, packet) -> None:
-        if not packet.is_keyframe or packet.pts is None:
+        if not packet.is_keyframe or packet.pts is None or not self.tb:
             return
         t = float(packet.pts * self.tb) - self.t0
         if self._last_keyframe is not None and t > self._last_keyframe:
@@ -116,6 +116,8 @@ class _Reader:
     def seek(self, t: float) -> None:
         """Jump to the keyframe at or before `t` (seconds from the first frame)."""
         self._last_keyframe = None  # the next keyframe is not the one after the last
+        if not self.tb:  # no time base to seek by
+            raise _SeekMissed
         try:
             self.container.seek(int((t + self.t0) / self.tb), stream=self.stream, backward=True)
         except (av.error.FFmpegError, OverflowError, ValueError) as exc:
