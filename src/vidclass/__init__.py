@@ -10,8 +10,7 @@ from .gallery import Gallery
 from .limits import DEFAULT_VIDEO_TIMEOUT
 from .models import DEFAULT_MODEL, list_entries
 from .pipeline import VideoClassifier, VideoResult, load_model
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -10,11 +10,11 @@ import math
 import os
 import sys
 
-from . import __version__
 from .errors import VidclassError
 from .limits import DEFAULT_VIDEO_TIMEOUT
 from .models import DEFAULT_MODEL
 from .runtime import PRECISIONS
+from .version import __version__
 
 log = logging.getLogger("vidclass")
 

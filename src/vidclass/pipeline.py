@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import runtime
 from .errors import VidclassError
 from .limits import DEFAULT_VIDEO_TIMEOUT, check_time
 from .models import DEFAULT_MODEL, get_entry, hf, trained
 from .models.registry import is_registered
 from .models.spec import ModelEntry
 from .models.weights import load_state_dict
+from .runtime import configure_threads, resolve_precision, tune_allocator
 from .video.clips import read_clip_frames
 from .video.transforms import frames_to_tensor
 
@@ -64,7 +64,7 @@ class VideoClassifier:
     ):
         """`optimize=False` keeps the plain port (BatchNorm unfolded, contiguous tensors)."""
         self.entry = entry
-        self.precision = runtime.resolve_precision(precision)
+        self.precision = resolve_precision(precision)
         self.module = module.eval()
         # channels_last_3d is faster for 3D convs on CPU in both precisions; a module
         # that is not conv-bound (a transformer) says so with `channels_last = False`.
@@ -232,9 +232,9 @@ def load_model(
 
     precision: "auto" (bf16 where the CPU has native bf16, else fp32), "fp32" or "bf16".
     """
-    precision = runtime.resolve_precision(precision)
-    runtime.configure_threads(threads)
-    runtime.tune_allocator()
+    precision = resolve_precision(precision)
+    configure_threads(threads)
+    tune_allocator()
     if trained.is_trained_dir(name):
         entry = trained.read_entry(name)
         config = entry.meta["config"]

@@ -1,5 +1,6 @@
 """Model registry, architectures and weights handling."""
 
+from . import builtin  # noqa: F401  (the built-in models register themselves)
 from .registry import DEFAULT_MODEL, get_entry, list_entries, register
 from .spec import InputSpec, ModelEntry, PipWeights
 

@@ -1,4 +1,8 @@
-"""Named pretrained models (``arch.tag``), looked up by one factory."""
+"""Named pretrained models (``arch.tag``), looked up by one factory.
+
+Model files register themselves when imported (the package imports the built-in ones), so
+the registry never imports its entries.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,6 @@ def register(entry: ModelEntry) -> ModelEntry:
 
 
 def get_entry(name: str) -> ModelEntry:
-    _ensure_builtin()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -31,20 +34,13 @@ def get_entry(name: str) -> ModelEntry:
 
 
 def is_registered(name: str) -> bool:
-    _ensure_builtin()
     return name in _REGISTRY
 
 
 def list_entries() -> list[ModelEntry]:
-    _ensure_builtin()
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
 def read_labels(resource: str) -> tuple[str, ...]:
     text = resources.files("vidclass.models").joinpath(resource).read_text(encoding="utf-8")
     return tuple(line.strip() for line in text.splitlines() if line.strip())
-
-
-def _ensure_builtin() -> None:
-    if not _REGISTRY:
-        from . import builtin  # noqa: F401  (registers on import)

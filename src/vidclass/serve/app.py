@@ -28,6 +28,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ..errors import StorageError, VidclassError
 from ..limits import TimeLimitExceeded, check_time, time_limit
+from ..version import __version__
 from .inputs import MAX_PATH_CHARS, VIDEO_BODY, VideoInput, media_video, video_input
 
 log = logging.getLogger("vidclass")
@@ -114,8 +115,6 @@ class Runner:
 
 def create_app(config: ServeConfig, model=None) -> FastAPI:
     """The app; `model` (a loaded VideoClassifier) or config.model loaded at startup."""
-    from .. import __version__
-
     runner = Runner(config.queue)
     state: dict = {"model": model, "gallery": None}
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from ..errors import VidclassError
 from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..models import trained
+from ..version import __version__
 from .dataset import Sample, load_dataset, split_dataset
 from .features import extract_features
 from .finetune import check_supported, finetune_last_blocks
