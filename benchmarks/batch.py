@@ -47,7 +47,8 @@ def measure(variant: str, folder: Path) -> dict:
     import torch
 
     import vidclass
-    from vidclass.batch import BatchRunner, DecoderPool, expand_inputs
+    from vidclass.batch import expand_inputs
+    from vidclass.engine import DecoderPool, Driver, Work, executor_for
 
     begin = time.perf_counter()
     paths = expand_inputs([str(folder)])
@@ -72,7 +73,7 @@ def measure(variant: str, folder: Path) -> dict:
         done = [model.classify(p) for p in paths]
         wall = time.perf_counter() - start
     else:
-        runner = BatchRunner(model, batch_size=setting[1], decoders=decoders)
+        runner = Driver(model, Work(), executor_for(None, len(paths), decoders), setting[1])
         done = list(runner.run(paths))
         wall, busy = runner.stats.wall_seconds, runner.stats.model_seconds
     total = time.perf_counter() - begin

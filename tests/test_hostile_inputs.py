@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from vidclass import VidclassError
-from vidclass.batch import BatchRunner, DecoderPool, expand_inputs, open_store
+from vidclass.batch import expand_inputs, open_store
+from vidclass.engine import Clips, DecoderPool, Driver, LocalProcesses, Work
 from vidclass.gallery import Gallery, VideoRecord
 from vidclass.video import probe
 
@@ -166,16 +167,15 @@ def test_a_video_past_its_time_limit_is_recorded_as_failed(tmp_path):
     assert all("decoding took over 0.001 s; stopped" in r["error"] for r in lines)
 
 
-def _stuck(path, spec, clips, timeout):
+def _stuck(path, spec, sampling, timeout):
     """A decoding task stuck where the cooperative time limit is never checked."""
     time.sleep(3600)
 
 
 def test_a_stuck_decoding_process_is_killed_and_the_run_goes_on(model):
     clips = [str(video("cleaning_pool_1s.mp4")), str(video("odd/one_second.mp4"))]
-    runner = BatchRunner(
-        model, top_k=1, decoders=DecoderPool(1, task=_stuck), batch_size=1, video_timeout=0.5
-    )
+    work = Work(Clips(), top_k=1, video_timeout=0.5)
+    runner = Driver(model, work, LocalProcesses(DecoderPool(1, task=_stuck)))
     results = list(runner.run(clips))
     assert sorted(r.video for r in results) == sorted(clips)
     stopped = [r for r in results if r.error is not None]

@@ -87,7 +87,8 @@ def classify_batch(
     needs the usual `if __name__ == "__main__":` guard. A video whose decoding takes over
     `video_timeout` seconds is stopped and recorded as failed.
     """
-    from .batch import DecoderPool, classify_videos, default_workers, expand_inputs, output_format
+    from .batch import classify_videos, expand_inputs, output_format
+    from .engine import DecoderPool, default_workers
     from .runtime import configure_threads
 
     videos = expand_inputs([str(i) for i in inputs], recursive=recursive)

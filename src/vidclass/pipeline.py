@@ -1,55 +1,30 @@
-"""VideoClassifier: sampler + decoder + transform + model + postprocess."""
+"""VideoClassifier: a loaded model with its preprocessing, and the verbs that run it
+(classify, timeline, classify_many) through the engine's one driver."""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from .engine import Clips, Driver, InProcess, Work, executor_for
 from .errors import VidclassError
-from .limits import DEFAULT_VIDEO_TIMEOUT, check_time
+from .limits import DEFAULT_VIDEO_TIMEOUT
 from .models import DEFAULT_MODEL, get_entry, hf, trained
 from .models.registry import is_registered
 from .models.spec import ModelEntry
 from .models.weights import load_state_dict
+from .results import Prediction, VideoResult, top_k
 from .runtime import configure_threads, resolve_precision, tune_allocator
 from .video.clips import read_clip_frames
 from .video.transforms import frames_to_tensor
 
+__all__ = ["Prediction", "VideoClassifier", "VideoResult", "load_model"]
+
 log = logging.getLogger("vidclass")
-
-
-@dataclass
-class Prediction:
-    label: str
-    score: float
-
-    def as_dict(self) -> dict:
-        return {"label": self.label, "score": self.score}
-
-
-@dataclass
-class VideoResult:
-    """The outcome for one video in a run over many: predictions or an error.
-
-    `scores` holds every label's score; `features` the backbone features per clip
-    (views, D) where those were asked for instead.
-    """
-
-    video: str
-    predictions: list[dict] | None = None
-    error: str | None = None
-    scores: np.ndarray | None = field(default=None, repr=False)
-    features: np.ndarray | None = field(default=None, repr=False)
-
-    def as_dict(self) -> dict:
-        if self.error is not None:
-            return {"video": self.video, "error": self.error}
-        return {"video": self.video, "predictions": self.predictions}
 
 
 class VideoClassifier:
@@ -143,36 +118,29 @@ class VideoClassifier:
 
     def iter_clips(self, path: str | os.PathLike, clips: int = 1) -> Iterator[torch.Tensor]:
         """`clips` clips spread over the video, each a prepared (C, T, H, W) tensor made
-        when it is asked for (one float clip in memory at a time); the time limit in
-        effect is checked before each."""
-        groups = self.clip_frames(path, clips)
-        if len(groups[0]) < self.spec.pad_to:
-            log.info(f"{path}: short video, frames repeated up to {self.spec.pad_to}")
-        for frames in groups:
-            check_time()
+        when it is asked for (one float clip in memory at a time)."""
+        for frames in self.clip_frames(path, clips):
             yield frames_to_tensor(frames, self.spec)
 
     def read_clips(self, path: str | os.PathLike, clips: int = 1) -> list[torch.Tensor]:
         """`clips` clips spread over the video, each a prepared (C, T, H, W) tensor."""
         return list(self.iter_clips(path, clips))
 
+    def run(self, path: str | os.PathLike, work: Work) -> VideoResult:
+        """One video through the engine, in this process: its VideoResult, or its error
+        raised as VidclassError."""
+        return next(Driver(self, work, InProcess(raise_errors=True)).run([path]))
+
     def scores(self, path: str | os.PathLike, clips: int = 1) -> np.ndarray:
         """Class scores (probabilities) for a video, averaged over `clips` clips."""
-        probs = [self.activate(self.logits(c[None]))[0] for c in self.iter_clips(path, clips)]
-        return torch.stack(probs).mean(dim=0).numpy()
+        return self.run(path, Work(Clips(clips))).scores
 
     def top_k(self, scores: np.ndarray, k: int) -> list[dict]:
-        k = max(1, min(k, len(self.labels)))
-        order = np.argsort(-scores, kind="stable")[:k]
-        return [Prediction(self.labels[i], float(scores[i])).as_dict() for i in order]
+        return top_k(self.labels, scores, k)
 
     def classify(self, path: str | os.PathLike, top_k: int = 5, clips: int = 1) -> list[dict]:
         """Top-k `[{"label", "score"}, ...]`, best first, like transformers' pipeline."""
-        if top_k < 1:
-            raise VidclassError(f"top_k must be at least 1, got {top_k}")
-        if clips < 1:
-            raise VidclassError(f"clips must be at least 1, got {clips}")
-        return self.top_k(self.scores(path, clips), top_k)
+        return self.run(path, Work(Clips(clips), top_k=top_k)).predictions
 
     def timeline(
         self,
@@ -207,17 +175,9 @@ class VideoClassifier:
         batch_size: clips of different videos scored in one forward pass. With either,
         results come as videos finish, not always in the order given.
         """
-        from .batch import BatchRunner
-
-        runner = BatchRunner(
-            self,
-            top_k,
-            clips,
-            workers=workers,
-            batch_size=batch_size,
-            video_timeout=video_timeout,
-        )
-        return runner.run(paths)
+        work = Work(Clips(clips), top_k=top_k, video_timeout=video_timeout)
+        paths = [str(p) for p in paths]
+        return Driver(self, work, executor_for(workers, len(paths)), batch_size).run(paths)
 
 
 def load_model(

@@ -1,4 +1,5 @@
-"""Batch runs: many videos to a resumable results file, decoding in parallel."""
+"""Batch runs: many videos to a resumable results file, decoding in parallel (the
+engine's driver over local decoding processes)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,17 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..engine import Clips, DecoderPool, Driver, Work, executor_for
 from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..progress import tracked
-from .runner import BatchRunner, DecoderPool, RunStats, default_workers
 from .sources import VIDEO_EXTENSIONS, expand_inputs
 from .stores import FORMATS, open_store, output_format
 
 __all__ = [
     "FORMATS",
     "VIDEO_EXTENSIONS",
-    "BatchRunner",
     "BatchSummary",
-    "DecoderPool",
-    "RunStats",
     "classify_videos",
-    "default_workers",
     "expand_inputs",
     "open_store",
     "output_format",
@@ -85,15 +82,8 @@ def classify_videos(
     skipped = len(videos) - len(todo)
     if skipped:
         log.info(f"{skipped} of {len(videos)} videos already in {output}; skipping them")
-    runner = BatchRunner(
-        model,
-        top_k,
-        clips,
-        workers=workers,
-        batch_size=batch_size,
-        decoders=decoders,
-        video_timeout=video_timeout,
-    )
+    work = Work(Clips(clips), top_k=top_k, video_timeout=video_timeout)
+    runner = Driver(model, work, executor_for(workers, len(todo), decoders), batch_size)
     try:
         for result in tracked(runner.run(todo), len(todo), enabled=progress):
             if store is not None:

@@ -276,19 +276,13 @@ class Gallery:
         return summary
 
     def _classify(self, clf, todo, run: _IndexRun, summary: IndexSummary) -> None:
-        from ..batch import BatchRunner
+        from ..engine import Clips, Driver, Work, executor_for
         from ..video import probe
 
         info = {path: (digest, st) for path, digest, st in todo}
-        runner = BatchRunner(
-            clf,
-            top_k=run.top_k,
-            workers=run.workers,
-            batch_size=run.batch_size,
-            keep_features=True,
-            video_timeout=run.video_timeout,
-        )
-        results = runner.run([t[0] for t in todo])
+        work = Work(Clips(), outputs="both", top_k=run.top_k, video_timeout=run.video_timeout)
+        executor = executor_for(run.workers, len(todo))
+        results = Driver(clf, work, executor, run.batch_size).run([t[0] for t in todo])
         for result in tracked(results, len(todo), "index", enabled=run.progress):
             digest, st = info[result.video]
             record = VideoRecord(result.video, digest, st.st_size, st.st_mtime, clf.name)
@@ -370,16 +364,15 @@ class Gallery:
         if record is not None and record.feature is not None:
             query = record.feature
         else:
+            from ..engine import Work
+
             clf = self._load_model(None, precision) if model is None else model
             if clf.name != self._model_for(None):
                 raise VidclassError(
                     f"{self.path} is indexed with {self._model_for(None)!r}, not {clf.name!r}: "
                     "its features cannot be compared"
                 )
-            clips = clf.read_clips(video)
-            import torch
-
-            query = clf.embed(torch.stack(clips)).mean(dim=0).numpy()
+            query = clf.run(video, Work(outputs="features")).features.mean(axis=0)
         if query.shape[0] != matrix.shape[1]:
             raise VidclassError("the query's features do not match the gallery's model")
         sims = matrix @ (query / max(np.linalg.norm(query), 1e-12))

@@ -152,7 +152,7 @@ def evaluate(
     """Score every video of DATA and compare with its labels. Data labels are matched to
     the model's by name; videos with no known label are left out and their labels
     reported. Returns the report (JSON-ready)."""
-    from ..batch import BatchRunner
+    from ..engine import Clips, Driver, Work, executor_for
 
     dataset = load_dataset(data)
     index, unknown = match_labels(dataset.labels, model.labels)
@@ -166,9 +166,8 @@ def evaluate(
         raise VidclassError(f"{data}: none of its labels is one of the model's labels")
     scores: dict[str, np.ndarray] = {}
     failed: dict[str, str] = {}
-    runner = BatchRunner(
-        model, clips=clips, workers=workers, batch_size=batch_size, video_timeout=video_timeout
-    )
+    work = Work(Clips(clips), video_timeout=video_timeout)
+    runner = Driver(model, work, executor_for(workers, len(samples)), batch_size)
     results = runner.run([s.path for s in samples])
     for result in tracked(results, len(samples), "evaluate", enabled=progress):
         if result.error is not None:

@@ -91,7 +91,7 @@ def extract_features(
     trunk's maps instead of pooled features (for --finetune; kept as float16 on disk).
     Unreadable files are returned as errors, not raised.
     """
-    from ..batch import BatchRunner
+    from ..engine import Clips, Driver, Work, executor_for
 
     cache = cache or FeatureCache(model)
     views = ("t" if stage == "trunk" else "") + f"c{clips}" + ("f" if flip else "")
@@ -114,16 +114,9 @@ def extract_features(
     todo = [p for p in paths if p not in features and p not in errors]
     if from_cache:
         log.info(f"{from_cache} of {len(paths)} videos' features from the cache")
-    runner = BatchRunner(
-        model,
-        clips=clips,
-        workers=workers,
-        batch_size=batch_size,
-        features=True,
-        flip=flip,
-        feature_fn=model.trunk if stage == "trunk" else None,
-        video_timeout=video_timeout,
-    )
+    outputs = "trunk" if stage == "trunk" else "features"
+    work = Work(Clips(clips, flip), outputs=outputs, video_timeout=video_timeout)
+    runner = Driver(model, work, executor_for(workers, len(todo)), batch_size)
     for result in tracked(runner.run(todo), len(todo), "features", enabled=progress):
         if result.error is not None:
             errors[result.video] = result.error

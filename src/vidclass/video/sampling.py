@@ -61,3 +61,31 @@ def uniform_clips(
         start = min(max(0.0, centre - length / 2), duration - length)
         clips.append(clip_at(start, num_frames, fps, duration))
     return clips
+
+
+def window_count(duration: float, window: float, stride: float) -> int:
+    """How many windows `window_starts` gives, without making them."""
+    if duration <= window:
+        return 1
+    count = int((duration - window) / stride + 1e-9) + 1
+    return count + (duration - ((count - 1) * stride + window) > 1e-6)
+
+
+def window_starts(duration: float, window: float, stride: float) -> list[float]:
+    """Starts of windows every `stride` s; a last one ends at the end of the video."""
+    if duration <= window:
+        return [0.0]
+    count = int((duration - window) / stride + 1e-9) + 1
+    starts = [round(k * stride, 6) for k in range(count)]
+    if duration - (starts[-1] + window) > 1e-6:
+        starts.append(round(duration - window, 6))
+    return starts
+
+
+def window_times(start: float, end: float, num_frames: int, fps: float | None) -> list[float]:
+    """Timestamps of one window's frames, as a model samples a clip: every 1/fps from the
+    start, or `num_frames` spread over the window when the model has no fixed rate."""
+    if fps:
+        count = max(1, round((end - start) * fps))
+        return [round(start + k / fps, 6) for k in range(count)]
+    return [round(t, 6) for t in spread_clip(start, end, num_frames)]

@@ -1,0 +1,181 @@
+"""The one loop that runs the stages: decode (an executor) -> transform -> model ->
+postprocess, for any work and any number of videos.
+
+Clips of the same shape from different videos share a forward pass (`batch_size`),
+which on a CPU is faster per clip than one at a time for 3D CNNs. A video's result is
+yielded as soon as its last clip is scored, so results come in the order videos finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..limits import check_time
+from ..results import VideoResult, top_k
+from ..video.transforms import clip_to_tensor
+from .executors import DecoderPool, Event, InProcess, Job, LocalProcesses, default_workers
+from .prepare import Prepared
+from .work import Clips, Runner, Work, forward, stack
+
+log = logging.getLogger("vidclass")
+
+
+@dataclass
+class RunStats:
+    """What a run did, for its summary and for benchmarks."""
+
+    succeeded: int = 0
+    failed: int = 0
+    wall_seconds: float = 0.0
+    model_seconds: float = 0.0  # time inside the model's forward passes
+    forward_passes: int = 0
+    clips: int = 0
+
+    @property
+    def utilisation(self) -> float:
+        return self.model_seconds / self.wall_seconds if self.wall_seconds else 0.0
+
+
+@dataclass
+class _Video:
+    """A video whose clips are being scored."""
+
+    scores: dict[int, torch.Tensor] = field(default_factory=dict)
+    features: dict[int, torch.Tensor] = field(default_factory=dict)
+    end: Prepared | None = None  # set once every clip has been made
+    made: int = 0
+
+
+def executor_for(workers: int | None, jobs: int, decoders: DecoderPool | None = None):
+    """Decoding processes where they can run ahead of the model (`workers`, None: one per
+    two cores), else this process. `decoders`: a pool already started, used (and closed)
+    instead of a new one."""
+    workers = default_workers() if workers is None else workers
+    if decoders is not None and decoders.workers > 0:
+        return LocalProcesses(decoders)
+    if workers > 0 and jobs > 1:
+        return LocalProcesses(DecoderPool(workers))
+    if decoders is not None:
+        decoders.close()
+    return InProcess()
+
+
+class Driver:
+    """Runs `work` with a loaded model over videos; `run` yields a VideoResult each."""
+
+    def __init__(self, model: Runner, work: Work, executor=None, batch_size: int = 1):
+        self.model = model
+        self.work = work
+        self.executor = executor if executor is not None else InProcess()
+        self.batch_size = max(1, batch_size)
+        self.stats = RunStats()
+
+    def run(self, paths: Iterable[str]) -> Iterator[VideoResult]:
+        start = time.perf_counter()
+        try:
+            yield from self._loop([(i, str(p)) for i, p in enumerate(paths)])
+        finally:
+            self.executor.close()
+            self.stats.wall_seconds += time.perf_counter() - start
+
+    # -- the loop ---------------------------------------------------------------------------
+    def _loop(self, jobs: list[Job]) -> Iterator[VideoResult]:
+        executor = self.executor
+        most_ready = executor.open(self.model.spec, self.work, jobs, self.batch_size)
+        ready: deque[tuple[Job, int, np.ndarray]] = deque()  # clips waiting for the model
+        videos: dict[Job, _Video] = {}
+        while True:
+            # Run the model once a batch of one shape is ready, or once no more can come
+            # (the queue of ready clips is full, or nothing is left to decode).
+            can_fill = max(self._shape_counts(ready).values(), default=0) >= self.batch_size
+            if not can_fill and len(ready) < most_ready and executor.pending():
+                for event in executor.pull():
+                    yield from self._accept(event, videos, ready)
+                continue
+            if not ready:
+                return
+            for job, index, scores, features in self._forward(ready):
+                video = videos[job]
+                if scores is not None:
+                    video.scores[index] = scores
+                if features is not None:
+                    video.features[index] = features
+                if (result := self._finished(job, video)) is not None:
+                    del videos[job]
+                    yield result
+
+    def _accept(self, event: Event, videos: dict, ready: deque) -> Iterator[VideoResult]:
+        video = videos.setdefault(event.job, _Video())
+        if event.clip is not None:
+            video.made += 1
+            ready.append((event.job, *event.clip))
+            return
+        video.end = event.end
+        for message in event.end.warnings:
+            log.warning(message)
+        if event.end.error is not None:
+            del videos[event.job]
+            self.stats.failed += 1
+            yield VideoResult(event.job[1], error=event.end.error)
+        elif (result := self._finished(event.job, video)) is not None:
+            del videos[event.job]
+            yield result
+
+    # -- the model --------------------------------------------------------------------------
+    @staticmethod
+    def _shape_counts(ready: deque) -> dict[tuple, int]:
+        """Ready clips per shape: clips of one shape can share a forward pass."""
+        counts: dict[tuple, int] = {}
+        for _, _, clip in ready:
+            counts[clip.shape] = counts.get(clip.shape, 0) + 1
+        return counts
+
+    def _forward(self, ready: deque):
+        """Score up to batch_size ready clips of one shape: the oldest shape that fills a
+        batch, else the oldest clip's."""
+        counts = self._shape_counts(ready)
+        full = [c.shape for _, _, c in ready if counts[c.shape] >= self.batch_size]
+        shape = full[0] if full else ready[0][2].shape
+        group = [item for item in ready if item[2].shape == shape][: self.batch_size]
+        for item in group:
+            ready.remove(item)
+        check_time()  # a request past its deadline stops here, before the model
+        x = torch.stack([clip_to_tensor(clip, self.model.spec) for _, _, clip in group])
+        start = time.perf_counter()
+        scores, features = forward(self.model, self.work.outputs, x)
+        self.stats.model_seconds += time.perf_counter() - start
+        self.stats.forward_passes += 1
+        self.stats.clips += len(group)
+        n = len(group)
+        scores = scores if scores is not None else [None] * n
+        features = features if features is not None else [None] * n
+        return [
+            (job, index, s, f)
+            for (job, index, _), s, f in zip(group, scores, features, strict=True)
+        ]
+
+    # -- postprocess ------------------------------------------------------------------------
+    def _finished(self, job: Job, video: _Video) -> VideoResult | None:
+        """The video's result once it is decoded and all its clips are scored."""
+        done = max(len(video.scores), len(video.features))
+        if video.end is None or done < video.made:
+            return None
+        self.stats.succeeded += 1
+        order = sorted(video.scores or video.features)
+        features = stack([video.features[i] for i in sorted(video.features)])
+        clip_scores = stack([video.scores[i] for i in sorted(video.scores)])
+        result = VideoResult(job[1], features=features, clip_scores=clip_scores)
+        if isinstance(self.work.sampling, Clips):
+            if clip_scores is not None:
+                result.scores = clip_scores.mean(axis=0)
+                result.predictions = top_k(self.model.labels, result.scores, self.work.top_k)
+        else:
+            result.spans = [video.end.spans[i] for i in order]
+        return result

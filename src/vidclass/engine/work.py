@@ -1,0 +1,108 @@
+"""A description of the work on each video: what to sample, and what the model returns.
+
+The same description runs in this process, in local decoding processes or on a cluster;
+the executors and the driver read it, and nothing else decides how a video is cut into
+clips or what comes back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ..errors import VidclassError
+from ..limits import DEFAULT_VIDEO_TIMEOUT
+from ..models.spec import InputSpec
+
+OUTPUTS = ("scores", "features", "both", "trunk")
+
+
+@dataclass(frozen=True)
+class Clips:
+    """`count` clips spread over the whole video (1: the middle clip); `flip` adds a
+    mirrored copy of each (training augmentation)."""
+
+    count: int = 1
+    flip: bool = False
+
+    def __post_init__(self):
+        if self.count < 1:
+            raise VidclassError(f"clips must be at least 1, got {self.count}")
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Sliding windows of `window` seconds every `stride` seconds, across the video."""
+
+    window: float
+    stride: float
+
+    def __post_init__(self):
+        finite = math.isfinite(self.window) and math.isfinite(self.stride)
+        if not finite or self.window <= 0 or self.stride <= 0:
+            raise VidclassError(
+                f"window and stride must be positive numbers, got {self.window} and {self.stride}"
+            )
+
+
+@dataclass(frozen=True)
+class Work:
+    """What to do with each video.
+
+    outputs: "scores" (each clip's class scores), "features" (the backbone features a
+    head sees), "both" (from one forward pass, what a gallery stores) or "trunk" (the
+    frozen part's maps, for fine-tuning). top_k: predictions per video (clips).
+    video_timeout: seconds a video's decoding may take (None: no limit).
+    """
+
+    sampling: Clips | Windows = Clips()
+    outputs: str = "scores"
+    top_k: int = 5
+    video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT
+
+    def __post_init__(self):
+        if self.outputs not in OUTPUTS:
+            raise VidclassError(f"unknown outputs {self.outputs!r}; choose one of {OUTPUTS}")
+        if self.top_k < 1:
+            raise VidclassError(f"top_k must be at least 1, got {self.top_k}")
+        if self.video_timeout is not None and not self.video_timeout > 0:
+            raise VidclassError(f"video_timeout must be more than 0, got {self.video_timeout}")
+
+
+class Runner(Protocol):
+    """What the driver needs of a loaded model (a VideoClassifier is one)."""
+
+    @property
+    def spec(self) -> InputSpec: ...
+
+    @property
+    def labels(self) -> tuple[str, ...]: ...
+
+    def logits(self, clips: torch.Tensor) -> torch.Tensor: ...
+
+    def activate(self, logits: torch.Tensor) -> torch.Tensor: ...
+
+    def embed(self, clips: torch.Tensor) -> torch.Tensor: ...
+
+    def scores_and_features(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def trunk(self, clips: torch.Tensor) -> torch.Tensor: ...
+
+
+def forward(model: Runner, outputs: str, x: torch.Tensor):
+    """(scores, features) of a batch of prepared clips, each None where not asked for."""
+    if outputs == "scores":
+        return model.activate(model.logits(x)), None
+    if outputs == "both":
+        return model.scores_and_features(x)
+    if outputs == "trunk":
+        return None, model.trunk(x)
+    return None, model.embed(x)
+
+
+def stack(rows: list[torch.Tensor]) -> np.ndarray | None:
+    return torch.stack(rows).numpy() if rows else None

@@ -1,0 +1,76 @@
+"""What a run gives back: predictions, per-video results, timelines. Plain data, shared
+by the pipeline, the engine, the CLI and the server (imports nothing of vidclass)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Prediction:
+    label: str
+    score: float
+
+    def as_dict(self) -> dict:
+        return {"label": self.label, "score": self.score}
+
+
+@dataclass
+class VideoResult:
+    """The outcome for one video: predictions or an error.
+
+    `scores` holds every label's score averaged over the clips; `clip_scores` each
+    clip's (clips, labels); `features` the backbone features per clip (clips, D), where
+    they were asked for; `spans` the (start, end) seconds of each clip for sliding
+    windows; `duration` how much of the video decoded (windows).
+    """
+
+    video: str
+    predictions: list[dict] | None = None
+    error: str | None = None
+    scores: np.ndarray | None = field(default=None, repr=False)
+    features: np.ndarray | None = field(default=None, repr=False)
+    clip_scores: np.ndarray | None = field(default=None, repr=False)
+    spans: list[tuple[float, float]] | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict:
+        if self.error is not None:
+            return {"video": self.video, "error": self.error}
+        return {"video": self.video, "predictions": self.predictions}
+
+
+@dataclass
+class Window:
+    start: float
+    end: float
+    predictions: list[dict]  # top-k [{"label", "score"}], best first
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    label: str
+    score: float  # mean probability of the label over the segment's windows
+
+
+@dataclass
+class Timeline:
+    video: str
+    duration: float
+    window: float
+    stride: float
+    windows: list[Window] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def top_k(labels: tuple[str, ...], scores: np.ndarray, k: int) -> list[dict]:
+    """The `k` best `[{"label", "score"}]`, best first (ties keep label order)."""
+    k = max(1, min(k, len(labels)))
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [Prediction(labels[i], float(scores[i])).as_dict() for i in order]
