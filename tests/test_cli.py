@@ -61,7 +61,11 @@ def test_table_and_csv_output():
     rows = list(
         csv.DictReader(io.StringIO(run("classify", path, "--format", "csv", "-k", "2").stdout))
     )
-    assert [r["rank"] for r in rows] == ["1", "2"] and rows[0]["label"] == "cleaning pool"
+    # The one CSV shape, as --output x.csv writes it: a row per video, the top k across.
+    assert len(rows) == 1 and rows[0]["video"] == str(path)
+    assert rows[0]["model"] == "i3d.kinetics400" and rows[0]["error"] == ""
+    assert rows[0]["label_1"] == "cleaning pool" and float(rows[0]["score_1"]) > 0.9
+    assert rows[0]["label_2"] and float(rows[0]["score_1"]) >= float(rows[0]["score_2"])
 
 
 def test_user_errors_are_one_line_and_debug_shows_the_traceback():

@@ -3,16 +3,17 @@
 import pytest
 
 import vidclass
-from vidclass.runtime import native_bf16, resolve_precision
+from vidclass.devices import place
+from vidclass.runtime import native_bf16
 
 from .conftest import labelled_clips, video
 
 
 def test_auto_precision_follows_the_cpu():
-    assert resolve_precision("auto") == ("bf16" if native_bf16() else "fp32")
-    assert resolve_precision("fp32") == "fp32"
+    assert place("cpu", "auto").precision == ("bf16" if native_bf16() else "fp32")
+    assert place("cpu", "fp32").precision == "fp32"
     with pytest.raises(vidclass.VidclassError):
-        resolve_precision("fp8")
+        place("cpu", "fp8")
 
 
 @pytest.mark.skipif(

@@ -28,8 +28,8 @@ __all__ = [
 
 
 @lru_cache(maxsize=2)
-def _cached_model(name: str, precision: str) -> VideoClassifier:
-    return load_model(name, precision=precision)
+def _cached_model(name: str, precision: str, device: str = "auto") -> VideoClassifier:
+    return load_model(name, precision=precision, device=device)
 
 
 def classify(
@@ -38,13 +38,14 @@ def classify(
     model: str = DEFAULT_MODEL,
     clips: int = 1,
     precision: str = "auto",
+    device: str = "auto",
 ) -> list[dict]:
     """Top-k labels of a video: `[{"label": str, "score": float}, ...]`, best first.
 
     The model is loaded once and kept for later calls; use `load_model` to hold it
     yourself.
     """
-    return _cached_model(model, precision).classify(path, top_k=top_k, clips=clips)
+    return _cached_model(model, precision, device).classify(path, top_k=top_k, clips=clips)
 
 
 def timeline(
@@ -54,11 +55,12 @@ def timeline(
     top_k: int = 3,
     model: str = DEFAULT_MODEL,
     precision: str = "auto",
+    device: str = "auto",
     **options,
 ):
     """Labels over time: a `Timeline` of sliding windows (start, end, top-k) and segments
     (start, end, label, score). See `VideoClassifier.timeline` for the options."""
-    return _cached_model(model, precision).timeline(
+    return _cached_model(model, precision, device).timeline(
         path, window=window, stride=stride, top_k=top_k, **options
     )
 
@@ -72,11 +74,12 @@ def classify_batch(
     clips: int = 1,
     recursive: bool = False,
     workers: int | None = None,
-    batch_size: int = 2,
+    batch_size: int | None = None,
     precision: str = "auto",
     threads: int | None = None,
     progress: bool = False,
     on_result=None,
+    device: str = "auto",
     video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
 ):
     """Classify videos, folders, globs and list files, as `vidclass classify` does;
@@ -98,7 +101,7 @@ def classify_batch(
     # The decoding processes start while the model loads.
     decoders = DecoderPool(workers).start() if len(videos) > 1 else None
     try:
-        classifier = _cached_model(model, precision)
+        classifier = _cached_model(model, precision, device)
         if threads is not None:  # after loading, which sets all cores
             configure_threads(threads)
     except BaseException:

@@ -10,15 +10,13 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import torch
 
+from .devices import place
 from .engine import Clips, Driver, InProcess, Work, executor_for
-from .errors import VidclassError
 from .limits import DEFAULT_VIDEO_TIMEOUT
-from .models import DEFAULT_MODEL, get_entry, hf, trained
-from .models.registry import is_registered
+from .models import DEFAULT_MODEL, resolve
 from .models.spec import ModelEntry
-from .models.weights import load_state_dict
 from .results import Prediction, VideoResult, top_k
-from .runtime import configure_threads, resolve_precision, tune_allocator
+from .runtime import configure_threads, tune_allocator
 from .video.clips import read_clip_frames
 from .video.transforms import frames_to_tensor
 
@@ -36,20 +34,30 @@ class VideoClassifier:
         module: torch.nn.Module,
         precision: str = "auto",
         optimize: bool = True,
+        device: str | torch.device | None = "auto",
     ):
-        """`optimize=False` keeps the plain port (BatchNorm unfolded, contiguous tensors)."""
+        """`optimize=False` keeps the plain port (BatchNorm unfolded, contiguous tensors).
+        `device`: auto (a GPU where torch sees one), cpu, cuda, cuda:N or mps; `precision`:
+        auto (what the device does well), fp32, bf16 or fp16 (GPUs)."""
         self.entry = entry
-        self.precision = resolve_precision(precision)
+        self.placement = place(device, precision)
+        self.device = self.placement.device
+        self.precision = self.placement.precision
         self.module = module.eval()
-        # channels_last_3d is faster for 3D convs on CPU in both precisions; a module
-        # that is not conv-bound (a transformer) says so with `channels_last = False`.
-        channels_last = optimize and getattr(module, "channels_last", True)
+        # channels_last_3d is faster for 3D convs in every precision; a module that is
+        # not conv-bound (a transformer) says so with `channels_last = False`.
+        channels_last = optimize and module.channels_last
         self.memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
-        if optimize and hasattr(self.module, "fold_batchnorm"):
+        if optimize:
             self.module.fold_batchnorm()
-        self.module = self.module.to(memory_format=self.memory_format)
+        self.module = self.module.to(self.device, memory_format=self.memory_format)
         for p in self.module.parameters():
             p.requires_grad_(False)
+
+    @property
+    def batch_size_hint(self) -> int:
+        """Clips per forward pass when none is asked for: what suits the device."""
+        return self.placement.default_batch_size
 
     @property
     def name(self) -> str:
@@ -64,38 +72,44 @@ class VideoClassifier:
         return self.entry.input
 
     # -- model -------------------------------------------------------------------------
+    def _inputs(self, clips: torch.Tensor) -> torch.Tensor:
+        """Clips on the model's device in its memory format (through pinned memory to
+        a GPU, so the copy overlaps)."""
+        if self.device.type == "cuda":
+            clips = clips.pin_memory()
+        x = clips.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=self.memory_format)
+
+    def _autocast(self):
+        dtype = self.placement.autocast_dtype
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+
     @torch.inference_mode()
     def logits(self, clips: torch.Tensor) -> torch.Tensor:
-        """Logits (N, classes) in fp32 for a batch of prepared clips (N, C, T, H, W)."""
-        x = clips.contiguous(memory_format=self.memory_format)
-        if self.precision == "bf16":
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return self.module(x).float()
-        return self.module(x).float()
+        """Logits (N, classes) in fp32 on the CPU for a batch of prepared clips
+        (N, C, T, H, W)."""
+        with self._autocast():
+            return self.module(self._inputs(clips)).float().cpu()
 
     @torch.inference_mode()
     def embed(self, clips: torch.Tensor) -> torch.Tensor:
         """Backbone features (N, D) in fp32: what a classification head sees."""
-        if not hasattr(self.module, "embed"):
-            raise VidclassError(f"{self.name} cannot give features (no embed method)")
-        x = clips.contiguous(memory_format=self.memory_format)
-        if self.precision == "bf16":
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return self.module.embed(x).float()
-        return self.module.embed(x).float()
+        with self._autocast():
+            return self.module.embed(self._inputs(clips)).float().cpu()
 
     @torch.inference_mode()
     def scores_and_features(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(scores (N, classes), features (N, D)) from one forward pass: what a gallery
         stores for each video."""
-        features = self.embed(clips)
-        return self.activate(self.module.head_logits(features).float()), features
+        with self._autocast():
+            features = self.module.embed(self._inputs(clips)).float()
+        scores = self.activate(self.module.head_logits(features).float())
+        return scores.cpu(), features.cpu()
 
     @torch.inference_mode()
     def trunk(self, clips: torch.Tensor) -> torch.Tensor:
         """The frozen part's output for `--finetune last-blocks` (fp32, contiguous)."""
-        x = clips.contiguous(memory_format=self.memory_format)
-        return self.module.trunk(x).float().contiguous()
+        return self.module.trunk(self._inputs(clips)).float().contiguous().cpu()
 
     @property
     def threshold(self) -> float | None:
@@ -166,7 +180,7 @@ class VideoClassifier:
         top_k: int = 5,
         clips: int = 1,
         workers: int = 0,
-        batch_size: int = 1,
+        batch_size: int | None = None,
         video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
     ) -> Iterator[VideoResult]:
         """Classify each video; a bad file gives a result with its error, not an exception.
@@ -185,36 +199,24 @@ def load_model(
     precision: str = "auto",
     threads: int | None = None,
     download: bool = True,
+    device: str | None = "auto",
 ) -> VideoClassifier:
     """Load a model for reuse: a registered name (weights from the cache, fetched on
     first use), a folder written by `vidclass train`, or a transformers video
     classifier as a local folder or hub id.
 
-    precision: "auto" (bf16 where the CPU has native bf16, else fp32), "fp32" or "bf16".
+    device: "auto" (a GPU where torch sees one, else the CPU), "cpu", "cuda", "cuda:N" or
+    "mps"; precision: "auto" (what the device does well: bf16 on a CPU with native bf16
+    and on GPUs that have it, else fp32 on a CPU and fp16 on a GPU), "fp32", "bf16",
+    "fp16".
     """
-    precision = resolve_precision(precision)
+    placement = place(device, precision)  # a bad name fails before the weights load
     configure_threads(threads)
     tune_allocator()
-    if trained.is_trained_dir(name):
-        entry = trained.read_entry(name)
-        config = entry.meta["config"]
-        module = trained.load_module(name, config, lambda b: _load(b, download)[1])
-    else:
-        entry, module = _load(name, download)
-    return VideoClassifier(entry, module, precision)
+    entry, module = resolve.load(name, download)
+    return VideoClassifier(entry, module, placement.precision, device=placement.device)
 
 
 def load_backbone_module(name: str, download: bool = True) -> torch.nn.Module:
     """A pretrained model's plain module (BatchNorm unfolded), for training its blocks."""
-    return _load(name, download)[1].eval()
-
-
-def _load(name: str, download: bool) -> tuple[ModelEntry, torch.nn.Module]:
-    """A pretrained model's entry and module with its weights: registered or transformers."""
-    if not is_registered(name) and hf.is_hf_reference(name):
-        entry = hf.read_entry(name, download=download)
-        return entry, hf.load_module(entry, download=download)
-    entry = get_entry(name)
-    module = entry.build()
-    module.load_state_dict(load_state_dict(entry, download=download))
-    return entry, module
+    return resolve.load_pretrained(name, download)[1].eval()

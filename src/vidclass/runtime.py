@@ -1,4 +1,5 @@
-"""Process-wide settings that make CPU inference fast: threads, allocator, precision."""
+"""Process-wide settings that make CPU inference fast: threads, the allocator, and
+whether the CPU computes bf16 natively."""
 
 from __future__ import annotations
 
@@ -8,9 +9,6 @@ import os
 
 import torch
 
-from .errors import VidclassError
-
-PRECISIONS = ("auto", "fp32", "bf16")
 _tuned = False
 
 
@@ -30,14 +28,6 @@ def native_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
-
-
-def resolve_precision(precision: str) -> str:
-    if precision not in PRECISIONS:
-        raise VidclassError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
-    if precision == "auto":
-        return "bf16" if native_bf16() else "fp32"
-    return precision
 
 
 def tune_allocator() -> bool:

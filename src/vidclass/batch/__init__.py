@@ -60,7 +60,7 @@ def classify_videos(
     top_k: int = 5,
     clips: int = 1,
     workers: int | None = None,
-    batch_size: int = 2,
+    batch_size: int | None = None,
     progress: bool = False,
     on_result: Callable | None = None,
     decoders: DecoderPool | None = None,

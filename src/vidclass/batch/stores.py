@@ -19,6 +19,7 @@ from typing import Protocol
 
 from ..errors import VidclassError
 from ..files import open_regular, path_error
+from ..formats import csv_header, csv_line, csv_row
 from ..sqlite_files import open_own_sqlite
 
 log = logging.getLogger("vidclass")
@@ -145,10 +146,9 @@ class CsvStore(_AppendFile):
 
     def __init__(self, path: Path, model: str, top_k: int):
         self.path, self.model, self.done = path, model, set()
-        self.header = ["video", "model", "error"]
-        for i in range(1, top_k + 1):
-            self.header += [f"label_{i}", f"score_{i}"]
-        header = self._line(self.header).encode()
+        self.top_k = top_k
+        self.header = csv_header(top_k)
+        header = csv_line(self.header).encode()
         fresh = not path.exists() or path.stat().st_size == 0
         if not fresh:
 
@@ -175,20 +175,10 @@ class CsvStore(_AppendFile):
             fresh = not lines
         self._open_append()
         if fresh:
-            self._append(self._line(self.header))
-
-    @staticmethod
-    def _line(row: list) -> str:
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow(row)
-        return buf.getvalue()
+            self._append(csv_line(self.header))
 
     def write(self, record: dict) -> None:
-        row = [record["video"], record["model"], record.get("error", "")]
-        for p in record.get("predictions") or []:
-            row += [p["label"], f"{p['score']:.6f}"]
-        row += [""] * (len(self.header) - len(row))
-        self._append(self._line(row))
+        self._append(csv_line(csv_row(record, self.top_k)))
         self.done.add(record["video"])
 
 

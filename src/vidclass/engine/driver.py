@@ -70,11 +70,12 @@ def executor_for(workers: int | None, jobs: int, decoders: DecoderPool | None = 
 class Driver:
     """Runs `work` with a loaded model over videos; `run` yields a VideoResult each."""
 
-    def __init__(self, model: Runner, work: Work, executor=None, batch_size: int = 1):
+    def __init__(self, model: Runner, work: Work, executor=None, batch_size: int | None = None):
+        """`batch_size`: clips per forward pass (None: what suits the model's device)."""
         self.model = model
         self.work = work
         self.executor = executor if executor is not None else InProcess()
-        self.batch_size = max(1, batch_size)
+        self.batch_size = max(1, batch_size or model.batch_size_hint)
         self.stats = RunStats()
 
     def run(self, paths: Iterable[str]) -> Iterator[VideoResult]:

@@ -96,10 +96,11 @@ class _IndexRun:
     prune: bool
     top_k: int
     workers: int | None
-    batch_size: int
+    batch_size: int | None
     precision: str
     progress: bool
     video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT
+    device: str = "auto"
 
 
 @contextmanager
@@ -159,12 +160,12 @@ class Gallery:
             )
         return name or stored or DEFAULT_MODEL
 
-    def _load_model(self, name: str | None, precision: str = "auto"):
+    def _load_model(self, name: str | None, precision: str = "auto", device: str = "auto"):
         from ..pipeline import load_model
 
         name = self._model_for(name)
         if self._model is None or self._model.name != name:
-            self._model = load_model(name, precision=precision)
+            self._model = load_model(name, precision=precision, device=device)
         if self.model_name is None:
             self.store.set_meta("model", name)
         return self._model
@@ -180,10 +181,11 @@ class Gallery:
         prune: bool = False,
         top_k: int = 5,
         workers: int | None = None,
-        batch_size: int = 2,
+        batch_size: int | None = None,
         precision: str = "auto",
         progress: bool = False,
         video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
+        device: str = "auto",
     ) -> IndexSummary:
         """Classify new and changed videos under `inputs` and store them, one transaction
         each (an interrupted run loses nothing; run it again to go on). Unchanged files
@@ -203,6 +205,7 @@ class Gallery:
             precision,
             progress,
             video_timeout,
+            device,
         )
         with _index_lock(self.path):
             return self._index(inputs, run)
@@ -257,7 +260,7 @@ class Gallery:
             else:
                 todo.append((path, digest, st))
         if todo:
-            clf = self._load_model(run.model, run.precision)
+            clf = self._load_model(run.model, run.precision, run.device)
             self._vectors = None
             self._classify(clf, todo, run, summary)
 
@@ -349,7 +352,12 @@ class Gallery:
         return self._vectors
 
     def similar(
-        self, video: str | os.PathLike, k: int = 10, precision: str = "auto", model=None
+        self,
+        video: str | os.PathLike,
+        k: int = 10,
+        precision: str = "auto",
+        model=None,
+        device: str = "auto",
     ) -> list[dict]:
         """The `k` indexed videos nearest to `video` by cosine similarity of features;
         `video` may be outside the gallery (it is then run through the gallery's model,
@@ -366,7 +374,7 @@ class Gallery:
         else:
             from ..engine import Work
 
-            clf = self._load_model(None, precision) if model is None else model
+            clf = self._load_model(None, precision, device) if model is None else model
             if clf.name != self._model_for(None):
                 raise VidclassError(
                     f"{self.path} is indexed with {self._model_for(None)!r}, not {clf.name!r}: "

@@ -270,6 +270,9 @@ class TransformersVideoModule(torch.nn.Module):
         """Logits from `embed`'s features: the classifier alone."""
         return self.model.classifier(features)
 
+    def fold_batchnorm(self) -> TransformersVideoModule:
+        return self  # layer norms only: nothing to fold
+
     def embed(self, clips: torch.Tensor) -> torch.Tensor:
         """The features the classification head sees, (N, hidden)."""
         head = getattr(self.model, "classifier", None)

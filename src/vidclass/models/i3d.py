@@ -121,12 +121,14 @@ class InceptionBlock(nn.Module):
         )
 
 
-class InceptionI3d(nn.Module):
+class InceptionI3d(nn.Module):  # a VideoModule and FineTunable (models.protocol)
     """I3D RGB. Input (N, 3, T, H, W) in [-1, 1], T >= 9, H, W >= 193; output logits (N, C)."""
 
     MIN_FRAMES = 9
     # What `--finetune last-blocks` trains; the rest (the trunk) stays frozen.
     finetune_blocks = ("Mixed_5b", "Mixed_5c")
+
+    channels_last = True  # 3D convolutions run faster in channels_last_3d
 
     def __init__(self, num_classes: int = 400):
         super().__init__()

@@ -36,7 +36,7 @@ class TrainedModule(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.head = head
-        self.channels_last = getattr(backbone, "channels_last", True)
+        self.channels_last = backbone.channels_last
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone.embed(x))
@@ -47,9 +47,8 @@ class TrainedModule(nn.Module):
     def head_logits(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
 
-    def fold_batchnorm(self):
-        if hasattr(self.backbone, "fold_batchnorm"):
-            self.backbone.fold_batchnorm()
+    def fold_batchnorm(self) -> TrainedModule:
+        self.backbone.fold_batchnorm()
         return self
 
 

@@ -26,7 +26,9 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
+from ..engine import Clips, Work
 from ..errors import StorageError, VidclassError
+from ..formats import result_json
 from ..limits import TimeLimitExceeded, check_time, time_limit
 from ..version import __version__
 from .inputs import MAX_PATH_CHARS, VIDEO_BODY, VideoInput, media_video, video_input
@@ -59,6 +61,7 @@ BearerToken = Annotated[
 class ServeConfig:
     model: str
     precision: str = "auto"
+    device: str = "auto"
     gallery: str | None = None
     media: str | None = None  # a folder whose videos may be named by path
     max_upload_mb: float = 200.0
@@ -147,7 +150,9 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
         if state["model"] is None:
             from ..pipeline import load_model
 
-            state["model"] = load_model(config.model, precision=config.precision)
+            state["model"] = load_model(
+                config.model, precision=config.precision, device=config.device
+            )
         return state["model"]
 
     def gallery_path() -> str:
@@ -231,7 +236,9 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
         """Top-k labels of a video (see the request body for the ways to send it)."""
 
         def work(model, local, name):
-            return {"video": name, "predictions": model.classify(local, top_k=top_k, clips=clips)}
+            result = model.run(local, Work(Clips(clips), top_k=top_k))
+            result.video = name
+            return result_json(result)
 
         return await run_on_video(posted(request), work, "classify")
 
@@ -279,6 +286,15 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
         """Indexed videos nearest to an uploaded video, or one under --media."""
         gallery_path()
         return await run_on_video(posted(request), similar_work(limit), "similar")
+
+    @api.get("/info")
+    def info():
+        """Versions, the device and precision the model runs in, threads, CPU features
+        and GPUs: what `vidclass info` prints."""
+        from ..info import system_info
+
+        model = classifier()
+        return {**system_info(str(model.device), model.precision), "model": model.name}
 
     @api.get("/models")
     def models():

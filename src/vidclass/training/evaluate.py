@@ -145,7 +145,7 @@ def evaluate(
     clips: int = 1,
     threshold: float | None = None,
     workers: int | None = None,
-    batch_size: int = 2,
+    batch_size: int | None = None,
     progress: bool = False,
     video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
 ) -> dict:

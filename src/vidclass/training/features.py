@@ -78,7 +78,7 @@ def extract_features(
     clips: int = 1,
     flip: bool = False,
     workers: int | None = None,
-    batch_size: int = 2,
+    batch_size: int | None = None,
     progress: bool = False,
     cache: FeatureCache | None = None,
     on_video: Callable[[str], None] | None = None,

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..errors import VidclassError
 from ..models.head import Head
+from ..models.protocol import FineTunable
 from .head import TrainedHead, class_count, fit
 
 
@@ -40,7 +41,7 @@ class TailAndHead(nn.Module):
 
 
 def check_supported(module: nn.Module) -> None:
-    if not (hasattr(module, "trunk") and hasattr(module, "tail")):
+    if not isinstance(module, FineTunable):
         raise VidclassError(
             f"{type(module).__name__} backbones do not support --finetune last-blocks "
             "(the built-in I3D does); train a head on frozen features instead"

@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import VidclassError
 from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..models import trained
+from ..models.resolve import parse_model_name
 from ..version import __version__
 from .dataset import Sample, load_dataset, split_dataset
 from .features import extract_features
@@ -89,13 +90,14 @@ def train(
     patience: int | None = None,
     threshold: float = 0.5,
     workers: int | None = None,
-    batch_size: int = 2,
+    batch_size: int | None = None,
     precision: str = "auto",
     threads: int | None = None,
     progress: bool = False,
     force: bool = False,
     finetune: str | None = None,
     video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
+    device: str = "auto",
 ) -> TrainResult:
     """Train a head on a frozen backbone's features and write MODEL_DIR (`out`).
 
@@ -125,11 +127,11 @@ def train(
     backbone = backbone or DEFAULT_MODEL
     if Path(backbone).is_dir():  # the model folder must find it from anywhere
         backbone = str(Path(backbone).resolve())
-    if trained.is_trained_dir(backbone):
+    if parse_model_name(backbone).kind == "trained":
         raise VidclassError(f"{backbone} is a trained model; train on its backbone instead")
     if finetune not in (None, "last-blocks"):
         raise VidclassError(f"unknown --finetune {finetune!r}; the choice is last-blocks")
-    model = load_model(backbone, precision=precision, threads=threads)
+    model = load_model(backbone, precision=precision, threads=threads, device=device)
     if finetune:
         check_supported(model.module)
     epochs = epochs or (30 if finetune else 300)

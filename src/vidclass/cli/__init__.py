@@ -1,0 +1,75 @@
+"""The `vidclass` command: one small module per command family, each adding its own
+options and calling the Python API; this one parses, dispatches, and turns errors into
+one line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from ..errors import VidclassError
+from ..version import __version__
+from . import classify, gallery, info, models, serve, timeline, training
+
+log = logging.getLogger("vidclass")
+FAMILIES = (classify, timeline, training, gallery, serve, models, info)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidclass",
+        description="Label videos offline on a CPU with a pretrained or your own model.",
+    )
+    parser.add_argument("--version", action="version", version=f"vidclass {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and details")
+    parser.set_defaults(run=None)  # each command sets its own
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for family in FAMILIES:
+        family.add(sub)
+    return parser
+
+
+class _OneLine(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"vidclass: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.debug:  # transformers' own bars and notices, for Hugging Face models
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_VERBOSITY", "error")  # its retry notices
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if args.debug else logging.WARNING)
+    log.propagate = False
+    try:
+        if args.run is None:
+            parser.print_help()
+            return 2
+        return args.run(args)
+    except VidclassError as exc:
+        if args.debug:
+            raise
+        log.error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        print("vidclass: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `vidclass tags | head`: the reader has gone, not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OSError as exc:  # the system refused a file we write: disk full, no permission
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        log.error(f"{where}{(exc.strerror or str(exc)).lower()}")
+        return 1
+    finally:
+        log.removeHandler(handler)

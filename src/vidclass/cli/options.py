@@ -1,0 +1,90 @@
+"""Options shared by several commands: number types, the model options, batch options."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+
+from ..devices import DEVICES, PRECISIONS
+from ..limits import DEFAULT_VIDEO_TIMEOUT
+from ..models import DEFAULT_MODEL
+
+
+def number(kind: str, convert, ok, need: str):
+    """An argparse type: `convert` the text, then insist on `ok(value)`."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {need}, got {text}")
+        return value
+
+    return parse
+
+
+positive_int = number("a whole number", int, lambda v: v >= 1, "at least 1")
+non_negative_int = number("a whole number", int, lambda v: v >= 0, "0 or more")
+positive_float = number("a number", float, lambda v: 0 < v < math.inf, "more than 0")
+fraction = number("a number", float, lambda v: 0 < v < 1, "between 0 and 1")
+finite_float = number("a number", float, math.isfinite, "a finite number")
+port = number("a port number", int, lambda v: 0 <= v <= 65535, "0 to 65535")
+
+
+def add_model_options(parser: argparse.ArgumentParser, model: bool = True) -> None:
+    """--model, --precision and --threads, the same for every command that runs a model."""
+    if model:
+        parser.add_argument(
+            "-m",
+            "--model",
+            default=DEFAULT_MODEL,
+            help="a model name, a folder from vidclass train, a transformers model folder "
+            f"or a hub id ({DEFAULT_MODEL})",
+        )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="|".join(DEVICES),
+        help="where the model runs: auto picks a GPU where torch sees one, else the CPU (auto)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto: bf16 on a CPU with native bf16 and on GPUs that have it, fp16 on other "
+        "GPUs, else fp32 (auto)",
+    )
+    parser.add_argument("--threads", type=positive_int, help="CPU threads (all available cores)")
+
+
+def add_batch_options(parser: argparse.ArgumentParser) -> None:
+    """How many videos are read: decoding processes and clips per forward pass."""
+    parser.add_argument(
+        "--workers",
+        type=non_negative_int,
+        help="processes decoding ahead of the model (one per two cores; 0: none)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="clips of different videos scored together (2 on a CPU, 8 on a GPU)",
+    )
+    parser.add_argument(
+        "--video-timeout",
+        type=positive_float,
+        default=DEFAULT_VIDEO_TIMEOUT,
+        metavar="S",
+        help="seconds one video's decoding may take; then it is stopped and recorded as "
+        f"failed ({DEFAULT_VIDEO_TIMEOUT:g})",
+    )
+
+
+def add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("VIDCLASS_GALLERY", "gallery.sqlite"),
+        help="the gallery database ($VIDCLASS_GALLERY, else ./gallery.sqlite)",
+    )

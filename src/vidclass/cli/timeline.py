@@ -1,0 +1,87 @@
+"""`vidclass timeline`: labels over time in one video."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from ..formats import timeline_csv, timeline_table
+from .options import add_model_options, positive_float, positive_int
+
+log = logging.getLogger("vidclass")
+
+
+def add(sub) -> None:
+    t = sub.add_parser(
+        "timeline",
+        help="labels over time in one video",
+        description="Classify sliding windows across the whole video and print each "
+        "window's top labels, or with --segments the stretches of one label. Subtitle "
+        "formats (srt, vtt) always give segments.",
+    )
+    t.add_argument("video", metavar="VIDEO", help="a video file")
+    t.add_argument(
+        "--window",
+        type=positive_float,
+        help="window length in seconds (the model's clip: 2.56 for the default model)",
+    )
+    t.add_argument("--stride", type=positive_float, default=1.0, help="seconds between windows (1)")
+    t.add_argument("-k", "--top-k", type=positive_int, default=3, help="labels per window (3)")
+    t.add_argument(
+        "--segments", action="store_true", help="print segments of one label, not windows"
+    )
+    t.add_argument(
+        "--min-segment",
+        type=positive_float,
+        help="shorter segments join a neighbour (seconds; two strides)",
+    )
+    t.add_argument(
+        "--smooth",
+        type=positive_int,
+        default=3,
+        help="windows whose scores are averaged before segmenting (3)",
+    )
+    t.add_argument(
+        "--format",
+        choices=("table", "json", "csv", "srt", "vtt"),
+        default="table",
+        help="output (table)",
+    )
+    t.add_argument("--plot", metavar="PNG", help="also draw the timeline into this picture")
+    add_model_options(t)
+    t.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..pipeline import load_model
+
+    model = load_model(
+        args.model, precision=args.precision, threads=args.threads, device=args.device
+    )
+    tl = model.timeline(
+        args.video,
+        window=args.window,
+        stride=args.stride,
+        top_k=args.top_k,
+        smooth=args.smooth,
+        min_segment=args.min_segment,
+    )
+    out = sys.stdout
+    if args.format == "json":
+        json.dump(tl.as_dict(), out, indent=2)
+        print(file=out)
+    elif args.format in ("srt", "vtt"):
+        from ..subtitles import to_srt, to_vtt
+
+        out.write(to_srt(tl.segments) if args.format == "srt" else to_vtt(tl.segments))
+    elif args.format == "csv":
+        out.write(timeline_csv(tl, args.segments))
+    else:
+        out.write(timeline_table(tl, args.segments))
+    if args.plot:
+        from ..plot import plot_timeline
+
+        plot_timeline(tl, args.plot)
+        log.info(f"timeline picture written to {args.plot}")
+    return 0

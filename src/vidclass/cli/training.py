@@ -1,0 +1,203 @@
+"""`vidclass train` and `vidclass evaluate`: your own classifier, and how good it is."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+from ..models import DEFAULT_MODEL
+from .options import add_batch_options, add_model_options, fraction, positive_float, positive_int
+
+log = logging.getLogger("vidclass")
+
+
+def add(sub) -> None:
+    tr = sub.add_parser(
+        "train",
+        help="train a classifier for your own labels",
+        description="Train a classifier on labelled videos: DATA is a folder with one "
+        "subfolder of videos per label, or a .csv/.jsonl of path,label (a path on several "
+        "rows, or labels joined with |, makes a multi-label tagger; a split column of "
+        "train/val fixes the validation set). The backbone stays frozen: its pooled "
+        "features are extracted once per video and cached, and a small head is trained on "
+        "them with early stopping. Unreadable videos are skipped and listed.",
+    )
+    tr.add_argument("data", metavar="DATA", help="a folder of label subfolders, or a .csv/.jsonl")
+    tr.add_argument("-o", "--out", required=True, metavar="MODEL_DIR", help="folder to write")
+    tr.add_argument("-m", "--model", default=DEFAULT_MODEL, help=f"the backbone ({DEFAULT_MODEL})")
+    tr.add_argument("--val", metavar="DATA", help="validation videos (default: a split of DATA)")
+    tr.add_argument(
+        "--val-fraction", type=fraction, default=0.2, help="held back for validation (0.2)"
+    )
+    tr.add_argument("--seed", type=int, default=0, help="for the split and the head (0)")
+    tr.add_argument(
+        "--clips",
+        type=positive_int,
+        default=1,
+        help="clips per video, each a training example (1)",
+    )
+    tr.add_argument("--flip", action="store_true", help="also train on mirrored clips")
+    tr.add_argument(
+        "--head", choices=("linear", "mlp"), default="linear", help="the classifier (linear)"
+    )
+    tr.add_argument("--hidden", type=positive_int, default=256, help="MLP width (256)")
+    tr.add_argument(
+        "--finetune",
+        choices=("last-blocks",),
+        help="also train the backbone's last blocks (I3D: Mixed_5b/5c), on cached maps of "
+        "the frozen rest; slower, for more data or time",
+    )
+    tr.add_argument("--epochs", type=positive_int, help="at most (300; 30 with --finetune)")
+    tr.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (0.001)")
+    tr.add_argument(
+        "--patience",
+        type=positive_int,
+        help="stop after this many epochs without a better validation loss (30; 5 with --finetune)",
+    )
+    tr.add_argument(
+        "--threshold",
+        type=fraction,
+        default=0.5,
+        help="multi-label: a score at or above it counts as a tag (0.5)",
+    )
+    tr.add_argument("--force", action="store_true", help="replace MODEL_DIR if it exists")
+    add_batch_options(tr)
+    add_model_options(tr, model=False)
+    tr.set_defaults(run=run_train)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="measure a model on labelled videos",
+        description="Classify labelled videos (DATA as for train) and print accuracy, "
+        "top-k accuracy, precision/recall/F1 (macro, weighted, micro) and a per-class "
+        "table; multi-label models get per-label scores and mAP. Labels are matched to "
+        "the model's by name, so the default Kinetics-400 model can be evaluated too.",
+    )
+    ev.add_argument("model", metavar="MODEL", help="a model name or folder, as --model takes")
+    ev.add_argument("data", metavar="DATA", help="a folder of label subfolders, or a .csv/.jsonl")
+    ev.add_argument("--report", metavar="JSON", help="write the full report here")
+    ev.add_argument("--plots", metavar="DIR", help="write a confusion-matrix picture here")
+    ev.add_argument("-k", "--top-k", type=positive_int, default=5, help="for top-k accuracy (5)")
+    ev.add_argument("--clips", type=positive_int, default=1, help="clips per video (1)")
+    ev.add_argument("--threshold", type=fraction, help="multi-label: tag threshold (the model's)")
+    ev.add_argument("--format", choices=("table", "json"), default="table", help="output (table)")
+    add_batch_options(ev)
+    add_model_options(ev, model=False)
+    ev.set_defaults(run=run_evaluate)
+
+
+def run_train(args) -> int:
+    from ..training import train
+
+    result = train(
+        args.data,
+        args.out,
+        backbone=args.model,
+        val=args.val,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        clips=args.clips,
+        flip=args.flip,
+        hidden=args.hidden if args.head == "mlp" else 0,
+        epochs=args.epochs,
+        lr=args.lr,
+        patience=args.patience,
+        threshold=args.threshold,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        device=args.device,
+        progress=sys.stderr.isatty(),
+        threads=args.threads,
+        finetune=args.finetune,
+        video_timeout=args.video_timeout,
+    )
+    t = result.config["training"]
+    shown = ", ".join(
+        f"{k} {v:.3f}" for k, v in result.config["metrics"]["validation"].items() if k != "videos"
+    )
+    print(f"trained on {t['train_videos']} videos, validated on {t['val_videos']}: {shown}")
+    print(
+        f"features {result.extract_seconds:.1f} s ({t['features_from_cache']} from the cache), "
+        f"head {result.head_seconds:.1f} s ({t['epochs_run']} epochs, best {t['best_epoch']})"
+    )
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} unreadable videos: " + ", ".join(result.skipped))
+    print(f"model written to {result.out}; use it with --model {result.out}")
+    return 0
+
+
+def _print_report(report: dict) -> None:
+    if report["multi_label"]:
+        m_ap = "-" if report["mAP"] is None else f"{report['mAP']:.3f}"
+        print(f"{report['evaluated']} videos, threshold {report['threshold']:g}, mAP {m_ap}")
+        averages = ("micro", "macro", "weighted", "samples")
+    else:
+        tops = "  ".join(f"{k.replace('_', '-')} {v:.3f}" for k, v in report["top_k"].items())
+        print(f"{report['evaluated']} videos, accuracy {report['accuracy']:.3f}  {tops}")
+        averages = ("macro", "weighted", "micro")
+    for average in averages:
+        m = report[average]
+        print(
+            f"  {average:<9} precision {m['precision']:.3f}  recall {m['recall']:.3f}  "
+            f"F1 {m['f1']:.3f}"
+        )
+    rows = report["per_class"]
+    width = max([len(r["label"]) for r in rows] + [5])
+    extra = "      AP" if report["multi_label"] else ""
+    print(f"\n{'label':<{width}}  precision  recall      F1  support{extra}")
+    for r in rows:
+        ap = r.get("average_precision")
+        tail = (f"  {ap:6.3f}" if ap is not None else "       -") if report["multi_label"] else ""
+        print(
+            f"{r['label']:<{width}}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['f1']:6.3f}"
+            f"  {r['support']:7d}{tail}"
+        )
+    if report["unknown_labels"]:
+        print(f"\nlabels the model does not have (left out): {', '.join(report['unknown_labels'])}")
+    if report["failed"]:
+        print(f"unreadable videos (left out): {len(report['failed'])}")
+
+
+def run_evaluate(args) -> int:
+    from ..pipeline import load_model
+    from ..training import evaluate
+
+    model = load_model(
+        args.model, precision=args.precision, threads=args.threads, device=args.device
+    )
+    report = evaluate(
+        model,
+        args.data,
+        top_k=args.top_k,
+        clips=args.clips,
+        threshold=args.threshold,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        progress=sys.stderr.isatty(),
+        video_timeout=args.video_timeout,
+    )
+    if args.format == "json":
+        json.dump(report, sys.stdout, indent=2)
+        print()
+    else:
+        _print_report(report)
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
+    if args.plots:
+        from ..plot import plot_confusion, plot_per_label
+
+        os.makedirs(args.plots, exist_ok=True)
+        if report["multi_label"]:
+            target = os.path.join(args.plots, "per_label.png")
+            plot_per_label(report["per_class"], target)
+        else:
+            target = os.path.join(args.plots, "confusion_matrix.png")
+            cm = report["confusion_matrix"]
+            plot_confusion(cm["labels"], cm["matrix"], target)
+        log.info(f"picture written to {target}")
+    return 0

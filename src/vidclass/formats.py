@@ -1,0 +1,75 @@
+"""How results are written out: the JSON shapes, the one CSV shape of a classification
+result, tables, timelines. Shared by the CLI, the results files and the server."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from .results import Timeline, VideoResult
+
+
+def result_json(result: VideoResult) -> dict:
+    """`{"video", "predictions"}` or `{"video", "error"}`: `classify --format json`,
+    one line of a .jsonl results file (with "model"), and the server's answer."""
+    return result.as_dict()
+
+
+def csv_header(top_k: int) -> list[str]:
+    """One row per video: video, model, error, then label_i, score_i for the top k."""
+    header = ["video", "model", "error"]
+    for i in range(1, top_k + 1):
+        header += [f"label_{i}", f"score_{i}"]
+    return header
+
+
+def csv_row(record: dict, top_k: int) -> list[str]:
+    """The row of `csv_header(top_k)` for a `{"video", "model", "predictions"|"error"}`."""
+    row = [record["video"], record["model"], record.get("error") or ""]
+    for p in (record.get("predictions") or [])[:top_k]:
+        row += [p["label"], f"{p['score']:.6f}"]
+    return row + [""] * (3 + 2 * top_k - len(row))
+
+
+def csv_line(row: list) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(row)
+    return buf.getvalue()
+
+
+def predictions_table(result: VideoResult) -> str:
+    """The video's name, then its labels and scores (or its error), indented."""
+    lines = [result.video]
+    if result.error is not None:
+        lines.append(f"  error: {result.error}")
+    else:
+        width = max(len(p["label"]) for p in result.predictions)
+        lines += [f"  {p['label']:<{width}}  {p['score']:.3f}" for p in result.predictions]
+    return "\n".join(lines) + "\n"
+
+
+def timeline_csv(tl: Timeline, segments: bool) -> str:
+    """Segments (start, end, label, score) or windows (start, end, rank, label, score)."""
+    if segments:
+        rows = [["start", "end", "label", "score"]] + [
+            [f"{g.start:.3f}", f"{g.end:.3f}", g.label, f"{g.score:.6f}"] for g in tl.segments
+        ]
+    else:
+        rows = [["start", "end", "rank", "label", "score"]] + [
+            [f"{w.start:.3f}", f"{w.end:.3f}", rank, p["label"], f"{p['score']:.6f}"]
+            for w in tl.windows
+            for rank, p in enumerate(w.predictions, 1)
+        ]
+    return "".join(csv_line(r) for r in rows)
+
+
+def timeline_table(tl: Timeline, segments: bool) -> str:
+    if segments:
+        lines = [f"{g.start:8.2f} {g.end:8.2f}  {g.label}  {g.score:.3f}" for g in tl.segments]
+    else:
+        lines = [
+            f"{w.start:8.2f} {w.end:8.2f}  "
+            + "  ".join(f"{p['label']} {p['score']:.3f}" for p in w.predictions)
+            for w in tl.windows
+        ]
+    return "".join(line + "\n" for line in lines)

@@ -1,0 +1,97 @@
+"""What a bug report needs: versions, the device and precision in effect, threads, CPU
+features and GPUs (`vidclass info`, and `/v1/info` in serve)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+from pathlib import Path
+
+import torch
+
+from .devices import place
+from .errors import VidclassError
+from .runtime import available_cores, native_bf16
+from .version import __version__
+
+# CPU features that decide how fast the model runs (and whether bf16 pays).
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16")
+OPTIONAL = ("transformers", "fastapi", "uvicorn", "scikit-learn", "matplotlib", "ray")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def cpu() -> dict:
+    """The CPU's name and the features of CPU_FLAGS it has (Linux reads /proc/cpuinfo)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                name = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    return {
+        "name": name,
+        "cores": available_cores(),
+        "features": [f for f in CPU_FLAGS if f in flags],
+        "native_bf16": native_bf16(),
+    }
+
+
+def gpus() -> list[dict]:
+    found = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            found.append(
+                {
+                    "device": f"cuda:{i}",
+                    "name": p.name,
+                    "memory_gb": round(p.total_memory / 2**30, 1),
+                    "capability": f"{p.major}.{p.minor}",
+                }
+            )
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append({"device": "mps", "name": "Apple GPU (MPS)"})
+    return found
+
+
+def system_info(device: str = "auto", precision: str = "auto") -> dict:
+    """Everything above as one JSON-ready dict; a device that is not there is reported,
+    not raised, since this is what someone asks for when things do not work."""
+    import av
+    import numpy
+
+    try:
+        placement = place(device, precision)
+        running = {"device": str(placement.device), "precision": placement.precision}
+    except VidclassError as exc:
+        running = {"device": device, "precision": precision, "error": str(exc)}
+    libavcodec = av.library_versions.get("libavcodec")
+    return {
+        "vidclass": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": {
+            "torch": torch.__version__,
+            "av": av.__version__,
+            "libavcodec": ".".join(map(str, libavcodec)) if libavcodec else None,
+            "numpy": numpy.__version__,
+            **{name: _version(name) for name in OPTIONAL},
+        },
+        **running,
+        "threads": torch.get_num_threads(),
+        "cpu": cpu(),
+        "gpus": gpus(),
+        "cuda": torch.version.cuda,
+    }

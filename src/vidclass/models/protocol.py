@@ -1,0 +1,51 @@
+"""What a backbone module offers the pipeline, said once (every model implements it:
+I3D, the transformers adapter, a trained model), so nothing probes with hasattr."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+
+@runtime_checkable
+class VideoModule(Protocol):
+    """(N, C, T, H, W) clips in, class logits out; and the two halves of that."""
+
+    # Whether channels_last_3d memory helps it (3D convolutions: yes; attention: no).
+    channels_last: bool
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """Class logits (N, classes)."""
+        ...
+
+    def embed(self, clips: torch.Tensor) -> torch.Tensor:
+        """The features its classification head sees (N, D)."""
+        ...
+
+    def head_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from `embed`'s features: the head alone."""
+        ...
+
+    def fold_batchnorm(self) -> VideoModule:
+        """Fold inference-mode BatchNorm into the convolutions (a no-op where there is
+        none); returns the module."""
+        ...
+
+
+@runtime_checkable
+class FineTunable(Protocol):
+    """A module whose last blocks can be trained on cached maps of the frozen rest."""
+
+    def trunk(self, clips: torch.Tensor) -> torch.Tensor:
+        """The frozen part's output maps."""
+        ...
+
+    def tail(self) -> nn.Module:
+        """The last blocks, trained on `trunk`'s maps."""
+        ...
+
+    def pool(self, fmap: torch.Tensor) -> torch.Tensor:
+        """The tail's maps pooled into features."""
+        ...

@@ -1,0 +1,78 @@
+"""What a model name means, decided once for every command: a registered name
+(`i3d.kinetics400`), a folder written by `vidclass train`, a transformers folder, or a
+Hugging Face hub id (`org/name`; `hf-hub:org/name` says so explicitly)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import VidclassError
+from . import hf, trained
+from .registry import get_entry, is_registered
+from .spec import ModelEntry
+from .weights import load_state_dict
+
+HUB_SCHEME = "hf-hub:"
+KINDS = ("builtin", "trained", "transformers")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    kind: str  # one of KINDS
+    name: str  # the registered name, the folder, or the hub id
+
+
+def parse_model_name(name: str) -> ModelRef:
+    """The kind of model `name` names; an unknown name is a VidclassError listing the
+    ones there are."""
+    if not isinstance(name, str) or not name:
+        raise VidclassError("give a model name")
+    if name.startswith(HUB_SCHEME):
+        return ModelRef("transformers", name[len(HUB_SCHEME) :])
+    if trained.is_trained_dir(name):
+        return ModelRef("trained", name)
+    if is_registered(name):
+        return ModelRef("builtin", name)
+    if hf.is_hf_reference(name):
+        return ModelRef("transformers", name)
+    get_entry(name)  # raises with the list of known models
+    raise AssertionError  # not reached
+
+
+def describe(name: str, download: bool = True) -> ModelEntry:
+    """The model's entry (labels, input spec, source) without loading its weights."""
+    ref = parse_model_name(name)
+    if ref.kind == "trained":
+        return trained.read_entry(ref.name)
+    if ref.kind == "transformers":
+        return hf.read_entry(ref.name, download=download)
+    return get_entry(ref.name)
+
+
+def load(name: str, download: bool = True) -> tuple[ModelEntry, torch.nn.Module]:
+    """The model's entry and its module with weights, whatever kind `name` is."""
+    ref = parse_model_name(name)
+    if ref.kind == "trained":
+        entry = trained.read_entry(ref.name)
+        module = trained.load_module(
+            ref.name, entry.meta["config"], lambda b: load_pretrained(b, download)[1]
+        )
+        return entry, module
+    return load_pretrained(name, download)
+
+
+def load_pretrained(name: str, download: bool = True) -> tuple[ModelEntry, torch.nn.Module]:
+    """A pretrained model (registered or transformers), not a trained folder: what a
+    trained model's backbone is."""
+    ref = parse_model_name(name)
+    if ref.kind == "trained":
+        raise VidclassError(f"{name} is a trained model; use its backbone instead")
+    if ref.kind == "transformers":
+        entry = hf.read_entry(ref.name, download=download)
+        return entry, hf.load_module(entry, download=download)
+    entry = get_entry(ref.name)
+    module = entry.build()
+    module.load_state_dict(load_state_dict(entry, download=download))
+    return entry, module
