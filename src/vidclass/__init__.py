@@ -81,25 +81,35 @@ def classify_batch(
     on_result=None,
     device: str = "auto",
     video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
+    engine: str = "local",
+    ray_address: str | None = None,
 ):
     """Classify videos, folders, globs and list files, as `vidclass classify` does;
-    results go to `output` (.jsonl/.csv/.sqlite, resumed if it exists) and to
-    `on_result(VideoResult)` as each video finishes. Returns a `BatchSummary`.
+    results go to `output` (.jsonl/.csv/.sqlite, resumed if it exists; with the ray
+    engine also a folder, "DIR/", of Parquet parts) and to `on_result(VideoResult)` as
+    each video finishes. Returns a `BatchSummary`.
+
+    `engine`: "local" (decoding processes on this machine) or "ray" (the cluster at
+    `ray_address`, else $RAY_ADDRESS, else a local Ray; needs the `ray` extra).
 
     Decoding runs in `workers` processes (started with spawn), so a script calling this
     needs the usual `if __name__ == "__main__":` guard. A video whose decoding takes over
     `video_timeout` seconds is stopped and recorded as failed.
     """
-    from .batch import classify_videos, expand_inputs, output_format
+    from .batch import check_output, classify_videos, expand_inputs
     from .engine import DecoderPool, default_workers
     from .runtime import configure_threads
 
     videos = expand_inputs([str(i) for i in inputs], recursive=recursive)
-    if output is not None:
-        output_format(output)  # a bad name fails before the model loads
+    check_output(output, engine)  # a bad name fails before the model loads
+    if engine == "ray":
+        from .engine.cluster import import_ray
+
+        import_ray()  # not installed: one line now, not after loading the model
     workers = default_workers() if workers is None else workers
     # The decoding processes start while the model loads.
-    decoders = DecoderPool(workers).start() if len(videos) > 1 else None
+    local = engine != "ray" and len(videos) > 1
+    decoders = DecoderPool(workers).start() if local else None
     try:
         classifier = _cached_model(model, precision, device)
         if threads is not None:  # after loading, which sets all cores
@@ -120,6 +130,8 @@ def classify_batch(
         on_result=on_result,
         decoders=decoders,
         video_timeout=video_timeout,
+        engine=engine,
+        ray_address=ray_address,
     )
 
 

@@ -23,12 +23,24 @@ def csv_header(top_k: int) -> list[str]:
     return header
 
 
+def result_columns(record: dict, top_k: int) -> dict:
+    """The columns of `csv_header(top_k)`, typed (None where empty), for a `{"video",
+    "model", "predictions"|"error"}`: a CSV row and a Parquet row alike."""
+    row = {"video": record["video"], "model": record["model"], "error": record.get("error")}
+    predictions = (record.get("predictions") or [])[:top_k]
+    for i in range(1, top_k + 1):
+        p = predictions[i - 1] if i <= len(predictions) else None
+        row[f"label_{i}"] = p["label"] if p else None
+        row[f"score_{i}"] = float(p["score"]) if p else None
+    return row
+
+
 def csv_row(record: dict, top_k: int) -> list[str]:
     """The row of `csv_header(top_k)` for a `{"video", "model", "predictions"|"error"}`."""
-    row = [record["video"], record["model"], record.get("error") or ""]
-    for p in (record.get("predictions") or [])[:top_k]:
-        row += [p["label"], f"{p['score']:.6f}"]
-    return row + [""] * (3 + 2 * top_k - len(row))
+    columns = result_columns(record, top_k)
+    return [
+        "" if v is None else f"{v:.6f}" if isinstance(v, float) else v for v in columns.values()
+    ]
 
 
 def csv_line(row: list) -> str:

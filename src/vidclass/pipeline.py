@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .devices import place
-from .engine import Clips, Driver, InProcess, Work, executor_for
+from .engine import Clips, Driver, InProcess, ModelRecipe, Work, executor_for
 from .limits import DEFAULT_VIDEO_TIMEOUT
 from .models import DEFAULT_MODEL, resolve
 from .models.spec import ModelEntry
@@ -40,6 +40,7 @@ class VideoClassifier:
         `device`: auto (a GPU where torch sees one), cpu, cuda, cuda:N or mps; `precision`:
         auto (what the device does well), fp32, bf16 or fp16 (GPUs)."""
         self.entry = entry
+        self.recipe: ModelRecipe | None = None  # set where it was loaded by name
         self.placement = place(device, precision)
         self.device = self.placement.device
         self.precision = self.placement.precision
@@ -186,12 +187,13 @@ class VideoClassifier:
         """Classify each video; a bad file gives a result with its error, not an exception.
 
         workers: decoding processes running ahead of the model (0: decode in this one);
-        batch_size: clips of different videos scored in one forward pass. With either,
-        results come as videos finish, not always in the order given.
+        batch_size: clips of different videos scored in one forward pass. Results come
+        in the order given.
         """
         work = Work(Clips(clips), top_k=top_k, video_timeout=video_timeout)
         paths = [str(p) for p in paths]
-        return Driver(self, work, executor_for(workers, len(paths)), batch_size).run(paths)
+        executor = executor_for(workers, len(paths))
+        return Driver(self, work, executor, batch_size, ordered=True).run(paths)
 
 
 def load_model(
@@ -214,7 +216,9 @@ def load_model(
     configure_threads(threads)
     tune_allocator()
     entry, module = resolve.load(name, download)
-    return VideoClassifier(entry, module, placement.precision, device=placement.device)
+    model = VideoClassifier(entry, module, placement.precision, device=placement.device)
+    model.recipe = ModelRecipe(load_model, str(name), precision, threads)
+    return model
 
 
 def load_backbone_module(name: str, download: bool = True) -> torch.nn.Module:

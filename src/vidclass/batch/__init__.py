@@ -8,9 +8,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..engine import Clips, DecoderPool, Driver, Work, executor_for
+from ..engine import Clips, DecoderPool, Work, runner_for
+from ..errors import VidclassError
 from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..progress import tracked
+from .parquet_folder import ParquetFolder
 from .sources import VIDEO_EXTENSIONS, expand_inputs
 from .stores import FORMATS, open_store, output_format
 
@@ -19,6 +21,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "BatchSummary",
     "classify_videos",
+    "check_output",
     "expand_inputs",
     "open_store",
     "output_format",
@@ -52,6 +55,15 @@ class BatchSummary:
         return text + f" in {self.wall_seconds:.1f} s ({self.rate:.2f} videos/s)"
 
 
+def check_output(output: str | os.PathLike | None, engine: str) -> None:
+    """The results file or folder can be written by this engine (before any work)."""
+    if output is not None and output_format(output) == "parquet" and engine != "ray":
+        raise VidclassError(
+            f"{output}: a Parquet results folder is written by the ray engine's workers; "
+            "add --engine ray, or name a .jsonl, .csv or .sqlite file"
+        )
+
+
 def classify_videos(
     model,
     videos: list[str],
@@ -65,14 +77,20 @@ def classify_videos(
     on_result: Callable | None = None,
     decoders: DecoderPool | None = None,
     video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> BatchSummary:
     """Classify `videos` with a loaded model; each result goes to `output` (.jsonl, .csv
-    or .sqlite) as it finishes, and to `on_result(VideoResult)`.
+    or .sqlite, or a folder of Parquet parts written by the ray engine's workers) as it
+    finishes, and to `on_result(VideoResult)`.
 
     Videos already in `output` are skipped, so rerunning an interrupted run finishes it.
     `decoders`: a DecoderPool started before the model was loaded (it is closed here).
+    `engine`: local, or ray (the cluster at `ray_address`, else $RAY_ADDRESS, else a
+    local Ray).
     """
     try:
+        check_output(output, engine)
         store = open_store(output, model.name, top_k) if output is not None else None
     except BaseException:
         if decoders is not None:
@@ -83,8 +101,18 @@ def classify_videos(
     if skipped:
         log.info(f"{skipped} of {len(videos)} videos already in {output}; skipping them")
     work = Work(Clips(clips), top_k=top_k, video_timeout=video_timeout)
-    runner = Driver(model, work, executor_for(workers, len(todo), decoders), batch_size)
     try:
+        runner = runner_for(
+            model,
+            work,
+            len(todo),
+            engine=engine,
+            workers=workers,
+            batch_size=batch_size,
+            decoders=decoders,
+            address=ray_address,
+            sink=store.sink() if isinstance(store, ParquetFolder) else None,
+        )
         for result in tracked(runner.run(todo), len(todo), enabled=progress):
             if store is not None:
                 record = result.as_dict()

@@ -21,6 +21,7 @@ from ..errors import VidclassError
 from ..files import open_regular, path_error
 from ..formats import csv_header, csv_line, csv_row
 from ..sqlite_files import open_own_sqlite
+from .parquet_folder import ParquetFolder, is_folder_output
 
 log = logging.getLogger("vidclass")
 
@@ -45,15 +46,22 @@ class ResultStore(Protocol):
 
 
 def output_format(path: str | os.PathLike) -> str:
-    """The results format `path` names (jsonl, csv, sqlite); an error if it cannot be one."""
+    """The results format `path` names (jsonl, csv, sqlite; parquet for a folder: a
+    name ending with a slash, or a folder already); an error if it cannot be one."""
+    if is_folder_output(path):
+        path = Path(path)
+        if not path.parent.is_dir():
+            raise VidclassError(f"{path.parent}: no such folder for the results folder")
+        return "parquet"
     path = Path(path)
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
         known = ", ".join(sorted(FORMATS))
-        raise VidclassError(f"{path}: unknown results format; name the file with one of {known}")
+        raise VidclassError(
+            f"{path}: unknown results format; name the file with one of {known}, "
+            "or a folder (ending with /) for Parquet parts"
+        )
     try:
-        if path.is_dir():
-            raise VidclassError(f"{path} is a folder; --output needs a file")
         if not path.parent.is_dir():
             raise VidclassError(f"{path.parent}: no such folder for the results")
     except (OSError, ValueError) as exc:
@@ -63,9 +71,10 @@ def output_format(path: str | os.PathLike) -> str:
 
 def open_store(path: str | os.PathLike, model: str, top_k: int) -> ResultStore:
     """The store for `path` by its extension, resumed if it exists."""
+    kind = output_format(path)  # before Path() drops a folder's trailing slash
     path = Path(path)
-    kind = output_format(path)
-    store = {"jsonl": JsonlStore, "csv": CsvStore, "sqlite": SqliteStore}[kind]
+    stores = {"jsonl": JsonlStore, "csv": CsvStore, "sqlite": SqliteStore}
+    store = stores.get(kind, ParquetFolder)
     return store(path, model, top_k)
 
 

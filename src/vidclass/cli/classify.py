@@ -7,7 +7,7 @@ import logging
 import sys
 
 from ..formats import csv_header, csv_line, csv_row, predictions_table, result_json
-from .options import add_batch_options, add_model_options, positive_int
+from .options import add_batch_options, add_engine_options, add_model_options, positive_int
 
 log = logging.getLogger("vidclass")
 
@@ -49,9 +49,11 @@ def add(sub) -> None:
         "--output",
         metavar="FILE",
         help="write results to FILE (.jsonl, .csv or .sqlite) as each video finishes, "
-        "skipping videos it already holds",
+        "skipping videos it already holds; with --engine ray also a folder (DIR/) of "
+        "Parquet parts written by the workers",
     )
     add_batch_options(c)
+    add_engine_options(c)
     add_model_options(c)
     c.set_defaults(run=run)
 
@@ -113,6 +115,8 @@ def run(args) -> int:
         progress=len(videos) > 1 and sys.stderr.isatty(),
         on_result=on_result,
         video_timeout=args.video_timeout,
+        engine=args.engine,
+        ray_address=args.ray_address,
     )
     if printer is not None:
         printer.finish()

@@ -8,7 +8,14 @@ import os
 import sys
 
 from ..errors import VidclassError
-from .options import add_batch_options, add_db, add_model_options, finite_float, positive_int
+from .options import (
+    add_batch_options,
+    add_db,
+    add_engine_options,
+    add_model_options,
+    finite_float,
+    positive_int,
+)
 
 
 def add(sub) -> None:
@@ -30,6 +37,7 @@ def add(sub) -> None:
     ix.add_argument("--prune", action="store_true", help="remove indexed videos no longer on disk")
     ix.add_argument("-k", "--top-k", type=positive_int, default=5, help="tags per video (5)")
     add_batch_options(ix)
+    add_engine_options(ix)
     add_model_options(ix, model=False)
 
     se = sub.add_parser(
@@ -113,6 +121,8 @@ def _run_index(gallery, args) -> int:
         device=args.device,
         progress=sys.stderr.isatty(),
         video_timeout=args.video_timeout,
+        engine=args.engine,
+        ray_address=args.ray_address,
     )
     print(f"vidclass: {args.db}: {summary.describe()}", file=sys.stderr)
     return 1 if summary.failed else 0

@@ -7,6 +7,7 @@ import math
 import os
 
 from ..devices import DEVICES, PRECISIONS
+from ..engine import ENGINES
 from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..models import DEFAULT_MODEL
 
@@ -79,6 +80,22 @@ def add_batch_options(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds one video's decoding may take; then it is stopped and recorded as "
         f"failed ({DEFAULT_VIDEO_TIMEOUT:g})",
+    )
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """--engine and --ray-address: where the work runs."""
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="local: this machine's decoding processes; ray: a Ray cluster (--ray-address, "
+        "else $RAY_ADDRESS, else a local Ray; pip install 'vidclass[ray]') (local)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="the Ray cluster to join, e.g. 10.0.0.5:6379 ($RAY_ADDRESS)",
     )
 
 

@@ -16,10 +16,11 @@ def add(sub) -> None:
     sv = sub.add_parser(
         "serve",
         help="a REST API and a web page to try the model",
-        description="Serve POST /v1/classify and /v1/timeline (multipart upload, or a path "
-        "under --media), GET /v1/models, /v1/search and /v1/similar (with --gallery), "
-        "/healthz, the OpenAPI schema at /openapi.json, and a page at / to try it. Needs "
-        "the serve extra: pip install 'vidclass[serve]'.",
+        description="Serve POST /v1/classify and /v1/timeline (multipart upload, raw "
+        "video bytes, or a path under --media), GET /v1/models, /v1/info, /v1/search, and "
+        "with --gallery GET /v1/similar (a path under --media) and POST /v1/similar (an "
+        "upload); /healthz, the OpenAPI schema at /openapi.json, and a page at / to try it. "
+        "Needs the serve extra: pip install 'vidclass[serve]'.",
     )
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     sv.add_argument("--port", type=port, default=8000, help="port (8000)")

@@ -8,7 +8,14 @@ import os
 import sys
 
 from ..models import DEFAULT_MODEL
-from .options import add_batch_options, add_model_options, fraction, positive_float, positive_int
+from .options import (
+    add_batch_options,
+    add_engine_options,
+    add_model_options,
+    fraction,
+    positive_float,
+    positive_int,
+)
 
 log = logging.getLogger("vidclass")
 
@@ -64,6 +71,7 @@ def add(sub) -> None:
     )
     tr.add_argument("--force", action="store_true", help="replace MODEL_DIR if it exists")
     add_batch_options(tr)
+    add_engine_options(tr)
     add_model_options(tr, model=False)
     tr.set_defaults(run=run_train)
 
@@ -113,6 +121,8 @@ def run_train(args) -> int:
         threads=args.threads,
         finetune=args.finetune,
         video_timeout=args.video_timeout,
+        engine=args.engine,
+        ray_address=args.ray_address,
     )
     t = result.config["training"]
     shown = ", ".join(

@@ -1,21 +1,25 @@
 """One pipeline for every command: a work description run by one driver over an
-executor (this process, local decoding processes)."""
+executor (this process, local decoding processes), or over a Ray cluster."""
 
 from .driver import Driver, RunStats, executor_for
+from .engines import ENGINES, runner_for
 from .executors import DecoderPool, InProcess, LocalProcesses, default_workers
-from .work import OUTPUTS, Clips, Runner, Windows, Work
+from .work import OUTPUTS, Clips, ModelRecipe, Runner, Windows, Work
 
 __all__ = [
     "OUTPUTS",
     "Clips",
     "DecoderPool",
+    "ENGINES",
     "Driver",
     "InProcess",
     "LocalProcesses",
+    "ModelRecipe",
     "RunStats",
     "Runner",
     "Windows",
     "Work",
     "default_workers",
     "executor_for",
+    "runner_for",
 ]

@@ -3,7 +3,8 @@ postprocess, for any work and any number of videos.
 
 Clips of the same shape from different videos share a forward pass (`batch_size`),
 which on a CPU is faster per clip than one at a time for 3D CNNs. A video's result is
-yielded as soon as its last clip is scored, so results come in the order videos finish.
+yielded as soon as its last clip is scored, so results come in the order videos finish,
+unless `ordered` asks for the order given (results held back until their turn).
 """
 
 from __future__ import annotations
@@ -70,9 +71,18 @@ def executor_for(workers: int | None, jobs: int, decoders: DecoderPool | None = 
 class Driver:
     """Runs `work` with a loaded model over videos; `run` yields a VideoResult each."""
 
-    def __init__(self, model: Runner, work: Work, executor=None, batch_size: int | None = None):
-        """`batch_size`: clips per forward pass (None: what suits the model's device)."""
+    def __init__(
+        self,
+        model: Runner,
+        work: Work,
+        executor=None,
+        batch_size: int | None = None,
+        ordered: bool = False,
+    ):
+        """`batch_size`: clips per forward pass (None: what suits the model's device);
+        `ordered`: yield results in the order of the paths rather than as they finish."""
         self.model = model
+        self.ordered = ordered
         self.work = work
         self.executor = executor if executor is not None else InProcess()
         self.batch_size = max(1, batch_size or model.batch_size_hint)
@@ -80,14 +90,31 @@ class Driver:
 
     def run(self, paths: Iterable[str]) -> Iterator[VideoResult]:
         start = time.perf_counter()
+        jobs = [(i, str(p)) for i, p in enumerate(paths)]
         try:
-            yield from self._loop([(i, str(p)) for i, p in enumerate(paths)])
+            results = self._loop(jobs)
+            if self.ordered:
+                yield from self._in_order(results)
+            else:
+                yield from (result for _, result in results)
         finally:
             self.executor.close()
             self.stats.wall_seconds += time.perf_counter() - start
 
+    @staticmethod
+    def _in_order(results: Iterator[tuple[int, VideoResult]]) -> Iterator[VideoResult]:
+        """Hold back each result until those given before it have been yielded."""
+        held: dict[int, VideoResult] = {}
+        turn = 0
+        for index, result in results:
+            held[index] = result
+            while turn in held:
+                yield held.pop(turn)
+                turn += 1
+
     # -- the loop ---------------------------------------------------------------------------
-    def _loop(self, jobs: list[Job]) -> Iterator[VideoResult]:
+    def _loop(self, jobs: list[Job]) -> Iterator[tuple[int, VideoResult]]:
+        """(index of the path, its result) as each video finishes."""
         executor = self.executor
         most_ready = executor.open(self.model.spec, self.work, jobs, self.batch_size)
         ready: deque[tuple[Job, int, np.ndarray]] = deque()  # clips waiting for the model
@@ -110,9 +137,9 @@ class Driver:
                     video.features[index] = features
                 if (result := self._finished(job, video)) is not None:
                     del videos[job]
-                    yield result
+                    yield job[0], result
 
-    def _accept(self, event: Event, videos: dict, ready: deque) -> Iterator[VideoResult]:
+    def _accept(self, event: Event, videos: dict, ready: deque):
         video = videos.setdefault(event.job, _Video())
         if event.clip is not None:
             video.made += 1
@@ -124,10 +151,10 @@ class Driver:
         if event.end.error is not None:
             del videos[event.job]
             self.stats.failed += 1
-            yield VideoResult(event.job[1], error=event.end.error)
+            yield event.job[0], VideoResult(event.job[1], error=event.end.error)
         elif (result := self._finished(event.job, video)) is not None:
             del videos[event.job]
-            yield result
+            yield event.job[0], result
 
     # -- the model --------------------------------------------------------------------------
     @staticmethod

@@ -8,6 +8,7 @@ clips or what comes back.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -71,6 +72,20 @@ class Work:
             raise VidclassError(f"top_k must be at least 1, got {self.top_k}")
         if self.video_timeout is not None and not self.video_timeout > 0:
             raise VidclassError(f"video_timeout must be more than 0, got {self.video_timeout}")
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    """How a model is loaded again elsewhere (a cluster's workers): the function that
+    loaded it and what it was given."""
+
+    loader: Callable  # (name, precision, threads, device=...) -> a loaded model
+    name: str
+    precision: str = "auto"
+    threads: int | None = None
+
+    def load(self, device: str):
+        return self.loader(self.name, self.precision, self.threads, device=device)
 
 
 class Runner(Protocol):

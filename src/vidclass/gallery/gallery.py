@@ -101,6 +101,8 @@ class _IndexRun:
     progress: bool
     video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT
     device: str = "auto"
+    engine: str = "local"
+    ray_address: str | None = None
 
 
 @contextmanager
@@ -186,13 +188,17 @@ class Gallery:
         progress: bool = False,
         video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
         device: str = "auto",
+        engine: str = "local",
+        ray_address: str | None = None,
     ) -> IndexSummary:
         """Classify new and changed videos under `inputs` and store them, one transaction
         each (an interrupted run loses nothing; run it again to go on). Unchanged files
         are skipped by size and mtime, moved ones recognised by content hash. A video
         whose decoding (or, with `timeline`, whose timeline) takes over `video_timeout`
         seconds is stopped: recorded as failed (or kept without its timeline). One index
-        run at a time: another one on the same gallery is refused while this one runs."""
+        run at a time: another one on the same gallery is refused while this one runs.
+        `engine` "ray" classifies on a Ray cluster (`ray_address`); timelines, where
+        asked for, are still made here."""
         self._model_for(model)  # a mismatched model fails before any work
         run = _IndexRun(
             model,
@@ -206,6 +212,8 @@ class Gallery:
             progress,
             video_timeout,
             device,
+            engine,
+            ray_address,
         )
         with _index_lock(self.path):
             return self._index(inputs, run)
@@ -279,13 +287,21 @@ class Gallery:
         return summary
 
     def _classify(self, clf, todo, run: _IndexRun, summary: IndexSummary) -> None:
-        from ..engine import Clips, Driver, Work, executor_for
+        from ..engine import Clips, Work, runner_for
         from ..video import probe
 
         info = {path: (digest, st) for path, digest, st in todo}
         work = Work(Clips(), outputs="both", top_k=run.top_k, video_timeout=run.video_timeout)
-        executor = executor_for(run.workers, len(todo))
-        results = Driver(clf, work, executor, run.batch_size).run([t[0] for t in todo])
+        runner = runner_for(
+            clf,
+            work,
+            len(todo),
+            engine=run.engine,
+            workers=run.workers,
+            batch_size=run.batch_size,
+            address=run.ray_address,
+        )
+        results = runner.run([t[0] for t in todo])
         for result in tracked(results, len(todo), "index", enabled=run.progress):
             digest, st = info[result.video]
             record = VideoRecord(result.video, digest, st.st_size, st.st_mtime, clf.name)

@@ -84,14 +84,17 @@ def extract_features(
     on_video: Callable[[str], None] | None = None,
     stage: str = "pooled",
     video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, str], int]:
     """({path: (views, D) features}, {path: error}, how many came from the cache).
 
     views = clips (x2 with `flip`, mirrored copies). stage "trunk" gives the frozen
     trunk's maps instead of pooled features (for --finetune; kept as float16 on disk).
-    Unreadable files are returned as errors, not raised.
+    Unreadable files are returned as errors, not raised. `engine` "ray" extracts on a
+    Ray cluster (`ray_address`); the cache is still kept here.
     """
-    from ..engine import Clips, Driver, Work, executor_for
+    from ..engine import Clips, Work, runner_for
 
     cache = cache or FeatureCache(model)
     views = ("t" if stage == "trunk" else "") + f"c{clips}" + ("f" if flip else "")
@@ -116,7 +119,15 @@ def extract_features(
         log.info(f"{from_cache} of {len(paths)} videos' features from the cache")
     outputs = "trunk" if stage == "trunk" else "features"
     work = Work(Clips(clips, flip), outputs=outputs, video_timeout=video_timeout)
-    runner = Driver(model, work, executor_for(workers, len(todo)), batch_size)
+    runner = runner_for(
+        model,
+        work,
+        len(todo),
+        engine=engine,
+        workers=workers,
+        batch_size=batch_size,
+        address=ray_address,
+    )
     for result in tracked(runner.run(todo), len(todo), "features", enabled=progress):
         if result.error is not None:
             errors[result.video] = result.error

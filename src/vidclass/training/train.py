@@ -98,8 +98,13 @@ def train(
     finetune: str | None = None,
     video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
     device: str = "auto",
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> TrainResult:
     """Train a head on a frozen backbone's features and write MODEL_DIR (`out`).
+
+    engine="ray" extracts the features on a Ray cluster (`ray_address`, else
+    $RAY_ADDRESS, else a local Ray); the head trains here.
 
     finetune="last-blocks" also trains the backbone's last blocks (on cached maps of the
     frozen trunk); epochs/patience then default to 30/5 instead of 300/30.
@@ -149,6 +154,8 @@ def train(
         progress=progress,
         stage="trunk" if finetune else "pooled",
         video_timeout=video_timeout,
+        engine=engine,
+        ray_address=ray_address,
     )
     extract_seconds = time.perf_counter() - start
     for error in errors.values():
