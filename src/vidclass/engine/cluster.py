@@ -65,7 +65,8 @@ def connect(address: str | None = None):
         if address:
             ray.init(address=address, logging_level=logging.ERROR)
         else:
-            ray.init(include_dashboard=False, logging_level=logging.ERROR)
+            # "local": a Ray of this run's own, never a stale cluster left on the machine
+            ray.init(address="local", include_dashboard=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         text = f"cannot start or join {where}: {exc}".splitlines()[0]
@@ -224,25 +225,17 @@ class ModelActor:
                 prepared.append(Prepared(error=row["error"]))
                 continue
             clips = from_bytes(row["clips"], row["shape"], np.uint8)
-            prepared.append(Prepared(clips=list(enumerate(clips))))  # warnings go home
-        driver = Driver(self.model, self.work, _Decoded(prepared), self.batch_size)
+            # its warnings travel back in the row, to be logged by the caller
+            prepared.append(Prepared(clips=list(enumerate(clips))))
+        executor = _Decoded(prepared)
+        driver = Driver(self.model, self.work, executor, self.batch_size, ordered=True)
         results = list(driver.run([row["video"] for row in rows]))
         if self.sink is not None:
             self.sink(results)
         share = driver.stats.model_seconds / max(1, len(rows))
-        by_video = {}
-        for row, result in zip(rows, _match(rows, results), strict=True):
-            by_video[row["index"]] = _result_row(row, result, share, slim=self.sink is not None)
-        return pa.Table.from_pylist(list(by_video.values()), schema=_result_schema())
-
-
-def _match(rows: list[dict], results: list[VideoResult]) -> list[VideoResult]:
-    """Results in the order of `rows` (the driver yields them as they finish; the same
-    path may be named twice, so match by position in the run)."""
-    pending: dict[str, list[VideoResult]] = {}
-    for result in results:
-        pending.setdefault(result.video, []).append(result)
-    return [pending[row["video"]].pop(0) for row in rows]
+        slim = self.sink is not None
+        out = [_result_row(r, result, share, slim) for r, result in zip(rows, results, strict=True)]
+        return pa.Table.from_pylist(out, schema=_result_schema())
 
 
 def _result_row(row: dict, result: VideoResult, model_seconds: float, slim: bool) -> dict:
