@@ -31,21 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_VIDEOS = ROOT.parent / "shared" / "videos"
-CLIPS = [
-    "arm_wrestling.mp4",
-    "arm_wrestling_av1.mkv",
-    "arm_wrestling_hevc.mp4",
-    "arm_wrestling_vp9.webm",
-    "cleaning_pool_1s.mp4",
-    "cricket_shot.gif",
-    "eating_spaghetti.mp4",
-    "flipping_pancake.mkv",
-    "soccer_juggling.avi",
-    "long/people_139s.mp4",
-    "long/scene_cuts_bikes.mp4",
-]
+from batch import CLIPS, DEFAULT_VIDEOS  # the same clips as the batch benchmark
+from vidclass.info import cpu
+
 RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
 RAY_BIN = str(Path(sys.executable).with_name("ray"))
 VARIANTS = ["local", "ray, one node", "ray, two nodes", "ray, started by the run"]
@@ -129,17 +117,6 @@ def run_variant(variant: str, folder: Path, address: str | None) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def cpu_flags() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "?"
-    lines = [line for line in text.splitlines() if line.startswith("flags")]
-    flags = lines[0].split(":", 1)[1].split() if lines else []
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")
-    return " ".join(f for f in wanted if f in flags) or "none of avx2/avx512"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -183,7 +160,7 @@ def main() -> None:
     first = runs["local"][0]
     print(
         f"\n{first['videos']} videos ({len(CLIPS)} shared clips x {args.copies}), {cores} cores "
-        f"({cpu_flags()}), median of {args.repeats} rounds"
+        f"({' '.join(cpu()['features'])}), median of {args.repeats} rounds"
     )
     print(f"{'variant':<28}{'videos/s':>10}{'vs local':>10}{'s in all':>10}{'failed':>8}")
     base = statistics.median(r["videos"] / r["wall"] for r in runs["local"])

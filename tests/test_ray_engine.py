@@ -234,31 +234,10 @@ def test_workers_write_a_resumable_parquet_folder(cluster, tmp_path):
     address, _, _ = cluster
     videos = _labelled()
     out = tmp_path / "results"
-    first = ray_cli(
-        "classify",
-        *videos[:3],
-        "--output",
-        f"{out}/",
-        "--engine",
-        "ray",
-        "--ray-address",
-        address,
-        "-k",
-        "2",
-    )
+    to_folder = ["--output", f"{out}/", "--engine", "ray", "--ray-address", address, "-k", "2"]
+    first = ray_cli("classify", *videos[:3], *to_folder)
     assert first.returncode == 0, first.stderr
-    second = ray_cli(
-        "classify",
-        *videos,
-        "--output",
-        f"{out}/",
-        "--engine",
-        "ray",
-        "--ray-address",
-        address,
-        "-k",
-        "2",
-    )
+    second = ray_cli("classify", *videos, *to_folder)
     assert second.returncode == 1, second.stderr  # not_a_video.mp4
     assert "3 skipped" in second.stderr
     table = read_folder(out).to_pylist()

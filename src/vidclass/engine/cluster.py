@@ -25,10 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..devices import DEFAULT_BATCH
 from ..errors import VidclassError
 from ..results import VideoResult
 from .driver import Driver, RunStats
-from .executors import Event, hard_limit_seconds
+from .executors import Event, run_in_worker
 from .prepare import Prepared, prepare
 from .work import Clips, ModelRecipe, Runner, Work
 
@@ -91,19 +92,13 @@ def from_bytes(data: bytes | None, shape: list[int] | None, dtype) -> np.ndarray
 
 
 def _decode_one(path: str, spec, work: Work) -> Prepared:
-    """One video's clips within its time limit. In the task's main thread a kernel alarm
-    also ends a decoder stuck in C past the hard limit: the task dies, Ray retries it,
-    and once it is given up the video comes back as failed."""
-    timeout = work.video_timeout
-    alarm = timeout is not None and threading.current_thread() is threading.main_thread()
-    if alarm:
-        signal.signal(signal.SIGALRM, signal.SIG_DFL)
-        signal.setitimer(signal.ITIMER_REAL, hard_limit_seconds(timeout))
-    try:
-        return prepare(path, spec, work.sampling, timeout)
-    finally:
-        if alarm:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+    """One video's clips within its time limit. In the task's main thread the decoding
+    processes' kernel alarm also ends a decoder stuck in C past the hard limit: the task
+    dies, Ray retries it, and once it is given up the video comes back as failed."""
+    if threading.current_thread() is not threading.main_thread():
+        return prepare(path, spec, work.sampling, work.video_timeout)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the alarm ends the process
+    return run_in_worker(prepare, work.video_timeout, path, spec, work.sampling)
 
 
 def decode_block(table, spec, work: Work):
@@ -317,7 +312,8 @@ class ClusterRun:
         context.max_errored_blocks = -1  # a block given up loses its videos, not the run
         gpus = cluster_gpus(ray)
         actors = self.actors or (gpus or cluster_nodes(ray))
-        clips_per_pass = self.batch_size or (8 if gpus else self.model.batch_size_hint)
+        hint = DEFAULT_BATCH["cuda"] if gpus else self.model.batch_size_hint
+        clips_per_pass = self.batch_size or hint
         clips_per_video = self.work.sampling.count * (2 if self.work.sampling.flip else 1)
         items = [{"index": i, "video": p} for i, p in enumerate(paths)]
         ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
