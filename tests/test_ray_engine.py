@@ -200,6 +200,54 @@ def test_a_worker_node_killed_mid_run_loses_and_repeats_nothing(cluster, tmp_pat
     assert all("predictions" in r for r in rows)
 
 
+STUCK_RUN = """
+import json, sys, time
+import vidclass
+from vidclass.engine import Work
+from vidclass.engine.cluster import ClusterRun
+
+def decode(path, spec, sampling, timeout):  # shipped to the workers by value
+    from vidclass.engine.prepare import Prepared, prepare
+
+    if path.endswith("stuck.mp4"):
+        time.sleep(120)  # as a C call that never returns; bounded for the test
+        return Prepared(error="the stuck task was never stopped")
+    return prepare(path, spec, sampling, timeout)
+
+if __name__ == "__main__":
+    model = vidclass.load_model(precision="fp32")
+    work = Work(top_k=1, video_timeout=1.0)
+    run = ClusterRun(model, model.recipe, work, address=sys.argv[1], decode_task=decode)
+    results = [r.as_dict() for r in run.run(sys.argv[2:])]
+    print(json.dumps({"results": results, "failed": run.stats.failed}))
+"""
+
+
+def test_a_decoder_stuck_past_its_hard_limit_fails_its_video_not_the_run(cluster, tmp_path):
+    """A decoding task stuck inside a call that never checks the time limit is ended by
+    the kernel alarm, retried, then given up: its video is a failed result."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "stuck.mp4").symlink_to(video("arm_wrestling.mp4"))
+    (folder / "fine.mp4").symlink_to(video("eating_spaghetti.mp4"))
+    script = tmp_path / "stuck_run.py"
+    script.write_text(STUCK_RUN)
+    done = subprocess.run(
+        [sys.executable, str(script), cluster[0], *map(str, sorted(folder.iterdir()))],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **RAY_ENV},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    results = {Path(r["video"]).name: r for r in report["results"]}
+    assert sorted(results) == ["fine.mp4", "stuck.mp4"]
+    assert results["fine.mp4"]["predictions"][0]["label"] == "eating spaghetti"
+    assert "lost on the cluster" in results["stuck.mp4"]["error"]
+    assert report["failed"] == 1
+
+
 def test_a_killed_driver_is_finished_by_the_same_command(cluster, tmp_path):
     address, _, _ = cluster
     videos = _many_videos(tmp_path)

@@ -28,6 +28,7 @@ import numpy as np
 from ..devices import DEFAULT_BATCH
 from ..errors import VidclassError
 from ..results import VideoResult
+from ..runtime import allocator_env
 from .driver import Driver, RunStats
 from .executors import Event, run_in_worker
 from .prepare import Prepared, prepare
@@ -91,23 +92,24 @@ def from_bytes(data: bytes | None, shape: list[int] | None, dtype) -> np.ndarray
     return np.frombuffer(data, dtype=dtype).reshape(shape).copy()  # writable, as torch wants
 
 
-def _decode_one(path: str, spec, work: Work) -> Prepared:
+def _decode_one(path: str, spec, work: Work, task: Callable) -> Prepared:
     """One video's clips within its time limit. In the task's main thread the decoding
     processes' kernel alarm also ends a decoder stuck in C past the hard limit: the task
     dies, Ray retries it, and once it is given up the video comes back as failed."""
     if threading.current_thread() is not threading.main_thread():
-        return prepare(path, spec, work.sampling, work.video_timeout)
+        return task(path, spec, work.sampling, work.video_timeout)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the alarm ends the process
-    return run_in_worker(prepare, work.video_timeout, path, spec, work.sampling)
+    return run_in_worker(task, work.video_timeout, path, spec, work.sampling)
 
 
-def decode_block(table, spec, work: Work):
-    """Decoding tasks: (index, video) rows -> rows with the video's clips or its error."""
+def decode_block(table, spec, work: Work, task: Callable = prepare):
+    """Decoding tasks: (index, video) rows -> rows with the video's clips or its error.
+    `task(path, spec, sampling, timeout)` decodes one video, as in DecoderPool."""
     import pyarrow as pa
 
     rows = []
     for index, video in zip(table["index"].to_pylist(), table["video"].to_pylist(), strict=True):
-        prepared = _decode_one(video, spec, work)
+        prepared = _decode_one(video, spec, work, task)
         clips = np.stack([c for _, c in prepared.clips]) if prepared.error is None else None
         data, shape = to_bytes(clips, np.uint8)
         rows.append(
@@ -281,7 +283,8 @@ class ClusterRun:
     `model` is the model loaded here (its labels and input spec); `recipe` says how each
     actor loads its own copy. `actors`: model actors (None: one per GPU, else one per
     node). `sink(results)`: called on the actor with each batch's results (the workers
-    write them); then only the videos and errors come back here.
+    write them); then only the videos and errors come back here. `decode_task`: what a
+    decoding task runs for one video, as DecoderPool's `task`.
     """
 
     def __init__(
@@ -293,6 +296,7 @@ class ClusterRun:
         address: str | None = None,
         actors: int | None = None,
         sink: Callable[[list[VideoResult]], None] | None = None,
+        decode_task: Callable = prepare,
     ):
         if not isinstance(work.sampling, Clips):
             raise VidclassError("the ray engine runs clips, not sliding windows")
@@ -303,6 +307,7 @@ class ClusterRun:
         self.address = address
         self.actors = actors
         self.sink = sink
+        self.decode_task = decode_task
         self.stats = RunStats()
 
     def _dataset(self, ray, paths: list[str]):
@@ -324,7 +329,7 @@ class ClusterRun:
             warnings.simplefilter("ignore", category=DeprecationWarning)
             ds = ds.map_batches(
                 decode_block,
-                fn_kwargs={"spec": self.model.spec, "work": self.work},
+                fn_kwargs={"spec": self.model.spec, "work": self.work, "task": self.decode_task},
                 batch_format="pyarrow",
                 batch_size=None,
                 num_cpus=1,
@@ -339,6 +344,9 @@ class ClusterRun:
                 num_gpus=1 if gpus else 0,
                 max_restarts=-1,  # an actor lost with its node starts again elsewhere
                 max_task_retries=MODEL_RETRIES,
+                # Ray Data calls the actor in a thread of its own, started before the
+                # model loads: its allocator is set up from the environment
+                runtime_env={"env_vars": allocator_env()},
             )
 
     def run(self, paths: Iterable[str]) -> Iterator[VideoResult]:
