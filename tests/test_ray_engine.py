@@ -152,6 +152,14 @@ def test_cluster_gives_the_local_engine_top_k(cluster, tmp_path):
             assert a["score"] == pytest.approx(b["score"], abs=1e-4)
     assert not by_video
     assert "error: " in remote.stderr and "not_a_video.mp4" in remote.stderr
+    # --labels reaches the model actors: only those labels, renormalised over them
+    chosen = ["arm wrestling", "eating spaghetti", "tai chi"]
+    engine = ["--engine", "ray", "--ray-address", address]
+    remote = ray_cli(*args, *engine, "--labels", ", ".join(chosen))
+    for got in json.loads(remote.stdout):
+        if "error" not in got:
+            assert {p["label"] for p in got["predictions"]} == set(chosen)
+            assert sum(p["score"] for p in got["predictions"]) == pytest.approx(1, abs=1e-5)
 
 
 def _start_batch(address: str, videos: list[Path], output: Path) -> subprocess.Popen:

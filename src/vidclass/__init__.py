@@ -7,6 +7,7 @@ from functools import lru_cache
 
 from .errors import VidclassError
 from .gallery import Gallery
+from .label_choice import check_labels
 from .limits import DEFAULT_VIDEO_TIMEOUT
 from .models import DEFAULT_MODEL, list_entries
 from .pipeline import VideoClassifier, VideoResult, load_model
@@ -39,13 +40,16 @@ def classify(
     clips: int = 1,
     precision: str = "auto",
     device: str = "auto",
+    labels: list[str] | None = None,
 ) -> list[dict]:
-    """Top-k labels of a video: `[{"label": str, "score": float}, ...]`, best first.
+    """Top-k labels of a video: `[{"label": str, "score": float}, ...]`, best first;
+    `labels`: only these of the model's labels, scores renormalised over them.
 
     The model is loaded once and kept for later calls; use `load_model` to hold it
     yourself.
     """
-    return _cached_model(model, precision, device).classify(path, top_k=top_k, clips=clips)
+    classifier = _cached_model(model, precision, device)
+    return classifier.classify(path, top_k=top_k, clips=clips, labels=labels)
 
 
 def timeline(
@@ -83,6 +87,7 @@ def classify_batch(
     video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
     engine: str = "local",
     ray_address: str | None = None,
+    labels: list[str] | None = None,
 ):
     """Classify videos, folders, globs and list files, as `vidclass classify` does;
     results go to `output` (.jsonl/.csv/.sqlite, resumed if it exists; with the ray
@@ -91,6 +96,7 @@ def classify_batch(
 
     `engine`: "local" (decoding processes on this machine) or "ray" (the cluster at
     `ray_address`, else $RAY_ADDRESS, else a local Ray; needs the `ray` extra).
+    `labels`: only these of the model's labels (see `VideoClassifier.with_labels`).
 
     Decoding runs in `workers` processes (started with spawn), so a script calling this
     needs the usual `if __name__ == "__main__":` guard. A video whose decoding takes over
@@ -102,6 +108,7 @@ def classify_batch(
 
     videos = expand_inputs([str(i) for i in inputs], recursive=recursive)
     check_output(output, engine)  # a bad name fails before the model loads
+    labels = check_labels(labels) if labels is not None else None
     if engine == "ray":
         from .engine.cluster import import_ray
 
@@ -111,7 +118,7 @@ def classify_batch(
     local = engine != "ray" and len(videos) > 1
     decoders = DecoderPool(workers).start() if local else None
     try:
-        classifier = _cached_model(model, precision, device)
+        classifier = _cached_model(model, precision, device).with_labels(labels)
         if threads is not None:  # after loading, which sets all cores
             configure_threads(threads)
     except BaseException:

@@ -6,7 +6,17 @@ from __future__ import annotations
 import csv
 import io
 
+from .errors import VidclassError
 from .results import Timeline, VideoResult
+
+
+def check_same_model(where, found, model: str) -> None:
+    """Results of one model (and label choice) only in one results file or folder."""
+    if found != model:
+        raise VidclassError(
+            f"{where} holds results of model {found!r}; resume it with the same --model "
+            "(and --labels), or write somewhere else"
+        )
 
 
 def result_json(result: VideoResult) -> dict:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -12,6 +14,7 @@ import torch
 
 from .devices import place
 from .engine import Clips, Driver, InProcess, ModelRecipe, Work, executor_for
+from .label_choice import check_labels, match_labels
 from .limits import DEFAULT_VIDEO_TIMEOUT
 from .models import DEFAULT_MODEL, resolve
 from .models.spec import ModelEntry
@@ -41,6 +44,7 @@ class VideoClassifier:
         auto (what the device does well), fp32, bf16 or fp16 (GPUs)."""
         self.entry = entry
         self.recipe: ModelRecipe | None = None  # set where it was loaded by name
+        self.chosen: tuple[int, ...] | None = None  # with_labels: the labels kept
         self.placement = place(device, precision)
         self.device = self.placement.device
         self.precision = self.placement.precision
@@ -65,8 +69,34 @@ class VideoClassifier:
         return self.entry.name
 
     @property
+    def identity(self) -> str:
+        """What results files record as the model: its name, and the labels it keeps
+        (results of other labels must not be mixed in)."""
+        if self.chosen is None:
+            return self.name
+        return f"{self.name} [labels: {', '.join(self.labels)}]"
+
+    @property
     def labels(self) -> tuple[str, ...]:
-        return self.entry.labels
+        if self.chosen is None:
+            return self.entry.labels
+        return tuple(self.entry.labels[i] for i in self.chosen)
+
+    def with_labels(self, names: list[str] | None) -> VideoClassifier:
+        """This model scoring only `names` (matched to its labels ignoring case, `_` and
+        `-`): softmax models renormalise over them, sigmoid ones keep their scores. The
+        weights are shared; None gives the model itself."""
+        if not names:
+            return self
+        chosen = match_labels(self.entry.labels, check_labels(names))
+        view = copy.copy(self)
+        view.chosen = chosen
+        if self.recipe is not None:
+            view.recipe = dataclasses.replace(self.recipe, labels=view.labels)
+        return view
+
+    def _keep(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits if self.chosen is None else logits[:, list(self.chosen)]
 
     @property
     def spec(self):
@@ -90,7 +120,7 @@ class VideoClassifier:
         """Logits (N, classes) in fp32 on the CPU for a batch of prepared clips
         (N, C, T, H, W)."""
         with self._autocast():
-            return self.module(self._inputs(clips)).float().cpu()
+            return self._keep(self.module(self._inputs(clips)).float()).cpu()
 
     @torch.inference_mode()
     def embed(self, clips: torch.Tensor) -> torch.Tensor:
@@ -104,7 +134,7 @@ class VideoClassifier:
         stores for each video."""
         with self._autocast():
             features = self.module.embed(self._inputs(clips)).float()
-        scores = self.activate(self.module.head_logits(features).float())
+        scores = self.activate(self._keep(self.module.head_logits(features).float()))
         return scores.cpu(), features.cpu()
 
     @torch.inference_mode()
@@ -153,9 +183,17 @@ class VideoClassifier:
     def top_k(self, scores: np.ndarray, k: int) -> list[dict]:
         return top_k(self.labels, scores, k)
 
-    def classify(self, path: str | os.PathLike, top_k: int = 5, clips: int = 1) -> list[dict]:
-        """Top-k `[{"label", "score"}, ...]`, best first, like transformers' pipeline."""
-        return self.run(path, Work(Clips(clips), top_k=top_k)).predictions
+    def classify(
+        self,
+        path: str | os.PathLike,
+        top_k: int = 5,
+        clips: int = 1,
+        labels: list[str] | None = None,
+    ) -> list[dict]:
+        """Top-k `[{"label", "score"}, ...]`, best first, like transformers' pipeline;
+        `labels`: only these (see `with_labels`)."""
+        model = self.with_labels(labels)
+        return model.run(path, Work(Clips(clips), top_k=top_k)).predictions
 
     def timeline(
         self,
@@ -165,15 +203,18 @@ class VideoClassifier:
         top_k: int = 3,
         smooth: int = 3,
         min_segment: float | None = None,
+        labels: list[str] | None = None,
     ):
         """Labels over time: top-k for sliding windows, and segments of one label.
 
         window/stride in seconds (default: the model's clip length, else 2 s / 1 s);
-        smooth: windows averaged before segmenting; min_segment: seconds (2 strides).
+        smooth: windows averaged before segmenting; min_segment: seconds (2 strides);
+        labels: only these (see `with_labels`).
         """
         from .timeline import compute
 
-        return compute(self, path, window, stride, top_k, smooth, min_segment)
+        model = self.with_labels(labels)
+        return compute(model, path, window, stride, top_k, smooth, min_segment)
 
     def classify_many(
         self,
@@ -183,17 +224,19 @@ class VideoClassifier:
         workers: int = 0,
         batch_size: int | None = None,
         video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
+        labels: list[str] | None = None,
     ) -> Iterator[VideoResult]:
         """Classify each video; a bad file gives a result with its error, not an exception.
 
         workers: decoding processes running ahead of the model (0: decode in this one);
-        batch_size: clips of different videos scored in one forward pass. Results come
-        in the order given.
+        batch_size: clips of different videos scored in one forward pass; labels: only
+        these (see `with_labels`). Results come in the order given.
         """
+        model = self.with_labels(labels)
         work = Work(Clips(clips), top_k=top_k, video_timeout=video_timeout)
         paths = [str(p) for p in paths]
         executor = executor_for(workers, len(paths))
-        return Driver(self, work, executor, batch_size, ordered=True).run(paths)
+        return Driver(model, work, executor, batch_size, ordered=True).run(paths)
 
 
 def load_model(

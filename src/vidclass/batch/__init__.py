@@ -91,7 +91,7 @@ def classify_videos(
     """
     try:
         check_output(output, engine)
-        store = open_store(output, model.name, top_k) if output is not None else None
+        store = open_store(output, model.identity, top_k) if output is not None else None
     except BaseException:
         if decoders is not None:
             decoders.close()
@@ -116,7 +116,7 @@ def classify_videos(
         for result in tracked(runner.run(todo), len(todo), enabled=progress):
             if store is not None:
                 record = result.as_dict()
-                store.write({"video": record.pop("video"), "model": model.name, **record})
+                store.write({"video": record.pop("video"), "model": model.identity, **record})
             if on_result is not None:
                 on_result(result)
     finally:

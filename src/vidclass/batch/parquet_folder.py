@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import VidclassError
 from ..files import open_regular
-from ..formats import csv_header, result_columns
+from ..formats import check_same_model, csv_header, result_columns
 from ..results import VideoResult
 
 log = logging.getLogger("vidclass")
@@ -133,11 +133,7 @@ class ParquetFolder:
             info = None
         if not isinstance(info, dict) or info.get("vidclass") != "results":
             raise VidclassError(f"{marker}: not a vidclass results marker")
-        if info.get("model") != self.model:
-            raise VidclassError(
-                f"{self.path} holds results of model {info.get('model')!r}; resume it with "
-                f"--model {info.get('model')} or write to another folder"
-            )
+        check_same_model(self.path, info.get("model"), self.model)
         if info.get("top_k") != self.top_k:
             raise VidclassError(
                 f"{self.path} holds the top {info.get('top_k')} labels; resume it with "

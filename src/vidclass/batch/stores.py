@@ -19,7 +19,7 @@ from typing import Protocol
 
 from ..errors import VidclassError
 from ..files import open_regular, path_error
-from ..formats import csv_header, csv_line, csv_row
+from ..formats import check_same_model, csv_header, csv_line, csv_row
 from ..sqlite_files import open_own_sqlite
 from .parquet_folder import ParquetFolder, is_folder_output
 
@@ -78,14 +78,6 @@ def open_store(path: str | os.PathLike, model: str, top_k: int) -> ResultStore:
     return store(path, model, top_k)
 
 
-def _check_model(path: Path, found: str, model: str) -> None:
-    if found != model:
-        raise VidclassError(
-            f"{path} holds results of model {found!r}; resume it with --model {found} "
-            "or write to another file"
-        )
-
-
 def _read_back(path: Path, looks_ours) -> tuple[list[bytes], bytes]:
     """(complete lines, torn tail) of a results file; reads a regular file only, and
     changes nothing: the caller cuts the tail once the lines are known to be ours."""
@@ -140,7 +132,7 @@ class JsonlStore(_AppendFile):
                     raise VidclassError(
                         f"{path}:{n}: not a vidclass result line; write to another file"
                     ) from None
-                _check_model(path, found, model)
+                check_same_model(path, found, model)
                 self.done.add(video)
             _cut_tail(path, tail)
         self._open_append()
@@ -178,7 +170,7 @@ class CsvStore(_AppendFile):
             for row in rows:
                 if len(row) != len(self.header):
                     raise VidclassError(f"{path}: a row of other columns; write to another file")
-                _check_model(path, row[1], model)
+                check_same_model(path, row[1], model)
                 self.done.add(row[0])
             _cut_tail(path, tail)
             fresh = not lines
@@ -221,7 +213,7 @@ class SqliteStore:
         except sqlite3.DatabaseError as exc:
             raise VidclassError(f"{path}: not a usable SQLite results file ({exc})") from None
         for found in models:
-            _check_model(path, found, model)
+            check_same_model(path, found, model)
 
     def write(self, record: dict) -> None:
         preds = record.get("predictions")

@@ -7,7 +7,14 @@ import logging
 import sys
 
 from ..formats import csv_header, csv_line, csv_row, predictions_table, result_json
-from .options import add_batch_options, add_engine_options, add_model_options, positive_int
+from .options import (
+    add_batch_options,
+    add_engine_options,
+    add_label_options,
+    add_model_options,
+    chosen_labels,
+    positive_int,
+)
 
 log = logging.getLogger("vidclass")
 
@@ -52,6 +59,7 @@ def add(sub) -> None:
         "skipping videos it already holds; with --engine ray also a folder (DIR/) of "
         "Parquet parts written by the workers",
     )
+    add_label_options(c)
     add_batch_options(c)
     add_engine_options(c)
     add_model_options(c)
@@ -92,6 +100,7 @@ def run(args) -> int:
     from .. import classify_batch
     from ..batch import expand_inputs
 
+    labels = chosen_labels(args)
     videos = expand_inputs(args.videos, recursive=args.recursive)
     printer = None if args.output else _StdoutResults(args.format, videos, args.model, args.top_k)
 
@@ -117,6 +126,7 @@ def run(args) -> int:
         video_timeout=args.video_timeout,
         engine=args.engine,
         ray_address=args.ray_address,
+        labels=labels,
     )
     if printer is not None:
         printer.finish()

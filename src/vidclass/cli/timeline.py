@@ -7,7 +7,13 @@ import logging
 import sys
 
 from ..formats import timeline_csv, timeline_table
-from .options import add_model_options, positive_float, positive_int
+from .options import (
+    add_label_options,
+    add_model_options,
+    chosen_labels,
+    positive_float,
+    positive_int,
+)
 
 log = logging.getLogger("vidclass")
 
@@ -49,6 +55,7 @@ def add(sub) -> None:
         help="output (table)",
     )
     t.add_argument("--plot", metavar="PNG", help="also draw the timeline into this picture")
+    add_label_options(t)
     add_model_options(t)
     t.set_defaults(run=run)
 
@@ -56,6 +63,7 @@ def add(sub) -> None:
 def run(args) -> int:
     from ..pipeline import load_model
 
+    labels = chosen_labels(args)
     model = load_model(
         args.model, precision=args.precision, threads=args.threads, device=args.device
     )
@@ -66,6 +74,7 @@ def run(args) -> int:
         top_k=args.top_k,
         smooth=args.smooth,
         min_segment=args.min_segment,
+        labels=labels,
     )
     out = sys.stdout
     if args.format == "json":

@@ -83,9 +83,11 @@ class ModelRecipe:
     name: str
     precision: str = "auto"
     threads: int | None = None
+    labels: tuple[str, ...] | None = None  # the labels it was restricted to
 
     def load(self, device: str):
-        return self.loader(self.name, self.precision, self.threads, device=device)
+        model = self.loader(self.name, self.precision, self.threads, device=device)
+        return model.with_labels(list(self.labels)) if self.labels else model
 
 
 class Runner(Protocol):

@@ -29,7 +29,9 @@ from fastapi.staticfiles import StaticFiles
 from ..engine import Clips, Work
 from ..errors import StorageError, VidclassError
 from ..formats import result_json
+from ..label_choice import parse_labels
 from ..limits import TimeLimitExceeded, check_time, time_limit
+from ..runtime import tune_allocator
 from ..version import __version__
 from .inputs import MAX_PATH_CHARS, VIDEO_BODY, VideoInput, media_video, video_input
 
@@ -39,6 +41,7 @@ MAX_CLIPS = 16  # clips per request: each is ~50 MB of frames and tensors
 MAX_TOP_K = 1000
 MAX_LIMIT = 1000  # search and similar results
 MAX_TEXT = 500  # search words and labels
+MAX_LABELS_TEXT = 20_000  # a `labels` field: up to a few hundred names
 ERRORS = {
     401: {"description": "missing or wrong API key (with --api-key)"},
     403: {"description": "a path outside --media, or paths without --media"},
@@ -116,8 +119,27 @@ class Runner:
         return await asyncio.wrap_future(future)
 
 
+LABELS = Query(
+    None,
+    min_length=1,
+    max_length=MAX_LABELS_TEXT,
+    description="only these of the model's labels, comma-separated (case, _ and - ignored)",
+)
+
+
+def _chosen(labels: str | None) -> list[str] | None:
+    """The `labels` field checked before the video is read."""
+    if labels is None:
+        return None
+    try:
+        return parse_labels(labels)
+    except VidclassError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
 def create_app(config: ServeConfig, model=None) -> FastAPI:
     """The app; `model` (a loaded VideoClassifier) or config.model loaded at startup."""
+    tune_allocator()  # before the model thread's first allocation (see tune_allocator)
     runner = Runner(config.queue)
     state: dict = {"model": model, "gallery": None}
 
@@ -232,11 +254,13 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
         request: Request,
         top_k: int = Query(5, ge=1, le=MAX_TOP_K, description="labels to return"),
         clips: int = Query(1, ge=1, le=MAX_CLIPS, description="clips averaged"),
+        labels: str | None = LABELS,
     ):
         """Top-k labels of a video (see the request body for the ways to send it)."""
+        chosen = _chosen(labels)
 
         def work(model, local, name):
-            result = model.run(local, Work(Clips(clips), top_k=top_k))
+            result = model.with_labels(chosen).run(local, Work(Clips(clips), top_k=top_k))
             result.video = name
             return result_json(result)
 
@@ -252,10 +276,13 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
             None, ge=0.04, le=3600, allow_inf_nan=False, description="seconds (1)"
         ),
         top_k: int = Query(3, ge=1, le=MAX_TOP_K),
+        labels: str | None = LABELS,
     ):
         """Windows and segments over time, as `vidclass timeline --format json`."""
+        chosen = _chosen(labels)
 
         def work(model, local, name):
+            model = model.with_labels(chosen)
             result = model.timeline(local, window=window, stride=stride, top_k=top_k).as_dict()
             result["video"] = name
             return result

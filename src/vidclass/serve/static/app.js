@@ -32,6 +32,8 @@ function detailText(data, response) {
 async function post(url, file) {
   const body = new FormData();
   body.append("file", file);
+  const labels = $("labels").value.trim();
+  if (labels) url += `?labels=${encodeURIComponent(labels)}`;
   const response = await api(url, { method: "POST", body });
   const data = await response.json();
   if (!response.ok) throw new Error(detailText(data, response));
