@@ -66,6 +66,21 @@ def link_videos(folder: Path, names) -> Path:
     return folder
 
 
+def cut_piece(source: Path, start: float, seconds: float, out: Path, short: int = 160) -> Path:
+    """A `seconds`-long clip of `source` from `start` as a file of its own (25 fps, short
+    side `short`): pieces of one video for training and testing."""
+    import numpy as np
+
+    from vidclass.video import read_frames
+
+    h, w = read_frames(source, [start], size=None).frames[0].shape[:2]  # upright
+    size = (
+        (short, round(w * short / h) // 2 * 2) if h <= w else (round(h * short / w) // 2 * 2, short)
+    )
+    times = list(start + np.arange(0, seconds, 1 / 25))
+    return write_video(out, read_frames(source, times, size=size).frames)
+
+
 def write_video(path, frames, fps=25, crf="18") -> Path:
     """Encode RGB uint8 frames as an H.264 MP4 (the tests' own made-up videos)."""
     import av

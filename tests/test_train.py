@@ -7,7 +7,6 @@ import json
 import os
 from collections import Counter
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +15,8 @@ import torch
 import vidclass
 from vidclass import VidclassError
 from vidclass.training import load_dataset, split_dataset
-from vidclass.video import read_frames
 
-from .conftest import run_cli, video, write_video
+from .conftest import cut_piece, run_cli, video
 
 pytest.importorskip("sklearn", reason="training needs the train extra (scikit-learn)")
 
@@ -31,15 +29,6 @@ SOURCES = {
 }
 PIECE = 1.6  # seconds
 STARTS = [0.0, 1.6, 3.2, 4.8, 6.4]  # pieces 0-2 to train on, 3-4 held back
-
-
-def cut(source: Path, start: float, out: Path) -> Path:
-    """A PIECE-second clip of `source` from `start`, 25 fps, short side 160."""
-    info = read_frames(source, None, size=None)
-    h, w = info.frames[0].shape[:2]
-    size = (160, round(w * 160 / h) // 2 * 2) if h <= w else (round(h * 160 / w) // 2 * 2, 160)
-    times = list(start + np.arange(0, PIECE, 1 / 25))
-    return write_video(out, read_frames(source, times, size=size).frames)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,7 +54,7 @@ def pieces(tmp_path_factory):
         (data / label).mkdir(parents=True)
         for i, start in enumerate(STARTS):
             folder = data / label if i < 3 else held
-            out = cut(video(name), start, folder / f"{name.split('.')[0]}_{i}.mp4")
+            out = cut_piece(video(name), start, PIECE, folder / f"{name.split('.')[0]}_{i}.mp4")
             if i >= 3:
                 rows.append((out.name, label))
     with open(held / "held.csv", "w", newline="") as f:

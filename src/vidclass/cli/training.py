@@ -56,6 +56,14 @@ def add(sub) -> None:
         help="also train the backbone's last blocks (I3D: Mixed_5b/5c), on cached maps of "
         "the frozen rest; slower, for more data or time",
     )
+    tr.add_argument(
+        "--prior",
+        choices=("auto", "off"),
+        default="auto",
+        help="auto: for labels the backbone already has (matched ignoring case, _ and -), "
+        "start from its own head and learn a correction, so what it knows carries over to "
+        "other videos; off: learn every label from scratch (auto)",
+    )
     tr.add_argument("--epochs", type=positive_int, help="at most (300; 30 with --finetune)")
     tr.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (0.001)")
     tr.add_argument(
@@ -123,6 +131,7 @@ def run_train(args) -> int:
         video_timeout=args.video_timeout,
         engine=args.engine,
         ray_address=args.ray_address,
+        prior=args.prior,
     )
     t = result.config["training"]
     shown = ", ".join(

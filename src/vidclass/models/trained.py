@@ -124,7 +124,13 @@ def load_module(
                 f"{result.unexpected_keys[:3]}"
             )
     h = config["head"]
-    head = Head(h["in_dim"], len(config["labels"]), h.get("hidden", 0), h.get("dropout", 0.0))
+    head = Head(
+        h["in_dim"],
+        len(config["labels"]),
+        h.get("hidden", 0),
+        h.get("dropout", 0.0),
+        prior=bool(h.get("prior", False)),
+    )
     try:
         head.load_state_dict(load_file(folder / HEAD_WEIGHTS))
     except (OSError, RuntimeError) as exc:

@@ -1,7 +1,7 @@
 """Your own classifier: datasets, cached backbone features, a trained head, evaluation."""
 
 from .dataset import Dataset, Sample, load_dataset, split_dataset
-from .evaluate import evaluate, match_labels
+from .evaluate import evaluate
 from .features import FeatureCache, extract_features
 from .train import TrainResult, train
 
@@ -13,7 +13,6 @@ __all__ = [
     "evaluate",
     "extract_features",
     "load_dataset",
-    "match_labels",
     "split_dataset",
     "train",
 ]

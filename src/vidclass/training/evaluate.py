@@ -4,36 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 
 import numpy as np
 
 from ..errors import VidclassError
+from ..label_choice import find_labels
 from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..progress import tracked
 from .dataset import load_dataset
 
 log = logging.getLogger("vidclass")
 OTHER = "(other)"  # a prediction outside the labels the data has
-
-
-def _norm(label: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[_\-]+", " ", label)).strip().lower()
-
-
-def match_labels(data_labels, model_labels) -> tuple[dict[str, int], list[str]]:
-    """Data labels to model label indices, by name (case, spaces, _ and - ignored), and
-    the data labels the model does not know."""
-    exact = {label: i for i, label in enumerate(model_labels)}
-    loose = {_norm(label): i for i, label in enumerate(model_labels)}
-    found, unknown = {}, []
-    for label in data_labels:
-        i = exact.get(label, loose.get(_norm(label)))
-        if i is None:
-            unknown.append(label)
-        else:
-            found[label] = i
-    return found, unknown
 
 
 def _single_label(model, samples, scores, index, top_k: int) -> dict:
@@ -155,7 +136,7 @@ def evaluate(
     from ..engine import Clips, Driver, Work, executor_for
 
     dataset = load_dataset(data)
-    index, unknown = match_labels(dataset.labels, model.labels)
+    index, unknown = find_labels(model.labels, dataset.labels)
     if unknown:
         log.warning(f"labels the model does not have (left out): {', '.join(unknown)}")
     multi = model.entry.activation == "sigmoid" or dataset.multi_label

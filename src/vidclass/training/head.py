@@ -77,11 +77,11 @@ def fit(
     groups = torch.from_numpy(val_groups).long()
     opt = torch.optim.AdamW(param_groups)
     best, best_loss, best_epoch, history = None, float("inf"), 0, []
-    epoch = 0
     bar = tqdm(total=epochs, unit="epoch", desc=desc, leave=False, disable=not progress)
-    for epoch in range(1, epochs + 1):
+    # epoch 0 is the head as it starts (where it starts from a prior, maybe the best)
+    for epoch in range(0, epochs + 1):
         net.train()
-        for idx in _batches(x_train, torch.randperm(len(x_train)), batch):
+        for idx in _batches(x_train, torch.randperm(len(x_train)), batch) if epoch else ():
             opt.zero_grad()
             loss_fn(net(torch.stack([x_train[i] for i in idx])), yt[idx]).backward()
             opt.step()
@@ -96,7 +96,7 @@ def fit(
                 val_loss = nn.functional.nll_loss(scores.log(), yv).item()
                 accuracy = (scores.argmax(dim=1) == yv).float().mean().item()
         history.append({"epoch": epoch, "val_loss": val_loss, "val_accuracy": accuracy})
-        bar.update()
+        bar.update(1 if epoch else 0)
         bar.set_postfix(val_loss=f"{val_loss:.3f}", val_acc=f"{accuracy:.2f}")
         if val_loss < best_loss - 1e-5:
             best, best_loss, best_epoch = copy.deepcopy(net.state_dict()), val_loss, epoch
@@ -127,12 +127,17 @@ def train_head(
     patience: int = 30,
     seed: int = 0,
     progress: bool = False,
+    prior: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> TrainedHead:
     """Fit a head on (views, D) feature rows; y is class indices, or a 0/1 matrix when
-    multi-label."""
+    multi-label. `prior`: (weight, bias) of the backbone's own head for these classes,
+    which the head starts from and learns a correction to."""
     torch.manual_seed(seed)
     xt = torch.from_numpy(x_train).float()
-    head = Head(xt.shape[1], class_count(y_train, y_val, multi_label), hidden).standardise_on(xt)
+    classes = class_count(y_train, y_val, multi_label)
+    head = Head(xt.shape[1], classes, hidden, prior=prior is not None).standardise_on(xt)
+    if prior is not None:
+        head.start_from(*prior)
     groups = [{"params": head.parameters(), "lr": lr, "weight_decay": weight_decay}]
     rows_val = list(torch.from_numpy(x_val).float())
     run, best_epoch, best_loss, history = fit(

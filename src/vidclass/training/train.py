@@ -19,6 +19,7 @@ from .dataset import Sample, load_dataset, split_dataset
 from .features import extract_features
 from .finetune import check_supported, finetune_last_blocks
 from .head import train_head
+from .prior import backbone_rows
 
 log = logging.getLogger("vidclass")
 
@@ -100,6 +101,7 @@ def train(
     device: str = "auto",
     engine: str = "local",
     ray_address: str | None = None,
+    prior: str = "auto",
 ) -> TrainResult:
     """Train a head on a frozen backbone's features and write MODEL_DIR (`out`).
 
@@ -108,6 +110,11 @@ def train(
 
     finetune="last-blocks" also trains the backbone's last blocks (on cached maps of the
     frozen trunk); epochs/patience then default to 30/5 instead of 300/30.
+
+    prior="auto": where some of the data's labels are the backbone's own (single-label
+    data, frozen backbone), the head starts from the backbone's head for them and
+    learns a correction, so what the backbone knows carries over to other videos;
+    "off" trains from scratch.
     """
     from ..models import DEFAULT_MODEL
     from ..pipeline import load_backbone_module, load_model
@@ -134,6 +141,8 @@ def train(
         backbone = str(Path(backbone).resolve())
     if parse_model_name(backbone).kind == "trained":
         raise VidclassError(f"{backbone} is a trained model; train on its backbone instead")
+    if prior not in ("auto", "off"):
+        raise VidclassError(f"unknown --prior {prior!r}; the choice is auto or off")
     if finetune not in (None, "last-blocks"):
         raise VidclassError(f"unknown --finetune {finetune!r}; the choice is last-blocks")
     model = load_model(backbone, precision=precision, threads=threads, device=device)
@@ -175,6 +184,7 @@ def train(
     y_val = _targets(val_set, labels, multi)
     options = dict(hidden=hidden, epochs=epochs, lr=lr, patience=patience, seed=seed)
     backbone_state = None
+    prior_labels: list[str] = []
     if finetune:
         fresh = load_backbone_module(backbone)  # BatchNorm unfolded, as saved and reloaded
         backbone_state, fit, net = finetune_last_blocks(
@@ -191,8 +201,22 @@ def train(
         in_dim = fit.head.mean.shape[0]
     else:
         x_train, x_val = np.stack(x_train), np.stack(x_val)
+        start_rows = None
+        if prior == "auto" and not multi:
+            start_rows = backbone_rows(model.module, model.labels, labels, x_train.shape[1])
+        if start_rows is not None:
+            prior_labels = start_rows[2]
+            log.info(f"starting from the backbone's own head for {', '.join(prior_labels)}")
         fit = train_head(
-            x_train, y_train, x_val, y_val, val_groups, multi, progress=progress, **options
+            x_train,
+            y_train,
+            x_val,
+            y_val,
+            val_groups,
+            multi,
+            progress=progress,
+            prior=start_rows[:2] if start_rows is not None else None,
+            **options,
         )
         net, in_dim = fit.head, x_train.shape[1]
     head_seconds = time.perf_counter() - start
@@ -210,7 +234,12 @@ def train(
         "multi_label": multi,
         "threshold": threshold if multi else None,
         "input": trained.spec_to_dict(model.spec),
-        "head": {"in_dim": int(in_dim), "hidden": hidden, "dropout": 0.2},
+        "head": {
+            "in_dim": int(in_dim),
+            "hidden": hidden,
+            "dropout": 0.2,
+            "prior": bool(getattr(fit.head, "prior", False)),
+        },
         "training": {
             "method": (
                 f"last blocks ({', '.join(model.module.finetune_blocks)}) fine-tuned with the "
@@ -226,6 +255,7 @@ def train(
             "skipped": sorted(errors),
             "clips": clips,
             "flip": flip,
+            "prior_labels": prior_labels,
             "epochs_run": fit.epochs,
             "best_epoch": fit.best_epoch,
             "lr": lr,
