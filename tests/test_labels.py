@@ -79,7 +79,10 @@ def test_cli_labels_file_errors_and_results_files(tmp_path):
     assert record["model"] == "i3d.kinetics400 [labels: tai chi, arm wrestling]"
     assert record["predictions"][0]["label"] == "arm wrestling"
     other = run_cli("classify", clip, "--labels", "tai chi", "--output", out)
-    assert other.returncode != 0 and "holds results of model" in other.stderr
+    assert other.returncode != 0
+    assert "resume it with --model i3d.kinetics400 --labels 'tai chi, arm wrestling'" in (
+        other.stderr
+    )
     labels = run_cli("models", "labels")
     assert labels.returncode == 0 and len(labels.stdout.splitlines()) == 400
     assert "arm wrestling" in labels.stdout.splitlines()

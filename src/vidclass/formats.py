@@ -13,9 +13,11 @@ from .results import Timeline, VideoResult
 def check_same_model(where, found, model: str) -> None:
     """Results of one model (and label choice) only in one results file or folder."""
     if found != model:
+        name, _, labels = str(found).partition(" [labels: ")
+        how = f"--model {name}" + (f" --labels '{labels.removesuffix(']')}'" if labels else "")
         raise VidclassError(
-            f"{where} holds results of model {found!r}; resume it with the same --model "
-            "(and --labels), or write somewhere else"
+            f"{where} holds results of model {found!r}; resume it with {how}, "
+            "or write somewhere else"
         )
 
 
