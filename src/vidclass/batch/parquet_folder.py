@@ -152,10 +152,8 @@ class ParquetFolder:
 
 def read_folder(path: str | os.PathLike):
     """All the parts of a results folder as one pyarrow Table (for users and tests)."""
-    _, pq = _import_parquet()
+    pa, pq = _import_parquet()
     parts = sorted(Path(path).glob(PART_GLOB))
     if not parts:
         raise VidclassError(f"{path}: no results parts")
-    import pyarrow as pa
-
     return pa.concat_tables([pq.read_table(p) for p in parts])
