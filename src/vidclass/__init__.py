@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from .errors import VidclassError
 from .gallery import Gallery
-from .label_choice import check_labels
+from .label_choice import LabelChoice, as_choice
 from .limits import DEFAULT_VIDEO_TIMEOUT
 from .models import DEFAULT_MODEL, list_entries
 from .pipeline import VideoClassifier, VideoResult, load_model
@@ -16,6 +16,7 @@ from .version import __version__
 __all__ = [
     "DEFAULT_MODEL",
     "Gallery",
+    "LabelChoice",
     "VidclassError",
     "VideoClassifier",
     "VideoResult",
@@ -40,10 +41,11 @@ def classify(
     clips: int = 1,
     precision: str = "auto",
     device: str = "auto",
-    labels: list[str] | None = None,
+    labels: list[str] | LabelChoice | None = None,
 ) -> list[dict]:
     """Top-k labels of a video: `[{"label": str, "score": float}, ...]`, best first;
-    `labels`: only these of the model's labels, scores renormalised over them.
+    `labels`: only these of the model's labels, scores renormalised over them; for a
+    vision-language model the labels to score (a LabelChoice sets prompt, multi-label).
 
     The model is loaded once and kept for later calls; use `load_model` to hold it
     yourself.
@@ -87,7 +89,7 @@ def classify_batch(
     video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
     engine: str = "local",
     ray_address: str | None = None,
-    labels: list[str] | None = None,
+    labels: list[str] | LabelChoice | None = None,
 ):
     """Classify videos, folders, globs and list files, as `vidclass classify` does;
     results go to `output` (.jsonl/.csv/.sqlite, resumed if it exists; with the ray
@@ -108,7 +110,7 @@ def classify_batch(
 
     videos = expand_inputs([str(i) for i in inputs], recursive=recursive)
     check_output(output, engine)  # a bad name fails before the model loads
-    labels = check_labels(labels) if labels is not None else None
+    labels = as_choice(labels)
     if engine == "ray":
         from .engine.cluster import import_ray
 

@@ -4,8 +4,10 @@ and matched to a model's own labels."""
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import VidclassError
@@ -13,6 +15,52 @@ from .errors import VidclassError
 MAX_LABELS = 1000
 MAX_LABEL_CHARS = 200
 MAX_FILE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class LabelChoice:
+    """The labels to score, and for a vision-language model how: `prompt` the template
+    a label is put into (None: the model's default), `multi_label` each label on its
+    own (a tag where its score reaches `threshold`, None: the model's default)."""
+
+    names: tuple[str, ...]
+    prompt: str | None = None
+    multi_label: bool = False
+    threshold: float | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "names", tuple(check_labels(self.names)))
+        if self.threshold is not None and not (
+            isinstance(self.threshold, (int, float)) and math.isfinite(self.threshold)
+        ):
+            raise VidclassError(f"threshold must be a number, got {self.threshold!r}")
+
+    @property
+    def zero_shot_options(self) -> bool:
+        return self.prompt is not None or self.multi_label or self.threshold is not None
+
+    def describe(self) -> str:
+        """What results files record beside the model's name."""
+        text = f"labels: {', '.join(self.names)}"
+        if self.prompt is not None:
+            text += f"; prompt: {self.prompt}"
+        if self.multi_label:
+            text += "; multi-label"
+        if self.threshold is not None:
+            text += f"; threshold: {self.threshold:g}"
+        return text
+
+
+def as_choice(labels) -> LabelChoice | None:
+    """A LabelChoice from what callers give: None, names (a list, or one comma-separated
+    string), or a LabelChoice."""
+    if labels is None or isinstance(labels, LabelChoice):
+        return labels
+    if isinstance(labels, str):
+        return LabelChoice(tuple(parse_labels(labels)))
+    if not isinstance(labels, (list, tuple)):
+        raise VidclassError("labels must be a list of names")
+    return LabelChoice(tuple(labels))
 
 
 def parse_labels(text: str) -> list[str]:

@@ -14,10 +14,18 @@ import torch
 
 from .devices import place
 from .engine import Clips, Driver, InProcess, ModelRecipe, Work, executor_for
-from .label_choice import check_labels, match_labels
+from .errors import VidclassError
+from .label_choice import LabelChoice, as_choice, match_labels
 from .limits import DEFAULT_VIDEO_TIMEOUT
 from .models import DEFAULT_MODEL, resolve
 from .models.spec import ModelEntry
+from .models.vision_language import (
+    NEEDS_LABELS,
+    LabelledModule,
+    TextVideoModel,
+    check_prompt,
+    fill_prompt,
+)
 from .results import Prediction, VideoResult, top_k
 from .runtime import configure_threads, tune_allocator
 from .video.clips import read_clip_frames
@@ -45,6 +53,11 @@ class VideoClassifier:
         self.entry = entry
         self.recipe: ModelRecipe | None = None  # set where it was loaded by name
         self.chosen: tuple[int, ...] | None = None  # with_labels: the labels kept
+        self.choice: LabelChoice | None = None  # with_labels: what was asked for
+        self.min_score: float | None = None  # multi-label: predictions from this score
+        self._base: VideoClassifier | None = None  # with_labels: the model it views
+        self._views: dict[LabelChoice, VideoClassifier] = {}
+        self._text_model = module if isinstance(module, TextVideoModel) else None
         self.placement = place(device, precision)
         self.device = self.placement.device
         self.precision = self.placement.precision
@@ -72,9 +85,9 @@ class VideoClassifier:
     def identity(self) -> str:
         """What results files record as the model: its name, and the labels it keeps
         (results of other labels must not be mixed in)."""
-        if self.chosen is None:
+        if self.choice is None:
             return self.name
-        return f"{self.name} [labels: {', '.join(self.labels)}]"
+        return f"{self.name} [{self.choice.describe()}]"
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -82,17 +95,62 @@ class VideoClassifier:
             return self.entry.labels
         return tuple(self.entry.labels[i] for i in self.chosen)
 
-    def with_labels(self, names: list[str] | None) -> VideoClassifier:
-        """This model scoring only `names` (matched to its labels ignoring case, `_` and
-        `-`): softmax models renormalise over them, sigmoid ones keep their scores. The
-        weights are shared; None gives the model itself."""
-        if not names:
+    @property
+    def zero_shot(self) -> bool:
+        """A vision-language model: it scores whatever labels it is given."""
+        return isinstance(self.module, TextVideoModel) or self._text_model is not None
+
+    def with_labels(self, labels) -> VideoClassifier:
+        """This model scoring only `labels` (names, or a LabelChoice). A closed-set model
+        keeps those of its labels (matched ignoring case, `_` and `-`): softmax models
+        renormalise over them, sigmoid ones keep their scores. A vision-language model
+        scores the texts themselves, put into its prompt template, with a softmax over
+        them or, multi-label, each on its own. The weights are shared; None gives the
+        model itself."""
+        choice = as_choice(labels)
+        if choice is None:
+            if self.zero_shot and self.choice is None:
+                raise VidclassError(NEEDS_LABELS)
             return self
-        chosen = match_labels(self.entry.labels, check_labels(names))
+        base = self if self.choice is None else self._base
+        if base.zero_shot:
+            return base._zero_shot_view(choice)
+        if choice.zero_shot_options:
+            raise VidclassError(
+                f"{self.name} is not a vision-language model: a prompt, multi-label and "
+                "threshold apply only to one (X-CLIP, CLIP, SigLIP)"
+            )
+        view = copy.copy(base)
+        view.chosen = match_labels(base.entry.labels, list(choice.names))
+        view.choice, view._base = choice, base
+        if base.recipe is not None:
+            view.recipe = dataclasses.replace(base.recipe, labels=choice)
+        return view
+
+    def _zero_shot_view(self, choice: LabelChoice) -> VideoClassifier:
+        cached = self._views.get(choice)
+        if cached is not None:
+            return cached
+        meta = self.entry.meta
+        prompt = check_prompt(choice.prompt if choice.prompt is not None else meta["prompt"])
+        texts = [fill_prompt(prompt, name) for name in choice.names]
+        cosine = choice.multi_label and not self._text_model.family.bias
         view = copy.copy(self)
-        view.chosen = chosen
+        view.module = LabelledModule(self._text_model, texts, cosine=cosine).to(self.device)
+        threshold = choice.threshold if choice.threshold is not None else meta["threshold"]
+        view.entry = dataclasses.replace(
+            self.entry,
+            labels=choice.names,
+            activation=("identity" if cosine else "sigmoid") if choice.multi_label else "softmax",
+            meta={**meta, "prompt": prompt, "threshold": threshold},
+        )
+        view.choice, view._base, view._views = choice, self, {}
+        view.min_score = threshold if choice.multi_label else None
         if self.recipe is not None:
-            view.recipe = dataclasses.replace(self.recipe, labels=view.labels)
+            view.recipe = dataclasses.replace(self.recipe, labels=choice)
+        if len(self._views) >= 16:  # a server sees many label sets: keep the recent ones
+            self._views.pop(next(iter(self._views)))
+        self._views[choice] = view
         return view
 
     def _keep(self, logits: torch.Tensor) -> torch.Tensor:
@@ -150,6 +208,8 @@ class VideoClassifier:
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
         if self.entry.activation == "sigmoid":
             return torch.sigmoid(logits)
+        if self.entry.activation == "identity":  # already scores (cosine similarities)
+            return logits
         return torch.softmax(logits, dim=-1)
 
     # -- video -------------------------------------------------------------------------
@@ -181,14 +241,14 @@ class VideoClassifier:
         return self.run(path, Work(Clips(clips))).scores
 
     def top_k(self, scores: np.ndarray, k: int) -> list[dict]:
-        return top_k(self.labels, scores, k)
+        return top_k(self.labels, scores, k, self.min_score)
 
     def classify(
         self,
         path: str | os.PathLike,
         top_k: int = 5,
         clips: int = 1,
-        labels: list[str] | None = None,
+        labels: list[str] | LabelChoice | None = None,
     ) -> list[dict]:
         """Top-k `[{"label", "score"}, ...]`, best first, like transformers' pipeline;
         `labels`: only these (see `with_labels`)."""
@@ -203,7 +263,7 @@ class VideoClassifier:
         top_k: int = 3,
         smooth: int = 3,
         min_segment: float | None = None,
-        labels: list[str] | None = None,
+        labels: list[str] | LabelChoice | None = None,
     ):
         """Labels over time: top-k for sliding windows, and segments of one label.
 
@@ -224,7 +284,7 @@ class VideoClassifier:
         workers: int = 0,
         batch_size: int | None = None,
         video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
-        labels: list[str] | None = None,
+        labels: list[str] | LabelChoice | None = None,
     ) -> Iterator[VideoResult]:
         """Classify each video; a bad file gives a result with its error, not an exception.
 

@@ -69,8 +69,13 @@ class Timeline:
         return asdict(self)
 
 
-def top_k(labels: tuple[str, ...], scores: np.ndarray, k: int) -> list[dict]:
-    """The `k` best `[{"label", "score"}]`, best first (ties keep label order)."""
+def top_k(
+    labels: tuple[str, ...], scores: np.ndarray, k: int, min_score: float | None = None
+) -> list[dict]:
+    """The `k` best `[{"label", "score"}]`, best first (ties keep label order); with
+    `min_score` (multi-label tags) only those scoring at least that, maybe none."""
     k = max(1, min(k, len(labels)))
     order = np.argsort(-scores, kind="stable")[:k]
+    if min_score is not None:
+        order = [i for i in order if scores[i] >= min_score]
     return [Prediction(labels[i], float(scores[i])).as_dict() for i in order]

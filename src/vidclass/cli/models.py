@@ -64,7 +64,11 @@ def run(args) -> int:
     if args.models_command == "labels":
         from ..models.resolve import describe
 
-        print("\n".join(describe(args.name).labels))
+        entry = describe(args.name)
+        if entry.zero_shot:
+            print(f"{entry.name} scores any labels you name (--labels)", file=sys.stderr)
+        else:
+            print("\n".join(entry.labels))
         return 0
     rows = catalog(getattr(args, "models", None))  # absent for a bare `vidclass models`
     if getattr(args, "format", "table") == "json":
@@ -73,7 +77,8 @@ def run(args) -> int:
         return 0
     for r in rows:
         cached = "cached" if r["cached"] else "not cached (vidclass models pull)"
-        print(f"{r['name']}  {r['labels']} labels  {cached}")
+        labels = "any labels (zero-shot)" if r.get("zero_shot") else f"{r['labels']} labels"
+        print(f"{r['name']}  {labels}  {cached}")
         print(f"  {r['description']}")
         print(f"  input:   {r['input']}")
         print(f"  weights: {r['source']}")

@@ -108,22 +108,48 @@ def add_db(parser: argparse.ArgumentParser) -> None:
 
 
 def add_label_options(parser: argparse.ArgumentParser) -> None:
-    """--labels / --labels-file: score only some of the model's labels."""
+    """--labels / --labels-file, and for vision-language models --prompt, --multi-label
+    and --threshold."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "--labels",
         metavar="'A, B, ...'",
-        help="only these of the model's labels, comma-separated (case, _ and - ignored); "
-        "scores are renormalised over them",
+        help="score only these labels, comma-separated: a closed-set model keeps these of "
+        "its own (case, _ and - ignored) and renormalises; a vision-language model (X-CLIP, "
+        "CLIP, SigLIP) scores any words",
     )
     group.add_argument("--labels-file", metavar="FILE", help="the same, one label a line")
+    parser.add_argument(
+        "--prompt",
+        metavar="TEMPLATE",
+        help="vision-language models: the text a label is put into, {} where it goes "
+        "(X-CLIP: '{}'; CLIP, SigLIP: 'a photo of {}.')",
+    )
+    parser.add_argument(
+        "--multi-label",
+        action="store_true",
+        help="vision-language models: score each label on its own (SigLIP: its sigmoid; "
+        "CLIP, X-CLIP: the cosine similarity) and keep those from --threshold: tags",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=finite_float,
+        help="with --multi-label: the score from which a label is a tag (SigLIP 0.5; "
+        "CLIP, X-CLIP 0.25)",
+    )
 
 
-def chosen_labels(args: argparse.Namespace) -> list[str] | None:
-    from ..label_choice import parse_labels, read_labels_file
+def chosen_labels(args: argparse.Namespace):
+    """The LabelChoice the options give, or None."""
+    from ..errors import VidclassError
+    from ..label_choice import LabelChoice, parse_labels, read_labels_file
 
     if args.labels is not None:
-        return parse_labels(args.labels)
-    if args.labels_file is not None:
-        return read_labels_file(args.labels_file)
-    return None
+        names = parse_labels(args.labels)
+    elif args.labels_file is not None:
+        names = read_labels_file(args.labels_file)
+    elif args.prompt is not None or args.multi_label or args.threshold is not None:
+        raise VidclassError("--prompt, --multi-label and --threshold need --labels")
+    else:
+        return None
+    return LabelChoice(tuple(names), args.prompt, args.multi_label, args.threshold)

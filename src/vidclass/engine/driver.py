@@ -203,7 +203,9 @@ class Driver:
         if isinstance(self.work.sampling, Clips):
             if clip_scores is not None:
                 result.scores = clip_scores.mean(axis=0)
-                result.predictions = top_k(self.model.labels, result.scores, self.work.top_k)
+                result.predictions = top_k(
+                    self.model.labels, result.scores, self.work.top_k, self.model.min_score
+                )
         else:
             result.spans = [video.end.spans[i] for i in order]
         return result

@@ -83,11 +83,11 @@ class ModelRecipe:
     name: str
     precision: str = "auto"
     threads: int | None = None
-    labels: tuple[str, ...] | None = None  # the labels it was restricted to
+    labels: object = None  # the LabelChoice it was given (with_labels), if any
 
     def load(self, device: str):
         model = self.loader(self.name, self.precision, self.threads, device=device)
-        return model.with_labels(list(self.labels)) if self.labels else model
+        return model.with_labels(self.labels) if self.labels is not None else model
 
 
 class Runner(Protocol):
@@ -101,6 +101,9 @@ class Runner(Protocol):
 
     @property
     def batch_size_hint(self) -> int: ...
+
+    @property
+    def min_score(self) -> float | None: ...  # predictions keep labels from this score
 
     def logits(self, clips: torch.Tensor) -> torch.Tensor: ...
 

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import torch
 
 from ..errors import VidclassError
+from . import vision_language
 from .spec import InputSpec, ModelEntry
 
 PROCESSOR_FILES = ("video_preprocessor_config.json", "preprocessor_config.json")
@@ -226,8 +227,13 @@ def read_entry(name: str, download: bool = True) -> ModelEntry:
     except Exception as exc:  # OSError offline/missing, ValueError for odd configs
         raise _unavailable(name, exc) from exc
     archs = getattr(config, "architectures", None) or []
+    if vision_language.family_of(config):
+        processor_file, processor = _read_processor_config(name, download)
+        return vision_language.read_entry(name, config, processor_file, processor)
     if archs and not any(a.endswith("ForVideoClassification") for a in archs):
-        raise VidclassError(f"{name}: a {archs[0]}, not a video classification model")
+        raise VidclassError(
+            f"{name}: a {archs[0]}, not a video classification or vision-language model"
+        )
     id2label = getattr(config, "id2label", None) or {}
     labels = tuple(str(id2label[k]) for k in sorted(id2label, key=int))
     if not labels:
@@ -287,8 +293,17 @@ class TransformersVideoModule(torch.nn.Module):
         return seen[-1]
 
 
-def load_module(entry: ModelEntry, download: bool = True) -> TransformersVideoModule:
+def load_module(entry: ModelEntry, download: bool = True) -> torch.nn.Module:
     transformers = require_transformers()
+    if entry.meta.get("kind") == "vision-language":
+        try:
+            return vision_language.load_module(
+                entry, lambda load: _cache_first(load, entry.name, download)
+            )
+        except VidclassError:
+            raise
+        except Exception as exc:
+            raise _unavailable(entry.name, exc) from exc
     try:
         model = _cache_first(
             lambda **kw: transformers.AutoModelForVideoClassification.from_pretrained(
@@ -302,8 +317,16 @@ def load_module(entry: ModelEntry, download: bool = True) -> TransformersVideoMo
     return TransformersVideoModule(model.eval())
 
 
+def _runnable(architecture: str) -> bool:
+    return (
+        architecture.endswith("ForVideoClassification")
+        or architecture in vision_language.ARCHITECTURES
+    )
+
+
 def cached_hub_models() -> list[str]:
-    """Hub ids of video classifiers already in the local Hugging Face cache."""
+    """Hub ids of video classifiers and vision-language models already in the local
+    Hugging Face cache."""
     try:
         import transformers  # noqa: F401  (without it they cannot run: list none)
         from huggingface_hub import scan_cache_dir
@@ -325,7 +348,7 @@ def cached_hub_models() -> list[str]:
                 archs = json.loads(Path(config.file_path).read_text()).get("architectures") or []
             except (OSError, ValueError):
                 continue
-            if any(a.endswith("ForVideoClassification") for a in archs):
+            if any(_runnable(a) for a in archs):
                 found.append(repo.repo_id)
                 break
     return sorted(found)

@@ -114,4 +114,10 @@ class ModelEntry:
             "input": self.input.describe(),
             "source": self.describe_source(),
             "description": self.description,
+            "zero_shot": self.zero_shot,
         }
+
+    @property
+    def zero_shot(self) -> bool:
+        """A vision-language model: no labels of its own, it scores the ones named."""
+        return self.meta.get("kind") == "vision-language"

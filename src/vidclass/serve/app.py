@@ -29,7 +29,7 @@ from fastapi.staticfiles import StaticFiles
 from ..engine import Clips, Work
 from ..errors import StorageError, VidclassError
 from ..formats import result_json
-from ..label_choice import parse_labels
+from ..label_choice import LabelChoice, parse_labels
 from ..limits import TimeLimitExceeded, check_time, time_limit
 from ..runtime import tune_allocator
 from ..version import __version__
@@ -123,18 +123,33 @@ LABELS = Query(
     None,
     min_length=1,
     max_length=MAX_LABELS_TEXT,
-    description="only these of the model's labels, comma-separated (case, _ and - ignored)",
+    description="comma-separated: a closed-set model keeps only these of its labels (case, "
+    "_ and - ignored); a vision-language model scores these words",
 )
 
 
-def _chosen(labels: str | None) -> list[str] | None:
-    """The `labels` field checked before the video is read."""
-    if labels is None:
-        return None
+def label_choice(
+    labels: str | None = LABELS,
+    prompt: str | None = Query(
+        None, min_length=1, max_length=200, description="vision-language: template, {} the label"
+    ),
+    multi_label: bool = Query(False, description="vision-language: each label on its own"),
+    threshold: float | None = Query(
+        None, ge=-1, le=1, allow_inf_nan=False, description="multi-label: tags from this score"
+    ),
+) -> LabelChoice | None:
+    """The label fields, checked before the video is read."""
     try:
-        return parse_labels(labels)
+        if labels is None:
+            if prompt is not None or multi_label or threshold is not None:
+                raise VidclassError("prompt, multi_label and threshold need labels")
+            return None
+        return LabelChoice(tuple(parse_labels(labels)), prompt, multi_label, threshold)
     except VidclassError as exc:
         raise HTTPException(422, str(exc)) from None
+
+
+ChosenLabels = Annotated["LabelChoice | None", Depends(label_choice)]
 
 
 def create_app(config: ServeConfig, model=None) -> FastAPI:
@@ -252,12 +267,11 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
     @api.post("/classify", openapi_extra={"requestBody": VIDEO_BODY})
     async def classify(
         request: Request,
+        chosen: ChosenLabels,
         top_k: int = Query(5, ge=1, le=MAX_TOP_K, description="labels to return"),
         clips: int = Query(1, ge=1, le=MAX_CLIPS, description="clips averaged"),
-        labels: str | None = LABELS,
     ):
         """Top-k labels of a video (see the request body for the ways to send it)."""
-        chosen = _chosen(labels)
 
         def work(model, local, name):
             result = model.with_labels(chosen).run(local, Work(Clips(clips), top_k=top_k))
@@ -269,6 +283,7 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
     @api.post("/timeline", openapi_extra={"requestBody": VIDEO_BODY})
     async def timeline(
         request: Request,
+        chosen: ChosenLabels,
         window: float | None = Query(
             None, gt=0, le=600, allow_inf_nan=False, description="seconds (the model's clip)"
         ),
@@ -276,10 +291,8 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
             None, ge=0.04, le=3600, allow_inf_nan=False, description="seconds (1)"
         ),
         top_k: int = Query(3, ge=1, le=MAX_TOP_K),
-        labels: str | None = LABELS,
     ):
         """Windows and segments over time, as `vidclass timeline --format json`."""
-        chosen = _chosen(labels)
 
         def work(model, local, name):
             model = model.with_labels(chosen)
