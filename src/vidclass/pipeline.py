@@ -186,6 +186,15 @@ class VideoClassifier:
         with self._autocast():
             return self.module.embed(self._inputs(clips)).float().cpu()
 
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        """Vision-language models: texts (each put into the prompt template) in the
+        space of `embed`'s video embeddings, (N, D) float32."""
+        if self._text_model is None:
+            raise VidclassError(f"{self.name} is not a vision-language model: it has no text")
+        template = self.entry.meta["prompt"]
+        texts = [fill_prompt(template, text) for text in texts]
+        return self._text_model.encode_text(texts).float().cpu().numpy()
+
     @torch.inference_mode()
     def scores_and_features(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(scores (N, classes), features (N, D)) from one forward pass: what a gallery

@@ -14,6 +14,7 @@ from .options import (
     add_engine_options,
     add_model_options,
     finite_float,
+    positive_float,
     positive_int,
 )
 
@@ -29,7 +30,19 @@ def add(sub) -> None:
     )
     ix.add_argument("folders", nargs="+", metavar="DIR", help="folders (or videos) to index")
     add_db(ix)
-    ix.add_argument("-m", "--model", help="the model (the gallery's own, else i3d.kinetics400)")
+    ix.add_argument(
+        "-m",
+        "--model",
+        help="a classifier (the gallery's own, else i3d.kinetics400) for tags, or a "
+        "vision-language model (X-CLIP, CLIP, SigLIP) for moments to search by text",
+    )
+    ix.add_argument(
+        "--moment",
+        type=positive_float,
+        default=2.0,
+        metavar="S",
+        help="vision-language models: seconds each stored moment spans (2)",
+    )
     ix.add_argument(
         "--no-recursive", dest="recursive", action="store_false", help="not into subfolders"
     )
@@ -42,15 +55,26 @@ def add(sub) -> None:
 
     se = sub.add_parser(
         "search",
-        help="find videos in the gallery by tag",
-        description="Rank videos by tags matching the words: each word matches a tag "
+        help="find videos in the gallery by text or tag",
+        description="By text (galleries indexed with a vision-language model): rank "
+        "videos by their moments nearest to the text, and print those moments with "
+        "times. By tags: rank videos by tags matching the words: each word matches a tag "
         "word or its start ('guit' finds 'playing guitar'), with stems (dance, dancing) "
-        "and a few synonyms (football, soccer). Prints scores, durations and, for videos "
-        "indexed with --timeline, the moments where the tag occurs.",
+        "and a few synonyms (football, soccer); videos indexed with --timeline show the "
+        "moments where the tag occurs.",
     )
-    se.add_argument("text", metavar="TEXT", help="words to look for in tags")
+    se.add_argument("text", metavar="TEXT", help="what to look for")
+    se.add_argument(
+        "--by",
+        choices=("auto", "tags", "text"),
+        default="auto",
+        help="auto: text where the gallery has moments of a vision-language model, else "
+        "tags (auto)",
+    )
     add_db(se)
-    se.add_argument("--min-score", type=finite_float, default=0.0, help="ignore weaker tags (0)")
+    se.add_argument(
+        "--min-score", type=finite_float, help="ignore weaker tags, or less similar moments"
+    )
     se.add_argument("--label", help="only this exact tag")
     se.add_argument("--min-duration", type=finite_float, metavar="S", help="at least S seconds")
     se.add_argument("--max-duration", type=finite_float, metavar="S", help="at most S seconds")
@@ -64,6 +88,13 @@ def add(sub) -> None:
         "VIDEO may be outside the gallery.",
     )
     si.add_argument("video", metavar="VIDEO")
+    si.add_argument(
+        "--using",
+        choices=("auto", "features", "embeddings"),
+        default="auto",
+        help="the classifier's features, or the vision-language model's embeddings "
+        "(auto: embeddings where the gallery has them)",
+    )
     add_db(si)
     si.add_argument("-n", "--limit", type=positive_int, default=10, help="results (10)")
     si.add_argument("--format", choices=("table", "json"), default="table")
@@ -123,6 +154,7 @@ def _run_index(gallery, args) -> int:
         video_timeout=args.video_timeout,
         engine=args.engine,
         ray_address=args.ray_address,
+        moment=args.moment,
     )
     print(f"vidclass: {args.db}: {summary.describe()}", file=sys.stderr)
     return 1 if summary.failed else 0
@@ -140,13 +172,14 @@ def _run_search(gallery, args) -> int:
         min_duration=args.min_duration,
         max_duration=args.max_duration,
         limit=args.limit,
+        by=args.by,
     )
     if args.format == "json":
         json.dump([h.as_dict() for h in hits], sys.stdout, indent=2)
         print()
         return 0
     if not hits:
-        print(f"no videos tagged like {args.text!r}", file=sys.stderr)
+        print(f"no videos found for {args.text!r}", file=sys.stderr)
     for h in hits:
         tags = ", ".join(f"{t['label']} {t['score']:.2f}" for t in h.tags)
         print(f"{h.score:.3f}  {_duration(h.duration):>9}  {h.path}")
@@ -157,7 +190,13 @@ def _run_search(gallery, args) -> int:
 
 
 def _run_similar(gallery, args) -> int:
-    found = gallery.similar(args.video, k=args.limit, precision=args.precision, device=args.device)
+    found = gallery.similar(
+        args.video,
+        k=args.limit,
+        precision=args.precision,
+        device=args.device,
+        using=args.using,
+    )
     if args.format == "json":
         json.dump(found, sys.stdout, indent=2)
         print()

@@ -6,7 +6,7 @@ import fcntl
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -16,11 +16,19 @@ from ..errors import VidclassError
 from ..files import open_regular
 from ..limits import DEFAULT_VIDEO_TIMEOUT, time_limit
 from ..progress import tracked
-from .store import GalleryStore, Hit, SqliteGalleryStore, VideoRecord
+from .store import EmbeddedVideo, GalleryStore, Hit, SqliteGalleryStore, VideoRecord
+from .vector_index import MomentIndex
 
 log = logging.getLogger("vidclass")
 
 DEFAULT_DB = "gallery.sqlite"
+DEFAULT_MOMENT = 2.0  # seconds a stored moment of a vision-language model spans
+TEXT_MODEL = "text_model"  # meta: the vision-language model of the moments
+MOMENT_SECONDS = "moment_seconds"  # meta: the length of its moments
+SEARCH_BY = ("auto", "tags", "text")
+SIMILAR_USING = ("auto", "features", "embeddings")
+MOMENTS_PER_HIT = 3  # a text search shows a video's best moments, at most these
+MAX_MOMENTS = 20_000  # moments read for one text search, at most
 MIN_TAG_SCORE = 0.01  # weaker labels are not kept as tags (the best one always is)
 
 # Words people search for that labels spell otherwise. Stems (dance/dancing, swim/
@@ -55,6 +63,7 @@ class IndexSummary:
     copied: int = 0
     pruned: int = 0
     gone: int = 0  # indexed files that no longer exist (kept without --prune)
+    moments: str = ""  # vision-language galleries: how their moments are searched
 
     def describe(self) -> str:
         parts = [
@@ -71,6 +80,8 @@ class IndexSummary:
             parts.append(f"{self.pruned} removed")
         if self.gone:
             parts.append(f"{self.gone} gone from disk (remove them with --prune)")
+        if self.moments:
+            parts.append(self.moments)
         return ", ".join(parts)
 
 
@@ -103,6 +114,27 @@ class _IndexRun:
     device: str = "auto"
     engine: str = "local"
     ray_address: str | None = None
+    moment: float = DEFAULT_MOMENT
+
+
+@dataclass
+class _Side:
+    """One of a gallery's two kinds of index (a classifier's tags and features, or a
+    vision-language model's embeddings): how its records are found, moved, copied, and
+    how new videos are processed."""
+
+    by_path: Callable
+    by_hash: Callable
+    move: Callable
+    copy: Callable
+    process: Callable
+    embeds: bool = False
+
+
+def _is_vision_language(name: str) -> bool:
+    from ..models.resolve import describe
+
+    return describe(name).zero_shot
 
 
 @contextmanager
@@ -135,6 +167,8 @@ class Gallery:
         self._vectors: tuple[list[str], np.ndarray] | None = None
         self._vectors_version: int | None = None
         self._model = None
+        self._text_model = None
+        self._moment_index: MomentIndex | None = None
 
     def close(self) -> None:
         self.store.close()
@@ -161,6 +195,40 @@ class Gallery:
                 "use another --db"
             )
         return name or stored or DEFAULT_MODEL
+
+    @property
+    def text_model_name(self) -> str | None:
+        """The vision-language model of the gallery's moments, if it has one."""
+        return self.store.get_meta(TEXT_MODEL)
+
+    def _text_model_for(self, name: str | None) -> str:
+        stored = self.text_model_name
+        if name and stored and name != stored:
+            raise VidclassError(
+                f"{self.path} holds moments of {stored!r}; index with --model {stored} or "
+                "use another --db"
+            )
+        if not (name or stored):
+            raise VidclassError(
+                f"{self.path} has no moments to search by text: index it with a "
+                "vision-language model (--model, e.g. microsoft/xclip-base-patch32)"
+            )
+        return name or stored
+
+    def _load_text_model(self, name: str | None, precision: str = "auto", device: str = "auto"):
+        from ..pipeline import load_model
+
+        name = self._text_model_for(name)
+        if self._text_model is None or self._text_model.name != name:
+            self._text_model = load_model(name, precision=precision, device=device)
+        if self.text_model_name is None:
+            self.store.set_meta(TEXT_MODEL, name)
+        return self._text_model
+
+    def _moments(self) -> MomentIndex:
+        if self._moment_index is None:
+            self._moment_index = MomentIndex(self.store, self.path)
+        return self._moment_index
 
     def _load_model(self, name: str | None, precision: str = "auto", device: str = "auto"):
         from ..pipeline import load_model
@@ -190,6 +258,7 @@ class Gallery:
         device: str = "auto",
         engine: str = "local",
         ray_address: str | None = None,
+        moment: float = DEFAULT_MOMENT,
     ) -> IndexSummary:
         """Classify new and changed videos under `inputs` and store them, one transaction
         each (an interrupted run loses nothing; run it again to go on). Unchanged files
@@ -198,8 +267,18 @@ class Gallery:
         seconds is stopped: recorded as failed (or kept without its timeline). One index
         run at a time: another one on the same gallery is refused while this one runs.
         `engine` "ray" classifies on a Ray cluster (`ray_address`); timelines, where
-        asked for, are still made here."""
-        self._model_for(model)  # a mismatched model fails before any work
+        asked for, are still made here.
+
+        A vision-language `model` (X-CLIP, CLIP, SigLIP) stores instead an embedding
+        of each video and of each `moment` seconds of it, for `search(by="text")`; a
+        gallery holds one classifier and one such model side by side."""
+        embed = bool(model) and _is_vision_language(model)
+        if embed:
+            self._text_model_for(model)
+        else:
+            self._model_for(model)  # a mismatched model fails before any work
+        if not (moment > 0 and np.isfinite(moment)):
+            raise VidclassError(f"moment must be a positive number of seconds, got {moment}")
         run = _IndexRun(
             model,
             recursive,
@@ -214,11 +293,42 @@ class Gallery:
             device,
             engine,
             ray_address,
+            moment,
         )
+        side = self._embedding_side() if embed else self._classifier_side()
         with _index_lock(self.path):
-            return self._index(inputs, run)
+            return self._index(inputs, run, side)
 
-    def _index(self, inputs: list[str | os.PathLike], run: _IndexRun) -> IndexSummary:
+    def _classifier_side(self) -> _Side:
+        def copy(same, path, mtime):
+            same.path, same.mtime, same.id = path, mtime, None
+            self.store.put(same)
+
+        def process(todo, run, summary):
+            clf = self._load_model(run.model, run.precision, run.device)
+            self._classify(clf, todo, run, summary)
+
+        return _Side(self.store.by_path, self.store.by_hash, self.store.move, copy, process)
+
+    def _embedding_side(self) -> _Side:
+        def copy(same, path, mtime):
+            self.store.copy_embedded(same.path, path, mtime)
+
+        def process(todo, run, summary):
+            clf = self._load_text_model(run.model, run.precision, run.device)
+            self._embed(clf, todo, run, summary)
+
+        store = self.store
+        return _Side(
+            store.embedded_by_path,
+            store.embedded_by_hash,
+            store.move_embedded,
+            copy,
+            process,
+            embeds=True,
+        )
+
+    def _index(self, inputs: list[str | os.PathLike], run: _IndexRun, side: _Side) -> IndexSummary:
         from ..batch import expand_inputs
         from ..digest import file_digest
 
@@ -241,7 +351,7 @@ class Gallery:
             except OSError as exc:
                 log.warning(f"{path}: cannot read ({exc.strerror})")
                 continue
-            old = self.store.by_path(path)
+            old = side.by_path(path)
             if old and old.size == st.st_size and old.mtime == st.st_mtime:
                 summary.unchanged += 1
                 continue
@@ -252,25 +362,22 @@ class Gallery:
                 summary.failed += 1
                 continue
             if old and old.hash == digest:
-                self.store.move(path, path, st.st_mtime)  # touched, not changed
+                side.move(path, path, st.st_mtime)  # touched, not changed
                 summary.unchanged += 1
                 continue
-            same = [r for r in self.store.by_hash(digest) if r.path != path]
+            same = [r for r in side.by_hash(digest) if r.path != path]
             gone = [r for r in same if not os.path.exists(r.path)]
             if gone and old is None:
-                self.store.move(gone[0].path, path, st.st_mtime)
+                side.move(gone[0].path, path, st.st_mtime)
                 summary.moved += 1
             elif same and same[0].error is None:
-                copy = same[0]
-                copy.path, copy.mtime, copy.id = path, st.st_mtime, None
-                self.store.put(copy)
+                side.copy(same[0], path, st.st_mtime)
                 summary.copied += 1
             else:
                 todo.append((path, digest, st))
         if todo:
-            clf = self._load_model(run.model, run.precision, run.device)
             self._vectors = None
-            self._classify(clf, todo, run, summary)
+            side.process(todo, run, summary)
 
         def under_roots(path: str) -> bool:
             return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
@@ -284,7 +391,44 @@ class Gallery:
                     summary.gone += 1
         if summary.pruned:
             self._vectors = None
+        if self.text_model_name is not None and (side.embeds or summary.pruned):
+            summary.moments = self._moments().refresh()
         return summary
+
+    def _embed(self, clf, todo, run: _IndexRun, summary: IndexSummary) -> None:
+        """Each video's moment embeddings (windows of `run.moment` seconds) and their
+        mean, the video's own."""
+        from ..engine import Windows, Work, runner_for
+
+        info = {path: (digest, st) for path, digest, st in todo}
+        self.store.set_meta(MOMENT_SECONDS, f"{run.moment:g}")
+        work = Work(
+            Windows(run.moment, run.moment), outputs="features", video_timeout=run.video_timeout
+        )
+        runner = runner_for(
+            clf,
+            work,
+            len(todo),
+            engine=run.engine,
+            workers=run.workers,
+            batch_size=run.batch_size,
+            address=run.ray_address,
+        )
+        results = runner.run([t[0] for t in todo])
+        for result in tracked(results, len(todo), "index", enabled=run.progress):
+            digest, st = info[result.video]
+            video = EmbeddedVideo(result.video, digest, st.st_size, st.st_mtime, clf.name)
+            if result.error is not None:
+                video.error = result.error
+                log.error(result.error)
+                summary.failed += 1
+            else:
+                vectors = result.features
+                video.moments = [(a, b, v) for (a, b), v in zip(result.spans, vectors, strict=True)]
+                video.vector = vectors.mean(axis=0)
+                video.duration = result.spans[-1][1]
+                summary.classified += 1
+            self.store.put_embedded(video)
 
     def _classify(self, clf, todo, run: _IndexRun, summary: IndexSummary) -> None:
         from ..engine import Clips, Work, runner_for
@@ -342,26 +486,91 @@ class Gallery:
         self,
         text: str,
         *,
-        min_score: float = 0.0,
+        min_score: float | None = None,
         label: str | None = None,
         min_duration: float | None = None,
         max_duration: float | None = None,
         limit: int = 20,
+        by: str = "auto",
+        model=None,
     ) -> list[Hit]:
-        """Videos whose tags match `text` (words, prefixes, synonyms), best tag first."""
+        """Videos matching `text`, best first. by "tags": tags matching the words
+        (prefixes, stems, synonyms), best tag first. by "text": the videos whose moments
+        are nearest to the text in the vision-language model's space, each with its best
+        moments (`model`: that model, loaded). "auto": text where the gallery has
+        moments and no `label` is asked for, else tags. `min_score`: the least tag score,
+        or cosine similarity of a moment (None: any)."""
         if limit < 1:
             raise VidclassError(f"limit must be at least 1, got {limit}")
+        if by not in SEARCH_BY:
+            raise VidclassError(f"search by one of {', '.join(SEARCH_BY)}, not {by!r}")
+        if by == "auto":
+            by = "text" if self.text_model_name and label is None else "tags"
+        if by == "text":
+            if label is not None:
+                raise VidclassError("label is a tag filter: search by tags to use it")
+            return self._search_text(text, min_score, min_duration, max_duration, limit, model)
         labels = self.store.match_labels(fts_query(text)) if text.strip() else []
         if label is not None:
             labels = [x for x in labels if x == label] if text.strip() else [label]
-        return self.store.tagged(labels, min_score, min_duration, max_duration, limit)
+        return self.store.tagged(labels, min_score or 0.0, min_duration, max_duration, limit)
 
-    def _matrix(self) -> tuple[list[str], np.ndarray]:
-        """The normalised feature vectors, read once and again after another process
+    def _search_text(self, text, min_score, min_duration, max_duration, limit, model) -> list[Hit]:
+        words = " ".join(text.split())
+        if not words:
+            raise VidclassError("give some words to search for")
+        clf = model if model is not None else self._load_text_model(None)
+        if clf.name != self._text_model_for(None):
+            raise VidclassError(
+                f"{self.path} holds moments of {self._text_model_for(None)!r}, not {clf.name!r}"
+            )
+        query = clf.embed_text([words])[0]
+        found: dict[str, list[dict]] = {}
+        want = limit * MOMENTS_PER_HIT
+        while True:  # moments grouped into videos; fetch more until `limit` videos
+            ranked = self._moments().search(query, want)
+            spans = self.store.moments_by_id([key for key, _ in ranked])
+            found = {}
+            for key, sim in ranked:
+                if (min_score is not None and sim < min_score) or key not in spans:
+                    continue
+                path, start, end = spans[key]
+                found.setdefault(path, []).append(
+                    {"start": start, "end": end, "label": words, "score": sim}
+                )
+            kept = self._within(found, min_duration, max_duration)
+            if len(kept) >= limit or len(ranked) < want or want >= MAX_MOMENTS:
+                break
+            want = min(want * 4, MAX_MOMENTS)
+        hits = []
+        for path, (duration, moments) in list(kept.items())[:limit]:
+            record = self.store.by_path(path)
+            tags = record.tags[:3] if record is not None else []
+            best = moments[:MOMENTS_PER_HIT]
+            hits.append(Hit(path, best[0]["score"], duration, tags, best))
+        return hits
+
+    def _within(self, found, min_duration, max_duration) -> dict:
+        """{path: (duration, moments)} of the videos within the durations, best first."""
+        kept = {}
+        for path, moments in found.items():
+            video = self.store.embedded_by_path(path)
+            duration = video.duration if video is not None else None
+            if min_duration is not None and (duration is None or duration < min_duration):
+                continue
+            if max_duration is not None and (duration is None or duration > max_duration):
+                continue
+            kept[path] = (duration, moments)
+        return kept
+
+    def _matrix(self, embeddings: bool = False) -> tuple[list[str], np.ndarray]:
+        """The normalised vectors (the classifier's features, or with `embeddings` the
+        vision-language video embeddings), read once and again after another process
         (an index run beside a server) changed the database."""
-        version = self.store.version()
+        version = (self.store.version(), embeddings)
         if self._vectors is None or self._vectors_version != version:
-            paths, vectors = self.store.features()
+            read = self.store.embedded_vectors if embeddings else self.store.features
+            paths, vectors = read()
             norms = np.linalg.norm(vectors, axis=1, keepdims=True) if len(paths) else 1.0
             self._vectors = (paths, vectors / np.maximum(norms, 1e-12))
             self._vectors_version = version
@@ -374,29 +583,30 @@ class Gallery:
         precision: str = "auto",
         model=None,
         device: str = "auto",
+        using: str = "auto",
     ) -> list[dict]:
-        """The `k` indexed videos nearest to `video` by cosine similarity of features;
-        `video` may be outside the gallery (it is then run through the gallery's model,
-        or `model`, a loaded VideoClassifier that must be the gallery's)."""
+        """The `k` indexed videos nearest to `video` by cosine similarity; `video` may be
+        outside the gallery (it is then run through the gallery's model, or `model`, a
+        loaded VideoClassifier that must be that model). using "features": the
+        classifier's features; "embeddings": the vision-language model's video
+        embeddings; "auto": embeddings where the gallery has them."""
         if k < 1:
             raise VidclassError(f"limit must be at least 1, got {k}")
-        paths, matrix = self._matrix()
+        if using not in SIMILAR_USING:
+            raise VidclassError(f"similar using one of {', '.join(SIMILAR_USING)}, not {using!r}")
+        embeddings = using == "embeddings" or (using == "auto" and bool(self.text_model_name))
+        paths, matrix = self._matrix(embeddings)
         if not paths:
             raise VidclassError(f"{self.path} has no indexed videos")
         path = os.path.abspath(video)
-        record = self.store.by_path(path)
-        if record is not None and record.feature is not None:
-            query = record.feature
+        if embeddings:
+            stored = self.store.embedded_by_path(path)
+            query = stored.vector if stored is not None else None
         else:
-            from ..engine import Work
-
-            clf = self._load_model(None, precision, device) if model is None else model
-            if clf.name != self._model_for(None):
-                raise VidclassError(
-                    f"{self.path} is indexed with {self._model_for(None)!r}, not {clf.name!r}: "
-                    "its features cannot be compared"
-                )
-            query = clf.run(video, Work(outputs="features")).features.mean(axis=0)
+            record = self.store.by_path(path)
+            query = record.feature if record is not None else None
+        if query is None:
+            query = self._query_vector(video, embeddings, model, precision, device)
         if query.shape[0] != matrix.shape[1]:
             raise VidclassError("the query's features do not match the gallery's model")
         sims = matrix @ (query / max(np.linalg.norm(query), 1e-12))
@@ -411,6 +621,33 @@ class Gallery:
             if len(out) == k:
                 break
         return out
+
+    def _moment_seconds(self) -> float:
+        try:
+            seconds = float(self.store.get_meta(MOMENT_SECONDS) or DEFAULT_MOMENT)
+        except ValueError:
+            return DEFAULT_MOMENT
+        return seconds if 0 < seconds < 3600 else DEFAULT_MOMENT
+
+    def _query_vector(self, video, embeddings: bool, model, precision: str, device: str):
+        """A video outside the gallery as the gallery stores videos."""
+        from ..engine import Windows, Work
+
+        if embeddings:
+            name = self._text_model_for(None)
+            if model is None or model.name != name:
+                model = self._load_text_model(None, precision, device)
+            moment = self._moment_seconds()
+            return model.run(
+                video, Work(Windows(moment, moment), outputs="features")
+            ).features.mean(axis=0)
+        clf = self._load_model(None, precision, device) if model is None else model
+        if clf.name != self._model_for(None):
+            raise VidclassError(
+                f"{self.path} is indexed with {self._model_for(None)!r}, not {clf.name!r}: "
+                "its features cannot be compared"
+            )
+        return clf.run(video, Work(outputs="features")).features.mean(axis=0)
 
     def tags(self) -> list[dict]:
         return [

@@ -39,6 +39,22 @@ class VideoRecord:
 
 
 @dataclass
+class EmbeddedVideo:
+    """A video embedded with a vision-language model: its place in the text-video space
+    and one vector per moment."""
+
+    path: str
+    hash: str
+    size: int
+    mtime: float
+    model: str
+    duration: float | None = None
+    vector: np.ndarray | None = None  # the whole video, float32 (D,)
+    moments: list[tuple[float, float, np.ndarray]] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
 class Hit:
     """A search result: a video, the tags that matched and where they occur."""
 
@@ -77,6 +93,15 @@ class GalleryStore(Protocol):
         limit: int,
     ) -> list[Hit]: ...
     def features(self) -> tuple[list[str], np.ndarray]: ...
+    def embedded_by_path(self, path: str) -> EmbeddedVideo | None: ...
+    def embedded_by_hash(self, digest: str) -> list[EmbeddedVideo]: ...
+    def put_embedded(self, video: EmbeddedVideo) -> None: ...
+    def copy_embedded(self, source: str, path: str, mtime: float) -> None: ...
+    def move_embedded(self, old: str, new: str, mtime: float) -> None: ...
+    def moment_count(self) -> int: ...
+    def moment_vectors(self, after: int = 0, chunk: int = 50_000): ...
+    def moments_by_id(self, ids: list[int]) -> dict[int, tuple[str, float, float]]: ...
+    def embedded_vectors(self) -> tuple[list[str], np.ndarray]: ...
     def version(self) -> int: ...
     def tag_counts(self) -> list[tuple[str, int, float]]: ...
     def records(self) -> list[VideoRecord]: ...
@@ -117,6 +142,28 @@ CREATE TABLE IF NOT EXISTS segments (
 );
 CREATE INDEX IF NOT EXISTS segments_video ON segments(video_id, label);
 CREATE TABLE IF NOT EXISTS labels (label TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS embedded (
+    path TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    model TEXT NOT NULL,
+    duration REAL,
+    vector BLOB,
+    error TEXT,
+    indexed_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS embedded_hash ON embedded(hash);
+-- AUTOINCREMENT: a deleted moment's id is never reused, so a nearest-neighbour index
+-- built earlier never names another moment by it.
+CREATE TABLE IF NOT EXISTS moments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL REFERENCES embedded(path) ON DELETE CASCADE ON UPDATE CASCADE,
+    start REAL NOT NULL,
+    end REAL NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS moments_path ON moments(path);
 CREATE VIRTUAL TABLE IF NOT EXISTS labels_fts
     USING fts5(label, tokenize='porter unicode61', prefix='2 3 4');
 """
@@ -144,12 +191,19 @@ def _database_errors_as_user_errors(cls):
     return cls
 
 
-def _vector(blob) -> np.ndarray | None:
-    """A stored feature vector; anything but finite float32 bytes counts as none."""
-    if not isinstance(blob, bytes) or not blob or len(blob) % 4:
+def _vector(blob, dtype=np.float32) -> np.ndarray | None:
+    """A stored vector as float32; anything but finite `dtype` bytes counts as none."""
+    size = np.dtype(dtype).itemsize
+    if not isinstance(blob, bytes) or not blob or len(blob) % size or len(blob) > 1 << 16:
         return None
-    vector = np.frombuffer(blob, dtype=np.float32).copy()
+    vector = np.frombuffer(blob, dtype=dtype).astype(np.float32)
     return vector if np.isfinite(vector).all() else None
+
+
+def _half(vector: np.ndarray) -> bytes:
+    """Embeddings are stored as float16: half the space, and search recall is the same
+    (benchmarks/search.py)."""
+    return np.asarray(vector, dtype=np.float16).tobytes()
 
 
 @_database_errors_as_user_errors
@@ -244,7 +298,10 @@ class SqliteGalleryStore:
         return [self._record(r) for r in rows.fetchall()]
 
     def paths(self) -> list[str]:
-        rows = self.conn.execute("SELECT CAST(path AS TEXT) FROM videos ORDER BY path")
+        rows = self.conn.execute(
+            "SELECT CAST(path AS TEXT) FROM videos UNION SELECT CAST(path AS TEXT) FROM embedded "
+            "ORDER BY 1"
+        )
         return [r[0] for r in rows]
 
     def put(self, record: VideoRecord) -> None:
@@ -296,6 +353,126 @@ class SqliteGalleryStore:
     def delete(self, path: str) -> None:
         with self.conn:
             self.conn.execute("DELETE FROM videos WHERE path = ?", (path,))
+            self.conn.execute("DELETE FROM embedded WHERE path = ?", (path,))
+
+    # -- embeddings (vision-language models) -------------------------------------------
+    _EMBEDDED = (
+        "CAST(path AS TEXT), CAST(hash AS TEXT), CAST(size AS INTEGER), CAST(mtime AS REAL), "
+        "CAST(model AS TEXT), CAST(duration AS REAL), vector, CAST(error AS TEXT)"
+    )
+
+    def _embedded(self, row) -> EmbeddedVideo:
+        path, digest, size, mtime, model, duration, vector, error = row
+        return EmbeddedVideo(
+            path, digest, size, mtime, model, duration, _vector(vector, np.float16), error=error
+        )
+
+    def embedded_by_path(self, path: str) -> EmbeddedVideo | None:
+        row = self.conn.execute(
+            f"SELECT {self._EMBEDDED} FROM embedded WHERE path = ?", (path,)
+        ).fetchone()
+        return self._embedded(row) if row else None
+
+    def embedded_by_hash(self, digest: str) -> list[EmbeddedVideo]:
+        rows = self.conn.execute(f"SELECT {self._EMBEDDED} FROM embedded WHERE hash = ?", (digest,))
+        return [self._embedded(r) for r in rows.fetchall()]
+
+    def put_embedded(self, video: EmbeddedVideo) -> None:
+        """Insert or replace one embedded video with its moments, in one transaction."""
+        vector = _half(video.vector) if video.vector is not None else None
+        with self.conn:
+            self.conn.execute("DELETE FROM embedded WHERE path = ?", (video.path,))
+            self.conn.execute(
+                "INSERT INTO embedded VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    video.path,
+                    video.hash,
+                    video.size,
+                    video.mtime,
+                    video.model,
+                    video.duration,
+                    vector,
+                    video.error,
+                    time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                ),
+            )
+            self.conn.executemany(
+                "INSERT INTO moments (path, start, end, vector) VALUES (?, ?, ?, ?)",
+                [(video.path, a, b, _half(v)) for a, b, v in video.moments],
+            )
+
+    def copy_embedded(self, source: str, path: str, mtime: float) -> None:
+        """`path` is a copy of the embedded `source`: the same vectors under its name."""
+        with self.conn:
+            self.conn.execute("DELETE FROM embedded WHERE path = ?", (path,))
+            self.conn.execute(
+                "INSERT INTO embedded SELECT ?, hash, size, ?, model, duration, vector, error, "
+                "indexed_at FROM embedded WHERE path = ?",
+                (path, mtime, source),
+            )
+            self.conn.execute(
+                "INSERT INTO moments (path, start, end, vector) "
+                "SELECT ?, start, end, vector FROM moments WHERE path = ? ORDER BY id",
+                (path, source),
+            )
+
+    def move_embedded(self, old: str, new: str, mtime: float) -> None:
+        with self.conn:  # its moments follow (ON UPDATE CASCADE)
+            self.conn.execute(
+                "UPDATE embedded SET path = ?, mtime = ? WHERE path = ?", (new, mtime, old)
+            )
+
+    def moment_count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM moments").fetchone()[0]
+
+    def moment_vectors(self, after: int = 0, chunk: int = 50_000):
+        """(ids, float32 vectors) of the moments with an id above `after`, in chunks of
+        `chunk`, in id order; vectors of another length or not finite are left out."""
+        last, dim = after, None
+        while True:
+            rows = self.conn.execute(
+                "SELECT id, vector FROM moments WHERE id > ? ORDER BY id LIMIT ?", (last, chunk)
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            ids, vectors = [], []
+            for key, blob in rows:
+                vector = _vector(blob, np.float16)
+                dim = dim or (len(vector) if vector is not None else None)
+                if vector is not None and len(vector) == dim:
+                    ids.append(key)
+                    vectors.append(vector)
+            if ids:
+                yield np.array(ids, dtype=np.int64), np.stack(vectors)
+
+    def moments_by_id(self, ids: list[int]) -> dict[int, tuple[str, float, float]]:
+        """{id: (path, start, end)} of those of `ids` that exist."""
+        found = {}
+        for start in range(0, len(ids), 500):
+            part = [int(i) for i in ids[start : start + 500]]
+            marks = ",".join("?" * len(part))
+            for key, path, a, b in self.conn.execute(
+                "SELECT id, CAST(path AS TEXT), CAST(start AS REAL), CAST(end AS REAL) "
+                f"FROM moments WHERE id IN ({marks})",
+                part,
+            ):
+                found[key] = (path, a, b)
+        return found
+
+    def embedded_vectors(self) -> tuple[list[str], np.ndarray]:
+        """(paths, float32 vectors) of the embedded videos, for `similar`."""
+        paths, vectors = [], []
+        for path, blob in self.conn.execute(
+            "SELECT CAST(path AS TEXT), vector FROM embedded WHERE vector IS NOT NULL ORDER BY path"
+        ):
+            vector = _vector(blob, np.float16)
+            if vector is not None and (not vectors or len(vector) == len(vectors[0])):
+                paths.append(path)
+                vectors.append(vector)
+        if not vectors:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return paths, np.stack(vectors)
 
     # -- search -----------------------------------------------------------------------
     def match_labels(self, query: str) -> list[str]:
@@ -389,8 +566,10 @@ class SqliteGalleryStore:
         return [self._record(r) for r in rows]
 
     def version(self) -> int:
-        """Changes when another connection commits: cached reads are then stale."""
-        return self.conn.execute("PRAGMA data_version").fetchone()[0]
+        """Changes when any connection, this one too, commits: cached reads are then
+        stale (data_version counts the others' commits, total_changes this one's)."""
+        others = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        return (others << 32) | (self.conn.total_changes & 0xFFFFFFFF)
 
     def close(self) -> None:
         self.conn.close()

@@ -152,6 +152,11 @@ def label_choice(
 ChosenLabels = Annotated["LabelChoice | None", Depends(label_choice)]
 
 
+async def _nothing() -> None:
+    """No video to fetch (run_on_video's first step for work that has none)."""
+    return None
+
+
 def create_app(config: ServeConfig, model=None) -> FastAPI:
     """The app; `model` (a loaded VideoClassifier) or config.model loaded at startup."""
     tune_allocator()  # before the model thread's first allocation (see tune_allocator)
@@ -214,6 +219,8 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
         def job():
             from ..video import probe
 
+            if item is None:  # work without a video
+                return work(classifier(), None, None)
             try:
                 probe(item.local)
             except TimeLimitExceeded:
@@ -342,23 +349,41 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
         return [{**model.entry.summary(), "serving": True}] if model is not None else []
 
     @api.get("/search")
-    def search(
-        q: str = Query(min_length=1, max_length=MAX_TEXT, description="words to look for"),
-        min_score: float = Query(0.0, ge=0, le=1, allow_inf_nan=False),
+    async def search(
+        q: str = Query(min_length=1, max_length=MAX_TEXT, description="what to look for"),
+        by: str = Query(
+            "auto",
+            pattern="^(auto|tags|text)$",
+            description="text: moments of the gallery's vision-language model nearest to "
+            "the text; tags: tag words; auto: text where the gallery has moments",
+        ),
+        min_score: float | None = Query(None, ge=-1, le=1, allow_inf_nan=False),
         label: str | None = Query(None, min_length=1, max_length=MAX_TEXT),
         limit: int = Query(20, ge=1, le=MAX_LIMIT),
     ):
-        """Gallery videos whose tags match the words (needs --gallery)."""
+        """Gallery videos matching the text, by tags or by moments (needs --gallery)."""
         from ..gallery import Gallery
 
+        options = {"min_score": min_score, "label": label, "limit": limit}
         try:
             with Gallery(gallery_path()) as g:
-                hits = g.search(q, min_score=min_score, label=label, limit=limit)
-                return [h.as_dict() for h in hits]
+                if by == "auto":
+                    by = "text" if g.text_model_name and label is None else "tags"
+                if by == "tags":
+                    return [h.as_dict() for h in g.search(q, by="tags", **options)]
         except StorageError as exc:
             raise HTTPException(503, str(exc)) from None
         except VidclassError as exc:
             raise HTTPException(422, str(exc)) from None
+
+        def job():  # the text model runs in the model thread, kept loaded with the gallery
+            gallery = model_gallery()
+            model = state["model"]
+            same = model is not None and model.name == gallery.text_model_name
+            hits = gallery.search(q, by="text", model=model if same else None, **options)
+            return [h.as_dict() for h in hits]
+
+        return await run_on_video(_nothing, lambda *_: job(), "search")
 
     app.include_router(api)
 

@@ -122,14 +122,26 @@ $("search-form").addEventListener("submit", async (e) => {
   const q = $("query").value;
   const list = $("results");
   list.replaceChildren();
-  const response = await api(`/v1/search?q=${encodeURIComponent(q)}`);
+  const by = $("search-by").value;
+  const response = await api(`/v1/search?q=${encodeURIComponent(q)}&by=${by}`);
   const hits = await response.json();
   if (!response.ok) { list.textContent = detailText(hits, response); return; }
-  if (!hits.length) { list.textContent = `No videos tagged like "${q}".`; return; }
+  if (!hits.length) { list.textContent = `No videos found for "${q}".`; return; }
   for (const h of hits) {
     const item = document.createElement("li");
     const tags = h.tags.map((t) => `${t.label} ${t.score.toFixed(2)}`).join(", ");
-    item.textContent = `${h.video} (${h.duration ? h.duration.toFixed(1) + " s" : "?"}): ${tags}`;
+    const length = h.duration ? h.duration.toFixed(1) + " s" : "?";
+    item.textContent = `${h.video} (${length}, ${h.score.toFixed(2)})${tags ? ": " + tags : ""}`;
+    if (h.moments.length) {
+      const moments = document.createElement("ul");
+      moments.className = "moments";
+      for (const m of h.moments) {
+        const row = document.createElement("li");
+        row.textContent = `${m.start.toFixed(1)}–${m.end.toFixed(1)} s: ${m.label} ${m.score.toFixed(2)}`;
+        moments.append(row);
+      }
+      item.append(moments);
+    }
     list.append(item);
   }
 });
