@@ -179,3 +179,52 @@ def test_cli_index_search_similar(tmp_path, clip_model):
     r = run_cli("similar", video("arm_wrestling_vp9.webm"), "--db", db, "--format", "json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)[0]["video"].endswith("arm_wrestling.mp4")
+
+
+def test_serve_zero_shot_and_text_search(indexed, tmp_path):
+    """`vidclass serve` with a vision-language model: labels as words, multi-label, and
+    text search of the gallery's moments."""
+    pytest.importorskip("fastapi", reason="serve needs the serve extra")
+    from .conftest import start_server, stop_server
+    from .test_serve import call
+
+    db, folder, model = indexed
+    proc, url, _ = start_server(
+        tmp_path,
+        "--model",
+        model.name,
+        "--gallery",
+        str(db),
+        "--media",
+        str(video(CLIPS[0]).parent),
+    )
+    try:
+        clip = video("arm_wrestling.mp4")
+        status, _, result = call(url + "/v1/classify?labels=dog,surfing,arm%20wrestling", file=clip)
+        assert status == 200, result
+        assert {p["label"] for p in result["predictions"]} == {"dog", "surfing", "arm wrestling"}
+        status, _, result = call(
+            url + "/v1/classify?labels=dog,surfing&multi_label=true&threshold=-1", file=clip
+        )
+        assert status == 200 and len(result["predictions"]) == 2
+        assert all(-1 <= p["score"] <= 1 for p in result["predictions"])  # cosines
+        status, _, result = call(url + "/v1/classify", file=clip)
+        assert status == 422 and "--labels" in result["detail"]
+        status, _, result = call(url + "/v1/classify?prompt=a%20video%20of%20%7B%7D", file=clip)
+        assert status == 422 and "need labels" in result["detail"]
+
+        status, _, hits = call(url + "/v1/search?q=a%20dog%20on%20the%20beach&limit=2")
+        assert status == 200 and len(hits) == 2 and all(h["moments"] for h in hits)
+        with Gallery(db) as g:
+            want = g.search("a dog on the beach", limit=2, model=model)
+        assert [h["video"] for h in hits] == [h.path for h in want]
+        status, _, hits = call(url + "/v1/search?q=dog&by=tags")
+        assert status == 200 and hits == []
+        status, _, hits = call(url + "/v1/search?q=dog&by=words")
+        assert status == 422
+        # A video outside the gallery: embedded by the serving model, the nearest is itself.
+        status, _, near = call(url + "/v1/similar?video=arm_wrestling.mp4&limit=2")
+        assert status == 200 and len(near) == 2, near
+        assert near[0]["video"] == str(folder / "arm_wrestling.mp4")
+    finally:
+        stop_server(proc)
