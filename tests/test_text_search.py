@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from .tiny_vl import make_checkpoint
 pytest.importorskip("transformers", reason="transformers not installed (pip install -e '.[hf]')")
 pytest.importorskip("PIL", reason="transformers' image processors need Pillow")
 
+DEV = ["archery_1.mp4", "bench_pressing_1.mp4", "push_up_1.mp4", "squat_1.mp4", "situp_1.mp4"]
 CLIPS = ["arm_wrestling.mp4", "eating_spaghetti.mp4", "cricket_shot.gif", "cleaning_pool_1s.mp4"]
 
 
@@ -228,3 +230,54 @@ def test_serve_zero_shot_and_text_search(indexed, tmp_path):
         assert near[0]["video"] == str(folder / "arm_wrestling.mp4")
     finally:
         stop_server(proc)
+
+
+def test_a_killed_embedding_run_loses_and_repeats_nothing(tmp_path, clip_model):
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    names = [f"dev/{n}" for n in DEV]
+    lib = link_videos(tmp_path / "lib", names)
+    db = tmp_path / "g.sqlite"
+
+    def embedded() -> list[str]:
+        if not db.exists():
+            return []
+        with sqlite3.connect(db) as conn:
+            try:
+                return [r[0] for r in conn.execute("SELECT path FROM embedded")]
+            except sqlite3.OperationalError:  # tables not made yet
+                return []
+
+    args = ["index", lib, "--db", db, "--model", clip_model, "--moment", "0.5", "--workers", "0"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidclass", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, VIDCLASS_OFFLINE="1"),
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while len(embedded()) < 2 and proc.poll() is None:
+            assert time.monotonic() < deadline, "indexing did not start"
+            time.sleep(0.05)
+        assert proc.poll() is None, "indexing ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = embedded()
+    assert 2 <= len(before) < len(names)
+    rerun = run_cli(*args)
+    assert rerun.returncode == 0, rerun.stderr
+    done = len(names) - len(before)
+    assert f"{done} classified, 0 failed, {len(before)} unchanged" in rerun.stderr
+    assert sorted(embedded()) == sorted(str(lib / Path(n).name) for n in names)  # each once
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        per_video = conn.execute("SELECT COUNT(DISTINCT path) FROM moments").fetchone()[0]
+    assert per_video == len(names)  # every video kept its moments

@@ -196,6 +196,18 @@ class Gallery:
             )
         return name or stored or DEFAULT_MODEL
 
+    def _wants_embeddings(self, model: str | None) -> bool:
+        """Whether `model` is a vision-language model (its index run stores moments)."""
+        if not model or model == self.model_name:
+            return False
+        if model == self.text_model_name:
+            return True
+        try:
+            return _is_vision_language(model)
+        except VidclassError:
+            self._model_for(model)  # a gallery of another classifier says so first
+            raise
+
     @property
     def text_model_name(self) -> str | None:
         """The vision-language model of the gallery's moments, if it has one."""
@@ -272,7 +284,7 @@ class Gallery:
         A vision-language `model` (X-CLIP, CLIP, SigLIP) stores instead an embedding
         of each video and of each `moment` seconds of it, for `search(by="text")`; a
         gallery holds one classifier and one such model side by side."""
-        embed = bool(model) and _is_vision_language(model)
+        embed = self._wants_embeddings(model)
         if embed:
             self._text_model_for(model)
         else:
@@ -395,16 +407,13 @@ class Gallery:
             summary.moments = self._moments().refresh()
         return summary
 
-    def _embed(self, clf, todo, run: _IndexRun, summary: IndexSummary) -> None:
-        """Each video's moment embeddings (windows of `run.moment` seconds) and their
-        mean, the video's own."""
-        from ..engine import Windows, Work, runner_for
+    @staticmethod
+    def _run(clf, work, todo, run: _IndexRun):
+        """(result, digest, stat) of each video of `todo` run through `work`, as the
+        engine finishes them, with a progress bar."""
+        from ..engine import runner_for
 
         info = {path: (digest, st) for path, digest, st in todo}
-        self.store.set_meta(MOMENT_SECONDS, f"{run.moment:g}")
-        work = Work(
-            Windows(run.moment, run.moment), outputs="features", video_timeout=run.video_timeout
-        )
         runner = runner_for(
             clf,
             work,
@@ -416,7 +425,18 @@ class Gallery:
         )
         results = runner.run([t[0] for t in todo])
         for result in tracked(results, len(todo), "index", enabled=run.progress):
-            digest, st = info[result.video]
+            yield (result, *info[result.video])
+
+    def _embed(self, clf, todo, run: _IndexRun, summary: IndexSummary) -> None:
+        """Each video's moment embeddings (windows of `run.moment` seconds) and their
+        mean, the video's own."""
+        from ..engine import Windows, Work
+
+        self.store.set_meta(MOMENT_SECONDS, f"{run.moment:g}")
+        work = Work(
+            Windows(run.moment, run.moment), outputs="features", video_timeout=run.video_timeout
+        )
+        for result, digest, st in self._run(clf, work, todo, run):
             video = EmbeddedVideo(result.video, digest, st.st_size, st.st_mtime, clf.name)
             if result.error is not None:
                 video.error = result.error
@@ -431,23 +451,11 @@ class Gallery:
             self.store.put_embedded(video)
 
     def _classify(self, clf, todo, run: _IndexRun, summary: IndexSummary) -> None:
-        from ..engine import Clips, Work, runner_for
+        from ..engine import Clips, Work
         from ..video import probe
 
-        info = {path: (digest, st) for path, digest, st in todo}
         work = Work(Clips(), outputs="both", top_k=run.top_k, video_timeout=run.video_timeout)
-        runner = runner_for(
-            clf,
-            work,
-            len(todo),
-            engine=run.engine,
-            workers=run.workers,
-            batch_size=run.batch_size,
-            address=run.ray_address,
-        )
-        results = runner.run([t[0] for t in todo])
-        for result in tracked(results, len(todo), "index", enabled=run.progress):
-            digest, st = info[result.video]
+        for result, digest, st in self._run(clf, work, todo, run):
             record = VideoRecord(result.video, digest, st.st_size, st.st_mtime, clf.name)
             if result.error is not None:
                 record.error = result.error

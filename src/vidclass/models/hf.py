@@ -229,7 +229,8 @@ def read_entry(name: str, download: bool = True) -> ModelEntry:
     archs = getattr(config, "architectures", None) or []
     if vision_language.family_of(config):
         processor_file, processor = _read_processor_config(name, download)
-        return vision_language.read_entry(name, config, processor_file, processor)
+        spec = processor_to_spec(vision_language.frames_per_clip(config), processor)
+        return vision_language.read_entry(name, config, processor_file, spec)
     if archs and not any(a.endswith("ForVideoClassification") for a in archs):
         raise VidclassError(
             f"{name}: a {archs[0]}, not a video classification or vision-language model"
@@ -298,7 +299,7 @@ def load_module(entry: ModelEntry, download: bool = True) -> torch.nn.Module:
     if entry.meta.get("kind") == "vision-language":
         try:
             return vision_language.load_module(
-                entry, lambda load: _cache_first(load, entry.name, download)
+                entry, transformers, lambda load: _cache_first(load, entry.name, download)
             )
         except VidclassError:
             raise

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import VidclassError
-from .spec import ModelEntry
+from .spec import InputSpec, ModelEntry
 
 FRAMES_PER_CLIP = 8  # image models: frames a clip is scored on, spread over it
 
@@ -60,13 +60,16 @@ def check_prompt(template: str) -> str:
     return template
 
 
-def read_entry(name: str, config, processor_file: str, processor: dict) -> ModelEntry:
-    """The entry of a vision-language checkpoint: no labels of its own."""
-    from .hf import processor_to_spec
-
-    family = family_of(config)
+def frames_per_clip(config) -> SimpleNamespace:
+    """What the processor mapping reads as the model's frames: X-CLIP's own, else
+    FRAMES_PER_CLIP spread over the clip."""
     frames = getattr(getattr(config, "vision_config", None), "num_frames", None)
-    spec = processor_to_spec(SimpleNamespace(num_frames=frames or FRAMES_PER_CLIP), processor)
+    return SimpleNamespace(num_frames=frames or FRAMES_PER_CLIP)
+
+
+def read_entry(name: str, config, processor_file: str, spec: InputSpec) -> ModelEntry:
+    """The entry of a vision-language checkpoint: no labels of its own."""
+    family = family_of(config)
     where = f"folder {name}" if Path(name).is_dir() else f"Hugging Face hub {name}"
     return ModelEntry(
         name=str(name),
@@ -231,11 +234,8 @@ def _pooled(output) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
-def load_module(entry: ModelEntry, load, download: bool = True) -> TextVideoModel:
+def load_module(entry: ModelEntry, transformers, load) -> TextVideoModel:
     """`load(fn)` runs `fn(local_files_only=...)` cache-first (see hf._cache_first)."""
-    from .hf import require_transformers
-
-    transformers = require_transformers()
     model = load(
         lambda **kw: transformers.AutoModel.from_pretrained(entry.name, dtype=torch.float32, **kw)
     )
