@@ -213,3 +213,30 @@ def server(tmp_path_factory, model):
     proc, url, tmp = start_server(root, *args, "--queue", "2", "--precision", "fp32")
     yield {"url": url, "tmp": tmp, "pid": proc.pid}
     stop_server(proc)
+
+
+def kill_midway(args, stored, at_least: int = 2) -> None:
+    """Run `vidclass ARGS` and SIGKILL it once `stored()` counts `at_least` items (fails
+    if it never gets there, or finishes first)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidclass", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, VIDCLASS_OFFLINE="1"),
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while stored() < at_least and proc.poll() is None:
+            assert time.monotonic() < deadline, "the run did not start"
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +13,7 @@ import pytest
 from vidclass import VidclassError
 from vidclass.gallery import Gallery, VideoRecord, fts_query
 
-from .conftest import link_videos, run_cli, video
+from .conftest import kill_midway, link_videos, run_cli, video
 
 
 def record(path, tags, duration=10.0, feature=None, segments=()):
@@ -187,23 +182,7 @@ def test_a_killed_indexing_run_loses_and_repeats_nothing(tmp_path):
             except sqlite3.OperationalError:  # tables not made yet
                 return []
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vidclass", "index", str(lib), "--db", str(db), "--workers", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ, VIDCLASS_OFFLINE="1"),
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while len(indexed()) < 2 and proc.poll() is None:
-            assert time.monotonic() < deadline, "indexing did not start"
-            time.sleep(0.2)
-        assert proc.poll() is None, "indexing ended before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_midway(["index", lib, "--db", db, "--workers", "1"], lambda: len(indexed()))
     before = indexed()
     assert 2 <= len(before) < len(names)
     rerun = run_cli("index", lib, "--db", db)

@@ -17,7 +17,7 @@ from vidclass.engine import Windows, Work
 from vidclass.gallery import Gallery
 from vidclass.gallery.vector_index import MomentIndex
 
-from .conftest import link_videos, run_cli, video
+from .conftest import kill_midway, link_videos, run_cli, video
 from .tiny_vl import make_checkpoint
 
 pytest.importorskip("transformers", reason="transformers not installed (pip install -e '.[hf]')")
@@ -233,11 +233,7 @@ def test_serve_zero_shot_and_text_search(indexed, tmp_path):
 
 
 def test_a_killed_embedding_run_loses_and_repeats_nothing(tmp_path, clip_model):
-    import signal
     import sqlite3
-    import subprocess
-    import sys
-    import time
 
     names = [f"dev/{n}" for n in DEV]
     lib = link_videos(tmp_path / "lib", names)
@@ -253,23 +249,7 @@ def test_a_killed_embedding_run_loses_and_repeats_nothing(tmp_path, clip_model):
                 return []
 
     args = ["index", lib, "--db", db, "--model", clip_model, "--moment", "0.5", "--workers", "0"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vidclass", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ, VIDCLASS_OFFLINE="1"),
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while len(embedded()) < 2 and proc.poll() is None:
-            assert time.monotonic() < deadline, "indexing did not start"
-            time.sleep(0.05)
-        assert proc.poll() is None, "indexing ended before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_midway(args, lambda: len(embedded()))
     before = embedded()
     assert 2 <= len(before) < len(names)
     rerun = run_cli(*args)
