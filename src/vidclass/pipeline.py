@@ -148,7 +148,7 @@ class VideoClassifier:
         view.min_score = threshold if choice.multi_label else None
         if self.recipe is not None:
             view.recipe = dataclasses.replace(self.recipe, labels=choice)
-        if len(self._views) >= 16:  # a server sees many label sets: keep the recent ones
+        if len(self._views) >= 16:  # a server sees many label sets: keep the 16 made last
             self._views.pop(next(iter(self._views)))
         self._views[choice] = view
         return view
