@@ -12,6 +12,7 @@ import torch
 
 import vidclass
 from vidclass import LabelChoice, VidclassError
+from vidclass.models.vision_language import fill_prompt
 
 from .conftest import run_cli, video
 from .tiny_vl import FAMILIES, FRAMES, SIZE, make_checkpoint
@@ -109,13 +110,14 @@ def test_the_prompt_template_is_used(loaded):
     clf = loaded["clip"]
     x = clf.read_clips(video("arm_wrestling.mp4"))[0][None]
     by_template = clf.with_labels(LabelChoice(("dog", "cat"), prompt="a video of {} playing"))
-    spelled_out = clf.with_labels(["a video of dog playing", "a video of cat playing"])
-    spelled_out = spelled_out.with_labels(  # a template without {} is a prefix
+    # The same texts written out in full, with a template that adds nothing.
+    spelled_out = clf.with_labels(
         LabelChoice(("a video of dog playing", "a video of cat playing"), prompt="{}")
     )
     assert torch.allclose(by_template.logits(x), spelled_out.logits(x), atol=1e-5)
     default = clf.with_labels(["dog", "cat"])
     assert (default.logits(x) - by_template.logits(x)).abs().max() > 1e-3
+    assert fill_prompt("a video of", "dog") == "a video of dog"  # no {}: the label follows
     with pytest.raises(VidclassError, match="at most one"):
         clf.with_labels(LabelChoice(("dog",), prompt="{} and {}"))
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import VidclassError
+from ..label_choice import LabelChoice
 from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..models.spec import InputSpec
 
@@ -83,7 +84,7 @@ class ModelRecipe:
     name: str
     precision: str = "auto"
     threads: int | None = None
-    labels: object = None  # the LabelChoice it was given (with_labels), if any
+    labels: LabelChoice | None = None  # what with_labels was given, if anything
 
     def load(self, device: str):
         model = self.loader(self.name, self.precision, self.threads, device=device)

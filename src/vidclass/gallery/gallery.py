@@ -165,7 +165,7 @@ class Gallery:
         self.path = str(path)
         self.store = store or SqliteGalleryStore(path)
         self._vectors: tuple[list[str], np.ndarray] | None = None
-        self._vectors_version: int | None = None
+        self._vectors_version: tuple[int, bool] | None = None
         self._model = None
         self._text_model = None
         self._moment_index: MomentIndex | None = None
@@ -388,7 +388,6 @@ class Gallery:
             else:
                 todo.append((path, digest, st))
         if todo:
-            self._vectors = None
             side.process(todo, run, summary)
 
         def under_roots(path: str) -> bool:
@@ -401,8 +400,6 @@ class Gallery:
                     summary.pruned += 1
                 else:
                     summary.gone += 1
-        if summary.pruned:
-            self._vectors = None
         if self.text_model_name is not None and (side.embeds or summary.pruned):
             summary.moments = self._moments().refresh()
         return summary

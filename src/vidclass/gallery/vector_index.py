@@ -48,6 +48,7 @@ class MomentIndex:
         self._ann = None
         self._ann_stamp: tuple | None = None
         self._warned = False
+        self._counted: tuple[int, int] | None = None  # version, moments
 
     # -- reading ------------------------------------------------------------------------
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -55,7 +56,7 @@ class MomentIndex:
         best first, every id one that is stored now."""
         query = np.asarray(query, dtype=np.float32)
         query = query / max(float(np.linalg.norm(query)), 1e-12)
-        index = self._open() if self.store.moment_count() >= self.exact_below else None
+        index = self._open() if self._count() >= self.exact_below else None
         if index is None:
             ids, vectors = self._all()
             return _top(ids, vectors, query, k)
@@ -72,6 +73,14 @@ class MomentIndex:
         alive = self.store.moments_by_id(list(hits))
         ranked = sorted(((s, key) for key, s in hits.items() if key in alive), reverse=True)
         return [(key, s) for s, key in ranked[:k]]
+
+    def _count(self) -> int:
+        """Stored moments, counted again only after the database changed (a count walks
+        a whole index: not for every query of a server)."""
+        version = self.store.version()
+        if self._counted is None or self._counted[0] != version:
+            self._counted = (version, self.store.moment_count())
+        return self._counted[1]
 
     def _all(self) -> tuple[np.ndarray, np.ndarray]:
         """Every moment (ids, normalised vectors), read again after the database changed."""
