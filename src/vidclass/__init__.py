@@ -30,8 +30,10 @@ __all__ = [
 
 
 @lru_cache(maxsize=2)
-def _cached_model(name: str, precision: str, device: str = "auto") -> VideoClassifier:
-    return load_model(name, precision=precision, device=device)
+def _cached_model(
+    name: str, precision: str, device: str = "auto", runtime: str = "auto"
+) -> VideoClassifier:
+    return load_model(name, precision=precision, device=device, runtime=runtime)
 
 
 def classify(
@@ -42,6 +44,7 @@ def classify(
     precision: str = "auto",
     device: str = "auto",
     labels: list[str] | LabelChoice | None = None,
+    runtime: str = "auto",
 ) -> list[dict]:
     """Top-k labels of a video: `[{"label": str, "score": float}, ...]`, best first;
     `labels`: only these of the model's labels, scores renormalised over them; for a
@@ -50,7 +53,7 @@ def classify(
     The model is loaded once and kept for later calls; use `load_model` to hold it
     yourself.
     """
-    classifier = _cached_model(model, precision, device)
+    classifier = _cached_model(model, precision, device, runtime)
     return classifier.classify(path, top_k=top_k, clips=clips, labels=labels)
 
 
@@ -62,11 +65,12 @@ def timeline(
     model: str = DEFAULT_MODEL,
     precision: str = "auto",
     device: str = "auto",
+    runtime: str = "auto",
     **options,
 ):
     """Labels over time: a `Timeline` of sliding windows (start, end, top-k) and segments
     (start, end, label, score). See `VideoClassifier.timeline` for the options."""
-    return _cached_model(model, precision, device).timeline(
+    return _cached_model(model, precision, device, runtime).timeline(
         path, window=window, stride=stride, top_k=top_k, **options
     )
 
@@ -90,6 +94,7 @@ def classify_batch(
     engine: str = "local",
     ray_address: str | None = None,
     labels: list[str] | LabelChoice | None = None,
+    runtime: str = "auto",
 ):
     """Classify videos, folders, globs and list files, as `vidclass classify` does;
     results go to `output` (.jsonl/.csv/.sqlite, resumed if it exists; with the ray
@@ -120,7 +125,7 @@ def classify_batch(
     local = engine != "ray" and len(videos) > 1
     decoders = DecoderPool(workers).start() if local else None
     try:
-        classifier = _cached_model(model, precision, device).with_labels(labels)
+        classifier = _cached_model(model, precision, device, runtime).with_labels(labels)
         if threads is not None:  # after loading, which sets all cores
             configure_threads(threads)
     except BaseException:

@@ -16,7 +16,16 @@ from .version import __version__
 
 # CPU features that decide how fast the model runs (and whether bf16 pays).
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16")
-OPTIONAL = ("transformers", "fastapi", "uvicorn", "scikit-learn", "matplotlib", "ray")
+OPTIONAL = (
+    "transformers",
+    "fastapi",
+    "uvicorn",
+    "scikit-learn",
+    "matplotlib",
+    "ray",
+    "openvino",
+    "onnxruntime",
+)
 
 
 def _version(package: str) -> str | None:

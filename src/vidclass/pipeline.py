@@ -28,6 +28,8 @@ from .models.vision_language import (
 )
 from .results import Prediction, VideoResult, top_k
 from .runtime import configure_threads, tune_allocator
+from .runtimes import pick_runtime, runtime_precision
+from .runtimes.module import RuntimeModule
 from .video.clips import read_clip_frames
 from .video.transforms import frames_to_tensor
 
@@ -55,6 +57,7 @@ class VideoClassifier:
         self.chosen: tuple[int, ...] | None = None  # with_labels: the labels kept
         self.choice: LabelChoice | None = None  # with_labels: what was asked for
         self.min_score: float | None = None  # multi-label: predictions from this score
+        self.runtime = module.runtime if isinstance(module, RuntimeModule) else "torch"
         self._base: VideoClassifier | None = None  # with_labels: the model it views
         self._views: dict[LabelChoice, VideoClassifier] = {}
         self._text_model = module if isinstance(module, TextVideoModel) else None
@@ -314,6 +317,7 @@ def load_model(
     threads: int | None = None,
     download: bool = True,
     device: str | None = "auto",
+    runtime: str = "auto",
 ) -> VideoClassifier:
     """Load a model for reuse: a registered name (weights from the cache, fetched on
     first use), a folder written by `vidclass train`, or a transformers video
@@ -322,14 +326,20 @@ def load_model(
     device: "auto" (a GPU where torch sees one, else the CPU), "cpu", "cuda", "cuda:N" or
     "mps"; precision: "auto" (what the device does well: bf16 on a CPU with native bf16
     and on GPUs that have it, else fp32 on a CPU and fp16 on a GPU), "fp32", "bf16",
-    "fp16".
+    "fp16"; runtime: "auto" (OpenVINO for convolutional models on a CPU where it is
+    installed, else torch), "torch", "openvino" or "onnxruntime" (see vidclass.runtimes).
     """
     placement = place(device, precision)  # a bad name fails before the weights load
     configure_threads(threads)
     tune_allocator()
     entry, module = resolve.load(name, download)
-    model = VideoClassifier(entry, module, placement.precision, device=placement.device)
-    model.recipe = ModelRecipe(load_model, str(name), precision, threads)
+    convertible = not isinstance(module, TextVideoModel)
+    chosen = pick_runtime(runtime, module, placement.device.type, convertible)
+    computes_in = runtime_precision(chosen, placement.precision, precision)
+    if chosen != "torch":
+        module = RuntimeModule(module.fold_batchnorm(), chosen, computes_in, entry.name)
+    model = VideoClassifier(entry, module, computes_in, device=placement.device)
+    model.recipe = ModelRecipe(load_model, str(name), precision, threads, runtime=runtime)
     return model
 
 

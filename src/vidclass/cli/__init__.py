@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import os
 import sys
+import threading
 
 from ..errors import VidclassError
 from ..version import __version__
@@ -73,3 +75,30 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         log.removeHandler(handler)
+
+
+def _nothing_left_to_clean_up() -> bool:
+    """No Ray (its exit hooks stop a local cluster), no other thread still running, no
+    child process alive: what interpreter teardown would wait for."""
+    if "ray" in sys.modules:
+        return False
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and t.is_alive() and not t.daemon for t in threading.enumerate()):
+        return False
+    return not multiprocessing.active_children()
+
+
+def run() -> None:
+    """The console script: `main`, then exit without tearing the interpreter down where
+    nothing is left to clean up (tearing down torch's modules alone takes ~0.3 s of a
+    one-video run). Output is flushed and files are closed by then."""
+    code = main()
+    if _nothing_left_to_clean_up():
+        logging.shutdown()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+        os._exit(code)
+    sys.exit(code)

@@ -120,6 +120,7 @@ def run(args) -> int:
         batch_size=args.batch_size,
         precision=args.precision,
         device=args.device,
+        runtime=args.runtime,
         threads=args.threads,
         progress=len(videos) > 1 and sys.stderr.isatty(),
         on_result=on_result,

@@ -150,6 +150,7 @@ def _run_index(gallery, args) -> int:
         batch_size=args.batch_size,
         precision=args.precision,
         device=args.device,
+        runtime=args.runtime,
         progress=sys.stderr.isatty(),
         video_timeout=args.video_timeout,
         engine=args.engine,

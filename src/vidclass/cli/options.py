@@ -10,6 +10,7 @@ from ..devices import DEVICES, PRECISIONS
 from ..engine import ENGINES
 from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..models import DEFAULT_MODEL
+from ..runtimes import RUNTIMES
 
 
 def number(kind: str, convert, ok, need: str):
@@ -57,6 +58,13 @@ def add_model_options(parser: argparse.ArgumentParser, model: bool = True) -> No
         default="auto",
         help="auto: bf16 on a CPU with native bf16 and on GPUs that have it, fp16 on other "
         "GPUs, else fp32 (auto)",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="auto",
+        help="what runs the model on a CPU: auto takes openvino for convolutional models "
+        "(I3D) where it is installed, else torch; onnxruntime computes in fp32 (auto)",
     )
     parser.add_argument("--threads", type=positive_int, help="CPU threads (all available cores)")
 

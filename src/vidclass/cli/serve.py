@@ -78,6 +78,7 @@ def run(args) -> int:
         model=args.model,
         precision=args.precision,
         device=args.device,
+        runtime=args.runtime,
         gallery=args.gallery,
         media=args.media,
         max_upload_mb=args.max_upload_mb,
@@ -89,7 +90,11 @@ def run(args) -> int:
 
     # Loaded before the port opens: a bad name or missing weights is one line here.
     model = load_model(
-        args.model, precision=args.precision, threads=args.threads, device=args.device
+        args.model,
+        precision=args.precision,
+        threads=args.threads,
+        device=args.device,
+        runtime=args.runtime,
     )
     print(f"vidclass: serving {args.model} on http://{args.host}:{args.port}/", file=sys.stderr)
     uvicorn.run(

@@ -65,7 +65,11 @@ def run(args) -> int:
 
     labels = chosen_labels(args)
     model = load_model(
-        args.model, precision=args.precision, threads=args.threads, device=args.device
+        args.model,
+        precision=args.precision,
+        threads=args.threads,
+        device=args.device,
+        runtime=args.runtime,
     )
     tl = model.timeline(
         args.video,

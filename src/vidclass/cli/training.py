@@ -125,6 +125,7 @@ def run_train(args) -> int:
         batch_size=args.batch_size,
         precision=args.precision,
         device=args.device,
+        runtime=args.runtime,
         progress=sys.stderr.isatty(),
         threads=args.threads,
         finetune=args.finetune,
@@ -185,7 +186,11 @@ def run_evaluate(args) -> int:
     from ..training import evaluate
 
     model = load_model(
-        args.model, precision=args.precision, threads=args.threads, device=args.device
+        args.model,
+        precision=args.precision,
+        threads=args.threads,
+        device=args.device,
+        runtime=args.runtime,
     )
     report = evaluate(
         model,

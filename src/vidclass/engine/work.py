@@ -80,14 +80,17 @@ class ModelRecipe:
     """How a model is loaded again elsewhere (a cluster's workers): the function that
     loaded it and what it was given."""
 
-    loader: Callable  # (name, precision, threads, device=...) -> a loaded model
+    loader: Callable  # (name, precision, threads, device=, runtime=) -> a loaded model
     name: str
     precision: str = "auto"
     threads: int | None = None
     labels: LabelChoice | None = None  # what with_labels was given, if anything
+    runtime: str = "auto"
 
     def load(self, device: str):
-        model = self.loader(self.name, self.precision, self.threads, device=device)
+        model = self.loader(
+            self.name, self.precision, self.threads, device=device, runtime=self.runtime
+        )
         return model.with_labels(self.labels) if self.labels is not None else model
 
 

@@ -115,6 +115,7 @@ class _IndexRun:
     engine: str = "local"
     ray_address: str | None = None
     moment: float = DEFAULT_MOMENT
+    runtime: str = "auto"
 
 
 @dataclass
@@ -242,12 +243,14 @@ class Gallery:
             self._moment_index = MomentIndex(self.store, self.path)
         return self._moment_index
 
-    def _load_model(self, name: str | None, precision: str = "auto", device: str = "auto"):
+    def _load_model(
+        self, name: str | None, precision: str = "auto", device: str = "auto", runtime="auto"
+    ):
         from ..pipeline import load_model
 
         name = self._model_for(name)
         if self._model is None or self._model.name != name:
-            self._model = load_model(name, precision=precision, device=device)
+            self._model = load_model(name, precision=precision, device=device, runtime=runtime)
         if self.model_name is None:
             self.store.set_meta("model", name)
         return self._model
@@ -271,6 +274,7 @@ class Gallery:
         engine: str = "local",
         ray_address: str | None = None,
         moment: float = DEFAULT_MOMENT,
+        runtime: str = "auto",
     ) -> IndexSummary:
         """Classify new and changed videos under `inputs` and store them, one transaction
         each (an interrupted run loses nothing; run it again to go on). Unchanged files
@@ -306,6 +310,7 @@ class Gallery:
             engine,
             ray_address,
             moment,
+            runtime,
         )
         side = self._embedding_side() if embed else self._classifier_side()
         with _index_lock(self.path):
@@ -317,7 +322,7 @@ class Gallery:
             self.store.put(same)
 
         def process(todo, run, summary):
-            clf = self._load_model(run.model, run.precision, run.device)
+            clf = self._load_model(run.model, run.precision, run.device, run.runtime)
             self._classify(clf, todo, run, summary)
 
         return _Side(self.store.by_path, self.store.by_hash, self.store.move, copy, process)

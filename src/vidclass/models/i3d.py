@@ -72,13 +72,19 @@ class Unit3D(nn.Module):
         """Fold the (frozen) BatchNorm into the conv: one op less at inference."""
         if not isinstance(self.bn, nn.BatchNorm3d):
             return
-        bn = self.bn
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        bn, weight = self.bn, self.conv.weight
         folded = nn.Conv3d(
-            self.conv.in_channels, self.conv.out_channels, self.kernel, self.stride, bias=True
+            self.conv.in_channels,
+            self.conv.out_channels,
+            self.kernel,
+            self.stride,
+            bias=True,
+            device=weight.device,
         )
-        folded.weight.copy_(self.conv.weight * scale.view(-1, 1, 1, 1, 1))
-        folded.bias.copy_(bn.bias - bn.running_mean * scale)
+        if not weight.is_meta:  # a module built without weights takes the shape alone
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            folded.weight.copy_(weight * scale.view(-1, 1, 1, 1, 1))
+            folded.bias.copy_(bn.bias - bn.running_mean * scale)
         self.conv = folded
         self.bn = nn.Identity()
 

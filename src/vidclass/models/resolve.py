@@ -12,7 +12,7 @@ from ..errors import VidclassError
 from . import hf, trained
 from .registry import get_entry, is_registered
 from .spec import ModelEntry
-from .weights import load_state_dict
+from .weights import load_folded_state, load_state_dict, save_folded_state
 
 HUB_SCHEME = "hf-hub:"
 KINDS = ("builtin", "trained", "transformers")
@@ -60,12 +60,15 @@ def load(name: str, download: bool = True) -> tuple[ModelEntry, torch.nn.Module]
             ref.name, entry.meta["config"], lambda b: load_pretrained(b, download)[1]
         )
         return entry, module
-    return load_pretrained(name, download)
+    return load_pretrained(name, download, folded=True)
 
 
-def load_pretrained(name: str, download: bool = True) -> tuple[ModelEntry, torch.nn.Module]:
+def load_pretrained(
+    name: str, download: bool = True, folded: bool = False
+) -> tuple[ModelEntry, torch.nn.Module]:
     """A pretrained model (registered or transformers), not a trained folder: what a
-    trained model's backbone is."""
+    trained model's backbone is. `folded`: BatchNorm folded in, as inference runs it
+    (registered models keep their folded weights cached, so that is done once)."""
     ref = parse_model_name(name)
     if ref.kind == "trained":
         raise VidclassError(f"{name} is a trained model; use its backbone instead")
@@ -73,6 +76,18 @@ def load_pretrained(name: str, download: bool = True) -> tuple[ModelEntry, torch
         entry = hf.read_entry(ref.name, download=download)
         return entry, hf.load_module(entry, download=download)
     entry = get_entry(ref.name)
-    module = entry.build()
-    module.load_state_dict(load_state_dict(entry, download=download))
+    # Built without memory and without random initialisation (the weights replace it
+    # whole: loading is strict), then given the loaded tensors themselves.
+    state = load_folded_state(entry) if folded else None
+    if state is not None:
+        with torch.device("meta"):
+            module = entry.build()
+        module.fold_batchnorm().load_state_dict(state, assign=True)
+        return entry, module
+    state = load_state_dict(entry, download=download)
+    with torch.device("meta"):
+        module = entry.build()
+    module.load_state_dict(state, assign=True)
+    if folded:
+        save_folded_state(entry, module.eval().fold_batchnorm().state_dict())
     return entry, module

@@ -184,3 +184,46 @@ def load_state_dict(entry: ModelEntry, download: bool = True) -> dict:
             f"{path}: cannot read cached weights ({exc}); delete it and run "
             f"`vidclass models pull {entry.name}`"
         ) from exc
+
+
+# Bump when folding changes what it computes: cached folded weights of older code are
+# then made again.
+FOLD_VERSION = "1"
+
+
+def folded_path(entry: ModelEntry) -> Path:
+    return cache_dir() / "weights" / f"{entry.name}.folded.safetensors"
+
+
+def load_folded_state(entry: ModelEntry) -> dict | None:
+    """The weights with BatchNorm folded in, cached by an earlier load; None where there
+    are none, or they were made from other weights or by other folding code."""
+    from safetensors import safe_open
+
+    path = folded_path(entry)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if (meta.get("sha256"), meta.get("fold")) != (
+                entry.weights.member_sha256,
+                FOLD_VERSION,
+            ):
+                return None
+            return {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (a safe_open, not a dict)
+    except Exception:  # missing or damaged: folded again from the weights
+        return None
+
+
+def save_folded_state(entry: ModelEntry, state: dict) -> None:
+    """Keep the folded weights beside the weights (atomically; a failure only costs the
+    next start its folding again)."""
+    from safetensors.torch import save_file
+
+    path = folded_path(entry)
+    partial = path.with_suffix(f".partial-{os.getpid()}")
+    meta = {"model": entry.name, "sha256": entry.weights.member_sha256, "fold": FOLD_VERSION}
+    try:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(partial), metadata=meta)
+        os.replace(partial, path)
+    except OSError:
+        partial.unlink(missing_ok=True)

@@ -65,6 +65,7 @@ class ServeConfig:
     model: str
     precision: str = "auto"
     device: str = "auto"
+    runtime: str = "auto"
     gallery: str | None = None
     media: str | None = None  # a folder whose videos may be named by path
     max_upload_mb: float = 200.0
@@ -193,7 +194,10 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
             from ..pipeline import load_model
 
             state["model"] = load_model(
-                config.model, precision=config.precision, device=config.device
+                config.model,
+                precision=config.precision,
+                device=config.device,
+                runtime=config.runtime,
             )
         return state["model"]
 
@@ -341,7 +345,8 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
         from ..info import system_info
 
         model = classifier()
-        return {**system_info(str(model.device), model.precision), "model": model.name}
+        info = system_info(str(model.device), model.precision)
+        return {**info, "runtime": model.runtime, "model": model.name}
 
     @api.get("/models")
     def models():

@@ -28,7 +28,7 @@ log = logging.getLogger("vidclass")
 def backbone_key(model) -> str:
     """Names the backbone and what it is fed: a new key for anything that changes features."""
     spec = model.spec
-    text = json.dumps([model.name, repr(spec), model.precision], sort_keys=True)
+    text = json.dumps([model.name, repr(spec), model.precision, model.runtime], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

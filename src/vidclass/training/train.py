@@ -102,6 +102,7 @@ def train(
     engine: str = "local",
     ray_address: str | None = None,
     prior: str = "auto",
+    runtime: str = "auto",
 ) -> TrainResult:
     """Train a head on a frozen backbone's features and write MODEL_DIR (`out`).
 
@@ -145,7 +146,14 @@ def train(
         raise VidclassError(f"unknown --prior {prior!r}; the choice is auto or off")
     if finetune not in (None, "last-blocks"):
         raise VidclassError(f"unknown --finetune {finetune!r}; the choice is last-blocks")
-    model = load_model(backbone, precision=precision, threads=threads, device=device)
+    # Fine-tuning trains torch blocks on the torch trunk's maps: the trunk runs in torch.
+    model = load_model(
+        backbone,
+        precision=precision,
+        threads=threads,
+        device=device,
+        runtime="torch" if finetune else runtime,
+    )
     if finetune:
         check_supported(model.module)
     epochs = epochs or (30 if finetune else 300)

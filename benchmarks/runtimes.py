@@ -1,0 +1,210 @@
+"""Runtimes x precisions: one forward pass of I3D (1x3x64x224x224, a real clip) and of a
+VideoMAE-B sized transformers classifier (1x3x16x224x224, random weights built from its
+config), in torch, OpenVINO and ONNX Runtime; then a one-video `vidclass classify` end to
+end, split into decode, forward and the rest (start-up and exit).
+
+Each row runs in its own process with a fresh cache folder (the default weights linked
+in), so its conversion time is measured too. Prints the CPU model and flags, medians of
+several runs and ratios against torch fp32 measured in the same run.
+
+    python benchmarks/runtimes.py [--repeats 5] [--skip-transformers]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VIDEO = ROOT.parent / "shared" / "videos" / "arm_wrestling.mp4"
+ROWS = [  # (runtime, precision)
+    ("torch", "fp32"),
+    ("openvino", "fp32"),
+    ("onnxruntime", "fp32"),
+    ("torch", "bf16"),
+    ("openvino", "bf16"),
+]
+
+
+def _fresh_cache() -> str:
+    """A cache folder holding only the default weights (linked): conversions start anew."""
+    from vidclass.models import get_entry
+    from vidclass.models.weights import weights_path
+
+    source = weights_path(get_entry("i3d.kinetics400"))
+    root = Path(tempfile.mkdtemp(prefix="vidclass-bench-"))
+    (root / "weights").mkdir()
+    (root / "weights" / source.name).symlink_to(source)
+    return str(root)
+
+
+def _videomae(folder: Path) -> str:
+    import torch
+    import transformers
+
+    if not (folder / "config.json").is_file():
+        torch.manual_seed(0)
+        config = transformers.VideoMAEConfig(num_labels=400)  # VideoMAE-B, 16 frames
+        transformers.VideoMAEForVideoClassification(config).save_pretrained(folder)
+        transformers.VideoMAEImageProcessor().save_pretrained(folder)
+    return str(folder)
+
+
+def measure_forward(model_name: str, runtime: str, precision: str, repeats: int) -> dict:
+    import torch
+
+    from vidclass.pipeline import load_model
+
+    model = load_model(model_name, precision=precision, runtime=runtime)
+    clip = torch.stack(model.read_clips(VIDEO))
+    t = time.perf_counter()
+    model.logits(clip)  # converts where needed, and warms up
+    first = time.perf_counter() - t
+    runs = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        model.logits(clip)
+        runs.append(time.perf_counter() - t)
+    return {
+        "first": first,
+        "forward": statistics.median(runs),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "shape": "x".join(map(str, clip.shape)),
+    }
+
+
+def measure_cli(runtime: str, repeats: int) -> dict:
+    """`vidclass classify VIDEO` end to end, and in-process the decode and forward it
+    contains (both warmed, as a run's own are not: the first forward's warm-up counts as
+    overhead)."""
+    cmd = [sys.executable, "-m", "vidclass", "classify", str(VIDEO), "--runtime", runtime]
+    subprocess.run(cmd, capture_output=True, check=True)  # converts; caches warm
+    walls = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, check=True)
+        walls.append(time.perf_counter() - t)
+    from vidclass.pipeline import load_model
+
+    model = load_model(runtime=runtime)
+    decode, forward = [], []
+    for _ in range(repeats + 1):
+        t = time.perf_counter()
+        clips = model.read_clips(VIDEO)
+        t1 = time.perf_counter()
+        model.logits(clips[0][None])
+        decode.append(t1 - t)
+        forward.append(time.perf_counter() - t1)
+    e2e, dec, fwd = statistics.median(walls), statistics.median(decode), min(forward[1:])
+    return {"e2e": e2e, "decode": dec, "forward": fwd, "overhead": e2e - dec - fwd}
+
+
+def _child(args) -> dict:
+    os.environ["VIDCLASS_CACHE"] = args.cache
+    if args.cli:
+        return measure_cli(args.runtime, args.repeats)
+    return measure_forward(args.model, args.runtime, args.precision, args.repeats)
+
+
+def _run(extra: list[str], cache: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--cache", cache, *extra]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip-transformers", action="store_true")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cli", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cache", help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="i3d.kinetics400", help=argparse.SUPPRESS)
+    parser.add_argument("--runtime", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child(args)))
+        return
+    if not VIDEO.is_file():
+        sys.exit(f"missing {VIDEO}")
+    from vidclass import runtimes
+    from vidclass.info import cpu
+    from vidclass.runtime import native_bf16
+
+    info = cpu()
+    print(f"CPU: {info['name']}, {info['cores']} cores; flags: {' '.join(info['features'])}")
+    print("(amx_tile/amx_bf16 absent above: no AMX here; int8 rows come with `quantize`)")
+    models = [("i3d.kinetics400", "I3D")]
+    if not args.skip_transformers:
+        folder = Path(tempfile.gettempdir()) / "vidclass-bench-videomae-b"
+        models.append((_videomae(folder), "VideoMAE-B"))
+    for model, title in models:
+        print(f"\n{title}: one clip, forward pass, median of {args.repeats} (s)")
+        print(
+            f"{'runtime':<13}{'precision':<10}{'forward':>9}{'vs torch fp32':>15}"
+            f"{'first call':>12}{'peak MB':>9}"
+        )
+        base = None
+        for runtime, precision in ROWS:
+            if not runtimes.installed(runtime):
+                print(f"{runtime:<13}{precision:<10}  not installed")
+                continue
+            if precision == "bf16" and not native_bf16():
+                print(f"{runtime:<13}{precision:<10}  no native bf16 on this CPU: not run")
+                continue
+            r = _run(
+                [
+                    "--model",
+                    model,
+                    "--runtime",
+                    runtime,
+                    "--precision",
+                    precision,
+                    "--repeats",
+                    str(args.repeats),
+                ],
+                _fresh_cache(),
+            )
+            if "error" in r:
+                print(f"{runtime:<13}{precision:<10}  failed: {r['error']}")
+                continue
+            base = base or r["forward"]
+            print(
+                f"{runtime:<13}{precision:<10}{r['forward']:>9.3f}{base / r['forward']:>14.2f}x"
+                f"{r['first']:>12.2f}{r['peak_rss_mb']:>9.0f}"
+            )
+        print("(first call: conversion, where the runtime needs one, plus warm-up)")
+
+    print(f"\nvidclass classify one video, end to end, median of {args.repeats} (s)")
+    print(f"{'runtime':<13}{'e2e':>7}{'decode':>8}{'forward':>9}{'overhead':>10}")
+    cache = _fresh_cache()
+    for runtime in ("torch", "openvino"):
+        if not runtimes.installed(runtime):
+            continue
+        r = _run(["--cli", "--runtime", runtime, "--repeats", str(args.repeats)], cache)
+        if "error" in r:
+            print(f"{runtime:<13}failed: {r['error']}")
+            continue
+        print(
+            f"{runtime:<13}{r['e2e']:>7.2f}{r['decode']:>8.2f}{r['forward']:>9.2f}"
+            f"{r['overhead']:>10.2f}"
+        )
+    print(
+        "(overhead: end to end minus decode and a warm forward pass: interpreter, imports,"
+        " loading, first-call warm-up, exit)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Where a model's forward pass runs: torch (the reference), OpenVINO or ONNX Runtime.
+
+The other runtimes run the backbone (`embed`, nearly all of the work) from an ONNX graph
+exported once per weights and clip shape and cached; the small head stays in torch, so
+trained heads, closed-set label choices and galleries work unchanged.
+"""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+
+from torch import nn
+
+from ..errors import VidclassError
+
+RUNTIMES = ("auto", "torch", "openvino", "onnxruntime")
+# The modules each runtime needs (torch's exporter writes the graph with onnx); the extra
+# of the same name installs them.
+PACKAGES = {"openvino": ("openvino", "onnx"), "onnxruntime": ("onnxruntime", "onnx")}
+# What each runtime computes in, on a CPU.
+PRECISIONS = {
+    "torch": ("fp32", "bf16"),
+    "openvino": ("fp32", "bf16"),
+    "onnxruntime": ("fp32",),
+}
+
+
+def installed(runtime: str) -> bool:
+    if runtime == "torch":
+        return True
+    return all(find_spec(module) is not None for module in PACKAGES[runtime])
+
+
+def require(runtime: str) -> None:
+    if not installed(runtime):
+        needs = " and ".join(PACKAGES[runtime])
+        raise VidclassError(f"--runtime {runtime} needs {needs}: pip install 'vidclass[{runtime}]'")
+
+
+def pick_runtime(requested: str, module: nn.Module, device_type: str, convertible: bool) -> str:
+    """The runtime to run `module` in. `auto` takes OpenVINO for convolutional backbones
+    on a CPU where it is installed (I3D: 1.4x torch in fp32, 1.25x in bf16, measured by
+    benchmarks/runtimes.py), else torch; attention models stay in torch. `convertible`:
+    whether the model's forward is a fixed graph of the clips (not a vision-language
+    model, whose texts change)."""
+    if requested not in RUNTIMES:
+        raise VidclassError(f"unknown runtime {requested!r}; choose one of {', '.join(RUNTIMES)}")
+    if requested == "auto":
+        conv = bool(getattr(module, "channels_last", False))
+        if device_type == "cpu" and convertible and conv and installed("openvino"):
+            return "openvino"
+        return "torch"
+    if requested == "torch":
+        return requested
+    if device_type != "cpu":
+        raise VidclassError(f"--runtime {requested} runs on the CPU; use --device cpu")
+    if not convertible:
+        raise VidclassError(
+            f"--runtime {requested} runs classifiers; vision-language models run in torch"
+        )
+    require(requested)
+    return requested
+
+
+def runtime_precision(runtime: str, precision: str, requested: str) -> str:
+    """The precision `runtime` computes in: `precision` as the device picked it, checked
+    against what the runtime offers. `requested`: what the user asked for (auto or not)."""
+    offered = PRECISIONS[runtime]
+    if precision in offered:
+        return precision
+    if requested == "auto":
+        return offered[0]
+    raise VidclassError(f"--runtime {runtime} computes in {', '.join(offered)}, not {precision}")

@@ -1,0 +1,175 @@
+"""The OpenVINO and ONNX Runtime runtimes against torch, the reference: the same logits
+within the precision's tolerance on real clips, for the built-in I3D, a trained head and
+a transformers classifier; graphs converted once and cached; clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import vidclass
+from vidclass.models import trained
+from vidclass.models.head import Head
+from vidclass.models.weights import weights_path
+from vidclass.pipeline import load_model
+from vidclass.runtimes import pick_runtime
+
+from .conftest import run_cli, video
+
+pytest.importorskip("openvino", reason="the openvino extra is not installed")
+pytest.importorskip("onnxruntime", reason="the onnxruntime extra is not installed")
+
+CLIP = "arm_wrestling.mp4"
+OTHER = "eating_spaghetti.mp4"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A cache of its own (the weights linked in), so conversions here are seen happen."""
+    root = tmp_path_factory.mktemp("cache")
+    source = weights_path(vidclass.models.get_entry(vidclass.DEFAULT_MODEL))
+    (root / "weights").mkdir()
+    (root / "weights" / source.name).symlink_to(source)
+    old = os.environ.get("VIDCLASS_CACHE")
+    os.environ["VIDCLASS_CACHE"] = str(root)
+    yield root
+    if old is None:
+        del os.environ["VIDCLASS_CACHE"]
+    else:
+        os.environ["VIDCLASS_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def reference(cache):
+    return load_model(precision="fp32", runtime="torch")
+
+
+@pytest.fixture(scope="module")
+def clips(reference):
+    return torch.stack(
+        [reference.read_clips(video(CLIP))[0], reference.read_clips(video(OTHER))[0]]
+    )
+
+
+def _top5(logits: torch.Tensor) -> list[list[int]]:
+    return logits.topk(5, dim=1).indices.tolist()
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
+def test_fp32_logits_equal_torch_on_real_clips(runtime, reference, clips):
+    model = load_model(precision="fp32", runtime=runtime)
+    assert (model.runtime, model.precision) == (runtime, "fp32")
+    expected = reference.logits(clips)
+    got = model.logits(clips)  # a batch of two: the graph's batch size is free
+    assert float((got - expected).abs().max()) < 1e-3
+    assert _top5(got) == _top5(expected)
+    # Features (what galleries and training store) too, and scores through the head.
+    np.testing.assert_allclose(model.embed(clips), reference.embed(clips), atol=1e-4)
+    np.testing.assert_allclose(model.scores(video(CLIP)), reference.scores(video(CLIP)), atol=1e-5)
+
+
+def test_openvino_bf16_moves_logits_little_and_keeps_the_labels(reference, clips):
+    if not vidclass.runtime.native_bf16():
+        pytest.skip("this CPU has no native bf16 (avx512_bf16 or AMX)")
+    model = load_model(precision="bf16", runtime="openvino")
+    expected, got = reference.logits(clips), model.logits(clips)
+    # REFERENCE.md: torch's bf16 moves I3D's logits by at most 0.15 on the golden clip.
+    assert float((got - expected).abs().max()) < 0.5
+    assert got.argmax(1).tolist() == expected.argmax(1).tolist()
+    assert [set(r) for r in _top5(got)] == [set(r) for r in _top5(expected)]
+
+
+def test_a_graph_is_converted_once_per_shape_and_cached(cache):
+    graphs = cache / "graphs"
+    first = run_cli("classify", video(CLIP), "--runtime", "openvino", "--format", "json")
+    assert first.returncode == 0, first.stderr
+    made = sorted(p.name for p in graphs.glob("*.onnx"))
+    assert len(made) == 1 and "-3x64x224x224-" in made[0], made
+    assert not list(graphs.glob("*partial*"))
+    # A new process finds it: no conversion, the same answer.
+    again = run_cli("classify", video(CLIP), "--runtime", "onnxruntime", "--format", "json")
+    assert again.returncode == 0 and "converting" not in again.stderr, again.stderr
+    a, b = json.loads(first.stdout)[0], json.loads(again.stdout)[0]
+    assert a["predictions"][0]["label"] == b["predictions"][0]["label"] == "arm wrestling"
+    # Another clip shape (1 s windows: 25 frames) is another graph.
+    tl = run_cli("timeline", video(CLIP), "--runtime", "openvino", "--window", "1", "--stride", "1")
+    assert tl.returncode == 0, tl.stderr
+    assert "converting" in tl.stderr
+    assert len(list(graphs.glob("*.onnx"))) == 2
+
+
+def test_a_damaged_cached_graph_is_made_again(cache, reference, clips):
+    load_model(precision="fp32", runtime="onnxruntime").logits(clips[:1])  # cached now
+    path = next(cache.glob("graphs/embed-3x64x224x224-*.onnx"))
+    path.write_bytes(b"not a graph")
+    model = load_model(precision="fp32", runtime="openvino")
+    got = model.logits(clips[:1])
+    assert float((got - reference.logits(clips[:1])).abs().max()) < 1e-3
+    assert path.stat().st_size > 1_000_000  # converted again, in place
+
+
+def test_a_trained_head_runs_with_its_backbone_graph(tmp_path, cache, reference, clips):
+    load_model(precision="fp32", runtime="onnxruntime").logits(clips)  # the backbone's graph
+    graphs = sorted(cache.glob("graphs/*.onnx"))
+    torch.manual_seed(0)
+    head = Head(1024, 3, hidden=16).standardise_on(reference.embed(clips))
+    config = {
+        "backbone": vidclass.DEFAULT_MODEL,
+        "labels": ["a", "b", "c"],
+        "multi_label": False,
+        "threshold": None,
+        "input": trained.spec_to_dict(reference.spec),
+        "head": {"in_dim": 1024, "hidden": 16, "dropout": 0.2, "prior": False},
+        "training": {"videos": 0},
+    }
+    folder = tmp_path / "mine"
+    trained.save(folder, config, head.eval())
+    expected = load_model(str(folder), precision="fp32", runtime="torch").logits(clips)
+    for runtime in ("openvino", "onnxruntime"):
+        model = load_model(str(folder), precision="fp32", runtime=runtime)
+        assert model.runtime == runtime
+        np.testing.assert_allclose(model.logits(clips), expected, atol=1e-3)
+    # Only the head differs from the backbone: the backbone's graph served, none was made.
+    assert sorted(cache.glob("graphs/*.onnx")) == graphs
+
+
+def test_a_transformers_classifier_runs_in_both(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from .test_hf import make_checkpoint
+
+    folder = tmp_path / "videomae"
+    make_checkpoint(folder, "videomae")
+    del transformers
+    reference = load_model(str(folder), precision="fp32", runtime="torch")
+    assert load_model(str(folder)).runtime == "torch"  # auto: attention models stay in torch
+    x = torch.stack(reference.read_clips(video(CLIP), clips=2))
+    expected = reference.logits(x)
+    for runtime in ("openvino", "onnxruntime"):
+        got = load_model(str(folder), precision="fp32", runtime=runtime).logits(x)
+        assert float((got - expected).abs().max()) < 1e-3, runtime
+
+
+def test_auto_picks_openvino_for_i3d_on_a_cpu(cache):
+    assert load_model().runtime == "openvino"
+
+
+def test_runtime_errors_are_one_line(cache):
+    done = run_cli("classify", video(CLIP), "--runtime", "onnxruntime", "--precision", "bf16")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (
+        "vidclass: error: --runtime onnxruntime computes in fp32, not bf16"
+    )
+    done = run_cli("classify", video(CLIP), "--runtime", "tensorrt")
+    assert done.returncode == 2 and "invalid choice: 'tensorrt'" in done.stderr
+    with pytest.raises(vidclass.VidclassError, match="unknown runtime"):
+        load_model(runtime="tvm")
+    module = torch.nn.Conv3d(3, 3, 1)
+    with pytest.raises(vidclass.VidclassError, match="vision-language models run in torch"):
+        pick_runtime("openvino", module, "cpu", convertible=False)
+    with pytest.raises(vidclass.VidclassError, match="runs on the CPU"):
+        pick_runtime("onnxruntime", module, "cuda", convertible=True)
+    assert pick_runtime("auto", module, "cuda", convertible=True) == "torch"
