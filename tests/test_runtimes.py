@@ -5,7 +5,6 @@ a transformers classifier; graphs converted once and cached; clear errors."""
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -34,13 +33,9 @@ def cache(tmp_path_factory):
     source = weights_path(vidclass.models.get_entry(vidclass.DEFAULT_MODEL))
     (root / "weights").mkdir()
     (root / "weights" / source.name).symlink_to(source)
-    old = os.environ.get("VIDCLASS_CACHE")
-    os.environ["VIDCLASS_CACHE"] = str(root)
-    yield root
-    if old is None:
-        del os.environ["VIDCLASS_CACHE"]
-    else:
-        os.environ["VIDCLASS_CACHE"] = old
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VIDCLASS_CACHE", str(root))
+        yield root
 
 
 @pytest.fixture(scope="module")
@@ -138,12 +133,11 @@ def test_a_trained_head_runs_with_its_backbone_graph(tmp_path, cache, reference,
 
 
 def test_a_transformers_classifier_runs_in_both(tmp_path):
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     from .test_hf import make_checkpoint
 
     folder = tmp_path / "videomae"
     make_checkpoint(folder, "videomae")
-    del transformers
     reference = load_model(str(folder), precision="fp32", runtime="torch")
     assert load_model(str(folder)).runtime == "torch"  # auto: attention models stay in torch
     x = torch.stack(reference.read_clips(video(CLIP), clips=2))

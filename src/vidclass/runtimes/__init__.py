@@ -46,8 +46,8 @@ def pick_runtime(requested: str, module: nn.Module, device_type: str, convertibl
     if requested not in RUNTIMES:
         raise VidclassError(f"unknown runtime {requested!r}; choose one of {', '.join(RUNTIMES)}")
     if requested == "auto":
-        conv = bool(getattr(module, "channels_last", False))
-        if device_type == "cpu" and convertible and conv and installed("openvino"):
+        # channels_last: the module says it is convolution-bound (VideoModule).
+        if device_type == "cpu" and convertible and module.channels_last and installed("openvino"):
             return "openvino"
         return "torch"
     if requested == "torch":
