@@ -260,6 +260,7 @@ class TransformersVideoModule(torch.nn.Module):
     """A transformers video classifier taking vidclass's (N, C, T, H, W) clips."""
 
     channels_last = False  # attention-bound: the memory format does not help
+    any_frames = False  # position embeddings fix the clip length
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
@@ -279,6 +280,9 @@ class TransformersVideoModule(torch.nn.Module):
 
     def fold_batchnorm(self) -> TransformersVideoModule:
         return self  # layer norms only: nothing to fold
+
+    def embed_source(self) -> torch.nn.Module:
+        return self
 
     def embed(self, clips: torch.Tensor) -> torch.Tensor:
         """The features the classification head sees, (N, hidden)."""

@@ -30,14 +30,23 @@ INCEPTION_CHANNELS = {
 FEATURE_DIM = 1024
 
 
-def same_padding(size: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...]):
-    """Per-dimension (low, high) padding of TensorFlow 'SAME' for an input of `size`."""
+def same_padding(size, kernel: tuple[int, ...], stride: tuple[int, ...]):
+    """Per-dimension (low, high) padding of TensorFlow 'SAME' for an input of `size`.
+    Sizes are ints, or tensors while an exporter traces: then the pads are computed in
+    the graph, which so holds for any clip length."""
     pads = []
     for n, k, s in zip(size, kernel, stride, strict=True):
-        out = math.ceil(n / s)
-        total = max((out - 1) * s + k - n, 0)
+        if isinstance(n, torch.Tensor):
+            total = torch.clamp(((n + s - 1) // s - 1) * s + k - n, min=0)
+        else:
+            total = max((math.ceil(n / s) - 1) * s + k - n, 0)
         pads.append((total // 2, total - total // 2))
     return pads
+
+
+def _fixed(pads) -> bool:
+    # Pads known now (ints), not computed in a traced graph.
+    return all(isinstance(p, int) for lo_hi in pads for p in lo_hi)
 
 
 def _flat_pad(pads) -> list[int]:
@@ -59,7 +68,7 @@ class Unit3D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = same_padding(x.shape[2:], self.kernel, self.stride)
-        if all(lo == hi for lo, hi in pads):
+        if _fixed(pads) and all(lo == hi for lo, hi in pads):
             padding = tuple(lo for lo, _ in pads)
         else:
             x = F.pad(x, _flat_pad(pads))
@@ -97,7 +106,7 @@ class MaxPool3dSame(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = same_padding(x.shape[2:], self.kernel, self.stride)
-        if any(lo or hi for lo, hi in pads):
+        if not _fixed(pads) or any(lo or hi for lo, hi in pads):
             # TF ignores padded cells in a max: pad with -inf, not zero.
             x = F.pad(x, _flat_pad(pads), value=float("-inf"))
         return F.max_pool3d(x, self.kernel, self.stride)
@@ -135,6 +144,7 @@ class InceptionI3d(nn.Module):  # a VideoModule and FineTunable (models.protocol
     finetune_blocks = ("Mixed_5b", "Mixed_5c")
 
     channels_last = True  # 3D convolutions run faster in channels_last_3d
+    any_frames = True  # SAME pads follow the clip length, also in an exported graph
 
     def __init__(self, num_classes: int = 400):
         super().__init__()
@@ -186,6 +196,9 @@ class InceptionI3d(nn.Module):  # a VideoModule and FineTunable (models.protocol
         the time-averaged features equals averaging its outputs over time."""
         w = self.logits.weight.view(self.logits.out_channels, -1)
         return F.linear(features.float(), w.float(), self.logits.bias.float())
+
+    def embed_source(self) -> nn.Module:
+        return self
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """The frozen part's output: the input of the first fine-tuned block."""

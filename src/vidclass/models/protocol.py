@@ -15,6 +15,9 @@ class VideoModule(Protocol):
 
     # Whether channels_last_3d memory helps it (3D convolutions: yes; attention: no).
     channels_last: bool
+    # Whether `embed` exports to one graph for every clip length (T free), or to one per
+    # clip shape (a transformer's position embeddings fix T).
+    any_frames: bool
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """Class logits (N, classes)."""
@@ -26,6 +29,11 @@ class VideoModule(Protocol):
 
     def head_logits(self, features: torch.Tensor) -> torch.Tensor:
         """Logits from `embed`'s features: the head alone."""
+        ...
+
+    def embed_source(self) -> nn.Module:
+        """The module whose weights `embed` computes from (a trained model: its
+        backbone), so that models sharing a backbone share its converted graph."""
         ...
 
     def fold_batchnorm(self) -> VideoModule:

@@ -37,6 +37,7 @@ class TrainedModule(nn.Module):
         self.backbone = backbone
         self.head = head
         self.channels_last = backbone.channels_last
+        self.any_frames = backbone.any_frames
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone.embed(x))
@@ -46,6 +47,9 @@ class TrainedModule(nn.Module):
 
     def head_logits(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
+
+    def embed_source(self) -> nn.Module:
+        return self.backbone  # heads trained on one backbone share its graph
 
     def fold_batchnorm(self) -> TrainedModule:
         self.backbone.fold_batchnorm()

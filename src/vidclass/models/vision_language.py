@@ -94,6 +94,7 @@ class TextVideoModel(nn.Module):
     space. It has no labels; `LabelledModule` gives it some."""
 
     channels_last = False  # attention-bound
+    any_frames = False
 
     def __init__(self, model: nn.Module, tokenizer, family: str):
         super().__init__()
@@ -192,6 +193,9 @@ class TextVideoModel(nn.Module):
     def fold_batchnorm(self) -> TextVideoModel:
         return self
 
+    def embed_source(self) -> nn.Module:
+        return self
+
 
 NEEDS_LABELS = (
     "a vision-language model has no labels of its own: name the ones to score with "
@@ -203,6 +207,7 @@ class LabelledModule(nn.Module):
     """A vision-language model bound to texts: a VideoModule whose classes they are."""
 
     channels_last = False
+    any_frames = False
 
     def __init__(self, base: TextVideoModel, texts: list[str], cosine: bool = False):
         """`cosine`: logits are the plain cosine similarities, not scaled (the scores of
@@ -226,6 +231,9 @@ class LabelledModule(nn.Module):
 
     def fold_batchnorm(self) -> LabelledModule:
         return self
+
+    def embed_source(self) -> nn.Module:
+        return self.base
 
 
 def _pooled(output) -> torch.Tensor:

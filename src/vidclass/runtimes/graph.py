@@ -1,5 +1,6 @@
-"""A backbone's `embed` as an ONNX graph: exported once per weights and clip shape,
-checked against torch, and cached where the converted weights live."""
+"""A backbone's `embed` as an ONNX graph: exported once per weights and clip shape (once
+for every clip length where the module allows it), checked against torch, and cached
+where the converted weights live."""
 
 from __future__ import annotations
 
@@ -48,10 +49,15 @@ def state_digest(module: nn.Module) -> str:
     return h.hexdigest()
 
 
-def graph_path(digest: str, shape: tuple[int, ...]) -> Path:
-    """Where the graph of these weights for clips of `shape` (C, T, H, W) is cached. The
-    key holds the exporter's version and vidclass's (the graph is made from its code);
-    models that share weights (heads trained on one backbone) share the file."""
+def graph_shape(shape: tuple[int, ...], any_frames: bool) -> tuple[int | str, ...]:
+    """The clip shape (C, T, H, W) a graph is made for: T free ("T") where it may be."""
+    return (shape[0], "T", *shape[2:]) if any_frames else tuple(shape)
+
+
+def graph_path(digest: str, shape: tuple[int | str, ...]) -> Path:
+    """Where the graph of these weights for clips of `shape` (from graph_shape) is
+    cached. The key holds the exporter's version and vidclass's (the graph is made from
+    its code); models that share weights (heads trained on one backbone) share the file."""
     key = hashlib.blake2b(
         f"{digest}|{shape}|torch {torch.__version__}|vidclass {__version__}|{OPSET}".encode(),
         digest_size=12,
@@ -64,17 +70,30 @@ def _say(message: str) -> None:
     print(f"vidclass: {message}", file=sys.stderr, flush=True)
 
 
-def export(module: nn.Module, shape: tuple[int, ...], path: Path, label: str, check) -> Path:
-    """Export `module.embed` for clips of `shape` to `path` (batch size free), then run
-    `check(path, clip) -> features` on a random clip and compare with torch. The file
-    appears only once it passed: a crash or a mismatch leaves nothing behind."""
+def _random_clip(shape: tuple[int, ...]) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    return torch.empty((1, *shape)).uniform_(-1.0, 1.0, generator=generator)
+
+
+def export(
+    module: nn.Module, shape: tuple[int, ...], path: Path, label: str, check, any_frames: bool
+) -> Path:
+    """Export `module.embed` for clips of `shape` to `path` (batch size free, and the
+    clip length too where `any_frames`), then run `check(path, clip) -> features` on
+    random clips and compare with torch: of `shape`, and with any_frames of one frame
+    more (the other parity of the strided pads). The file appears only once it passed:
+    a crash or a mismatch leaves nothing behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.stem}.partial-{os.getpid()}.onnx")
-    dims = "x".join(str(d) for d in shape)
+    dims = "x".join(str(d) for d in graph_shape(shape, any_frames))
     _say(f"converting {label} for {dims} clips (once; cached in {path.parent}) ...")
     started = time.perf_counter()
     wrapper = _Embed(module).eval()
-    clip = torch.empty((1, *shape)).uniform_(-1.0, 1.0, generator=torch.Generator().manual_seed(0))
+    clip = _random_clip(shape)
+    free = {0: "batch", 2: "frames"} if any_frames else {0: "batch"}
+    checks = [clip]
+    if any_frames:
+        checks.append(_random_clip((shape[0], shape[1] + 1, *shape[2:])))
     try:
         # In fp32 whatever autocast the caller runs under: the graph is the reference.
         with (
@@ -83,8 +102,8 @@ def export(module: nn.Module, shape: tuple[int, ...], path: Path, label: str, ch
             torch.no_grad(),
             torch.autocast("cpu", enabled=False),
         ):
-            # The exporter warns of every Python value it fixes (the 'SAME' pads): those
-            # are per clip shape, which the cache key holds.
+            # The exporter warns of every Python value it fixes (the 'SAME' pads of a
+            # module without any_frames): those are per clip shape, which the key holds.
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 wrapper,
@@ -93,19 +112,22 @@ def export(module: nn.Module, shape: tuple[int, ...], path: Path, label: str, ch
                 dynamo=False,
                 input_names=["clips"],
                 output_names=["features"],
-                dynamic_axes={"clips": {0: "batch"}, "features": {0: "batch"}},
+                dynamic_axes={"clips": free, "features": {0: "batch"}},
                 opset_version=OPSET,
             )
-            expected = wrapper(clip).float().numpy()
+            expected = [wrapper(x).float().numpy() for x in checks]
         _say(f"  exported in {time.perf_counter() - started:.1f} s; checking against torch ...")
-        got = check(partial, clip.numpy())
-        worst = float(np.abs(got - expected).max())
-        scale = float(np.abs(expected).max()) + 1.0
-        if not np.isfinite(worst) or worst > FP32_TOLERANCE * scale:
-            raise VidclassError(
-                f"{label}: the converted graph differs from torch by {worst:.3g}; "
-                "use --runtime torch (and report this)"
-            )
+        worst = 0.0
+        for x, want in zip(checks, expected, strict=True):
+            got = check(partial, x.numpy())
+            worst = max(worst, float(np.abs(got - want).max()))
+            scale = float(np.abs(want).max()) + 1.0
+            if not np.isfinite(worst) or worst > FP32_TOLERANCE * scale:
+                raise VidclassError(
+                    f"{label}: the converted graph differs from torch by {worst:.3g} on "
+                    f"{'x'.join(str(d) for d in x.shape[1:])} clips; use --runtime torch "
+                    "(and report this)"
+                )
     except VidclassError:
         partial.unlink(missing_ok=True)
         raise

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..models.trained import TrainedModule
+from ..errors import VidclassError
 from . import graph
 from .sessions import SESSIONS
 
@@ -17,18 +18,28 @@ log = logging.getLogger("vidclass")
 
 
 class RuntimeModule(nn.Module):
-    """`module` with `embed` run by `runtime` from a cached ONNX graph, made for each clip
-    shape when it is first seen (batch sizes share one). `module` keeps its weights for
-    the head and is what the graph is exported from."""
+    """`module` with `embed` run by `runtime` from a cached ONNX graph, made when a clip
+    shape is first seen (one for all clip lengths where the module allows, and for all
+    batch sizes). `module` keeps its weights for the head and is what the graph is
+    exported from. `graph`: a graph to run instead (a quantized model's), never made."""
 
     channels_last = False  # the runtime lays out its own memory
 
-    def __init__(self, module: nn.Module, runtime: str, precision: str, label: str):
+    def __init__(
+        self,
+        module: nn.Module,
+        runtime: str,
+        precision: str,
+        label: str,
+        graph: Path | None = None,
+    ):
         super().__init__()
         self.module = module.eval()
         self.runtime = runtime
         self.precision = precision
         self.label = label
+        self.any_frames = module.any_frames
+        self.graph = graph
         self._digest: str | None = None
         self._sessions: dict[tuple[int, ...], object] = {}
         self._lock = threading.Lock()
@@ -41,26 +52,35 @@ class RuntimeModule(nn.Module):
             return session
 
     def _open(self, shape: tuple[int, ...]):
-        if self._digest is None:
-            # What `embed` computes from: a trained head's backbone alone, so that heads
-            # trained on one backbone share its graph.
-            part = self.module.backbone if isinstance(self.module, TrainedModule) else self.module
-            self._digest = graph.state_digest(part)
-        path = graph.graph_path(self._digest, shape)
         make = SESSIONS[self.runtime]
         threads = torch.get_num_threads()  # as configure_threads set it
+        if self.graph is not None:
+            return self._given(shape, make, threads)
+        if self._digest is None:
+            self._digest = graph.state_digest(self.module.embed_source())
+        path = graph.graph_path(self._digest, graph.graph_shape(shape, self.any_frames))
         if path.is_file():
             try:
-                return make(path, self.precision, threads)
+                return make(path, self.precision, threads, shape)
             except Exception as exc:  # a damaged cache file (ours, by its name): make it anew
                 log.warning(f"{path}: unreadable ({str(exc).splitlines()[0]}); converting again")
                 path.unlink(missing_ok=True)
 
         def check(candidate, clip: np.ndarray) -> np.ndarray:
-            return make(candidate, "fp32", threads)(clip)
+            return make(candidate, "fp32", threads, clip.shape[1:])(clip)
 
-        graph.export(self.module, shape, path, f"{self.label} ({self.runtime})", check)
-        return make(path, self.precision, threads)
+        label = f"{self.label} ({self.runtime})"
+        graph.export(self.module, shape, path, label, check, self.any_frames)
+        return make(path, self.precision, threads, shape)
+
+    def _given(self, shape: tuple[int, ...], make, threads: int):
+        try:
+            return make(self.graph, self.precision, threads, shape)
+        except Exception as exc:  # the user's file: say so, never touch it
+            raise VidclassError(
+                f"{self.graph}: cannot run it for {'x'.join(map(str, shape))} clips "
+                f"({str(exc).splitlines()[0]})"
+            ) from None
 
     def embed(self, clips: torch.Tensor) -> torch.Tensor:
         x = clips.detach().to("cpu", torch.float32).contiguous().numpy()
@@ -73,6 +93,9 @@ class RuntimeModule(nn.Module):
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         return self.head_logits(self.embed(clips))
+
+    def embed_source(self) -> nn.Module:
+        return self.module.embed_source()
 
     def fold_batchnorm(self) -> RuntimeModule:
         return self  # folded before export

@@ -1,5 +1,6 @@
-"""Run an ONNX graph of a backbone in OpenVINO or ONNX Runtime: numpy clips in,
-features out. Both release the GIL while they compute and may be called from threads."""
+"""Run a graph of a backbone (ONNX, or OpenVINO's IR for int8) in OpenVINO or ONNX
+Runtime: numpy clips in, features out. Both release the GIL while they compute and may
+be called from threads. A session serves clips of one shape (C, T, H, W), any batch."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import numpy as np
 
 from ..models.weights import cache_dir
 
-OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+# What OpenVINO computes the graph's floating-point ops in. An int8 graph carries its
+# own quantized ops; what it leaves in floating point stays in fp32.
+OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -25,11 +28,18 @@ def _openvino_core():
 
 
 class OpenVINOSession:
-    def __init__(self, path: Path, precision: str, threads: int):
+    def __init__(self, path: Path, precision: str, threads: int, shape: tuple[int, ...]):
+        import openvino as ov
         import openvino.properties.hint as hints
 
-        self.compiled = _openvino_core().compile_model(
-            str(path),
+        core = _openvino_core()
+        model = core.read_model(str(path))
+        if model.input(0).partial_shape[1:] != ov.PartialShape(list(shape)):
+            # A graph for any clip length, made static for this one (batch stays free):
+            # its pads become constants and the convolutions take the static kernels.
+            model.reshape({0: ov.PartialShape([-1, *shape])})
+        self.compiled = core.compile_model(
+            model,
             "CPU",
             {
                 "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision],
@@ -45,7 +55,7 @@ class OpenVINOSession:
 
 
 class OnnxRuntimeSession:
-    def __init__(self, path: Path, precision: str, threads: int):
+    def __init__(self, path: Path, precision: str, threads: int, shape: tuple[int, ...]):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
