@@ -9,7 +9,7 @@ PYTHON=${PYTHON:-python3}
 if ! "$PYTHON" -c "import torch" 2>/dev/null; then
     "$PYTHON" -m pip install "torch==2.13.0"
 fi
-"$PYTHON" -m pip install -e ".[hf,plot,train,serve,ray,search,openvino,onnxruntime,test]"
+"$PYTHON" -m pip install -e ".[hf,plot,train,serve,ray,search,openvino,onnxruntime,int8,test]"
 "$PYTHON" -m vidclass models pull
 # The web page's tests drive Debian's chromium through Playwright (never a downloaded browser).
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then

@@ -29,9 +29,13 @@ def test_auto_precision_is_what_the_device_does_well(device, bf16, expected):
     assert pick_precision("fp32", device, bf16) == "fp32"
 
 
-def test_fp16_on_a_cpu_and_unknown_precisions_are_refused():
+def test_fp16_on_a_cpu_int8_on_a_gpu_and_unknown_precisions_are_refused():
     with pytest.raises(vidclass.VidclassError, match="fp16 is for GPUs"):
         pick_precision("fp16", "cpu", True)
+    assert pick_precision("int8", "cpu", False) == "int8"
+    for device in ("cuda", "mps"):
+        with pytest.raises(vidclass.VidclassError, match="int8 models run on the CPU"):
+            pick_precision("int8", device, True)
     with pytest.raises(vidclass.VidclassError, match="unknown precision"):
         pick_precision("int3", "cuda", True)
 

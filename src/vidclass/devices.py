@@ -3,6 +3,7 @@
 `auto` picks a GPU where torch sees one (CUDA, else Apple's MPS), else the CPU; the
 precision `auto` picks what the device computes well: bf16 on a GPU that has it (else
 fp16), fp16 on MPS, bf16 on a CPU with native bf16 (avx512_bf16 or AMX), else fp32.
+int8 is what a quantized model computes in (`vidclass models quantize`), on a CPU.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from .errors import VidclassError
 from .runtime import native_bf16
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Clips of 64x224x224 scored together by default: a CPU gains little past 2; a GPU
 # needs more to be busy, and holds them easily (I3D: ~0.6 GB of activations a clip).
@@ -69,6 +70,8 @@ def pick_precision(precision: str, device_type: str, bf16: bool) -> str:
         return "bf16" if bf16 else "fp32"
     if precision == "fp16" and device_type == "cpu":
         raise VidclassError("fp16 is for GPUs; on a CPU use bf16 (native bf16 only) or fp32")
+    if precision == "int8" and device_type != "cpu":
+        raise VidclassError("int8 models run on the CPU; use --device cpu")
     return precision
 
 

@@ -25,6 +25,7 @@ OPTIONAL = (
     "ray",
     "openvino",
     "onnxruntime",
+    "nncf",
 )
 
 

@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ from .models.vision_language import (
 )
 from .results import Prediction, VideoResult, top_k
 from .runtime import configure_threads, tune_allocator
-from .runtimes import pick_runtime, runtime_precision
+from .runtimes import pick_runtime, quantized_runtime, runtime_precision
 from .runtimes.module import RuntimeModule
 from .video.clips import read_clip_frames
 from .video.transforms import frames_to_tensor
@@ -320,24 +321,33 @@ def load_model(
     runtime: str = "auto",
 ) -> VideoClassifier:
     """Load a model for reuse: a registered name (weights from the cache, fetched on
-    first use), a folder written by `vidclass train`, or a transformers video
-    classifier as a local folder or hub id.
+    first use), a folder written by `vidclass train` or `vidclass models quantize`, or a
+    transformers video classifier as a local folder or hub id.
 
     device: "auto" (a GPU where torch sees one, else the CPU), "cpu", "cuda", "cuda:N" or
     "mps"; precision: "auto" (what the device does well: bf16 on a CPU with native bf16
     and on GPUs that have it, else fp32 on a CPU and fp16 on a GPU), "fp32", "bf16",
-    "fp16"; runtime: "auto" (OpenVINO for convolutional models on a CPU where it is
+    "fp16", "int8" (a model made by `vidclass models quantize`, which runs in it by
+    default); runtime: "auto" (OpenVINO for convolutional models on a CPU where it is
     installed, else torch), "torch", "openvino" or "onnxruntime" (see vidclass.runtimes).
     """
     placement = place(device, precision)  # a bad name fails before the weights load
     configure_threads(threads)
     tune_allocator()
     entry, module = resolve.load(name, download)
-    convertible = not isinstance(module, TextVideoModel)
-    chosen = pick_runtime(runtime, module, placement.device.type, convertible)
-    computes_in = runtime_precision(chosen, placement.precision, precision)
-    if chosen != "torch":
-        module = RuntimeModule(module.fold_batchnorm(), chosen, computes_in, entry.name)
+    int8_graph = entry.meta.get("graph")  # a quantized model: its backbone's int8 graph
+    if int8_graph is not None:
+        base = entry.meta["quantized"]["base"]
+        chosen, computes_in = quantized_runtime(runtime, precision, base)
+        module = RuntimeModule(
+            module.fold_batchnorm(), chosen, computes_in, entry.name, graph=Path(int8_graph)
+        )
+    else:
+        convertible = not isinstance(module, TextVideoModel)
+        chosen = pick_runtime(runtime, module, placement.device.type, convertible)
+        computes_in = runtime_precision(chosen, placement.precision, precision)
+        if chosen != "torch":
+            module = RuntimeModule(module.fold_batchnorm(), chosen, computes_in, entry.name)
     model = VideoClassifier(entry, module, computes_in, device=placement.device)
     model.recipe = ModelRecipe(load_model, str(name), precision, threads, runtime=runtime)
     return model

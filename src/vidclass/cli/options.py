@@ -57,7 +57,7 @@ def add_model_options(parser: argparse.ArgumentParser, model: bool = True) -> No
         choices=PRECISIONS,
         default="auto",
         help="auto: bf16 on a CPU with native bf16 and on GPUs that have it, fp16 on other "
-        "GPUs, else fp32 (auto)",
+        "GPUs, else fp32; int8: what a model made by `vidclass models quantize` runs in (auto)",
     )
     parser.add_argument(
         "--runtime",

@@ -36,8 +36,8 @@ def fetch(name: str, source: str | None = None, force: bool = False) -> str:
     if ref.kind == "transformers":
         hf.load_module(hf.read_entry(ref.name))  # fills the Hugging Face cache
         return f"{name}: ready (Hugging Face cache)"
-    if ref.kind == "trained":
-        raise VidclassError(f"{name} is a trained model folder: its weights are in it")
+    if ref.kind in ("trained", "quantized"):
+        raise VidclassError(f"{name} is a {ref.kind} model folder: its weights are in it")
     entry = describe(name)
     path = weights_path(entry)
     if path.is_file() and not force and not source:

@@ -99,6 +99,8 @@ class Unit3D(nn.Module):
 
 
 class MaxPool3dSame(nn.Module):
+    """Max-pool with 'SAME' padding, for non-negative inputs (each follows a ReLU)."""
+
     def __init__(self, kernel, stride):
         super().__init__()
         self.kernel = tuple(kernel)
@@ -107,8 +109,9 @@ class MaxPool3dSame(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = same_padding(x.shape[2:], self.kernel, self.stride)
         if not _fixed(pads) or any(lo or hi for lo, hi in pads):
-            # TF ignores padded cells in a max: pad with -inf, not zero.
-            x = F.pad(x, _flat_pad(pads), value=float("-inf"))
+            # TF ignores padded cells in a max. Every pool here follows a ReLU, so 0 is
+            # as neutral as -inf, and an int8 graph (unsigned activations) can hold it.
+            x = F.pad(x, _flat_pad(pads))
         return F.max_pool3d(x, self.kernel, self.stride)
 
 

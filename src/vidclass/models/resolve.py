@@ -9,13 +9,13 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import VidclassError
-from . import hf, trained
+from . import hf, quantized, trained
 from .registry import get_entry, is_registered
 from .spec import ModelEntry
 from .weights import load_folded_state, load_state_dict, save_folded_state
 
 HUB_SCHEME = "hf-hub:"
-KINDS = ("builtin", "trained", "transformers")
+KINDS = ("builtin", "trained", "quantized", "transformers")
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ def parse_model_name(name: str) -> ModelRef:
         raise VidclassError("give a model name")
     if name.startswith(HUB_SCHEME):
         return ModelRef("transformers", name[len(HUB_SCHEME) :])
+    if quantized.is_quantized_dir(name):
+        return ModelRef("quantized", name)
     if trained.is_trained_dir(name):
         return ModelRef("trained", name)
     if is_registered(name):
@@ -44,6 +46,9 @@ def parse_model_name(name: str) -> ModelRef:
 def describe(name: str, download: bool = True) -> ModelEntry:
     """The model's entry (labels, input spec, source) without loading its weights."""
     ref = parse_model_name(name)
+    if ref.kind == "quantized":
+        base = quantized.base_name(ref.name, quantized.read_config(ref.name))
+        return quantized.read_entry(ref.name, describe(base, download))
     if ref.kind == "trained":
         return trained.read_entry(ref.name)
     if ref.kind == "transformers":
@@ -52,8 +57,14 @@ def describe(name: str, download: bool = True) -> ModelEntry:
 
 
 def load(name: str, download: bool = True) -> tuple[ModelEntry, torch.nn.Module]:
-    """The model's entry and its module with weights, whatever kind `name` is."""
+    """The model's entry and its module with weights, whatever kind `name` is. A
+    quantized model gives its base's module; its entry names the int8 graph to run
+    instead of the backbone (meta "graph")."""
     ref = parse_model_name(name)
+    if ref.kind == "quantized":
+        base = quantized.base_name(ref.name, quantized.read_config(ref.name))
+        base_entry, module = load(base, download)
+        return quantized.read_entry(ref.name, base_entry), module
     if ref.kind == "trained":
         entry = trained.read_entry(ref.name)
         module = trained.load_module(
@@ -70,8 +81,8 @@ def load_pretrained(
     trained model's backbone is. `folded`: BatchNorm folded in, as inference runs it
     (registered models keep their folded weights cached, so that is done once)."""
     ref = parse_model_name(name)
-    if ref.kind == "trained":
-        raise VidclassError(f"{name} is a trained model; use its backbone instead")
+    if ref.kind in ("trained", "quantized"):
+        raise VidclassError(f"{name} is a {ref.kind} model; use its backbone instead")
     if ref.kind == "transformers":
         entry = hf.read_entry(ref.name, download=download)
         return entry, hf.load_module(entry, download=download)

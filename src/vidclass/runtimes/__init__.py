@@ -17,12 +17,14 @@ RUNTIMES = ("auto", "torch", "openvino", "onnxruntime")
 # The modules each runtime needs (torch's exporter writes the graph with onnx); the extra
 # of the same name installs them.
 PACKAGES = {"openvino": ("openvino", "onnx"), "onnxruntime": ("onnxruntime", "onnx")}
-# What each runtime computes in, on a CPU.
+# What each runtime computes in, on a CPU (int8: only a quantized model's own graph).
 PRECISIONS = {
     "torch": ("fp32", "bf16"),
     "openvino": ("fp32", "bf16"),
     "onnxruntime": ("fp32",),
 }
+INT8 = "int8"
+QUANTIZE_HINT = "vidclass models quantize MODEL --calibrate DIR --out DIR"
 
 
 def installed(runtime: str) -> bool:
@@ -62,9 +64,22 @@ def pick_runtime(requested: str, module: nn.Module, device_type: str, convertibl
     return requested
 
 
+def quantized_runtime(requested: str, precision: str, base: str) -> tuple[str, str]:
+    """(runtime, precision) of a quantized model: its int8 graph in OpenVINO. `base`:
+    the model it was made from, which runs in the other precisions."""
+    if requested not in ("auto", "openvino"):
+        raise VidclassError(f"an int8 model runs in OpenVINO, not --runtime {requested}")
+    if precision not in ("auto", INT8):
+        raise VidclassError(f"an int8 model computes in int8; for {precision} use {base}")
+    require("openvino")
+    return "openvino", INT8
+
+
 def runtime_precision(runtime: str, precision: str, requested: str) -> str:
     """The precision `runtime` computes in: `precision` as the device picked it, checked
     against what the runtime offers. `requested`: what the user asked for (auto or not)."""
+    if precision == INT8:
+        raise VidclassError(f"int8 runs a quantized model; make one with: {QUANTIZE_HINT}")
     offered = PRECISIONS[runtime]
     if precision in offered:
         return precision

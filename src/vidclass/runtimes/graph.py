@@ -22,6 +22,9 @@ from ..version import __version__
 
 log = logging.getLogger("vidclass")
 OPSET = 17
+# Bumped when what the modules export changes within a vidclass version (2: I3D's
+# clip length free, its max-pools padded with 0).
+EXPORT_VERSION = 2
 # fp32 conversions must agree with torch this closely (relative to the features' size):
 # what reordered float sums move, far below what changes a label.
 FP32_TOLERANCE = 1e-3
@@ -59,7 +62,8 @@ def graph_path(digest: str, shape: tuple[int | str, ...]) -> Path:
     cached. The key holds the exporter's version and vidclass's (the graph is made from
     its code); models that share weights (heads trained on one backbone) share the file."""
     key = hashlib.blake2b(
-        f"{digest}|{shape}|torch {torch.__version__}|vidclass {__version__}|{OPSET}".encode(),
+        f"{digest}|{shape}|torch {torch.__version__}|vidclass {__version__}|{OPSET}|"
+        f"{EXPORT_VERSION}".encode(),
         digest_size=12,
     ).hexdigest()
     dims = "x".join(str(d) for d in shape)

@@ -51,27 +51,34 @@ class RuntimeModule(nn.Module):
                 session = self._sessions[shape] = self._open(shape)
             return session
 
+    def graph_file(self, shape: tuple[int, ...]) -> Path:
+        """The cached fp32 graph that serves clips of `shape`, made (and checked against
+        torch) where it is missing."""
+        if self._digest is None:
+            self._digest = graph.state_digest(self.module.embed_source())
+        path = graph.graph_path(self._digest, graph.graph_shape(shape, self.any_frames))
+        if not path.is_file():
+            make, threads = SESSIONS[self.runtime], torch.get_num_threads()
+
+            def check(candidate, clip: np.ndarray) -> np.ndarray:
+                return make(candidate, "fp32", threads, clip.shape[1:])(clip)
+
+            label = f"{self.label} ({self.runtime})"
+            graph.export(self.module, shape, path, label, check, self.any_frames)
+        return path
+
     def _open(self, shape: tuple[int, ...]):
         make = SESSIONS[self.runtime]
         threads = torch.get_num_threads()  # as configure_threads set it
         if self.graph is not None:
             return self._given(shape, make, threads)
-        if self._digest is None:
-            self._digest = graph.state_digest(self.module.embed_source())
-        path = graph.graph_path(self._digest, graph.graph_shape(shape, self.any_frames))
-        if path.is_file():
-            try:
-                return make(path, self.precision, threads, shape)
-            except Exception as exc:  # a damaged cache file (ours, by its name): make it anew
-                log.warning(f"{path}: unreadable ({str(exc).splitlines()[0]}); converting again")
-                path.unlink(missing_ok=True)
-
-        def check(candidate, clip: np.ndarray) -> np.ndarray:
-            return make(candidate, "fp32", threads, clip.shape[1:])(clip)
-
-        label = f"{self.label} ({self.runtime})"
-        graph.export(self.module, shape, path, label, check, self.any_frames)
-        return make(path, self.precision, threads, shape)
+        path = self.graph_file(shape)
+        try:
+            return make(path, self.precision, threads, shape)
+        except Exception as exc:  # a damaged cache file (ours, by its name): make it anew
+            log.warning(f"{path}: unreadable ({str(exc).splitlines()[0]}); converting again")
+            path.unlink(missing_ok=True)
+        return make(self.graph_file(shape), self.precision, threads, shape)
 
     def _given(self, shape: tuple[int, ...], make, threads: int):
         try:

@@ -140,8 +140,9 @@ def train(
     backbone = backbone or DEFAULT_MODEL
     if Path(backbone).is_dir():  # the model folder must find it from anywhere
         backbone = str(Path(backbone).resolve())
-    if parse_model_name(backbone).kind == "trained":
-        raise VidclassError(f"{backbone} is a trained model; train on its backbone instead")
+    kind = parse_model_name(backbone).kind
+    if kind in ("trained", "quantized"):
+        raise VidclassError(f"{backbone} is a {kind} model; train on its backbone instead")
     if prior not in ("auto", "off"):
         raise VidclassError(f"unknown --prior {prior!r}; the choice is auto or off")
     if finetune not in (None, "last-blocks"):
