@@ -1,7 +1,9 @@
 """Runtimes x precisions: one forward pass of I3D (1x3x64x224x224, a real clip) and of a
 VideoMAE-B sized transformers classifier (1x3x16x224x224, random weights built from its
-config), in torch, OpenVINO and ONNX Runtime; then a one-video `vidclass classify` end to
-end, split into decode, forward and the rest (start-up and exit).
+config), in torch, OpenVINO and ONNX Runtime, and int8 (OpenVINO, from `vidclass models
+quantize` calibrated on videos/dev where NNCF is installed); then how far int8 moves I3D's
+scores on every shared labelled clip; then a one-video `vidclass classify` end to end,
+split into decode, forward and the rest (start-up and exit).
 
 Each row runs in its own process with a fresh cache folder (the default weights linked
 in), so its conversion time is measured too. Prints the CPU model and flags, medians of
@@ -21,17 +23,70 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.util import find_spec
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VIDEO = ROOT.parent / "shared" / "videos" / "arm_wrestling.mp4"
+VIDEOS = ROOT.parent / "shared" / "videos"
+VIDEO = VIDEOS / "arm_wrestling.mp4"
 ROWS = [  # (runtime, precision)
     ("torch", "fp32"),
     ("openvino", "fp32"),
     ("onnxruntime", "fp32"),
     ("torch", "bf16"),
     ("openvino", "bf16"),
+    ("openvino", "int8"),  # the model quantized first (int8 rows need NNCF)
 ]
+
+
+def _labelled_clips() -> list[Path]:
+    """Every labelled shared clip (the manifests' label column), heldout excluded."""
+    import csv
+
+    found = []
+    for manifest in (VIDEOS / "MANIFEST.tsv", VIDEOS / "dev" / "MANIFEST.tsv"):
+        with open(manifest, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f, delimiter="\t"):
+                if row["label"] not in ("", "-"):
+                    found.append(manifest.parent / row["file"])
+    return found
+
+
+def quantized(model: str, cache: str) -> tuple[str | None, str]:
+    """`model` quantized on videos/dev into a temporary folder: (folder, what happened)."""
+    out = Path(tempfile.mkdtemp(prefix="vidclass-bench-int8-")) / "model"
+    cmd = [sys.executable, "-m", "vidclass", "models", "quantize", model]
+    cmd += ["--calibrate", str(VIDEOS / "dev"), "--out", str(out)]
+    t = time.perf_counter()
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, "VIDCLASS_CACHE": cache}
+    )
+    took = time.perf_counter() - t
+    if done.returncode != 0:
+        return None, f"quantize failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}"
+    return str(out), f"quantized in {took:.0f} s: " + " ".join(done.stdout.split("\n")[1:2]).strip()
+
+
+def measure_int8_scores(folder: str) -> dict:
+    """int8 against fp32 (OpenVINO, equal to torch within 1e-3) on every labelled clip."""
+    import torch
+
+    from vidclass.errors import VidclassError
+    from vidclass.pipeline import load_model
+
+    fp32, int8 = load_model(precision="fp32", runtime="openvino"), load_model(folder)
+    same, moves = 0, []
+    for path in _labelled_clips():
+        try:
+            clip = torch.stack(fp32.read_clips(path))
+        except VidclassError:
+            continue
+        want = fp32.activate(fp32.logits(clip))[0]
+        got = int8.activate(int8.logits(clip))[0]
+        same += int(want.argmax() == got.argmax())
+        top5 = want.topk(5).indices
+        moves.append(float((got[top5] - want[top5]).abs().max()))
+    return {"clips": len(moves), "same": same, "moves": moves}
 
 
 def _fresh_cache() -> str:
@@ -109,6 +164,8 @@ def measure_cli(runtime: str, repeats: int) -> dict:
 
 def _child(args) -> dict:
     os.environ["VIDCLASS_CACHE"] = args.cache
+    if args.int8_scores:
+        return measure_int8_scores(args.model)
     if args.cli:
         return measure_cli(args.runtime, args.repeats)
     return measure_forward(args.model, args.runtime, args.precision, args.repeats)
@@ -128,6 +185,7 @@ def main() -> None:
     parser.add_argument("--skip-transformers", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cli", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--int8-scores", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cache", help=argparse.SUPPRESS)
     parser.add_argument("--model", default="i3d.kinetics400", help=argparse.SUPPRESS)
     parser.add_argument("--runtime", help=argparse.SUPPRESS)
@@ -144,7 +202,8 @@ def main() -> None:
 
     info = cpu()
     print(f"CPU: {info['name']}, {info['cores']} cores; flags: {' '.join(info['features'])}")
-    print("(amx_tile/amx_bf16 absent above: no AMX here; int8 rows come with `quantize`)")
+    amx = "amx_tile" in info["features"]
+    print(f"AMX: {'yes' if amx else 'no'}; VNNI (int8): {'avx512_vnni' in info['features']}")
     models = [("i3d.kinetics400", "I3D")]
     if not args.skip_transformers:
         folder = Path(tempfile.gettempdir()) / "vidclass-bench-videomae-b"
@@ -155,18 +214,29 @@ def main() -> None:
             f"{'runtime':<13}{'precision':<10}{'forward':>9}{'vs torch fp32':>15}"
             f"{'first call':>12}{'peak MB':>9}"
         )
-        base = None
+        base, int8_folder = None, None
         for runtime, precision in ROWS:
             if not runtimes.installed(runtime):
                 print(f"{runtime:<13}{precision:<10}  not installed")
                 continue
+            name = model
+            if precision == "int8":
+                if find_spec("nncf") is None:
+                    print(f"{runtime:<13}{precision:<10}  NNCF not installed (the int8 extra)")
+                    continue
+                cache = _fresh_cache()
+                int8_folder, said = quantized(model, cache)
+                print(f"  ({said})")
+                if int8_folder is None:
+                    continue
+                name = int8_folder
             if precision == "bf16" and not native_bf16():
                 print(f"{runtime:<13}{precision:<10}  no native bf16 on this CPU: not run")
                 continue
             r = _run(
                 [
                     "--model",
-                    model,
+                    name,
                     "--runtime",
                     runtime,
                     "--precision",
@@ -174,7 +244,7 @@ def main() -> None:
                     "--repeats",
                     str(args.repeats),
                 ],
-                _fresh_cache(),
+                cache if precision == "int8" else _fresh_cache(),
             )
             if "error" in r:
                 print(f"{runtime:<13}{precision:<10}  failed: {r['error']}")
@@ -185,6 +255,17 @@ def main() -> None:
                 f"{r['first']:>12.2f}{r['peak_rss_mb']:>9.0f}"
             )
         print("(first call: conversion, where the runtime needs one, plus warm-up)")
+        if int8_folder is not None and title == "I3D":
+            r = _run(["--int8-scores", "--model", int8_folder], cache)
+            if "error" in r:
+                print(f"int8 scores: failed: {r['error']}")
+                continue
+            moves = sorted(r["moves"])
+            print(
+                f"int8 vs fp32 on {r['clips']} shared labelled clips: top-1 same on "
+                f"{r['same']}/{r['clips']}; largest top-5 score move per clip: median "
+                f"{statistics.median(moves):.4f}, max {moves[-1]:.4f}"
+            )
 
     print(f"\nvidclass classify one video, end to end, median of {args.repeats} (s)")
     print(f"{'runtime':<13}{'e2e':>7}{'decode':>8}{'forward':>9}{'overhead':>10}")

@@ -4,6 +4,7 @@ a transformers classifier; graphs converted once and cached; clear errors."""
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -15,7 +16,7 @@ from vidclass.models import trained
 from vidclass.models.head import Head
 from vidclass.models.weights import weights_path
 from vidclass.pipeline import load_model
-from vidclass.runtimes import pick_runtime
+from vidclass.runtimes import OPENVINO_MIN_CLIPS, pick_runtime
 
 from .conftest import run_cli, video
 
@@ -159,8 +160,18 @@ def test_a_transformers_classifier_runs_in_both(tmp_path):
         assert float((got - expected).abs().max()) < 1e-3, runtime
 
 
-def test_auto_picks_openvino_for_i3d_on_a_cpu(cache):
+def test_auto_picks_openvino_for_i3d_on_a_cpu_unless_a_run_is_a_few_clips(cache):
     assert load_model().runtime == "openvino"
+    assert load_model(expected_clips=50).runtime == "openvino"
+    # One clip scores sooner in torch: OpenVINO's start costs more than it saves.
+    one = load_model(expected_clips=1)
+    assert one.runtime == "torch" and isinstance(
+        one.module, type(load_model(runtime="torch").module)
+    )
+    module = load_model(runtime="torch").module
+    for precision, fewest in OPENVINO_MIN_CLIPS.items():
+        pick = functools.partial(pick_runtime, "auto", module, "cpu", True, precision)
+        assert pick(fewest - 1) == "torch" and pick(fewest) == pick(None) == "openvino"
 
 
 def test_runtime_errors_are_one_line(cache):

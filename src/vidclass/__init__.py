@@ -31,9 +31,15 @@ __all__ = [
 
 @lru_cache(maxsize=2)
 def _cached_model(
-    name: str, precision: str, device: str = "auto", runtime: str = "auto"
+    name: str,
+    precision: str,
+    device: str = "auto",
+    runtime: str = "auto",
+    expected_clips: int | None = None,
 ) -> VideoClassifier:
-    return load_model(name, precision=precision, device=device, runtime=runtime)
+    return load_model(
+        name, precision=precision, device=device, runtime=runtime, expected_clips=expected_clips
+    )
 
 
 def classify(
@@ -125,7 +131,9 @@ def classify_batch(
     local = engine != "ray" and len(videos) > 1
     decoders = DecoderPool(workers).start() if local else None
     try:
-        classifier = _cached_model(model, precision, device, runtime).with_labels(labels)
+        # The whole run's clips are known here: a few score sooner in torch (auto).
+        expected = len(videos) * clips if engine != "ray" else None
+        classifier = _cached_model(model, precision, device, runtime, expected).with_labels(labels)
         if threads is not None:  # after loading, which sets all cores
             configure_threads(threads)
     except BaseException:

@@ -319,6 +319,7 @@ def load_model(
     download: bool = True,
     device: str | None = "auto",
     runtime: str = "auto",
+    expected_clips: int | None = None,
 ) -> VideoClassifier:
     """Load a model for reuse: a registered name (weights from the cache, fetched on
     first use), a folder written by `vidclass train` or `vidclass models quantize`, or a
@@ -329,7 +330,9 @@ def load_model(
     and on GPUs that have it, else fp32 on a CPU and fp16 on a GPU), "fp32", "bf16",
     "fp16", "int8" (a model made by `vidclass models quantize`, which runs in it by
     default); runtime: "auto" (OpenVINO for convolutional models on a CPU where it is
-    installed, else torch), "torch", "openvino" or "onnxruntime" (see vidclass.runtimes).
+    installed, else torch), "torch", "openvino" or "onnxruntime" (see vidclass.runtimes);
+    expected_clips: how many clips the caller will score, where it knows (auto keeps
+    torch for a few, whose start is quicker).
     """
     placement = place(device, precision)  # a bad name fails before the weights load
     configure_threads(threads)
@@ -344,7 +347,14 @@ def load_model(
         )
     else:
         convertible = not isinstance(module, TextVideoModel)
-        chosen = pick_runtime(runtime, module, placement.device.type, convertible)
+        chosen = pick_runtime(
+            runtime,
+            module,
+            placement.device.type,
+            convertible,
+            placement.precision,
+            expected_clips,
+        )
         computes_in = runtime_precision(chosen, placement.precision, precision)
         if chosen != "torch":
             module = RuntimeModule(module.fold_batchnorm(), chosen, computes_in, entry.name)

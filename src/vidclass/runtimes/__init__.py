@@ -23,6 +23,10 @@ PRECISIONS = {
     "openvino": ("fp32", "bf16"),
     "onnxruntime": ("fp32",),
 }
+# Below this many clips in a run, `auto` keeps torch: OpenVINO's start (importing it,
+# reading its compiled blob, warming up: ~0.55 s for I3D) outweighs what it saves per
+# clip (0.15 s in bf16, 0.53 s in fp32; benchmarks/runtimes.py on an AVX-512 EPYC).
+OPENVINO_MIN_CLIPS = {"bf16": 4, "fp32": 2}
 INT8 = "int8"
 QUANTIZE_HINT = "vidclass models quantize MODEL --calibrate DIR --out DIR"
 
@@ -39,18 +43,27 @@ def require(runtime: str) -> None:
         raise VidclassError(f"--runtime {runtime} needs {needs}: pip install 'vidclass[{runtime}]'")
 
 
-def pick_runtime(requested: str, module: nn.Module, device_type: str, convertible: bool) -> str:
+def pick_runtime(
+    requested: str,
+    module: nn.Module,
+    device_type: str,
+    convertible: bool,
+    precision: str = "fp32",
+    expected_clips: int | None = None,
+) -> str:
     """The runtime to run `module` in. `auto` takes OpenVINO for convolutional backbones
-    on a CPU where it is installed (I3D: 1.4x torch in fp32, 1.25x in bf16, measured by
-    benchmarks/runtimes.py), else torch; attention models stay in torch. `convertible`:
-    whether the model's forward is a fixed graph of the clips (not a vision-language
-    model, whose texts change)."""
+    on a CPU where it is installed (I3D: 1.5x torch in fp32, 1.25x in bf16, measured by
+    benchmarks/runtimes.py), unless the run scores fewer clips than pay for its start
+    (`expected_clips`, where known; see OPENVINO_MIN_CLIPS); else torch. Attention
+    models stay in torch. `convertible`: whether the model's forward is a fixed graph of
+    the clips (not a vision-language model, whose texts change)."""
     if requested not in RUNTIMES:
         raise VidclassError(f"unknown runtime {requested!r}; choose one of {', '.join(RUNTIMES)}")
     if requested == "auto":
         # channels_last: the module says it is convolution-bound (VideoModule).
-        if device_type == "cpu" and convertible and module.channels_last and installed("openvino"):
-            return "openvino"
+        few = expected_clips is not None and expected_clips < OPENVINO_MIN_CLIPS.get(precision, 1)
+        if device_type == "cpu" and convertible and module.channels_last and not few:
+            return "openvino" if installed("openvino") else "torch"
         return "torch"
     if requested == "torch":
         return requested

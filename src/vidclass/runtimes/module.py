@@ -61,7 +61,9 @@ class RuntimeModule(nn.Module):
             make, threads = SESSIONS[self.runtime], torch.get_num_threads()
 
             def check(candidate, clip: np.ndarray) -> np.ndarray:
-                return make(candidate, "fp32", threads, clip.shape[1:])(clip)
+                # The candidate as it is (any clip length run as such): nothing is saved
+                # for it until it passes.
+                return make(candidate, "fp32", threads, clip.shape[1:], False)(clip)
 
             label = f"{self.label} ({self.runtime})"
             graph.export(self.module, shape, path, label, check, self.any_frames)
@@ -74,15 +76,15 @@ class RuntimeModule(nn.Module):
             return self._given(shape, make, threads)
         path = self.graph_file(shape)
         try:
-            return make(path, self.precision, threads, shape)
+            return make(path, self.precision, threads, shape, self.any_frames)
         except Exception as exc:  # a damaged cache file (ours, by its name): make it anew
             log.warning(f"{path}: unreadable ({str(exc).splitlines()[0]}); converting again")
             path.unlink(missing_ok=True)
-        return make(self.graph_file(shape), self.precision, threads, shape)
+        return make(self.graph_file(shape), self.precision, threads, shape, self.any_frames)
 
     def _given(self, shape: tuple[int, ...], make, threads: int):
         try:
-            return make(self.graph, self.precision, threads, shape)
+            return make(self.graph, self.precision, threads, shape, self.any_frames)
         except Exception as exc:  # the user's file: say so, never touch it
             raise VidclassError(
                 f"{self.graph}: cannot run it for {'x'.join(map(str, shape))} clips "
