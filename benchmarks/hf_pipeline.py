@@ -7,7 +7,8 @@ the same number of frames: the pipeline decodes the first 16 frames of each vide
 vidclass spreads them over the whole video. Each side runs in its own process (vidclass
 tunes the allocator of its process). Prints median seconds per video end to end and
 their ratio, vidclass's split into decode+transform and model, and whether both give
-the same top-1 when fed the same frames.
+the same top-1 when fed the same frames. The OpenVINO rows convert the model first
+(cached; not timed).
 
     python benchmarks/hf_pipeline.py [--repeats 3] [--videos DIR]
 """
@@ -37,7 +38,13 @@ CLIPS = [
     "arm_wrestling_hevc.mp4",
     "long/people_139s.mp4",
 ]
-VARIANTS = ("transformers pipeline", "vidclass fp32", "vidclass bf16")
+VARIANTS = (
+    "transformers pipeline",
+    "vidclass torch fp32",
+    "vidclass torch bf16",
+    "vidclass openvino fp32",
+    "vidclass openvino bf16",  # what `auto` runs on a CPU with native bf16
+)
 
 
 def make_checkpoint(folder: Path) -> None:
@@ -78,7 +85,9 @@ def measure(variant: str, checkpoint: Path, videos: Path, repeats: int) -> dict:
     else:
         import vidclass
 
-        clf = vidclass.load_model(str(checkpoint), precision=variant.split()[-1])
+        _, runtime, precision = variant.split()
+        clf = vidclass.load_model(str(checkpoint), precision=precision, runtime=runtime)
+        clf.logits(clf.read_clips(videos / CLIPS[0])[0][None])  # converts (once) and warms
         decode, model, agree = [], [], 0
         pipe = transformers.pipeline("video-classification", model=str(checkpoint))
         for name in CLIPS:

@@ -349,7 +349,6 @@ def load_model(
         convertible = not isinstance(module, TextVideoModel)
         chosen = pick_runtime(
             runtime,
-            module,
             placement.device.type,
             convertible,
             placement.precision,
@@ -357,7 +356,13 @@ def load_model(
         )
         computes_in = runtime_precision(chosen, placement.precision, precision)
         if chosen != "torch":
-            module = RuntimeModule(module.fold_batchnorm(), chosen, computes_in, entry.name)
+            module = RuntimeModule(
+                module.fold_batchnorm(),
+                chosen,
+                computes_in,
+                entry.name,
+                fallback=runtime == "auto",  # what cannot be converted runs in torch
+            )
     model = VideoClassifier(entry, module, computes_in, device=placement.device)
     model.recipe = ModelRecipe(load_model, str(name), precision, threads, runtime=runtime)
     return model

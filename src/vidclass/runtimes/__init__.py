@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from importlib.util import find_spec
 
-from torch import nn
-
 from ..errors import VidclassError
 
 RUNTIMES = ("auto", "torch", "openvino", "onnxruntime")
@@ -45,24 +43,23 @@ def require(runtime: str) -> None:
 
 def pick_runtime(
     requested: str,
-    module: nn.Module,
     device_type: str,
     convertible: bool,
     precision: str = "fp32",
     expected_clips: int | None = None,
 ) -> str:
-    """The runtime to run `module` in. `auto` takes OpenVINO for convolutional backbones
-    on a CPU where it is installed (I3D: 1.5x torch in fp32, 1.25x in bf16, measured by
-    benchmarks/runtimes.py), unless the run scores fewer clips than pay for its start
-    (`expected_clips`, where known; see OPENVINO_MIN_CLIPS); else torch. Attention
-    models stay in torch. `convertible`: whether the model's forward is a fixed graph of
-    the clips (not a vision-language model, whose texts change)."""
+    """The runtime to run `module` in. `auto` takes OpenVINO on a CPU where it is
+    installed, as it is faster there for the convolutional and the attention models
+    alike (benchmarks/runtimes.py: I3D 1.5x torch in fp32, 1.25x in bf16; VideoMAE-B
+    1.3x and 1.4x), unless the run scores fewer clips than pay for its start
+    (`expected_clips`, where known; see OPENVINO_MIN_CLIPS); else torch. `convertible`:
+    whether the model's forward is a fixed graph of the clips (not a vision-language
+    model, whose texts change)."""
     if requested not in RUNTIMES:
         raise VidclassError(f"unknown runtime {requested!r}; choose one of {', '.join(RUNTIMES)}")
     if requested == "auto":
-        # channels_last: the module says it is convolution-bound (VideoModule).
         few = expected_clips is not None and expected_clips < OPENVINO_MIN_CLIPS.get(precision, 1)
-        if device_type == "cpu" and convertible and module.channels_last and not few:
+        if device_type == "cpu" and convertible and not few:
             return "openvino" if installed("openvino") else "torch"
         return "torch"
     if requested == "torch":

@@ -32,7 +32,10 @@ class RuntimeModule(nn.Module):
         precision: str,
         label: str,
         graph: Path | None = None,
+        fallback: bool = False,
     ):
+        """`fallback`: a clip shape whose graph cannot be made runs in torch, with a
+        warning, instead of failing (what `--runtime auto` asks for)."""
         super().__init__()
         self.module = module.eval()
         self.runtime = runtime
@@ -40,16 +43,23 @@ class RuntimeModule(nn.Module):
         self.label = label
         self.any_frames = module.any_frames
         self.graph = graph
+        self.fallback = fallback
         self._digest: str | None = None
         self._sessions: dict[tuple[int, ...], object] = {}
         self._lock = threading.Lock()
 
     def _session(self, shape: tuple[int, ...]):
+        """The session for clips of `shape`; None where torch runs them (fallback)."""
         with self._lock:  # one conversion per shape, however many threads ask
-            session = self._sessions.get(shape)
-            if session is None:
-                session = self._sessions[shape] = self._open(shape)
-            return session
+            if shape not in self._sessions:
+                try:
+                    self._sessions[shape] = self._open(shape)
+                except VidclassError as exc:
+                    if not self.fallback:
+                        raise
+                    log.warning(f"{exc}; it runs in torch instead")
+                    self._sessions[shape] = None
+            return self._sessions[shape]
 
     def graph_file(self, shape: tuple[int, ...]) -> Path:
         """The cached fp32 graph that serves clips of `shape`, made (and checked against
@@ -92,8 +102,11 @@ class RuntimeModule(nn.Module):
             ) from None
 
     def embed(self, clips: torch.Tensor) -> torch.Tensor:
+        session = self._session(tuple(clips.shape[1:]))
+        if session is None:  # not convertible: torch, under the caller's autocast
+            return self.module.embed(clips)
         x = clips.detach().to("cpu", torch.float32).contiguous().numpy()
-        return torch.from_numpy(self._session(tuple(x.shape[1:]))(x))
+        return torch.from_numpy(session(x))
 
     def head_logits(self, features: torch.Tensor) -> torch.Tensor:
         # The head in fp32 whatever autocast the caller set: it is small.
