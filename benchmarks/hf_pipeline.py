@@ -10,7 +10,7 @@ their ratio, vidclass's split into decode+transform and model, and whether both 
 the same top-1 when fed the same frames. The OpenVINO rows convert the model first
 (cached; not timed).
 
-    python benchmarks/hf_pipeline.py [--repeats 3] [--videos DIR]
+    python benchmarks/hf_pipeline.py [--repeats 3] [--videos DIR] [--only openvino-bf16 ...]
 """
 
 from __future__ import annotations
@@ -114,6 +114,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS)
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="RUNTIME-PRECISION",
+        help="vidclass rows to run, e.g. openvino-bf16 (all); the pipeline always runs",
+    )
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -131,6 +137,9 @@ def main() -> None:
         checkpoint = Path(tmp) / "videomae-base-random"
         make_checkpoint(checkpoint)
         for variant in VARIANTS:
+            wanted = {f"vidclass {o.replace('-', ' ')}" for o in args.only or []}
+            if wanted and variant.startswith("vidclass") and variant not in wanted:
+                continue
             if variant.endswith("bf16") and not native_bf16():
                 print(f"{variant}: skipped, no native bf16 on this CPU (emulation is far slower)")
                 continue

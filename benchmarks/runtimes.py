@@ -64,7 +64,8 @@ def quantized(model: str, cache: str) -> tuple[str | None, str]:
     took = time.perf_counter() - t
     if done.returncode != 0:
         return None, f"quantize failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}"
-    return str(out), f"quantized in {took:.0f} s: " + " ".join(done.stdout.split("\n")[1:2]).strip()
+    said = [line.strip() for line in done.stdout.splitlines() if "top-1" in line]
+    return str(out), f"quantized in {took:.0f} s; " + " ".join(said)
 
 
 def measure_int8_scores(folder: str) -> dict:

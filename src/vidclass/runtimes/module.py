@@ -90,7 +90,15 @@ class RuntimeModule(nn.Module):
         except Exception as exc:  # a damaged cache file (ours, by its name): make it anew
             log.warning(f"{path}: unreadable ({str(exc).splitlines()[0]}); converting again")
             path.unlink(missing_ok=True)
-        return make(self.graph_file(shape), self.precision, threads, shape, self.any_frames)
+        try:
+            return make(self.graph_file(shape), self.precision, threads, shape, self.any_frames)
+        except VidclassError:
+            raise
+        except Exception as exc:  # a fresh graph the runtime still cannot run
+            raise VidclassError(
+                f"{self.label}: {self.runtime} cannot run it ({str(exc).splitlines()[0]}); "
+                "use --runtime torch"
+            ) from None
 
     def _given(self, shape: tuple[int, ...], make, threads: int):
         try:

@@ -9,11 +9,13 @@ The head stays in torch, as in the other runtimes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,12 +137,14 @@ def quantize(
 
     logging.getLogger("nncf").setLevel(logging.WARNING)
     data = nncf.Dataset(clips, lambda c: clip_to_tensor(c, model.spec).numpy()[None])
-    int8 = nncf.quantize(
-        ov.Core().read_model(str(fp32_graph)),
-        data,
-        preset=nncf.QuantizationPreset.PERFORMANCE,
-        subset_size=len(clips),
-    )
+    # NNCF draws its progress bars on stdout; stdout is the command's result.
+    with contextlib.redirect_stdout(sys.stderr):
+        int8 = nncf.quantize(
+            ov.Core().read_model(str(fp32_graph)),
+            data,
+            preset=nncf.QuantizationPreset.PERFORMANCE,
+            subset_size=len(clips),
+        )
 
     partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
