@@ -17,6 +17,7 @@ from vidclass.models.head import Head
 from vidclass.models.weights import weights_path
 from vidclass.pipeline import load_model
 from vidclass.runtimes import OPENVINO_MIN_CLIPS, pick_runtime
+from vidclass.runtimes.module import RuntimeModule
 
 from .conftest import run_cli, video
 
@@ -174,7 +175,8 @@ def test_a_transformers_classifier_runs_in_both(tmp_path):
     folder = tmp_path / "videomae"
     make_checkpoint(folder, "videomae")
     reference = load_model(str(folder), precision="fp32", runtime="torch")
-    assert load_model(str(folder)).runtime == "torch"  # auto: attention models stay in torch
+    # auto: OpenVINO is faster for attention models too (benchmarks/runtimes.py).
+    assert load_model(str(folder)).runtime == "openvino"
     x = torch.stack(reference.read_clips(video(CLIP), clips=2))
     expected = reference.logits(x)
     for runtime in ("openvino", "onnxruntime"):
@@ -187,9 +189,7 @@ def test_auto_picks_openvino_for_i3d_on_a_cpu_unless_a_run_is_a_few_clips(cache)
     assert load_model(expected_clips=50).runtime == "openvino"
     # One clip scores sooner in torch: OpenVINO's start costs more than it saves.
     one = load_model(expected_clips=1)
-    assert one.runtime == "torch" and isinstance(
-        one.module, type(load_model(runtime="torch").module)
-    )
+    assert one.runtime == "torch" and not isinstance(one.module, RuntimeModule)
     for precision, fewest in OPENVINO_MIN_CLIPS.items():
         pick = functools.partial(pick_runtime, "auto", "cpu", True, precision)
         assert pick(fewest - 1) == "torch" and pick(fewest) == pick(None) == "openvino"
