@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 import http.client
 import json
 import os
 import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
-from .conftest import video
+from .conftest import VIDEOS, free_port, video
 
 
 def call(url, *, file=None, json_body=None, timeout=300, headers=None):
@@ -142,6 +145,8 @@ def test_overload_gets_503_and_every_request_an_answer(server):
     )
     assert rss_kb < 4 * 1024 * 1024  # under 4 GB with two clips in flight
     assert list(server["tmp"].iterdir()) == []  # every upload's temp file removed
+    batching = call(server["url"] + "/healthz")[2]["batching"]
+    assert batching["waiting"] == 0 and batching["batched_requests"] >= statuses.count(200)
 
 
 def test_a_request_past_the_time_limit_gets_504(tmp_path):
@@ -158,3 +163,275 @@ def test_a_request_past_the_time_limit_gets_504(tmp_path):
     finally:
         stop_server(proc)
     assert list(tmp.iterdir()) == []
+
+
+# -- batching: concurrent requests share forward passes ---------------------------------------
+class Gate:
+    """Forward passes, the first held until `release` is set: the model thread stays
+    busy, so the requests sent meanwhile all queue up for it. `calls`: the clips of each
+    forward pass, in order."""
+
+    def __init__(self):
+        self.calls: list[int] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def enter(self, clips: int) -> None:
+        self.calls.append(clips)
+        if len(self.calls) == 1:
+            self.entered.set()
+            self.release.wait(600)
+
+
+def held(model):
+    """A copy of `model` (the weights shared) whose forward passes, and those of its
+    label views, go through a Gate; (the copy, the gate)."""
+    gate = Gate()
+
+    class Held(type(model)):
+        def logits(self, clips):
+            gate.enter(len(clips))
+            return super().logits(clips)
+
+    served = copy.copy(model)
+    served.__class__ = Held
+    served._views = {}  # label views of its own, each a Held
+    return served, gate
+
+
+def serve_in_thread(app):
+    """`app` under uvicorn in a thread of this process, on a free 127.0.0.1 port (so a
+    test can hold its model); (url, stop)."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(1200):
+        if server.started or not thread.is_alive():
+            break
+        time.sleep(0.05)
+    assert server.started, "the server did not start"
+
+    def stop():
+        server.should_exit = True
+        thread.join(60)
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+def wait_for(check, what: str, tries: int = 1200):
+    """Poll `check()` until it is true (at most `tries` times, 0.05 s apart)."""
+    for _ in range(tries):
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+def zeroed_frames(source: Path, out: Path) -> Path:
+    """`source` with its frame data zeroed: it probes as a video, but nothing decodes."""
+    data = bytearray(source.read_bytes())
+    at = data.find(b"mdat")
+    size = int.from_bytes(data[at - 4 : at], "big")
+    data[at + 68 : at - 4 + size] = bytes(size - 72)
+    out.write_bytes(data)
+    return out
+
+
+def alone(model, name, params: dict) -> list[dict]:
+    """The predictions of the engine run on one video, unbatched (`VideoClassifier.run`,
+    what the server ran for each request before batching), for a request's `params`."""
+    from vidclass import LabelChoice
+    from vidclass.engine import Clips, Work
+
+    labels, multi = params.get("labels"), params.get("multi_label") == "true"
+    choice = LabelChoice(tuple(labels.split(",")), multi_label=multi) if labels else None
+    work = Work(Clips(1), top_k=params.get("top_k", 5))
+    return model.with_labels(choice).run(VIDEOS / name, work).predictions
+
+
+def same_predictions(got: list[dict], want: list[dict]) -> bool:
+    return [p["label"] for p in got] == [p["label"] for p in want] and all(
+        abs(g["score"] - w["score"]) < 1e-4 for g, w in zip(got, want, strict=True)
+    )
+
+
+def send_held(url: str, gate: Gate, first: tuple, others: dict, waiting: int):
+    """POST `first` to /v1/classify and, once its forward pass is held, every one of
+    `others` ({name: (video, query parameters, as an upload)}) at once; release the
+    model when `waiting` of them wait for it. ({name: (status, headers, body)}, the
+    server's batching stats afterwards); "first" is the first one's name."""
+    answers: dict[str, tuple] = {}
+
+    def send(name, spec):
+        path, params, upload = spec
+        query = url + "/v1/classify?" + urllib.parse.urlencode(params)
+        if upload:
+            answers[name] = call(query, file=VIDEOS / path)
+        else:
+            answers[name] = call(query, json_body={"path": str(path)})
+
+    threads = [threading.Thread(target=send, args=("first", first))]
+    threads += [threading.Thread(target=send, args=item) for item in others.items()]
+    try:
+        threads[0].start()
+        assert gate.entered.wait(300), "the first request never reached the model"
+        for t in threads[1:]:
+            t.start()
+        health = lambda: call(url + "/healthz")[2]["batching"]  # noqa: E731
+        wait_for(lambda: health()["waiting"] == waiting, f"{waiting} requests waiting")
+    finally:
+        gate.release.set()
+        for t in threads:
+            t.join(600)
+    return answers, call(url + "/healthz")[2]["batching"]
+
+
+def test_concurrent_requests_share_forward_passes_and_answer_as_alone(model, tmp_path, monkeypatch):
+    """While the model thread is held on a first request, eight more of three clip
+    shapes (the same clip, others, labels chosen, an upload) and two bad ones arrive:
+    each good one is scored in one forward pass per shape, whatever its labels, and
+    answers as the engine does for it alone; the bad ones fail by themselves."""
+    import tempfile
+
+    from vidclass.serve.app import ServeConfig, create_app
+
+    uploads = tmp_path / "tmp"
+    uploads.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(uploads))
+    pool = {"top_k": 3, "labels": "cleaning pool,diving cliff,swimming backstroke"}
+    good = {  # name: (video, parameters, as an upload); clips of 27, 30 or 64 frames
+        "pool": ("cleaning_pool_1s.mp4", {"top_k": 3}, False),
+        "pool upload": ("cleaning_pool_1s.mp4", {"top_k": 3}, True),
+        "pool top 5": ("cleaning_pool_1s.mp4", {"top_k": 5}, False),
+        "pool labels": ("cleaning_pool_1s.mp4", pool, False),
+        "one second": ("odd/one_second.mp4", {"top_k": 3}, False),
+        "arm": ("arm_wrestling.mp4", {"top_k": 3}, False),
+        "arm labels": (
+            "arm_wrestling.mp4",
+            {"top_k": 2, "labels": "arm wrestling,high kick"},
+            False,
+        ),
+        "soccer": ("soccer_juggling.avi", {"top_k": 3}, False),
+    }
+    no_frames = zeroed_frames(video("cleaning_pool_1s.mp4"), tmp_path / "z.mp4")
+    bad = {
+        "not a video": ("odd/not_a_video.mp4", {}, False),
+        "no frames": (no_frames, {}, True),
+    }
+    first = ("arm_wrestling.mp4", {"top_k": 3}, False)
+    served, gate = held(model)
+    url, stop = serve_in_thread(
+        create_app(ServeConfig(model=model.name, media=str(VIDEOS), queue=16), served)
+    )
+    try:
+        answers, stats = send_held(url, gate, first, {**good, **bad}, len(good))
+    finally:
+        stop()
+    assert answers["not a video"][0] == 415
+    assert answers["no frames"][0] == 422 and "z.mp4" in answers["no frames"][2]["detail"]
+    for name, (path, params, _) in {**good, "first": first}.items():
+        status, _, body = answers[name]
+        assert status == 200, (name, body)
+        assert same_predictions(body["predictions"], alone(model, path, params)), name
+    # One forward pass for the first request, then one per clip shape: 4, 1 and 3 clips.
+    assert stats["max_clips"] >= 4
+    assert gate.calls[0] == 1 and sorted(gate.calls[1:]) == [1, 3, 4]
+    assert stats["batches"] == 4 and stats["batched_requests"] == 1 + len(good)
+    assert stats["largest"] == 4 and stats["waiting"] == 0 and stats["expired"] == 0
+    assert list(uploads.iterdir()) == []
+
+
+def test_vision_language_label_sets_batch_only_with_the_same_set(tmp_path):
+    """A vision-language model's labels change its forward pass: requests with the same
+    label set share one, another set or multi-label runs apart, and each answers as the
+    engine does for it alone."""
+    pytest.importorskip("transformers", reason="transformers not installed")
+    import vidclass
+    from vidclass.serve.app import ServeConfig, create_app
+
+    from .tiny_vl import make_checkpoint
+
+    make_checkpoint(tmp_path / "xclip", "xclip")
+    model = vidclass.load_model(str(tmp_path / "xclip"), precision="fp32")
+    one, two = "arm wrestling,eating spaghetti,surfing", "dog on the beach,cooking"
+    same = {"top_k": 3, "labels": one}
+    others = {
+        "same": ("arm_wrestling.mp4", same, False),
+        "same, other video": ("cleaning_pool_1s.mp4", {"top_k": 2, "labels": one}, False),
+        "other set": ("arm_wrestling.mp4", {"top_k": 2, "labels": two}, False),
+        "multi-label": ("arm_wrestling.mp4", {**same, "multi_label": "true"}, False),
+    }
+    first = ("eating_spaghetti.mp4", same, False)
+    served, gate = held(model)
+    url, stop = serve_in_thread(
+        create_app(ServeConfig(model=model.name, media=str(VIDEOS), queue=8), served)
+    )
+    try:
+        answers, stats = send_held(url, gate, first, others, len(others))
+    finally:
+        stop()
+    for name, (path, params, _) in {**others, "first": first}.items():
+        status, _, body = answers[name]
+        assert status == 200, (name, body)
+        assert same_predictions(body["predictions"], alone(model, path, params)), name
+    assert gate.calls[0] == 1 and sorted(gate.calls[1:]) == [1, 1, 2]
+    assert stats["batches"] == 4 and stats["batched_requests"] == 5
+
+
+class Recorder:
+    """A model whose logits are its clips times ten; `calls`: clips per pass."""
+
+    def __init__(self):
+        self.calls: list[int] = []
+
+    def logits(self, clips):
+        self.calls.append(len(clips))
+        return clips * 10
+
+
+def test_a_forward_past_its_deadline_is_dropped_not_scored():
+    """A request that waited for the model past its deadline gets TimeLimitExceeded and
+    leaves no row in the batch that runs next; the request beside it is scored."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from vidclass.limits import TimeLimitExceeded, time_limit
+    from vidclass.serve.batching import Batcher
+
+    model_thread = ThreadPoolExecutor(1)
+    busy = threading.Event()
+    model_thread.submit(busy.wait, 600)  # the model is busy with another request
+    source = Recorder()
+    batcher = Batcher(model_thread, max_clips=8, busy=lambda: 0)
+    outcome: dict = {}
+
+    def late():
+        with time_limit(0.05, "late"):
+            try:
+                batcher.logits(source, torch.ones(1, 3))
+            except TimeLimitExceeded:
+                outcome["late"] = "expired"
+
+    def on_time():
+        outcome["on time"] = batcher.logits(source, torch.full((2, 3), 2.0))
+
+    threads = [threading.Thread(target=late), threading.Thread(target=on_time)]
+    try:
+        threads[0].start()
+        wait_for(lambda: batcher.stats.waiting == 1, "the late request waiting")
+        time.sleep(0.1)  # its 0.05 s are over
+        threads[1].start()
+        wait_for(lambda: batcher.stats.waiting == 2, "both requests waiting")
+    finally:
+        busy.set()
+        for t in threads:
+            t.join(60)
+        model_thread.shutdown()
+    assert outcome["late"] == "expired"
+    assert torch.equal(outcome["on time"], torch.full((2, 3), 20.0))
+    assert source.calls == [2]
+    assert batcher.stats.expired == 1 and batcher.stats.batches == 1

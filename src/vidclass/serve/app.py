@@ -1,10 +1,13 @@
 """The HTTP service: the Python API behind FastAPI, with limits that keep it standing.
 
-One model serves every request. Its work (probing the file too) runs in one worker
-thread, behind a bounded number of requests: when they are all taken a request gets
-503 with Retry-After at once, so memory stays bounded under any load. Every request
-has a deadline (--timeout): past it the answer is 504, and the work itself stops at
-its next check (between packets, clips and windows), so the model is free again.
+One model serves every request, in one model thread, behind a bounded number of
+requests: when they are all taken a request gets 503 with Retry-After at once, so
+memory stays bounded under any load. A classify request probes and decodes in a
+request thread of its own, so its decoding overlaps others' forward passes, and its
+forward passes join those of concurrent requests (see batching.py); timelines,
+similar and search run wholly in the model thread. Every request has a deadline
+(--timeout): past it the answer is 504, and the work itself stops at its next check
+(between packets, clips and windows), so the model is free again.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from ..label_choice import LabelChoice, parse_labels
 from ..limits import TimeLimitExceeded, check_time, time_limit
 from ..runtime import tune_allocator
 from ..version import __version__
+from .batching import BATCH_CLIPS, Batcher
 from .inputs import MAX_PATH_CHARS, VIDEO_BODY, VideoInput, media_video, video_input
 
 log = logging.getLogger("vidclass")
@@ -83,10 +87,12 @@ class NotAVideo(VidclassError):
 
 
 class Runner:
-    """One model thread; at most `limit` requests hold a slot (waiting or running)."""
+    """One model thread and a request thread per slot; at most `limit` requests hold a
+    slot (waiting or running)."""
 
     def __init__(self, limit: int):
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="vidclass-model")
+        self.model = ThreadPoolExecutor(1, thread_name_prefix="vidclass-model")
+        self.requests = ThreadPoolExecutor(limit, thread_name_prefix="vidclass-request")
         self.limit = limit
         self.inflight = 0
         self.lock = threading.Lock()
@@ -101,9 +107,10 @@ class Runner:
         with self.lock:
             self.inflight -= 1
 
-    async def run(self, fn: Callable, deadline: float, what: str):
-        """`fn()` in the model thread, under a time limit ending at `deadline`
-        (monotonic); the slot is freed when the work has really stopped."""
+    async def run(self, fn: Callable, deadline: float, what: str, pool: ThreadPoolExecutor):
+        """`fn()` in `pool` (the model thread, or the request threads), under a time limit
+        ending at `deadline` (monotonic); the slot is freed when the work has really
+        stopped."""
         self._take()
 
         def limited():
@@ -112,12 +119,16 @@ class Runner:
                 return fn()
 
         try:
-            future: Future = self.pool.submit(limited)
+            future: Future = pool.submit(limited)
         except BaseException:
             self._release()
             raise
         future.add_done_callback(lambda _f: self._release())
         return await asyncio.wrap_future(future)
+
+    def close(self) -> None:
+        self.model.shutdown(wait=False, cancel_futures=True)
+        self.requests.shutdown(wait=False, cancel_futures=True)
 
 
 LABELS = Query(
@@ -162,13 +173,16 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
     """The app; `model` (a loaded VideoClassifier) or config.model loaded at startup."""
     tune_allocator()  # before the model thread's first allocation (see tune_allocator)
     runner = Runner(config.queue)
-    state: dict = {"model": model, "gallery": None}
+    state: dict = {"model": model, "gallery": None, "batcher": None}
 
     @asynccontextmanager
     async def lifespan(_app):
-        await asyncio.get_running_loop().run_in_executor(runner.pool, classifier)
+        served = await asyncio.get_running_loop().run_in_executor(runner.model, classifier)
+        clips = max(served.batch_size_hint, BATCH_CLIPS)
+        state["batcher"] = Batcher(runner.model, clips, lambda: runner.inflight)
         yield
-        runner.pool.shutdown(wait=False, cancel_futures=True)
+        runner.close()
+        state["batcher"].close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -214,9 +228,10 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
             state["gallery"] = Gallery(gallery_path())
         return state["gallery"]
 
-    async def run_on_video(get_video, work: Callable, kind: str):
+    async def run_on_video(get_video, work: Callable, kind: str, batched: bool = False):
         """Get the video (`await get_video()`), probe it and run `work(model, path, name)`
-        in the model thread, all within --timeout; map failures onto HTTP answers."""
+        in the model thread (`batched`: in a request thread, its forward passes through
+        the batcher), all within --timeout; map failures onto HTTP answers."""
         deadline = time.monotonic() + config.timeout
         item: VideoInput | None = None
 
@@ -236,7 +251,8 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
         async def handle():
             nonlocal item
             item = await get_video()
-            return await runner.run(job, deadline, kind)
+            pool = runner.requests if batched else runner.model
+            return await runner.run(job, deadline, kind, pool)
 
         try:
             return await asyncio.wait_for(handle(), config.timeout)
@@ -284,12 +300,14 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
     ):
         """Top-k labels of a video (see the request body for the ways to send it)."""
 
-        def work(model, local, name):
-            result = model.with_labels(chosen).run(local, Work(Clips(clips), top_k=top_k))
+        def work(model, local, name):  # in a request thread
+            batcher: Batcher = state["batcher"]
+            view = batcher.view(model, chosen)
+            result = batcher.run(view, local, Work(Clips(clips), top_k=top_k))
             result.video = name
             return result_json(result)
 
-        return await run_on_video(posted(request), work, "classify")
+        return await run_on_video(posted(request), work, "classify", batched=True)
 
     @api.post("/timeline", openapi_extra={"requestBody": VIDEO_BODY})
     async def timeline(
@@ -306,7 +324,7 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
         """Windows and segments over time, as `vidclass timeline --format json`."""
 
         def work(model, local, name):
-            model = model.with_labels(chosen)
+            model = state["batcher"].with_labels(model, chosen)
             result = model.timeline(local, window=window, stride=stride, top_k=top_k).as_dict()
             result["video"] = name
             return result
@@ -401,6 +419,7 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
             "gallery": bool(config.gallery),
             "api_key": config.api_key is not None,
             "queue": {"inflight": runner.inflight, "limit": runner.limit},
+            "batching": state["batcher"].stats.as_dict() if state["batcher"] else None,
         }
 
     @app.exception_handler(Exception)
