@@ -98,6 +98,30 @@ def write_video(path, frames, fps=25, crf="18") -> Path:
     return Path(path)
 
 
+def save_random_head(folder: Path, backbone, clips, labels: list[str], hidden: int):
+    """A trained model folder on the default backbone with a seeded random head,
+    standardised on `clips`' features (so its scores move with the input); the head."""
+    import torch
+
+    import vidclass
+    from vidclass.models import trained
+    from vidclass.models.head import Head
+
+    torch.manual_seed(0)
+    head = Head(1024, len(labels), hidden=hidden).standardise_on(backbone.embed(clips)).eval()
+    config = {
+        "backbone": vidclass.DEFAULT_MODEL,
+        "labels": labels,
+        "multi_label": False,
+        "threshold": None,
+        "input": trained.spec_to_dict(backbone.spec),
+        "head": {"in_dim": 1024, "hidden": hidden, "dropout": 0.0, "prior": False},
+        "training": {"videos": 0},
+    }
+    trained.save(folder, config, head)
+    return head
+
+
 @pytest.fixture(scope="session")
 def videos() -> Path:
     if not VIDEOS.is_dir():

@@ -22,6 +22,24 @@ def test_max_pool_ignores_padding():
     assert torch.all(y == -1)
 
 
+def test_i3d_pools_pad_with_zero_where_their_inputs_are_non_negative():
+    # 0 padding (what int8 graphs can hold) equals -inf padding on ReLU outputs.
+    net = InceptionI3d(num_classes=7).eval()
+    pools = [m for m in net.modules() if isinstance(m, MaxPool3dSame)]
+    assert len(pools) == 13 and all(p.floor == 0.0 for p in pools)
+    seen = []
+    hooks = [p.register_forward_pre_hook(lambda _m, a: seen.append(a[0])) for p in pools]
+    with torch.no_grad():
+        net(torch.randn(1, 3, 9, 224, 224))
+    for h in hooks:
+        h.remove()
+    assert len(seen) == 13 and all(float(x.min()) >= 0.0 for x in seen)
+    x = torch.rand(1, 2, 5, 7, 7)
+    for pool in pools[:3]:
+        reference = MaxPool3dSame(pool.kernel, pool.stride)  # -inf padding
+        assert torch.equal(pool(x), reference(x))
+
+
 def test_output_shape_and_minimum_frames():
     net = InceptionI3d(num_classes=7).eval()
     with torch.no_grad():

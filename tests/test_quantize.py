@@ -12,12 +12,10 @@ import torch
 
 import vidclass
 from vidclass.errors import VidclassError
-from vidclass.models import trained
-from vidclass.models.head import Head
 from vidclass.pipeline import load_model
 from vidclass.runtimes.quantize import quantize
 
-from .conftest import dev_clips, labelled_clips, run_cli, video
+from .conftest import dev_clips, labelled_clips, run_cli, save_random_head, video
 
 pytest.importorskip("openvino", reason="the openvino extra is not installed")
 pytest.importorskip("nncf", reason="the int8 extra (nncf) is not installed")
@@ -105,19 +103,8 @@ def test_int8_is_only_what_a_quantized_model_runs_in(int8_dir):
 
 def test_a_trained_model_quantizes_into_a_folder_that_stands_alone(tmp_path, model, videos):
     clips = torch.stack([model.read_clips(video(f"dev/{f}"))[0] for f in sorted(dev_clips())[:4]])
-    torch.manual_seed(0)
-    head = Head(1024, 2, hidden=8).standardise_on(model.embed(clips))
-    config = {
-        "backbone": vidclass.DEFAULT_MODEL,
-        "labels": ["x", "y"],
-        "multi_label": False,
-        "threshold": None,
-        "input": trained.spec_to_dict(model.spec),
-        "head": {"in_dim": 1024, "hidden": 8, "dropout": 0.0, "prior": False},
-        "training": {"videos": 0},
-    }
     mine = tmp_path / "mine"
-    trained.save(mine, config, head.eval())
+    head = save_random_head(mine, model, clips, ["x", "y"], hidden=8)
     out = tmp_path / "mine-int8"
     result = quantize(str(mine), [str(videos / "dev")], out, max_clips=3)
     assert (result.clips, result.videos) == (3, 3)

@@ -12,14 +12,12 @@ import pytest
 import torch
 
 import vidclass
-from vidclass.models import trained
-from vidclass.models.head import Head
 from vidclass.models.weights import weights_path
 from vidclass.pipeline import load_model
 from vidclass.runtimes import OPENVINO_MIN_CLIPS, pick_runtime
 from vidclass.runtimes.module import RuntimeModule
 
-from .conftest import run_cli, video
+from .conftest import run_cli, save_random_head, video
 
 pytest.importorskip("openvino", reason="the openvino extra is not installed")
 pytest.importorskip("onnxruntime", reason="the onnxruntime extra is not installed")
@@ -146,19 +144,8 @@ def test_a_damaged_cached_graph_is_made_again(cache, reference, clips):
 def test_a_trained_head_runs_with_its_backbone_graph(tmp_path, cache, reference, clips):
     load_model(precision="fp32", runtime="onnxruntime").logits(clips)  # the backbone's graph
     graphs = sorted(cache.glob("graphs/*.onnx"))
-    torch.manual_seed(0)
-    head = Head(1024, 3, hidden=16).standardise_on(reference.embed(clips))
-    config = {
-        "backbone": vidclass.DEFAULT_MODEL,
-        "labels": ["a", "b", "c"],
-        "multi_label": False,
-        "threshold": None,
-        "input": trained.spec_to_dict(reference.spec),
-        "head": {"in_dim": 1024, "hidden": 16, "dropout": 0.2, "prior": False},
-        "training": {"videos": 0},
-    }
     folder = tmp_path / "mine"
-    trained.save(folder, config, head.eval())
+    save_random_head(folder, reference, clips, ["a", "b", "c"], hidden=16)
     expected = load_model(str(folder), precision="fp32", runtime="torch").logits(clips)
     for runtime in ("openvino", "onnxruntime"):
         model = load_model(str(folder), precision="fp32", runtime=runtime)

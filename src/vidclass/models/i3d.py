@@ -99,19 +99,20 @@ class Unit3D(nn.Module):
 
 
 class MaxPool3dSame(nn.Module):
-    """Max-pool with 'SAME' padding, for non-negative inputs (each follows a ReLU)."""
+    """Max-pool with 'SAME' padding. TF ignores padded cells in a max, as -inf padding
+    does; where the input is known non-negative (after a ReLU) 0 does the same, and an
+    int8 graph (unsigned activations) can hold it: I3D's pools pad with `floor=0`."""
 
-    def __init__(self, kernel, stride):
+    def __init__(self, kernel, stride, floor: float = float("-inf")):
         super().__init__()
         self.kernel = tuple(kernel)
         self.stride = tuple(stride)
+        self.floor = floor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = same_padding(x.shape[2:], self.kernel, self.stride)
         if not _fixed(pads) or any(lo or hi for lo, hi in pads):
-            # TF ignores padded cells in a max. Every pool here follows a ReLU, so 0 is
-            # as neutral as -inf, and an int8 graph (unsigned activations) can hold it.
-            x = F.pad(x, _flat_pad(pads))
+            x = F.pad(x, _flat_pad(pads), value=self.floor)
         return F.max_pool3d(x, self.kernel, self.stride)
 
 
@@ -123,7 +124,7 @@ class InceptionBlock(nn.Module):
         self.branch1b = Unit3D(ch[1], ch[2], (3, 3, 3))
         self.branch2a = Unit3D(cin, ch[3])
         self.branch2b = Unit3D(ch[3], ch[4], (3, 3, 3))
-        self.branch3_pool = MaxPool3dSame((3, 3, 3), (1, 1, 1))
+        self.branch3_pool = MaxPool3dSame((3, 3, 3), (1, 1, 1), floor=0.0)
         self.branch3 = Unit3D(cin, ch[5])
         self.out_channels = ch[0] + ch[2] + ch[4] + ch[5]
 
@@ -154,17 +155,17 @@ class InceptionI3d(nn.Module):  # a VideoModule and FineTunable (models.protocol
         self.num_classes = num_classes
         layers: dict[str, nn.Module] = {
             "Conv3d_1a_7x7": Unit3D(3, 64, (7, 7, 7), (2, 2, 2)),
-            "MaxPool3d_2a_3x3": MaxPool3dSame((1, 3, 3), (1, 2, 2)),
+            "MaxPool3d_2a_3x3": MaxPool3dSame((1, 3, 3), (1, 2, 2), floor=0.0),
             "Conv3d_2b_1x1": Unit3D(64, 64),
             "Conv3d_2c_3x3": Unit3D(64, 192, (3, 3, 3)),
-            "MaxPool3d_3a_3x3": MaxPool3dSame((1, 3, 3), (1, 2, 2)),
+            "MaxPool3d_3a_3x3": MaxPool3dSame((1, 3, 3), (1, 2, 2), floor=0.0),
         }
         cin = 192
         for name, ch in INCEPTION_CHANNELS.items():
             if name == "Mixed_4b":
-                layers["MaxPool3d_4a_3x3"] = MaxPool3dSame((3, 3, 3), (2, 2, 2))
+                layers["MaxPool3d_4a_3x3"] = MaxPool3dSame((3, 3, 3), (2, 2, 2), floor=0.0)
             elif name == "Mixed_5b":
-                layers["MaxPool3d_5a_2x2"] = MaxPool3dSame((2, 2, 2), (2, 2, 2))
+                layers["MaxPool3d_5a_2x2"] = MaxPool3dSame((2, 2, 2), (2, 2, 2), floor=0.0)
             block = InceptionBlock(cin, ch)
             layers[name] = block
             cin = block.out_channels
