@@ -184,7 +184,8 @@ def quantize(
             },
         }
         (partial / trained.CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-        if out.exists():  # checked above: empty, or ours with --force
+        _writable_out(out, force)  # again: minutes passed, and it is about to go
+        if out.exists():  # empty, or ours with --force
             shutil.rmtree(out)
         os.replace(partial, out)
     finally:
