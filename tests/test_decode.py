@@ -44,8 +44,8 @@ def test_the_frame_on_screen_is_chosen_by_timestamp_on_vfr():
 
 def test_a_frame_wanted_twice_is_converted_once(monkeypatch):
     calls = []
-    real = decode._to_rgb
-    monkeypatch.setattr(decode, "_to_rgb", lambda f, s: calls.append(f) or real(f, s))
+    real = decode.to_rgb
+    monkeypatch.setattr(decode, "to_rgb", lambda f, s: calls.append(f) or real(f, s))
     path = video("long/people_139s.mp4")  # 10 fps: 25 fps sampling repeats frames
     d = read_frames(path, [1.0 + k / 25 for k in range(25)], short_side=128)
     assert len(d.frames) == 25
@@ -62,8 +62,8 @@ def test_a_frame_wanted_twice_is_converted_once(monkeypatch):
 def test_seeking_gives_the_same_frames_as_decoding_through(monkeypatch, targets):
     path = video("long/people_139s.mp4")
     seeks = []
-    real_seek = decode._Reader.seek
-    monkeypatch.setattr(decode._Reader, "seek", lambda r, t: seeks.append(t) or real_seek(r, t))
+    real_seek = decode.Reader.seek
+    monkeypatch.setattr(decode.Reader, "seek", lambda r, t: seeks.append(t) or real_seek(r, t))
     sought = read_frames(path, targets, short_side=64)
     assert seeks
     monkeypatch.setattr(decode, "SEEK_GAP", float("inf"))

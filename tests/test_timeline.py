@@ -96,8 +96,8 @@ def test_segments_find_each_joined_action(model, joined):
 
 def test_each_frame_is_decoded_once(model, monkeypatch):
     converted = []
-    real = decode._to_rgb
-    monkeypatch.setattr(decode, "_to_rgb", lambda f, r: converted.append(f.pts) or real(f, r))
+    real = decode.to_rgb
+    monkeypatch.setattr(decode, "to_rgb", lambda f, r: converted.append(f.pts) or real(f, r))
     tl = model.timeline(video("soccer_juggling.avi"), stride=0.5)
     assert len(tl.windows) >= 10  # windows overlap by 2 s: frames are shared
     assert len(converted) == len(set(converted))

@@ -26,6 +26,7 @@ __all__ = [
     "list_models",
     "load_model",
     "timeline",
+    "watch",
 ]
 
 
@@ -78,6 +79,64 @@ def timeline(
     (start, end, label, score). See `VideoClassifier.timeline` for the options."""
     return _cached_model(model, precision, device, runtime).timeline(
         path, window=window, stride=stride, top_k=top_k, **options
+    )
+
+
+def watch(
+    source,
+    model: str | VideoClassifier = DEFAULT_MODEL,
+    *,
+    window: float | None = None,
+    stride: float = 1.0,
+    top_k: int = 3,
+    labels: list[str] | LabelChoice | None = None,
+    smooth: int = 3,
+    segments: bool = True,
+    duration: float | None = None,
+    reconnect: bool | None = None,
+    timeout: float = 10.0,
+    give_up: float | None = None,
+    input_format: str | None = None,
+    input_options: dict[str, str] | None = None,
+    precision: str = "auto",
+    device: str = "auto",
+    runtime: str = "auto",
+):
+    """Labels of a live source as it plays: a `LiveSession` to iterate for timestamped
+    events, each with `.kind` and `.as_dict()`:
+
+    - "window": `start`, `end` (seconds from the first frame), `predictions` (top-k),
+      `latency` (seconds from the arrival of its last frame), `captured` (unix time);
+    - "segment" (with `segments`): a stretch of one leading label, when it ends;
+    - "gap": the source was lost and came back (`reconnect`, on for network streams).
+
+    `source`: rtsp/rtmp/udp/tcp/http(s) URL, a camera (/dev/video0), a file being
+    written, a named pipe, "-" (standard input). Windows the model cannot keep up with
+    are skipped; `session.summary` counts them and gives latency median and p95.
+    `timeout`: seconds of silence after which a stream counts as dropped (a file as
+    finished); `give_up`: stop reconnecting after this many seconds (None: never).
+    """
+    from . import live
+
+    classifier = (
+        model
+        if isinstance(model, VideoClassifier)
+        else _cached_model(model, precision, device, runtime)
+    )
+    return live.session(
+        classifier.with_labels(as_choice(labels)),
+        source,
+        input_format=input_format,
+        input_options=input_options,
+        window=window,
+        stride=stride,
+        top_k=top_k,
+        smooth=smooth,
+        segments=segments,
+        duration=duration,
+        reconnect=reconnect,
+        timeout=timeout,
+        give_up=give_up,
     )
 
 

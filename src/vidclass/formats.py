@@ -27,18 +27,20 @@ def result_json(result: VideoResult) -> dict:
     return result.as_dict()
 
 
-def csv_header(top_k: int) -> list[str]:
-    """One row per video: video, model, error, then label_i, score_i for the top k."""
-    header = ["video", "model", "error"]
+def csv_header(top_k: int, extra: tuple[str, ...] = ()) -> list[str]:
+    """One row per video: video, model, error, the `extra` columns (a live window's
+    start, end...), then label_i, score_i for the top k."""
+    header = ["video", "model", "error", *extra]
     for i in range(1, top_k + 1):
         header += [f"label_{i}", f"score_{i}"]
     return header
 
 
-def result_columns(record: dict, top_k: int) -> dict:
-    """The columns of `csv_header(top_k)`, typed (None where empty), for a `{"video",
-    "model", "predictions"|"error"}`: a CSV row and a Parquet row alike."""
+def result_columns(record: dict, top_k: int, extra: tuple[str, ...] = ()) -> dict:
+    """The columns of `csv_header(top_k, extra)`, typed (None where empty), for a
+    `{"video", "model", "predictions"|"error"}`: a CSV row and a Parquet row alike."""
     row = {"video": record["video"], "model": record["model"], "error": record.get("error")}
+    row.update({name: record.get(name) for name in extra})
     predictions = (record.get("predictions") or [])[:top_k]
     for i in range(1, top_k + 1):
         p = predictions[i - 1] if i <= len(predictions) else None
@@ -47,9 +49,9 @@ def result_columns(record: dict, top_k: int) -> dict:
     return row
 
 
-def csv_row(record: dict, top_k: int) -> list[str]:
-    """The row of `csv_header(top_k)` for a `{"video", "model", "predictions"|"error"}`."""
-    columns = result_columns(record, top_k)
+def csv_row(record: dict, top_k: int, extra: tuple[str, ...] = ()) -> list[str]:
+    """The row of `csv_header(top_k, extra)` for a record."""
+    columns = result_columns(record, top_k, extra)
     return [
         "" if v is None else f"{v:.6f}" if isinstance(v, float) else v for v in columns.values()
     ]

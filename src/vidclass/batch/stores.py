@@ -78,6 +78,17 @@ def open_store(path: str | os.PathLike, model: str, top_k: int) -> ResultStore:
     return store(path, model, top_k)
 
 
+def open_log(path: str | os.PathLike, model: str, top_k: int, extra: tuple[str, ...]):
+    """An append-only JSONL or CSV file for results that come as a stream (live
+    windows): rows carry the `extra` columns, and a row per window, not per video."""
+    kind = output_format(path)
+    if kind == "jsonl":
+        return JsonlStore(Path(path), model, top_k)
+    if kind == "csv":
+        return CsvStore(Path(path), model, top_k, extra)
+    raise VidclassError(f"{path}: live results are appended to a .jsonl or .csv file")
+
+
 def _read_back(path: Path, looks_ours) -> tuple[list[bytes], bytes]:
     """(complete lines, torn tail) of a results file; reads a regular file only, and
     changes nothing: the caller cuts the tail once the lines are known to be ours."""
@@ -143,12 +154,13 @@ class JsonlStore(_AppendFile):
 
 
 class CsvStore(_AppendFile):
-    """One row per video: video, model, error, then label_i/score_i for the top k."""
+    """One row per video: video, model, error, the `extra` columns, then label_i/score_i
+    for the top k."""
 
-    def __init__(self, path: Path, model: str, top_k: int):
+    def __init__(self, path: Path, model: str, top_k: int, extra: tuple[str, ...] = ()):
         self.path, self.model, self.done = path, model, set()
-        self.top_k = top_k
-        self.header = csv_header(top_k)
+        self.top_k, self.extra = top_k, extra
+        self.header = csv_header(top_k, extra)
         header = csv_line(self.header).encode()
         fresh = not path.exists() or path.stat().st_size == 0
         if not fresh:
@@ -179,7 +191,7 @@ class CsvStore(_AppendFile):
             self._append(csv_line(self.header))
 
     def write(self, record: dict) -> None:
-        self._append(csv_line(csv_row(record, self.top_k)))
+        self._append(csv_line(csv_row(record, self.top_k, self.extra)))
         self.done.add(record["video"])
 
 

@@ -70,7 +70,7 @@ class Resize:
         return scaled_size(width, height, self.short_side)
 
 
-def _to_rgb(frame: av.VideoFrame, resize: Resize) -> np.ndarray:
+def to_rgb(frame: av.VideoFrame, resize: Resize) -> np.ndarray:
     # Display matrix rotation (degrees counter-clockwise), as FFmpeg's autorotate.
     turns = round((frame.rotation or 0) / 90) % 4
     width, height = resize.target(frame.width, frame.height, turns % 2 == 1)
@@ -80,7 +80,7 @@ def _to_rgb(frame: av.VideoFrame, resize: Resize) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
-class _Reader:
+class Reader:
     """One pass over a video stream yielding (frame, time) in presentation order."""
 
     def __init__(self, path, container, stream):
@@ -94,6 +94,7 @@ class _Reader:
         self.frame_dt = 1.0 / float(rate) if rate else 0.04
         self.warnings: list[str] = []
         self.damage: str | None = None  # the first decode error, if any
+        self.timed_out = False  # a read outlasted the container's timeout (live sources)
         self.last_time: float | None = None
         self.keyframe_interval: float | None = None  # longest seen between two in a row
         self._last_keyframe: float | None = None
@@ -123,37 +124,50 @@ class _Reader:
         except (av.error.FFmpegError, OverflowError, ValueError) as exc:
             raise _SeekMissed from exc
 
-    def frames(self):
+    def frames(self, resilient: bool = False):
         """(frame, time) as they decode; checks the time limit at every packet and the
-        size of every frame (a stream may change size after its header)."""
-        bad_run = 0
+        size of every frame (a stream may change size after its header).
+
+        `resilient` (live streams, joined midway or over a lossy link): reading goes on
+        through undecodable packets (the next keyframe mends the picture) and after the
+        container reports bad data, until MAX_BAD_PACKETS of those in a row; a file
+        ends at its container's first error or that many bad packets in a row."""
+        bad_run = broken = 0
         checked_size = None
-        try:
-            packets = self.container.demux(self.stream)
-            for packet in packets:
-                check_time()
-                self._note_keyframe(packet)
-                try:
-                    decoded = packet.decode()
-                    bad_run = 0
-                except av.error.FFmpegError as exc:
-                    bad_run += 1
-                    self._note_damage(exc)
-                    if bad_run >= MAX_BAD_PACKETS:
-                        return
-                    continue
-                for frame in decoded:
-                    if (frame.width, frame.height) != checked_size:
-                        check_frame_size(frame.width, frame.height, str(self.path))
-                        checked_size = (frame.width, frame.height)
-                    if frame.pts is not None and frame.time is not None:
-                        t = float(frame.time) - self.t0
-                    else:
-                        t = (self.last_time + self.frame_dt) if self.last_time is not None else 0
-                    self.last_time = t
-                    yield frame, t
-        except av.error.FFmpegError as exc:  # the container itself breaks off
-            self._note_damage(exc)
+        while True:
+            try:
+                for packet in self.container.demux(self.stream):
+                    check_time()
+                    self._note_keyframe(packet)
+                    try:
+                        decoded = packet.decode()
+                        bad_run = broken = 0
+                    except av.error.FFmpegError as exc:
+                        bad_run += 1
+                        self._note_damage(exc)
+                        if bad_run >= MAX_BAD_PACKETS and not resilient:
+                            return
+                        continue
+                    for frame in decoded:
+                        if (frame.width, frame.height) != checked_size:
+                            check_frame_size(frame.width, frame.height, str(self.path))
+                            checked_size = (frame.width, frame.height)
+                        if frame.pts is not None and frame.time is not None:
+                            t = float(frame.time) - self.t0
+                        else:
+                            last = self.last_time
+                            t = (last + self.frame_dt) if last is not None else 0
+                        self.last_time = t
+                        yield frame, t
+                return
+            except av.error.ExitError:  # the open's timeout interrupted a read: no data
+                self.timed_out = True
+                return
+            except av.error.FFmpegError as exc:  # the container itself breaks off
+                self._note_damage(exc)
+                broken += 1
+                if not resilient or broken >= MAX_BAD_PACKETS:
+                    return
 
     def _note_damage(self, exc: Exception) -> None:
         if self.damage is None:
@@ -189,7 +203,7 @@ def read_frames(
         resize = _resize(short_side, size, interpolation)
         container, stream = open_video(path)
         with container:
-            reader = _Reader(path, container, stream)
+            reader = Reader(path, container, stream)
             result = _read_all(reader, resize)
         if not result.frames:
             raise no_frames_error(path, reader.damage)
@@ -247,7 +261,7 @@ class FrameStream:
         for seeking in (True, False):
             container, stream = open_video(self.path)
             with container:
-                reader = _Reader(self.path, container, stream)
+                reader = Reader(self.path, container, stream)
                 try:
                     for item in _serve(reader, self.targets, start, self.resize, seeking):
                         start = item[0] + 1
@@ -263,10 +277,10 @@ class FrameStream:
                 return
 
 
-def _read_all(reader: _Reader, resize: Resize) -> DecodedFrames:
+def _read_all(reader: Reader, resize: Resize) -> DecodedFrames:
     frames, times = [], []
     for frame, t in reader.frames():
-        rgb = _to_rgb(frame, resize)
+        rgb = to_rgb(frame, resize)
         check_frame_memory(len(frames) + 1, rgb.shape[1], rgb.shape[0], str(reader.path))
         frames.append(rgb)
         times.append(t)
@@ -275,7 +289,7 @@ def _read_all(reader: _Reader, resize: Resize) -> DecodedFrames:
 
 
 def _serve(
-    reader: _Reader, targets: list[float], i: int, resize: Resize, seeking: bool
+    reader: Reader, targets: list[float], i: int, resize: Resize, seeking: bool
 ) -> Iterator[tuple[int, float, np.ndarray]]:
     """(index, time, RGB) for targets[i:], in order; a frame is converted only once.
 
@@ -294,7 +308,7 @@ def _serve(
     def take(frame, t):
         nonlocal converted
         if converted[0] is not frame:
-            converted = (frame, _to_rgb(frame, resize))
+            converted = (frame, to_rgb(frame, resize))
         return converted[1]
 
     while i < len(targets):

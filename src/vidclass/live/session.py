@@ -1,0 +1,336 @@
+"""A live session: the model loop over the newest ready window, and what it reports.
+
+The capture thread fills windows as the source plays; this loop takes the newest one
+each time the model is free, so it keeps up with the stream by skipping windows when it
+must. Latency is from the arrival of a window's last frame to its labels.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import torch
+
+from ..errors import VidclassError
+from ..video.transforms import frames_to_tensor
+from .capture import Capture, Gap
+from .sources import DEFAULT_TIMEOUT, Source
+from .windows import Grid, LiveWindows, Ready
+
+log = logging.getLogger("vidclass")
+
+WAIT_STEP = 0.1  # seconds between checks of the deadline and the capture's end
+
+
+def _iso(unix: float) -> str:
+    return datetime.fromtimestamp(unix, timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class LiveWindow:
+    """One window's labels, `latency` seconds after its last frame arrived."""
+
+    start: float  # live seconds from the first frame
+    end: float
+    predictions: list[dict]
+    latency: float
+    captured: float  # unix time its last frame arrived
+    scores: np.ndarray = field(repr=False)
+    kind: str = "window"
+
+    def as_dict(self) -> dict:
+        return {
+            "type": "window",
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "captured": _iso(self.captured),
+            "latency": round(self.latency, 3),
+            "predictions": self.predictions,
+        }
+
+
+@dataclass
+class LiveSegment:
+    """A stretch of one leading label, reported when it ends; `next` is the label that
+    leads now (None at the end of the run or at a gap)."""
+
+    start: float
+    end: float
+    label: str
+    score: float  # the label's mean score over the stretch's windows
+    next: str | None
+    kind: str = "segment"
+
+    def as_dict(self) -> dict:
+        return {
+            "type": "segment",
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "label": self.label,
+            "score": self.score,
+            "next": self.next,
+        }
+
+
+class Histogram:
+    """Seconds counted in 1 ms bins up to `top` (beyond it, in the last): quantiles of a
+    run of any length in fixed memory."""
+
+    def __init__(self, top: float = 120.0, step: float = 0.001):
+        self.step = step
+        self.counts = np.zeros(int(top / step) + 1, dtype=np.int64)
+        self.count = 0
+        self.total = 0.0
+        self.max = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.counts[min(len(self.counts) - 1, max(0, int(seconds / self.step)))] += 1
+        self.count += 1
+        self.total += seconds
+        self.max = max(self.max, seconds)
+
+    def quantile(self, q: float) -> float | None:
+        if not self.count:
+            return None
+        rank = int(np.ceil(q * self.count))
+        index = int(np.searchsorted(np.cumsum(self.counts), max(1, rank)))
+        return (index + 0.5) * self.step
+
+
+@dataclass
+class LiveSummary:
+    """How a live run went: what was scored and skipped, how late, and why it ended."""
+
+    source: str
+    model: str
+    window: float
+    stride: float
+    windows: int = 0  # scored
+    skipped: int = 0  # made ready but passed over for a newer one
+    frames: int = 0
+    stream_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    latency_median: float | None = None
+    latency_p95: float | None = None
+    latency_max: float | None = None
+    model_seconds: float | None = None  # median per window: decoding aside, the model's
+    load: float | None = None  # model_seconds / stride: over 1, windows must be skipped
+    gaps: int = 0
+    reconnects: int = 0
+    ended: str = ""
+
+    def as_dict(self) -> dict:
+        out = {"type": "summary", **self.__dict__}
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
+
+    def describe(self) -> str:
+        def s(v):
+            return "-" if v is None else f"{v:.2f} s"
+
+        return (
+            f"{self.source}: {self.windows} windows labelled, {self.skipped} skipped, over "
+            f"{self.stream_seconds:.1f} s of stream in {self.wall_seconds:.1f} s; latency "
+            f"median {s(self.latency_median)}, p95 {s(self.latency_p95)}; model "
+            f"{s(self.model_seconds)} a window (load {self.load or 0:.2f}); "
+            f"{self.gaps} gaps; ended: {self.ended}"
+        )
+
+
+class Segments:
+    """The leading label, smoothed over the last `smooth` windows (causal: a live run
+    cannot look ahead); a stretch is reported when another label takes the lead."""
+
+    def __init__(self, labels: tuple[str, ...], smooth: int):
+        self.labels = labels
+        self.recent: deque[np.ndarray] = deque(maxlen=max(1, smooth))
+        self._open: list | None = None  # [label index, start, score sum, windows, centre]
+
+    def add(self, scores: np.ndarray, span: tuple[float, float]) -> LiveSegment | None:
+        self.recent.append(scores)
+        top = int(np.mean(self.recent, axis=0).argmax())
+        centre = (span[0] + span[1]) / 2
+        closed = None
+        if self._open is not None and self._open[0] != top:
+            cut = (self._open[4] + centre) / 2  # halfway between the windows' centres
+            closed = self._close(cut, self.labels[top])
+            self._open = [top, cut, 0.0, 0, centre]
+        elif self._open is None:
+            self._open = [top, span[0], 0.0, 0, centre]
+        self._open[2] += float(scores[top])
+        self._open[3] += 1
+        self._open[4] = centre
+        self._end = span[1]
+        return closed
+
+    def _close(self, end: float, next_label: str | None) -> LiveSegment:
+        k, start, total, n, _ = self._open
+        self._open = None
+        return LiveSegment(start, end, self.labels[k], total / max(1, n), next_label)
+
+    def close(self, end: float | None = None) -> LiveSegment | None:
+        """End the open stretch (at a gap, or the end of the run)."""
+        if self._open is None:
+            return None
+        self.recent.clear()
+        return self._close(self._end if end is None else min(end, self._end), None)
+
+
+class LiveSession:
+    """Labels of a live source as it plays. Iterate for LiveWindow, LiveSegment (with
+    `segments`) and Gap events, in order; `summary` says how it went at any time.
+    Iteration ends at the source's end, after `duration` seconds, or on `stop()`."""
+
+    def __init__(
+        self,
+        classifier,
+        source: Source,
+        window: float | None = None,
+        stride: float = 1.0,
+        top_k: int = 3,
+        smooth: int = 3,
+        segments: bool = False,
+        duration: float | None = None,
+        reconnect: bool | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        give_up: float | None = None,
+    ):
+        from ..timeline import DEFAULT_WINDOW
+
+        spec = classifier.spec
+        window = window or spec.clip_seconds or DEFAULT_WINDOW
+        for name, value in (("window", window), ("stride", stride), ("timeout", timeout)):
+            if not value > 0:
+                raise VidclassError(f"{name} must be positive, got {value}")
+        if top_k < 1:
+            raise VidclassError(f"top_k must be at least 1, got {top_k}")
+        if duration is not None and not duration > 0:
+            raise VidclassError(f"duration must be positive, got {duration}")
+        self.model = classifier
+        self.top_k = top_k
+        self.duration = duration
+        self.report_segments = segments
+        self.windows = LiveWindows(spec, window, stride, source.name)
+        reconnect = source.network if reconnect is None else reconnect
+        self.capture = Capture(source, self.windows, reconnect, timeout, give_up)
+        self.segments = Segments(classifier.labels, smooth)
+        self.summary = LiveSummary(source.name, classifier.identity, window, stride)
+        self._latency = Histogram()
+        self._model_time = Histogram()
+        self._started: float | None = None
+        self._closed = False
+
+    def open(self) -> LiveSession:
+        """Open the source now (iterating opens it otherwise): a one-line error if it
+        cannot be."""
+        if self.capture._pending is None and self._started is None:
+            self._warm_up()
+            self.capture.open()
+        return self
+
+    def _warm_up(self) -> None:
+        """One pass on a blank clip before the source opens, so the first window is not
+        late by the runtime's first-call work (compiling a graph for the shape)."""
+        spec = self.model.spec
+        size = spec.crop_hw or spec.size
+        if size is None:  # the frame size is not known before the first frame
+            return
+        grid = Grid(0.0, self.windows.window, self.windows.stride, spec)
+        blank = [np.zeros((*size, 3), dtype=np.uint8)] * len(grid.times(0))
+        self.model.logits(frames_to_tensor(blank, spec)[None])
+
+    def stop(self) -> None:
+        """End the run: iteration stops after the window being labelled."""
+        self.capture.stopping.set()
+
+    def __iter__(self):
+        self.open()
+        self._started = time.monotonic()
+        self.capture.start()
+        deadline = None if self.duration is None else self._started + self.duration
+        last = 0
+        try:
+            while True:
+                for gap in self.capture.take_gaps():
+                    yield from self._gap(gap)
+                if self.capture.stopping.is_set():
+                    self.summary.ended = self.summary.ended or "stopped"
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.summary.ended = f"duration of {self.duration:g} s"
+                    break
+                step = WAIT_STEP
+                if deadline is not None:
+                    step = max(0.0, min(step, deadline - time.monotonic()))
+                ready = self.windows.wait(last, step)
+                if ready is None:
+                    if self.capture.ended and self.windows.newest(last) is None:
+                        for gap in self.capture.take_gaps():
+                            yield from self._gap(gap)
+                        if self.capture.error is not None:
+                            self.summary.ended = str(self.capture.error)
+                            raise self.capture.error
+                        self.summary.ended = "end of stream"
+                        break
+                    continue
+                self.summary.skipped += ready.seq - last - 1
+                last = ready.seq
+                yield from self._label(ready)
+        finally:
+            self.capture.stop(wait=0.5)
+            self._update()
+        yield from self.close()
+
+    def _label(self, ready: Ready):
+        began = time.monotonic()
+        x = frames_to_tensor(ready.frames, self.model.spec)
+        with torch.inference_mode():
+            scores = self.model.activate(self.model.logits(x[None]))[0].numpy()
+        done = time.monotonic()
+        self._model_time.add(done - began)
+        latency = done - ready.captured
+        self._latency.add(latency)
+        self.summary.windows += 1
+        captured = time.time() - (done - ready.captured)
+        predictions = self.model.top_k(scores, self.top_k)
+        yield LiveWindow(*ready.span, predictions, latency, captured, scores)
+        closed = self.segments.add(scores, ready.span)
+        if closed is not None and self.report_segments:
+            yield closed
+        if self.summary.windows % 16 == 0:
+            self._update()
+
+    def _gap(self, gap: Gap):
+        closed = self.segments.close(gap.start)
+        if closed is not None and self.report_segments:
+            yield closed
+        self.summary.gaps += 1
+        yield gap
+
+    def close(self) -> list:
+        """End the run (if iteration did not) and return its last events: the open
+        segment, closed. Call it after a Ctrl-C to finish cleanly."""
+        if self._closed:
+            return []
+        self._closed = True
+        self.capture.stop(wait=0.5)
+        self.summary.ended = self.summary.ended or "stopped"
+        self._update()
+        closed = self.segments.close()
+        return [closed] if closed is not None and self.report_segments else []
+
+    def _update(self) -> None:
+        s = self.summary
+        s.frames = self.windows.frames_seen
+        s.stream_seconds = self.capture.live_end
+        s.wall_seconds = 0.0 if self._started is None else time.monotonic() - self._started
+        s.latency_median = self._latency.quantile(0.5)
+        s.latency_p95 = self._latency.quantile(0.95)
+        s.latency_max = self._latency.max if self._latency.count else None
+        s.model_seconds = self._model_time.quantile(0.5)
+        s.load = None if s.model_seconds is None else s.model_seconds / self.windows.stride
+        s.reconnects = self.capture.reconnects

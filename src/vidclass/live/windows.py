@@ -1,0 +1,182 @@
+"""Windows over a stream that has no end: which frames each needs, and the newest one
+whose frames have all arrived.
+
+Window k of a run of frames starts `k * stride` seconds after the run's first frame,
+as `timeline` places them in a file, so a live run of a file gives the file's windows.
+Frames are kept only at the timestamps a window samples, and only while a window not
+yet made may need them: memory is bounded by about one window, however long the run.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..limits import check_frame_memory
+from ..models.spec import InputSpec
+from ..video.sampling import window_times
+
+EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The windows of one run of frames, from `origin` seconds of live time."""
+
+    origin: float
+    window: float
+    stride: float
+    spec: InputSpec
+
+    def span(self, k: int) -> tuple[float, float]:
+        start = round(self.origin + k * self.stride, 6)
+        return start, round(start + self.window, 6)
+
+    def times(self, k: int) -> list[float]:
+        return window_times(*self.span(k), self.spec.num_frames, self.spec.fps)
+
+    def targets(self) -> Iterator[float]:
+        """Every window's timestamps, sorted and each once, without end."""
+        pending: list[float] = []
+        k, last = 0, float("-inf")
+        while True:
+            # A window starts no earlier than its first timestamp, so once the smallest
+            # pending one is before the next window's start, nothing can come before it.
+            while not pending or self.span(k)[0] <= pending[0] + EPS:
+                for t in self.times(k):
+                    heapq.heappush(pending, t)
+                k += 1
+            t = heapq.heappop(pending)
+            if t > last + EPS:
+                last = t
+                yield t
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A window whose frames have all arrived."""
+
+    seq: int  # windows made ready before it in the whole run, over reconnects
+    span: tuple[float, float]  # live seconds
+    captured: float  # time.monotonic() when its last frame arrived
+    frames: list[np.ndarray]  # RGB uint8, one per timestamp
+
+
+class LiveWindows:
+    """Frames in, ready windows out. `add` runs on the capture thread, `newest` on the
+    model's; whatever the model cannot keep up with is overwritten, never queued."""
+
+    def __init__(self, spec: InputSpec, window: float, stride: float, name: str = "stream"):
+        self.spec, self.window, self.stride, self.name = spec, window, stride, name
+        self.cond = threading.Condition()
+        self.made = 0  # windows made ready so far
+        self.frames_seen = 0
+        per_window = len(Grid(0.0, window, stride, spec).times(0))
+        # One window being filled and one ready; the cap holds even for odd timestamps.
+        self.cap = 2 * per_window + 8
+        self._ready: tuple[int, int, tuple[float, float], float] | None = None  # seq,k,span,t
+        self._held: dict[float, np.ndarray] = {}
+        self._checked_size: tuple[int, int] | None = None
+        self.restart(0.0)
+
+    def restart(self, origin: float) -> None:
+        """A new run of frames from `origin` live seconds (after a reconnect or a jump in
+        the stream's timestamps): windows do not span the break."""
+        with self.cond:
+            self._grid = Grid(origin, self.window, self.stride, self.spec)
+            self._held.clear()
+            self._ready = None  # one not taken yet is lost with its frames (skipped)
+            self._ready_k = -1  # last window of this run made ready
+        self._targets = self._grid.targets()
+        self._next = next(self._targets)
+        self._last_target = self._grid.times(0)[-1]
+        self._prev: tuple[object, float, float] | None = None  # frame, live time, arrival
+        self._converted: tuple[object, np.ndarray | None] = (None, None)
+
+    def add(self, frame, t: float, arrival: float, convert: Callable) -> None:
+        """A decoded frame at live time `t`, arrived at `arrival` (monotonic);
+        `convert(frame)` makes its RGB array, called only for frames a window needs."""
+        self.frames_seen += 1
+        served = []
+        while self._next < t - EPS:
+            # The frame before this one was on screen at the target (a target before
+            # the first frame gets the first frame).
+            shown = self._prev if self._prev is not None else (frame, t, arrival)
+            served.append((self._next, self._rgb(shown[0], convert), shown[2]))
+            self._next = next(self._targets)
+        self._prev = (frame, t, arrival)
+        if served:
+            self._store(served)
+
+    def flush(self, hold: float, convert: Callable) -> None:
+        """The run ended: its last frame stays on screen `hold` seconds, serving the
+        targets that fall in that time."""
+        if self._prev is None:
+            return
+        frame, t, arrival = self._prev
+        served = []
+        while self._next <= t + hold:
+            served.append((self._next, self._rgb(frame, convert), arrival))
+            self._next = next(self._targets)
+        if served:
+            self._store(served)
+
+    def _rgb(self, frame, convert) -> np.ndarray:
+        if self._converted[0] is not frame:
+            rgb = convert(frame)
+            size = (rgb.shape[1], rgb.shape[0])
+            if size != self._checked_size:
+                check_frame_memory(self.cap, *size, self.name)
+                self._checked_size = size
+            self._converted = (frame, rgb)
+        return self._converted[1]
+
+    def _store(self, served: list[tuple[float, np.ndarray, float]]) -> None:
+        with self.cond:
+            for target, rgb, _ in served:
+                self._held[target] = rgb
+            newest = served[-1][0]
+            changed = False
+            while self._last_target <= newest + EPS:
+                self._ready_k += 1
+                self.made += 1
+                # Captured: when the frame on screen at its last timestamp arrived.
+                arrival = next(a for tt, _, a in served if tt >= self._last_target - EPS)
+                span = self._grid.span(self._ready_k)
+                self._ready = (self.made, self._ready_k, span, arrival)
+                self._last_target = self._grid.times(self._ready_k + 1)[-1]
+                changed = True
+            if changed:
+                start = self._grid.span(self._ready_k)[0]
+                for old in [x for x in self._held if x < start - EPS]:
+                    del self._held[old]
+                self.cond.notify_all()
+            while len(self._held) > self.cap:  # a bound that no timestamps can break
+                del self._held[min(self._held)]
+
+    def newest(self, after: int) -> Ready | None:
+        """The newest ready window if it came after window `after` (a seq), else None."""
+        with self.cond:
+            if self._ready is None or self._ready[0] <= after:
+                return None
+            seq, k, span, captured = self._ready
+            frames = [self._held.get(t) for t in self._grid.times(k)]
+            if any(f is None for f in frames):  # a restart cleared it: it is gone
+                return None
+            return Ready(seq, span, captured, frames)
+
+    def wait(self, after: int, timeout: float) -> Ready | None:
+        """`newest(after)`, waiting up to `timeout` seconds for one."""
+        end = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                ready = self.newest(after)
+                left = end - time.monotonic()
+                if ready is not None or left <= 0:
+                    return ready
+                self.cond.wait(left)
