@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -198,7 +199,11 @@ class LiveSession:
         reconnect: bool | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         give_up: float | None = None,
+        scorer: Callable[[torch.Tensor], np.ndarray] | None = None,
     ):
+        """`scorer(clips)`: the scores (labels,) of one prepared clip batch (1, C, T, H, W)
+        where something else owns the model (the server's model thread); by default the
+        model is called here."""
         from ..timeline import DEFAULT_WINDOW
 
         spec = classifier.spec
@@ -211,6 +216,7 @@ class LiveSession:
         if duration is not None and not duration > 0:
             raise VidclassError(f"duration must be positive, got {duration}")
         self.model = classifier
+        self.scorer = scorer or self._score
         self.top_k = top_k
         self.duration = duration
         self.report_segments = segments
@@ -241,7 +247,7 @@ class LiveSession:
             return
         grid = Grid(0.0, self.windows.window, self.windows.stride, spec)
         blank = [np.zeros((*size, 3), dtype=np.uint8)] * len(grid.times(0))
-        self.model.logits(frames_to_tensor(blank, spec)[None])
+        self.scorer(frames_to_tensor(blank, spec)[None])
 
     def stop(self) -> None:
         """End the run: iteration stops after the window being labelled."""
@@ -287,9 +293,7 @@ class LiveSession:
 
     def _label(self, ready: Ready):
         began = time.monotonic()
-        x = frames_to_tensor(ready.frames, self.model.spec)
-        with torch.inference_mode():
-            scores = self.model.activate(self.model.logits(x[None]))[0].numpy()
+        scores = self.scorer(frames_to_tensor(ready.frames, self.model.spec)[None])
         done = time.monotonic()
         self._model_time.add(done - began)
         latency = done - ready.captured
@@ -303,6 +307,10 @@ class LiveSession:
             yield closed
         if self.summary.windows % 16 == 0:
             self._update()
+
+    def _score(self, clips: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            return self.model.activate(self.model.logits(clips))[0].numpy()
 
     def _gap(self, gap: Gap):
         closed = self.segments.close(gap.start)
