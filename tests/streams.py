@@ -15,7 +15,8 @@ import av
 def push(video: str, url: str, loops: int = 1, speed: float = 1.0, fmt: str = "mpegts") -> None:
     """Send `video` `loops` times to `url` (udp://, tcp://...?listen=1, pipe:1 or a
     path), each packet when its time comes: `speed` times real time."""
-    with av.open(url, "w", format=fmt) as out:
+    # Every packet goes out as it is muxed, as a live sender's would.
+    with av.open(url, "w", format=fmt, container_options={"flush_packets": "1"}) as out:
         started = time.monotonic()
         played = 0.0  # seconds of the loops before this one
         for _ in range(loops):
@@ -50,7 +51,9 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("--loops", type=int, default=1)
     parser.add_argument("--speed", type=float, default=1.0)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before sending")
     args = parser.parse_args()
+    time.sleep(args.delay)
     try:
         push(args.video, args.url, args.loops, args.speed)
     except (BrokenPipeError, KeyboardInterrupt):

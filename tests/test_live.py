@@ -1,0 +1,320 @@
+"""Live sources: real streams over loopback (UDP, TCP, standard input, a growing file, a
+stream killed and restarted), each bounded in time, and the window bookkeeping that
+keeps a slow model from queueing without bound."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import vidclass
+from vidclass.errors import VidclassError
+from vidclass.live import parse_source
+from vidclass.live.windows import Grid, LiveWindows
+from vidclass.models.spec import InputSpec
+from vidclass.video.sampling import window_times
+
+from .conftest import ROOT, free_port, run_cli, video, write_video
+
+I3D_SPEC = InputSpec(num_frames=64, fps=25.0, short_side=256, crop_size=224)
+SPREAD_SPEC = InputSpec(num_frames=8, short_side=32, crop_size=32)
+
+
+def pusher(clip, url: str, *args: str) -> subprocess.Popen:
+    """tests/streams.py sending `clip` to `url` at its own pace, in a process of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.streams", str(clip), url, *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE if url == "pipe:1" else subprocess.DEVNULL,
+    )
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait(10)
+
+
+def run_session(session, limit: float = 90.0) -> list:
+    """The session's events; stops it after `limit` seconds so no test can hang."""
+    timer = threading.Timer(limit, session.stop)
+    timer.start()
+    try:
+        return list(session)
+    finally:
+        timer.cancel()
+
+
+# -- the window bookkeeping -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", [I3D_SPEC, SPREAD_SPEC], ids=["fps", "spread"])
+@pytest.mark.parametrize("stride", [1.0, 0.3])
+def test_targets_are_every_windows_timestamps_once_in_order(spec, stride):
+    grid = Grid(0.0, 2.56, stride, spec)
+    targets = grid.targets()
+    got = [next(targets) for _ in range(400)]
+    n, fps = spec.num_frames, spec.fps
+    expected = sorted({t for k in range(600) for t in window_times(*grid.span(k), n, fps)})
+    assert got == expected[:400]
+    assert grid.times(3) == window_times(3 * stride, round(3 * stride + 2.56, 6), n, fps)
+
+
+def test_a_model_that_never_takes_a_window_holds_one_window_of_frames():
+    """Ten minutes of 30 fps frames and nobody scoring: memory stays at about one
+    window, the newest window is the one to score, and it holds its own frames."""
+    windows = LiveWindows(I3D_SPEC, 2.56, 1.0)
+
+    def convert(frame_number):  # each frame's RGB says which frame it was
+        return np.full((2, 2, 3), frame_number % 251, dtype=np.uint8)
+
+    most = 0
+    for n in range(30 * 600):
+        windows.add(n, n / 30, float(n), convert)
+        most = max(most, len(windows._held))
+    assert most <= windows.cap < 200
+    ready = windows.newest(0)
+    assert ready.span == (597.0, 599.56)  # the last frame is at 599.97 s
+    assert ready.seq == windows.made == 598
+    assert len(ready.frames) == 64
+    # the frame on screen at each timestamp: the last one at or before it
+    first = int(np.floor(597.0 * 30 + 1e-6))
+    assert ready.frames[0][0, 0, 0] == first % 251
+    assert windows.newest(ready.seq) is None
+
+
+def test_windows_restart_after_a_break_and_skip_nothing_twice():
+    windows = LiveWindows(SPREAD_SPEC, 2.0, 1.0)
+
+    def convert(n):
+        return np.zeros((2, 2, 3), dtype=np.uint8)
+
+    for n in range(100):  # 4 s at 25 fps: windows at 0, 1, 2 made
+        windows.add(n, n / 25, float(n), convert)
+    before = windows.made
+    assert before == 3
+    windows.restart(10.0)
+    assert windows.newest(0) is None  # the old run's frames are gone with it
+    for n in range(60):
+        windows.add(n, 10.0 + n / 25, float(n), convert)
+    ready = windows.newest(before)
+    assert ready.span == (10.0, 12.0) and ready.seq == before + 1
+
+
+# -- sources ------------------------------------------------------------------------------
+
+
+def test_sources_are_checked_before_anything_opens(tmp_path):
+    assert parse_source("-").kind == "stdin"
+    assert parse_source("udp://127.0.0.1:9").kind == "network"
+    assert parse_source("rtsp://cam/1").options["rtsp_transport"] == "tcp"
+    secret = parse_source("rtsp://admin:hunter2@cam/1")
+    assert "hunter2" not in secret.name and secret.target == "rtsp://admin:hunter2@cam/1"
+    clip = tmp_path / "growing.ts"
+    clip.write_bytes(b"")
+    assert parse_source(str(clip)).kind == "file"
+    for bad, why in [
+        ("gopher://x/y", "unknown kind of stream"),
+        ("/dev/video99", "no such camera"),
+        ("/dev/null", "not a camera"),
+        (str(tmp_path), "not a file, a pipe or a camera"),
+        (str(tmp_path / "missing.ts"), "no such file"),
+        ("", "not a source"),
+    ]:
+        with pytest.raises(VidclassError, match=why):
+            parse_source(bad)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A small random transformers checkpoint: the stream mechanics in seconds."""
+    pytest.importorskip("transformers", reason="needs the hf extra")
+    from .test_hf import make_checkpoint
+
+    folder = tmp_path_factory.mktemp("tiny") / "videomae"
+    make_checkpoint(folder, "videomae")
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny):
+    return vidclass.load_model(tiny, runtime="torch")
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory):
+    """4 s of a shared clip at 25 fps, made small: a stream that plays in 4 s."""
+    from .conftest import cut_piece
+
+    out = tmp_path_factory.mktemp("clips") / "wrestling_4s.mp4"
+    return cut_piece(video("arm_wrestling.mp4"), 1.0, 4.0, out, short=96)
+
+
+def test_a_source_that_cannot_be_opened_is_one_line(tiny, tmp_path):
+    port = free_port()  # nothing listens there
+    for source, why in [
+        (f"tcp://127.0.0.1:{port}", "connection refused"),
+        (f"srt://127.0.0.1:{port}", "cannot read srt:// streams"),
+        (str(tmp_path / "missing.ts"), "no such file"),
+    ]:
+        done = run_cli("watch", source, "--model", tiny, "--timeout", "2", timeout=120)
+        assert done.returncode == 1, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and why in lines[0].lower(), done.stderr
+
+
+# -- real streams over loopback ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_actions(tmp_path_factory):
+    """6 s of arm wrestling then 6 s of eating spaghetti, one 25 fps video: a stream
+    whose leading label changes halfway."""
+    from vidclass.video import read_frames
+
+    frames = []
+    for name in ("arm_wrestling.mp4", "eating_spaghetti.mp4"):
+        times = list(1.0 + np.arange(0, 6.0, 1 / 25))
+        frames += read_frames(video(name), times, size=(256, 340)).frames
+    return write_video(tmp_path_factory.mktemp("clips") / "two_actions.mp4", frames)
+
+
+def test_live_labels_over_tcp_match_the_timeline_of_the_same_file(model, two_actions):
+    """The same frames at the same times give the same windows: every window the live
+    run labels has the timeline's scores, and the leading label changes within one
+    window of where the timeline's segments change."""
+    port = free_port()
+    sender = pusher(two_actions, f"tcp://127.0.0.1:{port}?listen=1")
+    try:
+        time.sleep(1.0)  # the sender listens
+        session = vidclass.watch(
+            f"tcp://127.0.0.1:{port}", model, stride=2.0, smooth=1, reconnect=False
+        )
+        events = run_session(session)
+    finally:
+        stop(sender)
+    timeline = model.timeline(two_actions, stride=2.0)
+    by_start = {w.start: w for w in timeline.windows}
+    windows = [e for e in events if e.kind == "window"]
+    assert len(windows) >= 3, session.summary
+    for w in windows:
+        expected = by_start[w.start]
+        assert w.end == expected.end
+        assert w.predictions[0]["label"] == expected.predictions[0]["label"]
+        assert w.predictions[0]["score"] == pytest.approx(
+            expected.predictions[0]["score"], abs=2e-3
+        )
+    live_labels = [e.label for e in events if e.kind == "segment"]
+    assert (
+        live_labels
+        == [g.label for g in timeline.segments]
+        == [
+            "arm wrestling",
+            "eating spaghetti",
+        ]
+    )
+    live_change = next(e.end for e in events if e.kind == "segment")
+    assert abs(live_change - timeline.segments[0].end) <= timeline.window
+    summary = session.summary
+    assert summary.ended == "end of stream"
+    assert summary.windows == len(windows)
+    assert summary.latency_median > 0 and summary.latency_p95 >= summary.latency_median
+
+
+def test_udp_stream_joined_before_it_starts(tiny_model, short_clip):
+    port = free_port()
+    sender = pusher(short_clip, f"udp://127.0.0.1:{port}?pkt_size=1316", "--delay", "1.5")
+    try:
+        session = vidclass.watch(
+            f"udp://127.0.0.1:{port}", tiny_model, stride=0.5, timeout=2, reconnect=False
+        )
+        events = run_session(session)
+    finally:
+        stop(sender)
+    windows = [e for e in events if e.kind == "window"]
+    # 4 s of stream: windows of 2 s every 0.5 s start at 0 ... 2
+    assert [w.start for w in windows][:1] == [0.0]
+    assert len(windows) + session.summary.skipped == 5
+    assert windows[-1].end == pytest.approx(4.0, abs=0.01)
+    assert session.summary.ended.startswith("end of stream")
+
+
+def test_stdin_pipe_as_json_lines_appended_to_an_output(tiny, short_clip, tmp_path):
+    out = tmp_path / "live.jsonl"
+    for _ in range(2):
+        sender = pusher(short_clip, "pipe:1")
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "vidclass", "watch", "-", "--model", tiny]
+                + ["--format", "json", "--segments", "-k", "2", "-o", str(out)],
+                stdin=sender.stdout,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        finally:
+            stop(sender)
+        assert done.returncode == 0, done.stderr
+    lines = [json.loads(x) for x in done.stdout.splitlines()]
+    kinds = [x["type"] for x in lines]
+    assert kinds[-1] == "summary" and "window" in kinds and "segment" in kinds
+    summary = lines[-1]
+    assert summary["source"] == "stdin" and summary["ended"] == "end of stream"
+    windows = [x for x in lines if x["type"] == "window"]
+    assert all(len(w["predictions"]) == 2 and w["latency"] >= 0 for w in windows)
+    assert windows[0]["start"] == 0.0
+    written = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(written) == summary["windows"] + len(windows)  # two runs appended
+    assert all(r["video"] == "stdin" and r["model"] == tiny for r in written)
+
+
+def test_a_growing_file_is_followed_until_it_stops_growing(tiny_model, short_clip, tmp_path):
+    growing = tmp_path / "recording.ts"
+    growing.write_bytes(b"")
+    sender = pusher(short_clip, str(growing), "--delay", "0.5")
+    try:
+        session = vidclass.watch(str(growing), tiny_model, stride=1.0, timeout=2)
+        events = run_session(session)
+    finally:
+        stop(sender)
+    windows = [e for e in events if e.kind == "window"]
+    assert windows and windows[-1].end == pytest.approx(4.0, abs=0.01)
+    assert session.summary.ended == "end of stream"
+    assert session.summary.stream_seconds == pytest.approx(4.0, abs=0.1)
+
+
+def test_a_killed_stream_is_reopened_and_the_gap_reported(tiny_model, short_clip):
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    first = pusher(short_clip, url + "?listen=1", "--loops", "5")
+    second = None
+    try:
+        time.sleep(1.0)
+        session = vidclass.watch(url, tiny_model, stride=0.5, timeout=2, duration=14)
+        events = []
+        for event in session:
+            events.append(event)
+            if event.kind == "window" and event.start >= 2.0 and second is None:
+                stop(first)  # killed mid-stream
+                time.sleep(1.0)
+                second = pusher(short_clip, url + "?listen=1")
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                stop(proc)
+    gaps = [e for e in events if e.kind == "gap"]
+    assert len(gaps) == 1, [e.kind for e in events]
+    gap = gaps[0]
+    assert gap.end > gap.start and gap.seconds >= 0.9
+    after = [e for e in events if e.kind == "window" and e.start >= gap.end]
+    # windows start again from the first frame after the gap, on the stride's grid
+    strides = (after[0].start - gap.end) / 0.5
+    assert after and strides == pytest.approx(round(strides), abs=1e-4)
+    before = [e for e in events if e.kind == "window" and e not in after]
+    assert before and all(e.end < gap.end for e in before)  # no window spans the gap
+    assert session.summary.reconnects >= 1 and session.summary.gaps == 1
