@@ -15,6 +15,8 @@ from .errors import VidclassError
 MAX_LABELS = 1000
 MAX_LABEL_CHARS = 200
 MAX_FILE_BYTES = 1 << 20
+MAX_LABELS_TEXT = 20_000  # serve's `labels` field: up to a few hundred names
+MAX_PROMPT_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,27 @@ def as_choice(labels) -> LabelChoice | None:
     if not isinstance(labels, (list, tuple)):
         raise VidclassError("labels must be a list of names")
     return LabelChoice(tuple(labels))
+
+
+def fields_choice(
+    labels: str | None,
+    prompt: str | None = None,
+    multi_label: bool = False,
+    threshold: float | None = None,
+) -> LabelChoice | None:
+    """serve's label fields (`labels` comma-separated) as one choice, the same for every
+    endpoint; the vision-language options mean nothing without labels."""
+    if labels is None:
+        if prompt is not None or multi_label or threshold is not None:
+            raise VidclassError("prompt, multi_label and threshold need labels")
+        return None
+    if len(labels) > MAX_LABELS_TEXT:
+        raise VidclassError(f"labels: over {MAX_LABELS_TEXT} characters")
+    if prompt is not None and not 0 < len(prompt) <= MAX_PROMPT_CHARS:
+        raise VidclassError(f"prompt: 1 to {MAX_PROMPT_CHARS} characters")
+    if threshold is not None and not -1 <= threshold <= 1:
+        raise VidclassError(f"threshold must be from -1 to 1, got {threshold}")
+    return LabelChoice(tuple(parse_labels(labels)), prompt, multi_label, threshold)
 
 
 def parse_labels(text: str) -> list[str]:

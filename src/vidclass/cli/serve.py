@@ -7,7 +7,7 @@ import os
 import sys
 
 from ..errors import VidclassError
-from .options import add_model_options, port, positive_float, positive_int
+from .options import add_model_options, non_negative_int, port, positive_float, positive_int
 
 log = logging.getLogger("vidclass")
 
@@ -19,7 +19,8 @@ def add(sub) -> None:
         description="Serve POST /v1/classify and /v1/timeline (multipart upload, raw "
         "video bytes, or a path under --media), GET /v1/models, /v1/info, /v1/search, and "
         "with --gallery GET /v1/similar (a path under --media) and POST /v1/similar (an "
-        "upload); /healthz, the OpenAPI schema at /openapi.json, and a page at / to try it. "
+        "upload), WebSocket /v1/live (labels of a recording as it is sent, such as the "
+        "page's camera); /healthz, the OpenAPI schema at /openapi.json, and a page at / to try it. "
         "Needs the serve extra: pip install 'vidclass[serve]'.",
     )
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
@@ -36,12 +37,20 @@ def add(sub) -> None:
         help="requests running or waiting for the model; more get 503 (4)",
     )
     sv.add_argument(
+        "--live",
+        type=non_negative_int,
+        default=2,
+        metavar="N",
+        help="WebSocket /v1/live sessions at once; more are refused (2; 0: none)",
+    )
+    sv.add_argument(
         "--timeout", type=positive_float, default=120.0, help="seconds per request (120)"
     )
     sv.add_argument(
         "--api-key",
         default=os.environ.get("VIDCLASS_API_KEY"),
-        help="require 'Authorization: Bearer KEY' on /v1/ ($VIDCLASS_API_KEY); give one "
+        help="require 'Authorization: Bearer KEY' on /v1/ (/v1/live also takes it as the "
+        "subprotocol vidclass.key.BASE64URL_KEY) ($VIDCLASS_API_KEY); give one "
         "when --host is not a loopback address",
     )
     add_model_options(sv)
@@ -55,8 +64,10 @@ def run(args) -> int:
     tune_allocator()
     try:
         import uvicorn
+        import websockets  # noqa: F401  uvicorn's WebSocket protocol, for /v1/live
 
         from ..serve.app import ServeConfig, create_app
+        from ..serve.live import MAX_MESSAGE
     except ImportError as exc:
         raise VidclassError(
             f"serve needs FastAPI and uvicorn ({exc.name} is missing): "
@@ -83,6 +94,7 @@ def run(args) -> int:
         media=args.media,
         max_upload_mb=args.max_upload_mb,
         queue=args.queue,
+        live=args.live,
         timeout=args.timeout,
         api_key=args.api_key or None,
     )
@@ -104,6 +116,10 @@ def run(args) -> int:
         log_level="warning",
         # Connections beyond this get 503 from uvicorn itself: open sockets stay bounded.
         limit_concurrency=max(64, 8 * args.queue),
+        # /v1/live's messages: its own limit gives the error message, this one the memory
+        # bound; recorded video does not compress, so no per-message deflate.
+        ws_max_size=MAX_MESSAGE + (64 << 10),
+        ws_per_message_deflate=False,
     )
     return 0
 

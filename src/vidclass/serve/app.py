@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
@@ -32,12 +32,13 @@ from fastapi.staticfiles import StaticFiles
 from ..engine import Clips, Work
 from ..errors import StorageError, VidclassError
 from ..formats import result_json
-from ..label_choice import LabelChoice, parse_labels
+from ..label_choice import MAX_LABELS_TEXT, MAX_PROMPT_CHARS, LabelChoice, fields_choice
 from ..limits import TimeLimitExceeded, check_time, time_limit
 from ..runtime import tune_allocator
 from ..version import __version__
 from .batching import BATCH_CLIPS, Batcher
 from .inputs import MAX_PATH_CHARS, VIDEO_BODY, VideoInput, media_video, video_input
+from .live import LiveSessions, batched_session, live_socket
 
 log = logging.getLogger("vidclass")
 STATIC = Path(__file__).parent / "static"
@@ -45,7 +46,6 @@ MAX_CLIPS = 16  # clips per request: each is ~50 MB of frames and tensors
 MAX_TOP_K = 1000
 MAX_LIMIT = 1000  # search and similar results
 MAX_TEXT = 500  # search words and labels
-MAX_LABELS_TEXT = 20_000  # a `labels` field: up to a few hundred names
 ERRORS = {
     401: {"description": "missing or wrong API key (with --api-key)"},
     403: {"description": "a path outside --media, or paths without --media"},
@@ -76,6 +76,7 @@ class ServeConfig:
     queue: int = 4  # requests waiting or running before 503
     timeout: float = 120.0  # seconds per request
     api_key: str | None = None  # required as a Bearer token on /v1/ when set
+    live: int = 2  # WebSocket /v1/live sessions at once (0: none)
 
 
 class Busy(Exception):
@@ -143,7 +144,10 @@ LABELS = Query(
 def label_choice(
     labels: str | None = LABELS,
     prompt: str | None = Query(
-        None, min_length=1, max_length=200, description="vision-language: template, {} the label"
+        None,
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        description="vision-language: template, {} the label",
     ),
     multi_label: bool = Query(False, description="vision-language: each label on its own"),
     threshold: float | None = Query(
@@ -152,11 +156,7 @@ def label_choice(
 ) -> LabelChoice | None:
     """The label fields, checked before the video is read."""
     try:
-        if labels is None:
-            if prompt is not None or multi_label or threshold is not None:
-                raise VidclassError("prompt, multi_label and threshold need labels")
-            return None
-        return LabelChoice(tuple(parse_labels(labels)), prompt, multi_label, threshold)
+        return fields_choice(labels, prompt, multi_label, threshold)
     except VidclassError as exc:
         raise HTTPException(422, str(exc)) from None
 
@@ -173,6 +173,7 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
     """The app; `model` (a loaded VideoClassifier) or config.model loaded at startup."""
     tune_allocator()  # before the model thread's first allocation (see tune_allocator)
     runner = Runner(config.queue)
+    live_sessions = LiveSessions(config.live)
     state: dict = {"model": model, "gallery": None, "batcher": None}
 
     @asynccontextmanager
@@ -181,6 +182,7 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
         clips = max(served.batch_size_hint, BATCH_CLIPS)
         state["batcher"] = Batcher(runner.model, clips, lambda: runner.inflight)
         yield
+        live_sessions.close()
         runner.close()
         state["batcher"].close()
 
@@ -410,6 +412,16 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
 
     app.include_router(api)
 
+    @app.websocket("/v1/live")
+    async def live(websocket: WebSocket):
+        """Labels of a live recording sent in pieces (see serve/live.py); the API key,
+        where there is one, as a Bearer header or the subprotocol vidclass.key.KEY."""
+
+        def make_session(params, feed):
+            return batched_session(classifier(), state["batcher"], params, feed)
+
+        await live_socket(websocket, live_sessions, config.api_key, make_session)
+
     @app.get("/healthz")
     def healthz():
         model = state["model"]
@@ -420,6 +432,7 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
             "api_key": config.api_key is not None,
             "queue": {"inflight": runner.inflight, "limit": runner.limit},
             "batching": state["batcher"].stats.as_dict() if state["batcher"] else None,
+            "live": live_sessions.as_dict(),
         }
 
     @app.exception_handler(Exception)
