@@ -5,6 +5,7 @@ keeps a slow model from queueing without bound."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -318,3 +319,94 @@ def test_a_killed_stream_is_reopened_and_the_gap_reported(tiny_model, short_clip
     before = [e for e in events if e.kind == "window" and e not in after]
     assert before and all(e.end < gap.end for e in before)  # no window spans the gap
     assert session.summary.reconnects >= 1 and session.summary.gaps == 1
+
+
+def test_ctrl_c_ends_cleanly_with_a_summary_and_csv_rows(tiny, short_clip):
+    import signal
+
+    port = free_port()
+    sender = pusher(short_clip, f"tcp://127.0.0.1:{port}?listen=1", "--loops", "10")
+    try:
+        time.sleep(1.0)
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "vidclass", "watch", f"tcp://127.0.0.1:{port}"]
+            + ["--model", tiny, "--format", "csv", "--stride", "0.5"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "VIDCLASS_OFFLINE": "1"},
+        )
+        header = watch.stdout.readline()
+        rows = [watch.stdout.readline() for _ in range(3)]  # three windows, as they come
+        watch.send_signal(signal.SIGINT)
+        rest, err = watch.communicate(timeout=60)
+    finally:
+        stop(sender)
+        if watch.poll() is None:
+            watch.kill()
+    assert watch.returncode == 0, err
+    assert (
+        header.strip()
+        == "start,end,captured,latency,label_1,score_1,label_2,score_2,label_3,score_3"
+    )
+    for row in rows:
+        start, end, captured, latency, label, score = row.split(",")[:6]
+        assert float(end) - float(start) == pytest.approx(2.0)
+        assert captured.startswith("20") and float(latency) >= 0 and 0 <= float(score) <= 1
+    summary = err.strip().splitlines()[-1]
+    assert "windows labelled" in summary and "ended: stopped" in summary, err
+
+
+def test_zero_shot_labels_on_a_live_source(tmp_path, short_clip):
+    """A vision-language model scores the words it is given, live as in a file."""
+    pytest.importorskip("transformers", reason="needs the hf extra")
+    from .tiny_vl import make_checkpoint
+
+    make_checkpoint(tmp_path / "clip", "clip")
+    model = vidclass.load_model(str(tmp_path / "clip"), runtime="torch")
+    with pytest.raises(VidclassError, match="labels"):
+        vidclass.watch(str(short_clip), model)
+    growing = tmp_path / "live.ts"
+    growing.write_bytes(b"")
+    sender = pusher(short_clip, str(growing))
+    try:
+        session = vidclass.watch(
+            str(growing), model, labels=["arm wrestling", "surfing", "dancing"], timeout=2
+        )
+        events = run_session(session)
+    finally:
+        stop(sender)
+    windows = [e for e in events if e.kind == "window"]
+    assert windows
+    assert all(
+        {p["label"] for p in w.predictions} == {"arm wrestling", "surfing", "dancing"}
+        for w in windows
+    )
+    assert all(
+        sum(p["score"] for p in w.predictions) == pytest.approx(1.0, abs=1e-4) for w in windows
+    )
+
+
+def test_a_trained_head_labels_a_live_source_as_it_labels_the_file(model, short_clip, tmp_path):
+    import torch
+
+    from .conftest import save_random_head
+
+    clips = torch.stack(model.read_clips(video("arm_wrestling.mp4"), clips=2))
+    save_random_head(tmp_path / "mine", model, clips, ["near", "far", "other"], hidden=8)
+    mine = vidclass.load_model(str(tmp_path / "mine"), precision="fp32", runtime="torch")
+    growing = tmp_path / "live.ts"
+    growing.write_bytes(b"")
+    sender = pusher(short_clip, str(growing))
+    try:
+        events = run_session(vidclass.watch(str(growing), mine, stride=1.0, timeout=3))
+    finally:
+        stop(sender)
+    windows = [e for e in events if e.kind == "window"]
+    assert windows
+    timeline = {w.start: w for w in mine.timeline(short_clip, stride=1.0).windows}
+    for w in windows:
+        assert {p["label"] for p in w.predictions} == {"near", "far", "other"}
+        expected = timeline[w.start].predictions
+        assert [p["label"] for p in w.predictions] == [p["label"] for p in expected]
+        assert w.predictions[0]["score"] == pytest.approx(expected[0]["score"], abs=1e-3)
