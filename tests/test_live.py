@@ -410,3 +410,16 @@ def test_a_trained_head_labels_a_live_source_as_it_labels_the_file(model, short_
         expected = timeline[w.start].predictions
         assert [p["label"] for p in w.predictions] == [p["label"] for p in expected]
         assert w.predictions[0]["score"] == pytest.approx(expected[0]["score"], abs=1e-3)
+
+
+def test_an_output_that_is_not_a_live_results_file_is_refused_untouched(tiny, tmp_path):
+    theirs = tmp_path / "notes.jsonl"
+    theirs.write_text('{"mine": 1}\n')
+    for output, why in [
+        (tmp_path / "live.sqlite", "live results go to a .jsonl or .csv file"),
+        (theirs, "not a vidclass result line"),
+    ]:
+        done = run_cli("watch", "-", "--model", tiny, "-o", output, timeout=120)
+        assert done.returncode == 1 and why in done.stderr, done.stderr
+    assert theirs.read_text() == '{"mine": 1}\n'
+    assert not (tmp_path / "live.sqlite").exists()

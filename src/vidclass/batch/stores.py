@@ -78,15 +78,20 @@ def open_store(path: str | os.PathLike, model: str, top_k: int) -> ResultStore:
     return store(path, model, top_k)
 
 
+def log_format(path: str | os.PathLike) -> str:
+    """jsonl or csv: the formats results that come as a stream (live windows) go to."""
+    kind = output_format(path)
+    if kind not in ("jsonl", "csv"):
+        raise VidclassError(f"{path}: live results go to a .jsonl or .csv file")
+    return kind
+
+
 def open_log(path: str | os.PathLike, model: str, top_k: int, extra: tuple[str, ...]):
     """An append-only JSONL or CSV file for results that come as a stream (live
     windows): rows carry the `extra` columns, and a row per window, not per video."""
-    kind = output_format(path)
-    if kind == "jsonl":
+    if log_format(path) == "jsonl":
         return JsonlStore(Path(path), model, top_k)
-    if kind == "csv":
-        return CsvStore(Path(path), model, top_k, extra)
-    raise VidclassError(f"{path}: live results are appended to a .jsonl or .csv file")
+    return CsvStore(Path(path), model, top_k, extra)
 
 
 def _read_back(path: Path, looks_ours) -> tuple[list[bytes], bytes]:

@@ -118,10 +118,10 @@ def run(args) -> int:
     labels = chosen_labels(args)
     source = live.parse_source(args.source, args.input_format, input_options(args.input_option))
     store = None
-    if args.output:  # a file that is not ours fails before the model loads
-        from ..batch.stores import open_log
+    if args.output:  # a name that cannot be a live results file fails before the model loads
+        from ..batch.stores import log_format, open_log
 
-        store = open_log(args.output, args.model, args.top_k, LIVE_COLUMNS)
+        log_format(args.output)
     try:
         model = load_model(
             args.model,
@@ -130,8 +130,7 @@ def run(args) -> int:
             device=args.device,
             runtime=args.runtime,
         ).with_labels(labels)
-        if store is not None and model.identity != args.model:
-            store.close()  # labels chosen: the file records them with the model
+        if args.output:
             store = open_log(args.output, model.identity, args.top_k, LIVE_COLUMNS)
         session = live.LiveSession(
             model,
