@@ -81,15 +81,16 @@ def cut_piece(source: Path, start: float, seconds: float, out: Path, short: int 
     return write_video(out, read_frames(source, times, size=size).frames)
 
 
-def write_video(path, frames, fps=25, crf="18") -> Path:
-    """Encode RGB uint8 frames as an H.264 MP4 (the tests' own made-up videos)."""
+def write_video(path, frames, fps=25, crf="18", gop: int | None = None) -> Path:
+    """Encode RGB uint8 frames as an H.264 MP4 (the tests' own made-up videos); `gop`:
+    frames between keyframes (x264 decides otherwise), as live senders keep it short."""
     import av
 
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": crf, "preset": "veryfast"}
+        stream.options = {"crf": crf, "preset": "veryfast", **({"g": str(gop)} if gop else {})}
         for f in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 out.mux(packet)

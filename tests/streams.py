@@ -16,7 +16,10 @@ def push(video: str, url: str, loops: int = 1, speed: float = 1.0, fmt: str = "m
     """Send `video` `loops` times to `url` (udp://, tcp://...?listen=1, pipe:1 or a
     path), each packet when its time comes: `speed` times real time."""
     # Every packet goes out as it is muxed, as a live sender's would.
-    with av.open(url, "w", format=fmt, container_options={"flush_packets": "1"}) as out:
+    options = {"flush_packets": "1"}
+    if fmt == "hls":  # one-second segments, all kept in the playlist
+        options.update(hls_time="1", hls_list_size="0")
+    with av.open(url, "w", format=fmt, container_options=options) as out:
         started = time.monotonic()
         played = 0.0  # seconds of the loops before this one
         for _ in range(loops):
@@ -52,10 +55,11 @@ def main() -> None:
     parser.add_argument("--loops", type=int, default=1)
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before sending")
+    parser.add_argument("--format", default="mpegts", help="mpegts, or hls (a playlist path)")
     args = parser.parse_args()
     time.sleep(args.delay)
     try:
-        push(args.video, args.url, args.loops, args.speed)
+        push(args.video, args.url, args.loops, args.speed, args.format)
     except (BrokenPipeError, KeyboardInterrupt):
         sys.exit(0)
 

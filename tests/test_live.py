@@ -423,3 +423,35 @@ def test_an_output_that_is_not_a_live_results_file_is_refused_untouched(tiny, tm
         assert done.returncode == 1 and why in done.stderr, done.stderr
     assert theirs.read_text() == '{"mine": 1}\n'
     assert not (tmp_path / "live.sqlite").exists()
+
+
+def test_an_hls_playlist_over_http(tiny_model, tmp_path):
+    """A live HLS playlist served over HTTP on 127.0.0.1, its segments appearing as the
+    sender writes them; FFmpeg's HLS reader follows the playlist to its end."""
+    import functools
+    import http.server
+
+    from vidclass.video import read_frames
+
+    times = list(1.0 + np.arange(0, 4.0, 1 / 25))
+    frames = read_frames(video("arm_wrestling.mp4"), times, size=(96, 128)).frames
+    clip = write_video(tmp_path / "gop.mp4", frames, gop=25)  # a keyframe a second
+    folder = tmp_path / "hls"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=folder)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sender = pusher(clip, str(folder / "live.m3u8"), "--format", "hls")
+    try:
+        deadline = time.monotonic() + 30
+        while not (folder / "live.m3u8").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        url = f"http://127.0.0.1:{server.server_address[1]}/live.m3u8"
+        session = vidclass.watch(url, tiny_model, stride=0.5, reconnect=False, timeout=5)
+        events = run_session(session)
+    finally:
+        stop(sender)
+        server.shutdown()
+    windows = [e for e in events if e.kind == "window"]
+    assert windows and windows[-1].end == pytest.approx(4.0, abs=0.01)
+    assert session.summary.ended == "end of stream"
