@@ -67,6 +67,7 @@ function showBars(predictions) {
 function showTimeline(tl) {
   const box = $("timeline");
   box.replaceChildren();
+  box.hidden = false;
   const colour = new Map();
   const duration = tl.duration || 1;
   for (const s of tl.segments) {
@@ -91,6 +92,8 @@ function showTimeline(tl) {
 }
 
 async function classify(file) {
+  stopCamera(true);
+  $("strip").hidden = $("strip-heading").hidden = $("live-stats").hidden = true;
   const player = $("player");
   player.src = URL.createObjectURL(file);
   player.hidden = false;
@@ -105,6 +108,177 @@ async function classify(file) {
     status(`Could not classify ${file.name}: ${err.message}`, true);
   }
 }
+
+// Camera: MediaRecorder's chunks of one WebM recording go to WebSocket /v1/live as
+// binary messages; the server answers each labelled window, each finished segment and,
+// after "stop", a summary (see src/vidclass/serve/live.py).
+const TIMESLICE_MS = 300; // a chunk every 0.3 s: little delay, few messages
+const MAX_BUFFERED = 8 << 20; // bytes the socket has not sent yet: the link is too slow
+const MAX_STRIP = 100; // segments kept on screen
+const live = { socket: null, recorder: null, stream: null, sending: null, windows: 0, error: "", summary: null, quiet: false, colours: new Map() };
+
+function liveUrl() {
+  const params = new URLSearchParams({ stride: "1", top_k: "5" });
+  const labels = $("labels").value.trim();
+  if (labels) params.set("labels", labels);
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  return `${scheme}://${location.host}/v1/live?${params}`;
+}
+
+// A browser cannot set headers on a WebSocket: the API key goes as a subprotocol.
+function liveProtocols() {
+  const key = sessionStorage.getItem("vidclass-key");
+  if (!key) return ["vidclass"];
+  const bytes = new TextEncoder().encode(key);
+  const text = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return ["vidclass", `vidclass.key.${text}`];
+}
+
+function recordingType() {
+  return ["video/webm;codecs=vp8", "video/webm", "video/mp4"].find((t) => MediaRecorder.isTypeSupported(t)) || "";
+}
+
+// The focus follows the button that replaces the one pressed (not when a file was chosen).
+function cameraControls(running) {
+  const from = document.activeElement;
+  $("camera-start").disabled = running;
+  $("camera-stop").hidden = !running;
+  if ([$("camera-start"), $("camera-stop"), document.body, null].includes(from)) {
+    (running ? $("camera-stop") : $("camera-start")).focus();
+  }
+}
+
+async function startCamera() {
+  if (live.socket) return;
+  if (!navigator.mediaDevices || !window.MediaRecorder) {
+    status("This browser cannot record the camera here (it needs https or localhost).", true);
+    return;
+  }
+  status("Starting the camera…");
+  $("camera-start").disabled = true; // one session, however often it is pressed
+  try {
+    live.stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
+  } catch (err) {
+    status(`No camera: ${err.message}`, true);
+    $("camera-start").disabled = false;
+    return;
+  }
+  Object.assign(live, { windows: 0, error: "", summary: null, quiet: false, sending: Promise.resolve() });
+  live.colours.clear();
+  const player = $("player");
+  player.pause();
+  player.hidden = true;
+  $("timeline").replaceChildren();
+  $("timeline").hidden = $("timeline-heading").hidden = true;
+  $("bars").replaceChildren();
+  $("strip").replaceChildren();
+  $("strip").hidden = $("strip-heading").hidden = false;
+  $("live-stats").textContent = "";
+  $("live-stats").hidden = false;
+  const preview = $("camera");
+  preview.srcObject = live.stream;
+  preview.hidden = false;
+  cameraControls(true);
+  status("Connecting…");
+  const socket = new WebSocket(liveUrl(), liveProtocols());
+  live.socket = socket;
+  socket.addEventListener("open", () => record(socket));
+  socket.addEventListener("message", (e) => liveMessage(JSON.parse(e.data)));
+  socket.addEventListener("close", (e) => cameraClosed(e));
+}
+
+function record(socket) {
+  status("Waiting for the first window…");
+  const recorder = new MediaRecorder(live.stream, { mimeType: recordingType(), videoBitsPerSecond: 1_000_000 });
+  // Chunks go out in order (each read, then sent, after the one before), "stop" last.
+  recorder.addEventListener("dataavailable", (e) => {
+    if (!e.data.size) return;
+    live.sending = live.sending.then(async () => {
+      const chunk = await e.data.arrayBuffer();
+      if (socket.readyState !== WebSocket.OPEN) return;
+      if (socket.bufferedAmount > MAX_BUFFERED) {
+        live.error = "the connection to the server is too slow for the camera";
+        socket.close();
+        return;
+      }
+      socket.send(chunk);
+    });
+  });
+  recorder.addEventListener("stop", () => {
+    live.sending = live.sending.then(() => { if (socket.readyState === WebSocket.OPEN) socket.send("stop"); });
+  });
+  recorder.start(TIMESLICE_MS);
+  live.recorder = recorder;
+}
+
+function liveMessage(m) {
+  if (live.quiet) return; // stopped for an upload, whose results have the page now
+  if (m.type === "ready") {
+    status(`Live: ${m.model}, a window of ${m.window} s every ${m.stride} s`);
+  } else if (m.type === "window") {
+    live.windows += 1;
+    showBars(m.predictions);
+    $("live-stats").textContent = `${live.windows} windows · latest ${m.start.toFixed(1)}–${m.end.toFixed(1)} s · latency ${m.latency.toFixed(2)} s`;
+  } else if (m.type === "segment") {
+    addSegment(m);
+  } else if (m.type === "gap") {
+    $("live-stats").textContent = `No video from ${m.start.toFixed(1)} s to ${m.end.toFixed(1)} s (${m.reason})`;
+  } else if (m.type === "error") {
+    live.error = m.error;
+  } else if (m.type === "summary") {
+    live.summary = m;
+  }
+}
+
+function addSegment(s) {
+  if (!live.colours.has(s.label)) live.colours.set(s.label, COLOURS[live.colours.size % COLOURS.length]);
+  const item = document.createElement("li");
+  item.className = "live-segment";
+  item.style.background = live.colours.get(s.label);
+  item.textContent = s.label;
+  item.title = `${s.label} ${s.start.toFixed(1)}–${s.end.toFixed(1)} s (${s.score.toFixed(2)})`;
+  item.setAttribute("aria-label", `${s.label} from ${s.start.toFixed(1)} s to ${s.end.toFixed(1)} s`);
+  const strip = $("strip");
+  strip.append(item);
+  while (strip.children.length > MAX_STRIP) strip.firstElementChild.remove();
+  strip.scrollLeft = strip.scrollWidth;
+}
+
+// `quiet`: the page moves on to something else, which has the status line.
+function stopCamera(quiet = false) {
+  const { socket, recorder } = live;
+  if (!socket) return;
+  live.quiet = quiet;
+  if (!quiet) status("Stopping…");
+  if (recorder && recorder.state !== "inactive") recorder.stop(); // its last chunk, then "stop"
+  else if (socket.readyState === WebSocket.OPEN) socket.send("stop");
+  else socket.close();
+  setTimeout(() => { if (live.socket === socket) socket.close(); }, 15000);
+}
+
+function cameraClosed(e) {
+  if (live.recorder && live.recorder.state !== "inactive") live.recorder.stop();
+  for (const track of live.stream ? live.stream.getTracks() : []) track.stop();
+  $("camera").srcObject = null;
+  $("camera").hidden = true;
+  live.socket = live.recorder = live.stream = null;
+  cameraControls(false);
+  if (e.code === 4401) {
+    $("key-form").hidden = false;
+    $("key").focus();
+  }
+  const s = live.summary;
+  if (live.quiet) return;
+  if (live.error) status(`Live labels stopped: ${live.error}`, true);
+  else if (s && e.code === 1000) {
+    const latency = s.latency_median == null ? "–" : `${s.latency_median.toFixed(2)} s`;
+    status(`Stopped: ${s.windows} windows labelled over ${s.stream_seconds.toFixed(1)} s, median latency ${latency}`);
+  } else status(`The live connection closed (${e.code}${e.reason ? `: ${e.reason}` : ""})`, true);
+}
+
+$("camera-start").addEventListener("click", startCamera);
+$("camera-stop").addEventListener("click", () => stopCamera());
+window.addEventListener("pagehide", () => { if (live.socket) live.socket.close(); });
 
 $("file").addEventListener("change", (e) => { if (e.target.files[0]) classify(e.target.files[0]); });
 const drop = $("drop");
