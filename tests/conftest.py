@@ -138,6 +138,17 @@ def model():
     return vidclass.load_model(precision="fp32")
 
 
+@pytest.fixture(scope="session")
+def tiny_videomae(tmp_path_factory) -> str:
+    """A small transformers checkpoint (random weights): runs in seconds."""
+    pytest.importorskip("transformers", reason="needs the hf extra")
+    from .test_hf import make_checkpoint
+
+    folder = tmp_path_factory.mktemp("tiny") / "videomae"
+    make_checkpoint(folder, "videomae")
+    return str(folder)
+
+
 def free_port() -> int:
     import socket
 

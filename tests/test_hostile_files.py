@@ -34,24 +34,13 @@ def corpus(videos, tmp_path_factory):
     )
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A small transformers checkpoint (random weights) for timelines in seconds."""
-    pytest.importorskip("transformers", reason="needs the hf extra")
-    from .test_hf import make_checkpoint
-
-    folder = tmp_path_factory.mktemp("tiny") / "videomae"
-    make_checkpoint(folder, "videomae")
-    return str(folder)
-
-
-def test_every_file_ends_in_a_result_or_an_error_in_bounded_time(corpus, tiny_model):
+def test_every_file_ends_in_a_result_or_an_error_in_bounded_time(corpus, tiny_videomae):
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
     outcomes, hung = {}, None
     try:
         for path in corpus:
             try:
-                kind, detail, rss = pool.submit(hostile.outcome, str(path), tiny_model).result(
+                kind, detail, rss = pool.submit(hostile.outcome, str(path), tiny_videomae).result(
                     timeout=BOUND_S
                 )
             except FutureTimeout:

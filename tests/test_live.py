@@ -132,19 +132,8 @@ def test_sources_are_checked_before_anything_opens(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A small random transformers checkpoint: the stream mechanics in seconds."""
-    pytest.importorskip("transformers", reason="needs the hf extra")
-    from .test_hf import make_checkpoint
-
-    folder = tmp_path_factory.mktemp("tiny") / "videomae"
-    make_checkpoint(folder, "videomae")
-    return str(folder)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tiny):
-    return vidclass.load_model(tiny, runtime="torch")
+def tiny_model(tiny_videomae):
+    return vidclass.load_model(tiny_videomae, runtime="torch")
 
 
 @pytest.fixture(scope="module")
@@ -156,14 +145,14 @@ def short_clip(tmp_path_factory):
     return cut_piece(video("arm_wrestling.mp4"), 1.0, 4.0, out, short=96)
 
 
-def test_a_source_that_cannot_be_opened_is_one_line(tiny, tmp_path):
+def test_a_source_that_cannot_be_opened_is_one_line(tiny_videomae, tmp_path):
     port = free_port()  # nothing listens there
     for source, why in [
         (f"tcp://127.0.0.1:{port}", "connection refused"),
         (f"srt://127.0.0.1:{port}", "cannot read srt:// streams"),
         (str(tmp_path / "missing.ts"), "no such file"),
     ]:
-        done = run_cli("watch", source, "--model", tiny, "--timeout", "2", timeout=120)
+        done = run_cli("watch", source, "--model", tiny_videomae, "--timeout", "2", timeout=120)
         assert done.returncode == 1, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and why in lines[0].lower(), done.stderr
@@ -245,13 +234,13 @@ def test_udp_stream_joined_before_it_starts(tiny_model, short_clip):
     assert session.summary.ended.startswith("end of stream")
 
 
-def test_stdin_pipe_as_json_lines_appended_to_an_output(tiny, short_clip, tmp_path):
+def test_stdin_pipe_as_json_lines_appended_to_an_output(tiny_videomae, short_clip, tmp_path):
     out = tmp_path / "live.jsonl"
     for _ in range(2):
         sender = pusher(short_clip, "pipe:1")
         try:
             done = subprocess.run(
-                [sys.executable, "-m", "vidclass", "watch", "-", "--model", tiny]
+                [sys.executable, "-m", "vidclass", "watch", "-", "--model", tiny_videomae]
                 + ["--format", "json", "--segments", "-k", "2", "-o", str(out)],
                 stdin=sender.stdout,
                 capture_output=True,
@@ -271,7 +260,7 @@ def test_stdin_pipe_as_json_lines_appended_to_an_output(tiny, short_clip, tmp_pa
     assert windows[0]["start"] == 0.0
     written = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(written) == summary["windows"] + len(windows)  # two runs appended
-    assert all(r["video"] == "stdin" and r["model"] == tiny for r in written)
+    assert all(r["video"] == "stdin" and r["model"] == tiny_videomae for r in written)
 
 
 def test_a_growing_file_is_followed_until_it_stops_growing(tiny_model, short_clip, tmp_path):
@@ -321,7 +310,7 @@ def test_a_killed_stream_is_reopened_and_the_gap_reported(tiny_model, short_clip
     assert session.summary.reconnects >= 1 and session.summary.gaps == 1
 
 
-def test_ctrl_c_ends_cleanly_with_a_summary_and_csv_rows(tiny, short_clip):
+def test_ctrl_c_ends_cleanly_with_a_summary_and_csv_rows(tiny_videomae, short_clip):
     import signal
 
     port = free_port()
@@ -330,7 +319,7 @@ def test_ctrl_c_ends_cleanly_with_a_summary_and_csv_rows(tiny, short_clip):
         time.sleep(1.0)
         watch = subprocess.Popen(
             [sys.executable, "-m", "vidclass", "watch", f"tcp://127.0.0.1:{port}"]
-            + ["--model", tiny, "--format", "csv", "--stride", "0.5"],
+            + ["--model", tiny_videomae, "--format", "csv", "--stride", "0.5"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -412,14 +401,14 @@ def test_a_trained_head_labels_a_live_source_as_it_labels_the_file(model, short_
         assert w.predictions[0]["score"] == pytest.approx(expected[0]["score"], abs=1e-3)
 
 
-def test_an_output_that_is_not_a_live_results_file_is_refused_untouched(tiny, tmp_path):
+def test_an_output_that_is_not_a_live_results_file_is_refused_untouched(tiny_videomae, tmp_path):
     theirs = tmp_path / "notes.jsonl"
     theirs.write_text('{"mine": 1}\n')
     for output, why in [
         (tmp_path / "live.sqlite", "live results go to a .jsonl or .csv file"),
         (theirs, "not a vidclass result line"),
     ]:
-        done = run_cli("watch", "-", "--model", tiny, "-o", output, timeout=120)
+        done = run_cli("watch", "-", "--model", tiny_videomae, "-o", output, timeout=120)
         assert done.returncode == 1 and why in done.stderr, done.stderr
     assert theirs.read_text() == '{"mine": 1}\n'
     assert not (tmp_path / "live.sqlite").exists()

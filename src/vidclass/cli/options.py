@@ -69,6 +69,22 @@ def add_model_options(parser: argparse.ArgumentParser, model: bool = True) -> No
     parser.add_argument("--threads", type=positive_int, help="CPU threads (all available cores)")
 
 
+def add_window_options(parser: argparse.ArgumentParser, segments: str, smooth: str) -> None:
+    """--window, --stride, --top-k, --segments and --smooth: windows over time, in a file
+    (timeline) or a stream (watch); `segments`, `smooth`: what those mean there."""
+    parser.add_argument(
+        "--window",
+        type=positive_float,
+        help="window length in seconds (the model's clip: 2.56 for the default model)",
+    )
+    parser.add_argument(
+        "--stride", type=positive_float, default=1.0, help="seconds between windows (1)"
+    )
+    parser.add_argument("-k", "--top-k", type=positive_int, default=3, help="labels per window (3)")
+    parser.add_argument("--segments", action="store_true", help=segments)
+    parser.add_argument("--smooth", type=positive_int, default=3, help=smooth)
+
+
 def add_batch_options(parser: argparse.ArgumentParser) -> None:
     """How many videos are read: decoding processes and clips per forward pass."""
     parser.add_argument(

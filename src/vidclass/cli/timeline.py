@@ -10,9 +10,9 @@ from ..formats import timeline_csv, timeline_table
 from .options import (
     add_label_options,
     add_model_options,
+    add_window_options,
     chosen_labels,
     positive_float,
-    positive_int,
 )
 
 log = logging.getLogger("vidclass")
@@ -27,26 +27,15 @@ def add(sub) -> None:
         "formats (srt, vtt) always give segments.",
     )
     t.add_argument("video", metavar="VIDEO", help="a video file")
-    t.add_argument(
-        "--window",
-        type=positive_float,
-        help="window length in seconds (the model's clip: 2.56 for the default model)",
-    )
-    t.add_argument("--stride", type=positive_float, default=1.0, help="seconds between windows (1)")
-    t.add_argument("-k", "--top-k", type=positive_int, default=3, help="labels per window (3)")
-    t.add_argument(
-        "--segments", action="store_true", help="print segments of one label, not windows"
+    add_window_options(
+        t,
+        segments="print segments of one label, not windows",
+        smooth="windows whose scores are averaged before segmenting (3)",
     )
     t.add_argument(
         "--min-segment",
         type=positive_float,
         help="shorter segments join a neighbour (seconds; two strides)",
-    )
-    t.add_argument(
-        "--smooth",
-        type=positive_int,
-        default=3,
-        help="windows whose scores are averaged before segmenting (3)",
     )
     t.add_argument(
         "--format",

@@ -12,9 +12,9 @@ from ..formats import csv_header, csv_line, csv_row
 from .options import (
     add_label_options,
     add_model_options,
+    add_window_options,
     chosen_labels,
     positive_float,
-    positive_int,
 )
 
 log = logging.getLogger("vidclass")
@@ -36,23 +36,10 @@ def add(sub) -> None:
         "Ctrl-C) counts them and gives the latency from a window's last frame to its labels.",
     )
     w.add_argument("source", metavar="SOURCE", help="a URL, a camera, a file, a pipe, or -")
-    w.add_argument(
-        "--window",
-        type=positive_float,
-        help="window length in seconds (the model's clip: 2.56 for the default model)",
-    )
-    w.add_argument("--stride", type=positive_float, default=1.0, help="seconds between windows (1)")
-    w.add_argument("-k", "--top-k", type=positive_int, default=3, help="labels per window (3)")
-    w.add_argument(
-        "--segments",
-        action="store_true",
-        help="also a line when the leading label changes (CSV: only those lines)",
-    )
-    w.add_argument(
-        "--smooth",
-        type=positive_int,
-        default=3,
-        help="windows averaged for the leading label (3; the last ones: live cannot look ahead)",
+    add_window_options(
+        w,
+        segments="also a line when the leading label changes (CSV: only those lines)",
+        smooth="windows averaged for the leading label (3; the last ones: live cannot look ahead)",
     )
     w.add_argument(
         "--format", choices=("table", "json", "csv"), default="table", help="output (table)"
