@@ -145,6 +145,20 @@ def test_a_recording_sent_in_chunks_gets_windows_segments_and_a_summary(server, 
     wait_released(server["url"])
 
 
+def test_chosen_labels_narrow_each_window(server, recording):
+    url = ws_url(server["url"], labels="Tai-Chi, arm_wrestling", top_k=5, stride=2)
+    with connect(url, open_timeout=30) as ws:
+        listener = Listener(ws)
+        for start in range(0, len(recording), CHUNK):
+            ws.send(recording[start : start + CHUNK])
+        window = listener.wait_for("window", 120)
+        ws.send("stop")
+        code, _ = listener.closed()
+    assert code == 1000 and listener.messages[-1]["stride"] == 2.0
+    assert [p["label"] for p in window["predictions"]] == ["arm wrestling", "tai chi"]
+    assert "labels: Tai-Chi, arm_wrestling" in listener.messages[0]["model"]
+
+
 def test_garbage_is_one_error_and_a_close(server):
     garbage = random.Random(0).randbytes(1_100_000)  # past FFmpeg's 1 MB format probe
     pieces = [garbage[i : i + (64 << 10)] for i in range(0, len(garbage), 64 << 10)]
