@@ -66,10 +66,11 @@ def test_targets_are_every_windows_timestamps_once_in_order(spec, stride):
     assert grid.times(3) == window_times(3 * stride, round(3 * stride + 2.56, 6), n, fps)
 
 
-def test_a_model_that_never_takes_a_window_holds_one_window_of_frames():
+@pytest.mark.parametrize("stride", [1.0, 0.25])
+def test_a_model_that_never_takes_a_window_holds_one_window_of_frames(stride):
     """Ten minutes of 30 fps frames and nobody scoring: memory stays at about one
     window, the newest window is the one to score, and it holds its own frames."""
-    windows = LiveWindows(I3D_SPEC, 2.56, 1.0)
+    windows = LiveWindows(I3D_SPEC, 2.56, stride)
 
     def convert(frame_number):  # each frame's RGB says which frame it was
         return np.full((2, 2, 3), frame_number % 251, dtype=np.uint8)
@@ -78,14 +79,16 @@ def test_a_model_that_never_takes_a_window_holds_one_window_of_frames():
     for n in range(30 * 600):
         windows.add(n, n / 30, float(n), convert)
         most = max(most, len(windows._held))
-    assert most <= windows.cap < 200
+    assert most <= windows.cap < 300
     ready = windows.newest(0)
-    assert ready.span == (597.0, 599.56)  # the last frame is at 599.97 s
-    assert ready.seq == windows.made == 598
+    # the last frame is at 599.97 s: the last window ending before it is made
+    last = int((599.967 - 2.56) / stride) * stride
+    assert ready.span == (pytest.approx(last), pytest.approx(last + 2.56))
+    assert ready.seq == windows.made == int(round(last / stride)) + 1
     assert len(ready.frames) == 64
     # the frame on screen at each timestamp: the last one at or before it
-    first = int(np.floor(597.0 * 30 + 1e-6))
-    assert ready.frames[0][0, 0, 0] == first % 251
+    for t, frame in zip(window_times(*ready.span, 64, 25.0), ready.frames, strict=True):
+        assert frame[0, 0, 0] == int(np.floor(t * 30 + 1e-6)) % 251
     assert windows.newest(ready.seq) is None
 
 
@@ -444,3 +447,14 @@ def test_an_hls_playlist_over_http(tiny_model, tmp_path):
     windows = [e for e in events if e.kind == "window"]
     assert windows and windows[-1].end == pytest.approx(4.0, abs=0.01)
     assert session.summary.ended == "end of stream"
+
+
+def test_options_out_of_bounds_are_one_line_errors(tiny_model):
+    for options, why in [
+        ({"stride": 0.05}, "stride must be at least 0.1 s"),
+        ({"window": 0.0}, "window must be positive"),
+        ({"top_k": 0}, "top_k must be at least 1"),
+        ({"duration": 0}, "duration must be positive"),
+    ]:
+        with pytest.raises(VidclassError, match=why):
+            vidclass.watch("-", tiny_model, **options)

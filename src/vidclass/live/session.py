@@ -26,6 +26,7 @@ from .windows import Grid, LiveWindows, Ready
 log = logging.getLogger("vidclass")
 
 WAIT_STEP = 0.1  # seconds between checks of the deadline and the capture's end
+MIN_STRIDE = 0.1  # ten windows a second: more would only be skipped
 
 
 def _iso(unix: float) -> str:
@@ -207,10 +208,13 @@ class LiveSession:
         from ..timeline import DEFAULT_WINDOW
 
         spec = classifier.spec
-        window = window or spec.clip_seconds or DEFAULT_WINDOW
-        for name, value in (("window", window), ("stride", stride), ("timeout", timeout)):
+        if window is None:
+            window = spec.clip_seconds or DEFAULT_WINDOW
+        for name, value in (("window", window), ("timeout", timeout)):
             if not value > 0:
                 raise VidclassError(f"{name} must be positive, got {value}")
+        if not stride >= MIN_STRIDE:
+            raise VidclassError(f"stride must be at least {MIN_STRIDE:g} s live, got {stride}")
         if top_k < 1:
             raise VidclassError(f"top_k must be at least 1, got {top_k}")
         if duration is not None and not duration > 0:

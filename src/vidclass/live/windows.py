@@ -76,9 +76,13 @@ class LiveWindows:
         self.cond = threading.Condition()
         self.made = 0  # windows made ready so far
         self.frames_seen = 0
-        per_window = len(Grid(0.0, window, stride, spec).times(0))
-        # One window being filled and one ready; the cap holds even for odd timestamps.
-        self.cap = 2 * per_window + 8
+        # The timestamps of one ready window and the strides that follow it, while the
+        # next fills; a bound that holds whatever the stream's timestamps do.
+        self.cap = 8
+        for t in Grid(0.0, window, stride, spec).targets():
+            if t >= window + 2 * stride:
+                break
+            self.cap += 1
         self._ready: tuple[int, int, tuple[float, float], float] | None = None  # seq,k,span,t
         self._held: dict[float, np.ndarray] = {}
         self._checked_size: tuple[int, int] | None = None
