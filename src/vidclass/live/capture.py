@@ -165,7 +165,7 @@ class Capture:
                     else:
                         # Live time runs on over the break by the wall clock.
                         wall = arrival - self._last_arrival
-                        offset = self.live_end + max(wall, reader.frame_dt)
+                        offset = round(self.live_end + max(wall, reader.frame_dt), 6)
                         if first is not None:
                             log.info(f"{self.source.name}: timestamps jumped; new windows")
                         elif dropped_because is not None:

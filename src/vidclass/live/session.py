@@ -201,10 +201,13 @@ class LiveSession:
         timeout: float = DEFAULT_TIMEOUT,
         give_up: float | None = None,
         scorer: Callable[[torch.Tensor], np.ndarray] | None = None,
+        warm_up: bool = True,
     ):
         """`scorer(clips)`: the scores (labels,) of one prepared clip batch (1, C, T, H, W)
         where something else owns the model (the server's model thread); by default the
-        model is called here."""
+        model is called here. `warm_up`: one pass on a blank clip before the source
+        opens (a served model is warm already, and a client that never sends a stream
+        should cost no forward pass)."""
         from ..timeline import DEFAULT_WINDOW
 
         spec = classifier.spec
@@ -233,13 +236,20 @@ class LiveSession:
         self._model_time = Histogram()
         self._started: float | None = None
         self._closed = False
+        self._warm = not warm_up
 
     def open(self) -> LiveSession:
         """Open the source now (iterating opens it otherwise): a one-line error if it
         cannot be."""
         if self.capture._pending is None and self._started is None:
-            self._warm_up()
-            self.capture.open()
+            if not self._warm:
+                self._warm_up()
+                self._warm = True
+            try:
+                self.capture.open()
+            except VidclassError as exc:
+                self.summary.ended = str(exc)
+                raise
         return self
 
     def _warm_up(self) -> None:

@@ -140,18 +140,12 @@ def given_key(websocket: WebSocket) -> bytes:
 
 class BatchedScorer:
     """A LiveSession's scorer in the server: forward passes through the batcher (the
-    model thread). The session's warm-up pass, on a blank clip before its source opens,
-    is answered without the model until `opened`: the served model is warm already, and
-    a client whose stream never opens (garbage, or gone at once) costs no forward pass."""
+    model thread)."""
 
     def __init__(self, view, served, batcher: Batcher):
         self.model = BatchedModel(view, served, batcher)
-        self.labels = len(view.labels)
-        self.opened = False
 
     def __call__(self, clips: torch.Tensor) -> np.ndarray:
-        if not self.opened:
-            return np.zeros(self.labels, dtype=np.float32)
         with torch.inference_mode():
             return self.model.activate(self.model.logits(clips))[0].numpy()
 
@@ -170,6 +164,7 @@ def batched_session(served, batcher: Batcher, params: LiveParams, feed: ChunkFee
         segments=True,
         timeout=IDLE_S,
         scorer=BatchedScorer(view, served, batcher),
+        warm_up=False,  # the served model is warm; a client that sends no stream costs nothing
     )
 
 
@@ -281,8 +276,6 @@ class LiveRun:
     def _label(self, session: LiveSession) -> None:
         try:
             session.open()
-            if isinstance(session.scorer, BatchedScorer):
-                session.scorer.opened = True
             s = session.summary
             self._put({"type": "ready", "model": s.model, "window": s.window, "stride": s.stride})
             for event in session:
