@@ -4,9 +4,10 @@ A shared clip, looped, is sent over TCP on 127.0.0.1 at its own pace (MPEG-TS, r
 by tests/streams.py in a process of its own, as a camera or encoder would send it). For
 each model and stride, a live session labels it for --seconds and this prints: windows
 labelled and skipped, latency from a window's last frame to its labels (median, p95),
-the model's seconds per window, the load (that over the stride: above 1 the model cannot
-label every window) and the resident memory after the first window, at its highest and
-at the end (flat over a long run: the buffer holds about one window). The smallest
+the model's seconds per window, the real-time factor (RTF: that over the stride, the
+model's seconds per second of stream; above 1 it cannot label every window) and the
+resident memory after the first window, at its highest and at the end (flat over a long
+run: the buffer holds about one window). The smallest
 stride labelled with no window skipped is the one this machine sustains. Prints the CPU
 and its flags first.
 
@@ -124,7 +125,7 @@ def show(row: dict) -> None:
     print(
         f"  stride {row['stride']:>5g} s  windows {row['windows']:>4}  skipped "
         f"{row['skipped']:>4}  latency median {f(row['latency_median'])} p95 "
-        f"{f(row['latency_p95'])} s  model {f(row['model_seconds'])} s/window  load "
+        f"{f(row['latency_p95'])} s  model {f(row['model_seconds'])} s/window  RTF "
         f"{f(row['load'], '{:.2f}')}  RSS {f(row['rss_first'], '{:.0f}')} -> max "
         f"{f(row['rss_max'], '{:.0f}')}, end {f(row['rss_end'], '{:.0f}')} MB",
         flush=True,

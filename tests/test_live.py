@@ -458,3 +458,19 @@ def test_options_out_of_bounds_are_one_line_errors(tiny_model):
     ]:
         with pytest.raises(VidclassError, match=why):
             vidclass.watch("-", tiny_model, **options)
+
+
+def test_a_stream_that_stays_away_is_given_up_on(tiny_model, short_clip):
+    port = free_port()
+    sender = pusher(short_clip, f"tcp://127.0.0.1:{port}?listen=1")
+    events = []
+    try:
+        time.sleep(1.0)
+        session = vidclass.watch(f"tcp://127.0.0.1:{port}", tiny_model, timeout=2, give_up=2)
+        with pytest.raises(VidclassError, match="lost for over 2 s; gave up"):
+            for event in session:
+                events.append(event)
+    finally:
+        stop(sender)
+    assert any(e.kind == "window" for e in events)  # what came before it went
+    assert "gave up" in session.summary.ended and session.summary.reconnects == 0

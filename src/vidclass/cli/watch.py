@@ -142,6 +142,10 @@ def run(args) -> int:
         except KeyboardInterrupt:
             for event in session.close():
                 printer.show(event)
+        except VidclassError:
+            if session.summary.frames:  # it ran before it failed: say how far
+                printer.finish(session.summary)
+            raise
         printer.finish(session.summary)
     finally:
         if store is not None:

@@ -73,12 +73,13 @@ class Capture:
         self._thread: threading.Thread | None = None
 
     def open(self) -> None:
-        """Open the source in the caller's thread: failing here is a one-line error."""
-        self._pending = open_source(self.source, self.timeout, self.stopping)
+        """Open the source in the caller's thread (once): failing here is a one-line
+        error."""
+        if self._pending is None and self._thread is None:
+            self._pending = open_source(self.source, self.timeout, self.stopping)
 
     def start(self) -> None:
-        if self._pending is None:
-            self.open()
+        self.open()
         self._thread = threading.Thread(target=self._run, name="vidclass-capture", daemon=True)
         self._thread.start()
 

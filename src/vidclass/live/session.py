@@ -241,7 +241,7 @@ class LiveSession:
     def open(self) -> LiveSession:
         """Open the source now (iterating opens it otherwise): a one-line error if it
         cannot be."""
-        if self.capture._pending is None and self._started is None:
+        if self._started is None:
             if not self._warm:
                 self._warm_up()
                 self._warm = True
