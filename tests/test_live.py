@@ -474,3 +474,23 @@ def test_a_stream_that_stays_away_is_given_up_on(tiny_model, short_clip):
         stop(sender)
     assert any(e.kind == "window" for e in events)  # what came before it went
     assert "gave up" in session.summary.ended and session.summary.reconnects == 0
+
+
+def test_a_chunk_feed_is_bounded_and_ends_when_closed_or_silent():
+    from vidclass.live import ChunkFeed
+
+    feed = ChunkFeed(limit=100, idle=0.2)
+    feed.write(b"a" * 60)
+    with pytest.raises(VidclassError, match="ahead of the decoder"):
+        feed.write(b"b" * 60)  # 120 bytes held: refused, nothing kept of it
+    assert feed.read(50) == b"a" * 50 and feed.read(50) == b"a" * 10
+    feed.write(b"c" * 100)  # read bytes no longer count
+    began = time.monotonic()
+    assert feed.read(1000) == b"c" * 100
+    assert feed.read(10) == b""  # silent for `idle`: the end
+    assert 0.15 < time.monotonic() - began < 5
+    feed.write(b"d")
+    feed.close()
+    assert feed.read(10) == b"d" and feed.read(10) == b""  # what was held, then the end
+    with pytest.raises(VidclassError, match="closed"):
+        feed.write(b"e")
