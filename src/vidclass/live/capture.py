@@ -16,8 +16,13 @@ from .windows import LiveWindows
 
 log = logging.getLogger("vidclass")
 
-BACKOFF_FIRST = 0.5  # seconds before the first reopening; doubles each try
+BACKOFF_FIRST = 0.5  # seconds before a second reopening; doubles each try
 BACKOFF_MAX = 8.0
+STEADY = 30.0  # seconds a connection must hold for the backoff to start afresh
+# Bounds on a stream's stated frame interval (a header may claim anything).
+MIN_FRAME_DT = 0.001
+MAX_FRAME_DT = 1.0
+STUCK_FRAMES = 30  # frames whose timestamps stand still before they are timed by rate
 # Stream timestamps that jump back by more than this, or ahead by more than this or two
 # windows, start a new run of windows (an MPEG-TS clock wraps every 26.5 hours).
 JUMP_BACK = 1.0
@@ -69,6 +74,8 @@ class Capture:
         self.reconnects = 0
         self.live_end = 0.0  # live time of the last frame
         self._last_arrival: float | None = None
+        self._dropped = 0.0  # when the last connection ended
+        self._delay = 0.0  # seconds before the next reopening
         self._pending = None  # (container, stream) opened by the caller's thread
         self._thread: threading.Thread | None = None
 
@@ -89,6 +96,9 @@ class Capture:
         self.stopping.set()
         if self._thread is not None:
             self._thread.join(wait)
+        elif self._pending is not None:  # opened, never read
+            self._pending[0].close()
+            self._pending = None
 
     def take_gaps(self) -> list[Gap]:
         with self.windows.cond:
@@ -125,19 +135,24 @@ class Capture:
                 self.windows.cond.notify_all()
 
     def _reopen(self):
-        dropped = time.monotonic()
-        delay = BACKOFF_FIRST
+        """The source opened again, or None when stopping. The backoff carries over from
+        one drop to the next and starts afresh only after a connection that held for
+        STEADY seconds, so a server that accepts and drops at once (or a finished file
+        served over HTTP) is tried ever less often; `give_up` counts from the last frame,
+        however many opens succeed without one."""
         while not self.stopping.is_set():
-            if self.give_up is not None and time.monotonic() - dropped > self.give_up:
+            down = time.monotonic() - (self._last_arrival or self._dropped)
+            if self.give_up is not None and down > self.give_up:
                 raise VidclassError(
-                    f"{self.source.name}: lost for over {self.give_up:g} s; gave up"
+                    f"{self.source.name}: no frames for over {self.give_up:g} s; gave up"
                 )
+            if self._delay:
+                self.stopping.wait(self._delay)
+            self._delay = min(max(2 * self._delay, BACKOFF_FIRST), BACKOFF_MAX)
             try:
                 return open_source(self.source, self.timeout, self.stopping)
             except VidclassError as exc:
-                log.info(f"reconnecting failed ({exc}); next try in {delay:g} s")
-            self.stopping.wait(delay)
-            delay = min(2 * delay, BACKOFF_MAX)
+                log.info(f"reconnecting failed ({exc}); next try in {self._delay:g} s")
         return None
 
     def _read(self, container, stream, dropped_because: str | None) -> str:
@@ -145,37 +160,56 @@ class Capture:
         this connection follows a drop (its first frame reports the gap)."""
         reader = Reader(self.source.name, container, stream)
         windows = self.windows
+        # The stream's own frame rate, kept sane: it sets how long a last frame is held.
+        dt = min(max(reader.frame_dt, MIN_FRAME_DT), MAX_FRAME_DT)
+        hold = min(1.5 * dt, windows.stride)
         first = None  # stream time of this run's first frame
         last = None  # stream time of the last frame taken
+        shape = None  # (width, height, rotation) of this run's frames
         offset = 0.0  # live time of this run's first frame
+        stuck = 0  # frames in a row whose timestamps did not advance
+        opened = time.monotonic()
+        reason = None
 
         def convert(frame):
             return to_rgb(frame, self.resize)
 
         try:
-            for frame, t in reader.frames(resilient=True):
+            for frame, t in reader.frames(resilient=True, stall=self.timeout):
                 if self.stopping.is_set():
-                    return "stopped"
+                    reason = "stopped"
+                    break
                 arrival = time.monotonic()
                 if first is not None and t <= last and last - t < JUMP_BACK:
-                    continue  # a late or repeated timestamp
+                    stuck += 1
+                    if stuck < STUCK_FRAMES:
+                        continue  # a late or repeated timestamp
+                    if stuck == STUCK_FRAMES:
+                        log.warning(
+                            f"{self.source.name}: timestamps stand still; timing "
+                            "frames by the stream's rate"
+                        )
+                    t = last + dt
+                else:
+                    stuck = 0
+                now_shape = (frame.width, frame.height, frame.rotation)
                 ahead = max(JUMP_AHEAD, 2 * windows.window)
-                if first is None or t < last or t - last > ahead:
-                    if self._last_arrival is None:
-                        offset = 0.0
-                    else:
+                jumped = first is not None and (t < last or t - last > ahead)
+                if first is None or jumped or now_shape != shape:
+                    if self._last_arrival is not None:
                         # Live time runs on over the break by the wall clock.
                         wall = arrival - self._last_arrival
-                        offset = round(self.live_end + max(wall, reader.frame_dt), 6)
+                        offset = round(self.live_end + max(wall, dt), 6)
                         if first is not None:
-                            log.info(f"{self.source.name}: timestamps jumped; new windows")
+                            why = "timestamps jumped" if jumped else "frame size changed"
+                            log.info(f"{self.source.name}: {why}; new windows")
                         elif dropped_because is not None:
                             gap = Gap(self.live_end, offset, wall, dropped_because)
                             with windows.cond:
                                 self.gaps.append(gap)
-                        windows.flush(1.5 * reader.frame_dt, convert)
+                        windows.flush(hold, convert)
                         windows.restart(offset)
-                    first = t
+                    first, shape = t, now_shape
                 last = t
                 self.live_end = offset + (t - first)
                 self._last_arrival = arrival
@@ -183,13 +217,20 @@ class Capture:
         except VidclassError:
             raise
         except Exception as exc:  # a socket error mid-read: a drop like any other
-            return f"read failed ({type(exc).__name__}: {exc})"
+            reason = f"read failed ({type(exc).__name__}: {exc})"
         finally:
             for message in dict.fromkeys(reader.warnings):
                 log.warning(message)
-        windows.flush(1.5 * reader.frame_dt, convert)
+        if reason == "stopped":
+            return reason
+        windows.flush(hold, convert)  # the run's last windows, before any reconnect
+        if time.monotonic() - opened >= STEADY:
+            self._delay = 0.0  # it held: a drop now is news, not a pattern
+        self._dropped = time.monotonic()
+        if reason is not None:
+            return reason
         if reader.timed_out:
-            return f"no data for {self.timeout:g} s"
+            return f"no frames for {self.timeout:g} s"
         if reader.damage is not None:
             return f"stream broke off ({reader.damage})"
         return "stream ended"

@@ -8,6 +8,7 @@ must. Latency is from the arrival of a window's last frame to its labels.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,6 +28,7 @@ log = logging.getLogger("vidclass")
 
 WAIT_STEP = 0.1  # seconds between checks of the deadline and the capture's end
 MIN_STRIDE = 0.1  # ten windows a second: more would only be skipped
+MAX_WINDOW = 60.0  # seconds; a window's frames are held at once
 
 
 def _iso(unix: float) -> str:
@@ -213,15 +215,17 @@ class LiveSession:
         spec = classifier.spec
         if window is None:
             window = spec.clip_seconds or DEFAULT_WINDOW
-        for name, value in (("window", window), ("timeout", timeout)):
-            if not value > 0:
-                raise VidclassError(f"{name} must be positive, got {value}")
-        if not stride >= MIN_STRIDE:
-            raise VidclassError(f"stride must be at least {MIN_STRIDE:g} s live, got {stride}")
+        for name, value in (("timeout", timeout), ("duration", duration), ("give_up", give_up)):
+            if value is not None and not 0 < value < math.inf:
+                raise VidclassError(f"{name} must be a positive number of seconds, got {value}")
+        if not 0 < window <= MAX_WINDOW:
+            raise VidclassError(f"window must be more than 0 and at most {MAX_WINDOW:g} s live")
+        if not MIN_STRIDE <= stride <= MAX_WINDOW:
+            raise VidclassError(
+                f"stride must be from {MIN_STRIDE:g} to {MAX_WINDOW:g} s live, got {stride}"
+            )
         if top_k < 1:
             raise VidclassError(f"top_k must be at least 1, got {top_k}")
-        if duration is not None and not duration > 0:
-            raise VidclassError(f"duration must be positive, got {duration}")
         self.model = classifier
         self.scorer = scorer or self._score
         self.top_k = top_k
@@ -248,8 +252,9 @@ class LiveSession:
             try:
                 self.capture.open()
             except VidclassError as exc:
-                self.summary.ended = str(exc)
+                self.summary.ended = str(exc)  # opening may be tried again
                 raise
+            self.summary.ended = ""
         return self
 
     def _warm_up(self) -> None:
@@ -297,6 +302,8 @@ class LiveSession:
                         self.summary.ended = "end of stream"
                         break
                     continue
+                for gap in self.capture.take_gaps():  # a gap before a window after it
+                    yield from self._gap(gap)
                 self.summary.skipped += ready.seq - last - 1
                 last = ready.seq
                 yield from self._label(ready)
@@ -347,6 +354,8 @@ class LiveSession:
 
     def _update(self) -> None:
         s = self.summary
+        if self.capture.ended or self._closed:  # windows made but never taken: skipped too
+            s.skipped = max(s.skipped, self.windows.made - s.windows)
         s.frames = self.windows.frames_seen
         s.stream_seconds = self.capture.live_end
         s.wall_seconds = 0.0 if self._started is None else time.monotonic() - self._started

@@ -10,13 +10,11 @@ timeout, so a silent stream is noticed rather than waited on forever.
 from __future__ import annotations
 
 import os
-import re
 import stat
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import av
 
@@ -44,7 +42,7 @@ class Source:
 
     name: str  # what messages and results call it (credentials hidden)
     kind: str  # camera, device, network, file, pipe, stdin, feed
-    target: str | None = None  # what FFmpeg opens (a URL or path)
+    target: str | None = field(default=None, repr=False)  # what FFmpeg opens: may hold secrets
     format: str | None = None  # FFmpeg's input format, where it cannot be guessed
     options: dict[str, str] = field(default_factory=dict)
     feed: ChunkFeed | None = None  # kind "feed": the bytes come from here
@@ -54,9 +52,26 @@ class Source:
         return self.kind == "network"
 
 
+SECRET_PARAMS = ("token", "key", "secret", "password", "passwd", "pass", "auth", "sig")
+
+
 def redact(url: str) -> str:
-    """`url` without a password (rtsp://user:secret@cam/ -> rtsp://user:***@cam/)."""
-    return re.sub(r"^([a-z0-9+.-]+://[^/@:]*):[^/@]*@", r"\1:***@", url, flags=re.I)
+    """`url` as messages and results may show it: the user part's password (a lone
+    user name may be a token: all of it) and the values of query parameters that look
+    like secrets (token=, signature=...) replaced by ***. The user part is taken up to
+    the last "@" before the query, so a password holding "@" or "/" is masked whole."""
+    scheme, sep, rest = url.partition("://")
+    head, mark, query = rest.partition("?")
+    if "@" in head:
+        user, _, host = head.rpartition("@")
+        name, colon, _ = user.partition(":")
+        head = f"{name}:***@{host}" if colon else f"***@{host}"
+    if query:
+        query = "&".join(
+            f"{k}=***" if eq and any(w in k.lower() for w in SECRET_PARAMS) else f"{k}{eq}{v}"
+            for k, eq, v in (item.partition("=") for item in query.split("&"))
+        )
+    return f"{scheme}{sep}{head}{mark}{query}"
 
 
 def parse_source(
@@ -73,22 +88,24 @@ def parse_source(
         raise VidclassError(f"{text!r}: not a source (a URL, a camera, a file or -)")
     if text == "-":
         return Source("stdin", "stdin", "pipe:0", input_format, options)
-    scheme = urlsplit(text).scheme.lower() if "://" in text else ""
+    scheme = text.partition("://")[0].lower() if "://" in text else ""
     if scheme:
         if scheme not in NETWORK:
             known = ", ".join(f"{s}://" for s in NETWORK)
             raise VidclassError(f"{redact(text)}: unknown kind of stream; vidclass reads {known}")
         merged = {**PROTOCOL_OPTIONS.get(scheme, {}), **options}
         return Source(redact(text), "network", text, input_format, merged)
-    if input_format is not None:  # a device of another platform (avfoundation, dshow)
-        return Source(text, "device", text, input_format, options)
     try:
         mode = os.stat(text).st_mode
     except (OSError, ValueError) as exc:
+        if input_format is not None:  # a device of another platform: avfoundation's "0"
+            return Source(text, "device", text, input_format, options)
         if text.startswith("/dev/video"):
             raise VidclassError(f"{text}: no such camera") from None
         raise path_error(text, exc) from None
     if stat.S_ISCHR(mode):
+        if input_format is not None:
+            return Source(text, "device", text, input_format, options)
         if not os.path.basename(text).startswith("video"):
             raise VidclassError(f"{text}: is a character device, not a camera (/dev/videoN)")
         return Source(text, "camera", text, "video4linux2,v4l2", options)

@@ -19,9 +19,8 @@ import numpy as np
 
 from ..limits import check_frame_memory
 from ..models.spec import InputSpec
+from ..video.decode import SAME_TIME
 from ..video.sampling import window_times
-
-EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -41,20 +40,23 @@ class Grid:
         return window_times(*self.span(k), self.spec.num_frames, self.spec.fps)
 
     def targets(self) -> Iterator[float]:
-        """Every window's timestamps, sorted and each once, without end."""
+        """Every window's timestamps, sorted and each once, without end. They are
+        rounded to the microsecond, so equal means the same moment."""
         pending: list[float] = []
-        k, last = 0, float("-inf")
+        queued: set[float] = set()  # what `pending` holds: overlapping windows share most
+        k = 0
         while True:
             # A window starts no earlier than its first timestamp, so once the smallest
             # pending one is before the next window's start, nothing can come before it.
-            while not pending or self.span(k)[0] <= pending[0] + EPS:
+            while not pending or self.span(k)[0] <= pending[0]:
                 for t in self.times(k):
-                    heapq.heappush(pending, t)
+                    if t not in queued:
+                        queued.add(t)
+                        heapq.heappush(pending, t)
                 k += 1
             t = heapq.heappop(pending)
-            if t > last + EPS:
-                last = t
-                yield t
+            queued.discard(t)
+            yield t
 
 
 @dataclass(frozen=True)
@@ -76,13 +78,15 @@ class LiveWindows:
         self.cond = threading.Condition()
         self.made = 0  # windows made ready so far
         self.frames_seen = 0
+        self.trimmed = 0  # frames dropped by the cap rather than by time (none, normally)
         # The timestamps of one ready window and the strides that follow it, while the
         # next fills; a bound that holds whatever the stream's timestamps do.
+        # Counted past the first window, where the windows before overlap it too.
         self.cap = 8
         for t in Grid(0.0, window, stride, spec).targets():
-            if t >= window + 2 * stride:
+            if t >= 2 * window + 2 * stride:
                 break
-            self.cap += 1
+            self.cap += t >= window
         self._ready: tuple[int, int, tuple[float, float], float] | None = None  # seq,k,span,t
         self._held: dict[float, np.ndarray] = {}
         self._checked_size: tuple[int, int] | None = None
@@ -107,7 +111,7 @@ class LiveWindows:
         `convert(frame)` makes its RGB array, called only for frames a window needs."""
         self.frames_seen += 1
         served = []
-        while self._next < t - EPS:
+        while self._next < t - SAME_TIME:
             # The frame before this one was on screen at the target (a target before
             # the first frame gets the first frame).
             shown = self._prev if self._prev is not None else (frame, t, arrival)
@@ -146,22 +150,25 @@ class LiveWindows:
                 self._held[target] = rgb
             newest = served[-1][0]
             changed = False
-            while self._last_target <= newest + EPS:
+            i = 0
+            while self._last_target <= newest:
                 self._ready_k += 1
                 self.made += 1
                 # Captured: when the frame on screen at its last timestamp arrived.
-                arrival = next(a for tt, _, a in served if tt >= self._last_target - EPS)
+                while served[i][0] < self._last_target:
+                    i += 1
                 span = self._grid.span(self._ready_k)
-                self._ready = (self.made, self._ready_k, span, arrival)
+                self._ready = (self.made, self._ready_k, span, served[i][2])
                 self._last_target = self._grid.times(self._ready_k + 1)[-1]
                 changed = True
             if changed:
                 start = self._grid.span(self._ready_k)[0]
-                for old in [x for x in self._held if x < start - EPS]:
+                for old in [x for x in self._held if x < start]:
                     del self._held[old]
                 self.cond.notify_all()
             while len(self._held) > self.cap:  # a bound that no timestamps can break
                 del self._held[min(self._held)]
+                self.trimmed += 1
 
     def newest(self, after: int) -> Ready | None:
         """The newest ready window if it came after window `after` (a seq), else None."""

@@ -309,7 +309,10 @@ class LiveRun:
             await asyncio.wait({receiving, sending}, return_when=asyncio.FIRST_COMPLETED)
             if not sending.done():
                 ended = receiving.result()
-                self.stop()
+                if ended == "stop":
+                    self.feed.close()  # what was sent is still labelled, then the end
+                else:
+                    self.stop()
                 if ended == "gone":
                     return
                 if isinstance(ended, Refused):
@@ -318,6 +321,7 @@ class LiveRun:
                 try:  # stop, or the session ended as a message came
                     await asyncio.wait_for(asyncio.shield(sending), FINISH_S)
                 except asyncio.TimeoutError:
+                    self.stop()
                     self.code, self.reason = Close.INTERNAL, "the session did not end"
             await close(websocket, self.code, self.reason)
         finally:

@@ -8,6 +8,7 @@ skipping to a keyframe is cheaper than decoding everything in between.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -24,6 +25,8 @@ SEEK_GAP = 10.0
 # Once keyframes have been seen, seek over any gap of two keyframe intervals (a seek
 # re-decodes at most one), but never over less than this.
 MIN_SEEK_GAP = 1.0
+# Timestamps closer than this are one moment (a frame at a target time is on screen).
+SAME_TIME = 1e-4
 # Give up on a stream after this many undecodable packets in a row.
 MAX_BAD_PACKETS = 100
 # Resize filters, named as PyAV's reformat knows them (lower case); the last three are
@@ -124,20 +127,26 @@ class Reader:
         except (av.error.FFmpegError, OverflowError, ValueError) as exc:
             raise _SeekMissed from exc
 
-    def frames(self, resilient: bool = False):
+    def frames(self, resilient: bool = False, stall: float | None = None):
         """(frame, time) as they decode; checks the time limit at every packet and the
         size of every frame (a stream may change size after its header).
 
         `resilient` (live streams, joined midway or over a lossy link): reading goes on
         through undecodable packets (the next keyframe mends the picture) and after the
         container reports bad data, until MAX_BAD_PACKETS of those in a row; a file
-        ends at its container's first error or that many bad packets in a row."""
+        ends at its container's first error or that many bad packets in a row.
+        `stall`: end (as timed out) when no frame has decoded for that many seconds,
+        however many bytes still come."""
         bad_run = broken = 0
+        framed_at = time.monotonic()
         checked_size = None
         while True:
             try:
                 for packet in self.container.demux(self.stream):
                     check_time()
+                    if stall is not None and time.monotonic() - framed_at > stall:
+                        self.timed_out = True  # bytes come, but no picture
+                        return
                     self._note_keyframe(packet)
                     try:
                         decoded = packet.decode()
@@ -158,6 +167,7 @@ class Reader:
                             last = self.last_time
                             t = (last + self.frame_dt) if last is not None else 0
                         self.last_time = t
+                        framed_at = time.monotonic()
                         yield frame, t
                 return
             except av.error.ExitError:  # the open's timeout interrupted a read: no data
@@ -298,7 +308,7 @@ def _serve(
     pass, which then decodes straight through. So no target is sought twice, and the
     number of seeks is bounded by the file's keyframes.
     """
-    eps = 1e-4
+    eps = SAME_TIME
     prev = None  # (frame, time) of the last frame decoded
     converted = (None, None)  # (frame, array) of the last frame turned into RGB
     longest_dt = 0.0
