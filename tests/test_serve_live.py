@@ -140,7 +140,8 @@ def test_a_recording_sent_in_chunks_gets_windows_segments_and_a_summary(server, 
     assert segments and segments[-1]["label"] == "arm wrestling"  # the open one, closed at stop
     summary = messages[-1]
     assert summary["type"] == "summary" and summary["windows"] == len(windows)
-    assert summary["ended"] == "stopped" and summary["latency_median"] > 0
+    # "stop" ends the feed: what was sent is labelled, then the stream ends
+    assert summary["ended"] == "end of stream" and summary["latency_median"] > 0
     assert "error" not in listener.kinds()
     wait_released(server["url"])
 

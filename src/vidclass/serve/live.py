@@ -309,7 +309,7 @@ class LiveRun:
             await asyncio.wait({receiving, sending}, return_when=asyncio.FIRST_COMPLETED)
             if not sending.done():
                 ended = receiving.result()
-                if ended == "stop":
+                if ended == "stop" and self.received:
                     self.feed.close()  # what was sent is still labelled, then the end
                 else:
                     self.stop()

@@ -7,6 +7,7 @@ skipping to a keyframe is cheaper than decoding everything in between.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -136,17 +137,15 @@ class Reader:
         container reports bad data, until MAX_BAD_PACKETS of those in a row; a file
         ends at its container's first error or that many bad packets in a row.
         `stall`: end (as timed out) when no frame has decoded for that many seconds,
-        however many bytes still come."""
+        however many bytes still come. A stream that times out still gives the frames
+        its decoder holds."""
         bad_run = broken = 0
-        framed_at = time.monotonic()
-        checked_size = None
+        self._framed_at = time.monotonic()
+        self._checked_size = None
         while True:
             try:
                 for packet in self.container.demux(self.stream):
                     check_time()
-                    if stall is not None and time.monotonic() - framed_at > stall:
-                        self.timed_out = True  # bytes come, but no picture
-                        return
                     self._note_keyframe(packet)
                     try:
                         decoded = packet.decode()
@@ -156,28 +155,43 @@ class Reader:
                         self._note_damage(exc)
                         if bad_run >= MAX_BAD_PACKETS and not resilient:
                             return
-                        continue
-                    for frame in decoded:
-                        if (frame.width, frame.height) != checked_size:
-                            check_frame_size(frame.width, frame.height, str(self.path))
-                            checked_size = (frame.width, frame.height)
-                        if frame.pts is not None and frame.time is not None:
-                            t = float(frame.time) - self.t0
-                        else:
-                            last = self.last_time
-                            t = (last + self.frame_dt) if last is not None else 0
-                        self.last_time = t
-                        framed_at = time.monotonic()
-                        yield frame, t
+                        decoded = []
+                    yield from self._timed(decoded)
+                    if stall is not None and time.monotonic() - self._framed_at > stall:
+                        self.timed_out = True  # bytes come, but no picture
+                        yield from self._timed(self._drain())
+                        return
                 return
             except av.error.ExitError:  # the open's timeout interrupted a read: no data
                 self.timed_out = True
+                yield from self._timed(self._drain())
                 return
             except av.error.FFmpegError as exc:  # the container itself breaks off
                 self._note_damage(exc)
                 broken += 1
                 if not resilient or broken >= MAX_BAD_PACKETS:
                     return
+
+    def _timed(self, decoded):
+        for frame in decoded:
+            if (frame.width, frame.height) != self._checked_size:
+                check_frame_size(frame.width, frame.height, str(self.path))
+                self._checked_size = (frame.width, frame.height)
+            known = frame.pts is not None and frame.time is not None
+            t = float(frame.time) - self.t0 if known else None
+            if t is None or not math.isfinite(t):  # no timestamp, or one past reason
+                last = self.last_time
+                t = (last + self.frame_dt) if last is not None else 0.0
+            self.last_time = t
+            self._framed_at = time.monotonic()
+            yield frame, t
+
+    def _drain(self) -> list:
+        """The frames the decoder still holds (its delay), as at the end of a file."""
+        try:
+            return self.stream.codec_context.decode(None)
+        except av.error.FFmpegError:
+            return []
 
     def _note_damage(self, exc: Exception) -> None:
         if self.damage is None:
