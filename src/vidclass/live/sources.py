@@ -215,6 +215,7 @@ class ChunkFeed:
         self.idle = idle
         self.name = "live feed"
         self._chunks: deque[bytes] = deque()
+        self._offset = 0  # read so far of the first chunk
         self._held = 0
         self._closed = False
         self._cond = threading.Condition()
@@ -245,12 +246,14 @@ class ChunkFeed:
                 return b""  # silent too long: the end
             if not self._chunks:
                 return b""
-            chunk = self._chunks.popleft()
-            if len(chunk) > size:
-                self._chunks.appendleft(chunk[size:])
-                chunk = chunk[:size]
-            self._held -= len(chunk)
-            return chunk
+            chunk = self._chunks[0]
+            piece = chunk[self._offset : self._offset + size]
+            self._offset += len(piece)
+            if self._offset == len(chunk):  # a big chunk is read in place, not re-copied
+                self._chunks.popleft()
+                self._offset = 0
+            self._held -= len(piece)
+            return piece
 
     def seekable(self) -> bool:
         return False

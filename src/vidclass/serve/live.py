@@ -258,7 +258,8 @@ class LiveRun:
             if session is not None:
                 for event in session.close():
                     self._put(event.as_dict())
-                self._put(session.summary.as_dict())
+                # windows a slow client did not read in time were dropped: say how many
+                self._put({**session.summary.as_dict(), "dropped": self.dropped})
             self._put(None)
 
     def _made(self) -> LiveSession | None:
