@@ -23,15 +23,23 @@ FLAGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def browser():
+def chromium(*extra_flags: str):
+    """Debian's chromium, headless, with FLAGS and `extra_flags` (a generator for a
+    fixture: it yields the browser and closes it); skipped where it is missing."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs the test extra")
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"{CHROMIUM} is missing: ./install.sh installs Debian's chromium")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=[*FLAGS, *extra_flags], headless=True
+        )
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    yield from chromium()
 
 
 def test_upload_shows_bars_and_a_clickable_timeline(browser, server):

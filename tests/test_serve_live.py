@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import random
 import threading
 import time
@@ -15,7 +14,7 @@ from urllib.parse import urlencode
 import pytest
 
 from .conftest import start_server, stop_server, video
-from .test_page import ARTIFACTS, CHROMIUM, FLAGS
+from .test_page import ARTIFACTS, chromium
 from .test_serve import call
 
 websockets = pytest.importorskip("websockets", reason="serve needs the serve extra")
@@ -229,16 +228,7 @@ def test_the_key_and_the_session_limit(tmp_path):
 
 @pytest.fixture(scope="module")
 def camera_browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the test extra")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} is missing: ./install.sh installs Debian's chromium")
-    fake_camera = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=FLAGS + fake_camera, headless=True
-        )
-        yield browser
-        browser.close()
+    yield from chromium("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream")
 
 
 def test_the_page_labels_the_camera_live(camera_browser, server):

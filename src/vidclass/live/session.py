@@ -89,13 +89,11 @@ class Histogram:
         self.step = step
         self.counts = np.zeros(int(top / step) + 1, dtype=np.int64)
         self.count = 0
-        self.total = 0.0
         self.max = 0.0
 
     def add(self, seconds: float) -> None:
         self.counts[min(len(self.counts) - 1, max(0, int(seconds / self.step)))] += 1
         self.count += 1
-        self.total += seconds
         self.max = max(self.max, seconds)
 
     def quantile(self, q: float) -> float | None:
