@@ -105,7 +105,7 @@ def save_random_head(folder: Path, backbone, clips, labels: list[str], hidden: i
     import torch
 
     import vidclass
-    from vidclass.models import trained
+    from vidclass.models import folder_config, trained
     from vidclass.models.head import Head
 
     torch.manual_seed(0)
@@ -115,7 +115,7 @@ def save_random_head(folder: Path, backbone, clips, labels: list[str], hidden: i
         "labels": labels,
         "multi_label": False,
         "threshold": None,
-        "input": trained.spec_to_dict(backbone.spec),
+        "input": folder_config.spec_to_dict(backbone.spec),
         "head": {"in_dim": 1024, "hidden": hidden, "dropout": 0.0, "prior": False},
         "training": {"videos": 0},
     }

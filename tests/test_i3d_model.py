@@ -62,3 +62,10 @@ def test_folding_batchnorm_keeps_the_output():
         after = unit(x)
     assert isinstance(unit.bn, torch.nn.Identity)
     torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+
+
+def test_the_registered_entry_says_the_modules_shortest_clip():
+    # builtin.py states it without importing the module (runs without torch).
+    from vidclass.models import get_entry
+
+    assert get_entry("i3d.kinetics400").input.min_frames == InceptionI3d.MIN_FRAMES

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -84,6 +85,16 @@ def test_the_folder_records_its_calibration_and_classifies_from_the_cli(int8_dir
     tl = run_cli("timeline", video(CLIP), "--model", int8_dir, "--window", "1", "--format", "json")
     assert tl.returncode == 0, tl.stderr
     assert len(json.loads(tl.stdout)["windows"]) >= 9
+
+
+def test_an_int8_folder_runs_without_torch_once_run(int8, int8_dir):
+    from vidclass.runtimes.light import LightClassifier, load_light
+
+    want = int8.scores(video(CLIP))  # its first run, through torch, records it
+    light = load_light(str(int8_dir))
+    assert isinstance(light, LightClassifier)
+    assert (light.runtime, light.precision, light.name) == ("openvino", "int8", str(int8_dir))
+    np.testing.assert_allclose(light.scores(video(CLIP)), want, atol=1e-5)
 
 
 def test_int8_is_only_what_a_quantized_model_runs_in(int8_dir):

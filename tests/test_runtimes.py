@@ -82,9 +82,11 @@ def test_one_graph_serves_every_clip_length_and_is_cached(cache):
     graphs = cache / "graphs"
     first = run_cli("classify", video(CLIP), "--runtime", "openvino", "--format", "json")
     assert first.returncode == 0, first.stderr
-    made = sorted(p.name for p in graphs.glob("*.onnx"))
+    made = sorted(p.name for p in graphs.glob("embed-*.onnx"))
     # I3D's SAME pads are computed in the graph: its clip length is free.
     assert len(made) == 1 and "-3xTx224x224-" in made[0], made
+    # Beside it, its head, for runs without torch (runtimes.light).
+    assert [p.name.split("-")[:2] for p in graphs.glob("head-*.onnx")] == [["head", "1024"]]
     assert not list(graphs.glob("*partial*"))
     # A new process finds it: no conversion, the same answer.
     again = run_cli("classify", video(CLIP), "--runtime", "onnxruntime", "--format", "json")
@@ -101,7 +103,7 @@ def test_one_graph_serves_every_clip_length_and_is_cached(cache):
         )  # fmt: skip
         assert tl.returncode == 0 and "converting" not in tl.stderr, tl.stderr
         runs[runtime] = json.loads(tl.stdout)["windows"]
-    assert len(list(graphs.glob("*.onnx"))) == 1
+    assert len(list(graphs.glob("embed-*.onnx"))) == 1
     assert len(runs["openvino"]) == len(runs["torch"]) >= 9
     for got, want in zip(runs["openvino"], runs["torch"], strict=True):
         assert [p["label"] for p in got["predictions"]] == [p["label"] for p in want["predictions"]]
@@ -143,7 +145,8 @@ def test_a_damaged_cached_graph_is_made_again(cache, reference, clips):
 
 def test_a_trained_head_runs_with_its_backbone_graph(tmp_path, cache, reference, clips):
     load_model(precision="fp32", runtime="onnxruntime").logits(clips)  # the backbone's graph
-    graphs = sorted(cache.glob("graphs/*.onnx"))
+    graphs = sorted(cache.glob("graphs/embed-*.onnx"))
+    heads = set(cache.glob("graphs/head-*.onnx"))
     folder = tmp_path / "mine"
     save_random_head(folder, reference, clips, ["a", "b", "c"], hidden=16)
     expected = load_model(str(folder), precision="fp32", runtime="torch").logits(clips)
@@ -151,8 +154,10 @@ def test_a_trained_head_runs_with_its_backbone_graph(tmp_path, cache, reference,
         model = load_model(str(folder), precision="fp32", runtime=runtime)
         assert model.runtime == runtime
         np.testing.assert_allclose(model.logits(clips), expected, atol=1e-3)
-    # Only the head differs from the backbone: the backbone's graph served, none was made.
-    assert sorted(cache.glob("graphs/*.onnx")) == graphs
+    # Only the head differs from the backbone: the backbone's graph served, none was made;
+    # OpenVINO's run added a graph of the head alone (for runs without torch).
+    assert sorted(cache.glob("graphs/embed-*.onnx")) == graphs
+    assert len(set(cache.glob("graphs/head-*.onnx")) - heads) == 1
 
 
 def test_a_transformers_classifier_runs_in_both(tmp_path):

@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from .errors import VidclassError
-from .gallery import Gallery
 from .label_choice import LabelChoice, as_choice
 from .limits import DEFAULT_VIDEO_TIMEOUT
 from .models import DEFAULT_MODEL, list_entries
-from .pipeline import VideoClassifier, VideoResult, load_model
+from .results import VideoResult
 from .version import __version__
+
+if TYPE_CHECKING:
+    from .classifier import Classifier
+    from .gallery import Gallery
+    from .pipeline import VideoClassifier, load_model
+
+# Imported when first used: torch (the pipeline) takes a second to import, and a run
+# that finds its model converted for OpenVINO never needs it (runtimes.light).
+_LAZY = {"Gallery": ".gallery", "VideoClassifier": ".pipeline", "load_model": ".pipeline"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -37,10 +57,13 @@ def _cached_model(
     device: str = "auto",
     runtime: str = "auto",
     expected_clips: int | None = None,
-) -> VideoClassifier:
-    return load_model(
-        name, precision=precision, device=device, runtime=runtime, expected_clips=expected_clips
-    )
+    light: bool = True,
+    threads: int | None = None,
+) -> Classifier:
+    """The model, loaded once (see loading.load_classifier)."""
+    from .loading import load_classifier
+
+    return load_classifier(name, precision, threads, device, runtime, expected_clips, light)
 
 
 def classify(
@@ -60,7 +83,7 @@ def classify(
     The model is loaded once and kept for later calls; use `load_model` to hold it
     yourself.
     """
-    classifier = _cached_model(model, precision, device, runtime)
+    classifier = _cached_model(model, precision, device, runtime, clips)
     return classifier.classify(path, top_k=top_k, clips=clips, labels=labels)
 
 
@@ -117,11 +140,12 @@ def watch(
     finished); `give_up`: stop reconnecting after this many seconds (None: never).
     """
     from . import live
+    from .pipeline import VideoClassifier
 
     classifier = (
         model
         if isinstance(model, VideoClassifier)
-        else _cached_model(model, precision, device, runtime)
+        else _cached_model(model, precision, device, runtime, light=False)
     )
     return live.session(
         classifier.with_labels(as_choice(labels)),
@@ -192,9 +216,12 @@ def classify_batch(
     try:
         # The whole run's clips are known here: a few score sooner in torch (auto).
         expected = len(videos) * clips if engine != "ray" else None
-        classifier = _cached_model(model, precision, device, runtime, expected).with_labels(labels)
-        if threads is not None:  # after loading, which sets all cores
-            configure_threads(threads)
+        # A cluster's workers load the model through torch: no record there.
+        light = engine != "ray"
+        classifier = _cached_model(model, precision, device, runtime, expected, light, threads)
+        classifier = classifier.with_labels(labels)
+        if threads is not None and classifier.runtime_threads is None:
+            configure_threads(threads)  # after loading, which sets all cores
     except BaseException:
         if decoders is not None:
             decoders.close()

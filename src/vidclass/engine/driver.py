@@ -16,11 +16,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from ..limits import check_time
 from ..results import VideoResult, top_k
-from ..video.transforms import clip_to_tensor
 from .executors import DecoderPool, Event, InProcess, Job, LocalProcesses, default_workers
 from .prepare import Prepared
 from .work import Clips, Runner, Work, forward, stack
@@ -48,8 +46,8 @@ class RunStats:
 class _Video:
     """A video whose clips are being scored."""
 
-    scores: dict[int, torch.Tensor] = field(default_factory=dict)
-    features: dict[int, torch.Tensor] = field(default_factory=dict)
+    scores: dict = field(default_factory=dict)  # clip index: its row
+    features: dict = field(default_factory=dict)
     end: Prepared | None = None  # set once every clip has been made
     made: int = 0
 
@@ -175,7 +173,7 @@ class Driver:
         for item in group:
             ready.remove(item)
         check_time()  # a request past its deadline stops here, before the model
-        x = torch.stack([clip_to_tensor(clip, self.model.spec) for _, _, clip in group])
+        x = self.model.batch([clip for _, _, clip in group])
         start = time.perf_counter()
         scores, features = forward(self.model, self.work.outputs, x)
         self.stats.model_seconds += time.perf_counter() - start

@@ -10,15 +10,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
 from ..errors import VidclassError
 from ..label_choice import LabelChoice
 from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..models.spec import InputSpec
+
+if TYPE_CHECKING:
+    import torch
 
 OUTPUTS = ("scores", "features", "both", "trunk")
 
@@ -109,6 +111,12 @@ class Runner(Protocol):
     @property
     def min_score(self) -> float | None: ...  # predictions keep labels from this score
 
+    def batch(self, clips: list[np.ndarray]) -> Any:
+        """The model's input for uint8 clips of one shape (see video.transforms)."""
+        ...
+
+    # Batches, logits, scores and features: torch tensors, or numpy arrays for a
+    # runner without torch (vidclass.runtimes.light).
     def logits(self, clips: torch.Tensor) -> torch.Tensor: ...
 
     def activate(self, logits: torch.Tensor) -> torch.Tensor: ...
@@ -131,5 +139,6 @@ def forward(model: Runner, outputs: str, x: torch.Tensor):
     return None, model.embed(x)
 
 
-def stack(rows: list[torch.Tensor]) -> np.ndarray | None:
-    return torch.stack(rows).numpy() if rows else None
+def stack(rows: list) -> np.ndarray | None:
+    """Rows (1-D tensors or arrays on the CPU) as one array."""
+    return np.stack([np.asarray(row) for row in rows]) if rows else None

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from ..errors import VidclassError
-from . import trained
+from . import folder_config
 from .spec import ModelEntry
 
 KIND = "quantized"
@@ -27,7 +27,7 @@ def graph_files(folder: str | Path) -> tuple[Path, Path]:
 
 
 def _config(folder: str | Path) -> dict | None:
-    path = Path(folder, trained.CONFIG)
+    path = Path(folder, folder_config.CONFIG)
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
             return None
@@ -38,21 +38,23 @@ def _config(folder: str | Path) -> dict | None:
 
 
 def is_quantized_dir(name: str) -> bool:
-    config = _config(name) if trained.is_trained_dir(name) else None
+    config = _config(name) if folder_config.is_trained_dir(name) else None
     return config is not None and config.get("kind") == KIND
 
 
 def read_config(folder: str | Path) -> dict:
     config = _config(folder)
     if config is None or config.get("kind") != KIND:
-        raise VidclassError(f"{Path(folder, trained.CONFIG)}: not a quantized vidclass model")
-    if config.get("format") != trained.FORMAT:
-        raise VidclassError(f"{folder}: model format {config.get('format')!r} is not 1")
+        raise VidclassError(f"{Path(folder, folder_config.CONFIG)}: not a quantized vidclass model")
+    if config.get("format") != folder_config.FORMAT:
+        raise VidclassError(
+            f"{folder}: model format {config.get('format')!r} is not {folder_config.FORMAT}"
+        )
     for key in ("base", "calibration", "precision"):
         if key not in config:
-            raise VidclassError(f"{Path(folder, trained.CONFIG)}: no {key!r}")
+            raise VidclassError(f"{Path(folder, folder_config.CONFIG)}: no {key!r}")
     if not isinstance(config["base"], str) or not config["base"]:
-        raise VidclassError(f"{Path(folder, trained.CONFIG)}: 'base' is not a model name")
+        raise VidclassError(f"{Path(folder, folder_config.CONFIG)}: 'base' is not a model name")
     if is_quantized_dir(base_name(folder, config)):
         raise VidclassError(f"{folder}: its base is itself quantized")
     for path in graph_files(folder):
@@ -68,9 +70,9 @@ def base_name(folder: str | Path, config: dict) -> str:
     return config["base"]
 
 
-def read_entry(folder: str | Path, base: ModelEntry) -> ModelEntry:
-    """The base model's entry, named and described as this folder."""
-    config = read_config(folder)
+def read_entry(folder: str | Path, base: ModelEntry, config: dict) -> ModelEntry:
+    """The base model's entry, named and described as this folder (`config`: its
+    read_config)."""
     calibration = config["calibration"]
     return ModelEntry(
         name=str(folder),

@@ -5,16 +5,18 @@ Hugging Face hub id (`org/name`; `hf-hub:org/name` says so explicitly)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from ..errors import VidclassError
-from . import hf, quantized, trained
+from . import folder_config, hf, quantized, trained
 from .registry import get_entry, is_registered
 from .spec import ModelEntry
-from .weights import load_folded_state, load_state_dict, save_folded_state
+from .weights import load_folded_state, load_state_dict, save_folded_state, weights_path
 
 HUB_SCHEME = "hf-hub:"
+MAX_FOLDER_FILES = 64  # a model folder's files, listed as what its weights come from
 KINDS = ("builtin", "trained", "quantized", "transformers")
 
 
@@ -33,7 +35,7 @@ def parse_model_name(name: str) -> ModelRef:
         return ModelRef("transformers", name[len(HUB_SCHEME) :])
     if quantized.is_quantized_dir(name):
         return ModelRef("quantized", name)
-    if trained.is_trained_dir(name):
+    if folder_config.is_trained_dir(name):
         return ModelRef("trained", name)
     if is_registered(name):
         return ModelRef("builtin", name)
@@ -47,13 +49,36 @@ def describe(name: str, download: bool = True) -> ModelEntry:
     """The model's entry (labels, input spec, source) without loading its weights."""
     ref = parse_model_name(name)
     if ref.kind == "quantized":
-        base = quantized.base_name(ref.name, quantized.read_config(ref.name))
-        return quantized.read_entry(ref.name, describe(base, download))
+        config = quantized.read_config(ref.name)
+        base = quantized.base_name(ref.name, config)
+        return quantized.read_entry(ref.name, describe(base, download), config)
     if ref.kind == "trained":
-        return trained.read_entry(ref.name)
+        return folder_config.read_entry(ref.name)
     if ref.kind == "transformers":
         return hf.read_entry(ref.name, download=download)
     return get_entry(ref.name)
+
+
+def source_files(name: str) -> list[Path] | None:
+    """The files a model's weights and description come from (a folder's files, and its
+    base model's; a registered model's converted weights), so that a change to any of
+    them is seen; None where they cannot be listed (a hub model in transformers' cache)."""
+    ref = parse_model_name(name)
+    if ref.kind == "builtin":
+        path = weights_path(get_entry(ref.name))
+        return [path] if path.is_file() else None
+    if not Path(ref.name).is_dir():
+        return None
+    files = sorted(p for p in Path(ref.name).iterdir() if p.is_file())
+    if len(files) > MAX_FOLDER_FILES:
+        return None
+    base = None
+    if ref.kind == "trained":
+        base = folder_config.read_config(ref.name)["backbone"]
+    elif ref.kind == "quantized":
+        base = quantized.base_name(ref.name, quantized.read_config(ref.name))
+    more = source_files(base) if base is not None else []
+    return None if more is None else files + more
 
 
 def load(name: str, download: bool = True) -> tuple[ModelEntry, torch.nn.Module]:
@@ -62,11 +87,11 @@ def load(name: str, download: bool = True) -> tuple[ModelEntry, torch.nn.Module]
     instead of the backbone (meta "graph")."""
     ref = parse_model_name(name)
     if ref.kind == "quantized":
-        base = quantized.base_name(ref.name, quantized.read_config(ref.name))
-        base_entry, module = load(base, download)
-        return quantized.read_entry(ref.name, base_entry), module
+        config = quantized.read_config(ref.name)
+        base_entry, module = load(quantized.base_name(ref.name, config), download)
+        return quantized.read_entry(ref.name, base_entry, config), module
     if ref.kind == "trained":
-        entry = trained.read_entry(ref.name)
+        entry = folder_config.read_entry(ref.name)
         module = trained.load_module(
             ref.name, entry.meta["config"], lambda b: load_pretrained(b, download)[1]
         )

@@ -6,7 +6,6 @@ validation metrics), so classify/timeline/evaluate load it like any other model.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -16,17 +15,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import VidclassError
+from .folder_config import BACKBONE_WEIGHTS, CONFIG, FORMAT, HEAD_WEIGHTS
 from .head import Head
-from .spec import InputSpec, ModelEntry
-
-CONFIG = "vidclass.json"
-HEAD_WEIGHTS = "head.safetensors"
-BACKBONE_WEIGHTS = "backbone.safetensors"  # only when the backbone was fine-tuned
-FORMAT = 1
-
-
-def is_trained_dir(name: str) -> bool:
-    return Path(name, CONFIG).is_file()
 
 
 class TrainedModule(nn.Module):
@@ -56,16 +46,6 @@ class TrainedModule(nn.Module):
         return self
 
 
-def spec_to_dict(spec: InputSpec) -> dict:
-    return dataclasses.asdict(spec)
-
-
-def spec_from_dict(data: dict) -> InputSpec:
-    names = {f.name for f in dataclasses.fields(InputSpec)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
-    return InputSpec(**values)
-
-
 def save(
     folder: str | Path,
     config: dict,
@@ -84,34 +64,6 @@ def save(
     tmp = folder / (CONFIG + ".tmp")
     tmp.write_text(json.dumps({"format": FORMAT, **config}, indent=2) + "\n", encoding="utf-8")
     tmp.replace(folder / CONFIG)
-
-
-def read_config(folder: str | Path) -> dict:
-    path = Path(folder, CONFIG)
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise VidclassError(f"{path}: not a readable vidclass model config ({exc})") from None
-    if config.get("format") != FORMAT:
-        raise VidclassError(f"{path}: model format {config.get('format')!r} is not {FORMAT}")
-    return config
-
-
-def read_entry(folder: str | Path) -> ModelEntry:
-    config = read_config(folder)
-    multi = config["multi_label"]
-    return ModelEntry(
-        name=str(folder),
-        description=f"trained on {config['training']['videos']} videos, "
-        f"backbone {config['backbone']}",
-        labels=tuple(config["labels"]),
-        input=spec_from_dict(config["input"]),
-        weights=None,
-        build=None,
-        activation="sigmoid" if multi else "softmax",
-        source=f"{Path(folder) / HEAD_WEIGHTS} on {config['backbone']}",
-        meta={"threshold": config.get("threshold"), "config": config},
-    )
 
 
 def load_module(

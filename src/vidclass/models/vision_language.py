@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import VidclassError
+from ..label_choice import NEEDS_LABELS
 from .spec import InputSpec, ModelEntry
 
 FRAMES_PER_CLIP = 8  # image models: frames a clip is scored on, spread over it
@@ -195,12 +196,6 @@ class TextVideoModel(nn.Module):
 
     def embed_source(self) -> nn.Module:
         return self
-
-
-NEEDS_LABELS = (
-    "a vision-language model has no labels of its own: name the ones to score with "
-    "--labels (Python: labels=[...])"
-)
 
 
 class LabelledModule(nn.Module):

@@ -21,9 +21,11 @@ PRECISIONS = {
     "openvino": ("fp32", "bf16"),
     "onnxruntime": ("fp32",),
 }
-# Below this many clips in a run, `auto` keeps torch: OpenVINO's start (importing it,
-# reading its compiled blob, warming up: ~0.55 s for I3D) outweighs what it saves per
-# clip (0.15 s in bf16, 0.53 s in fp32; benchmarks/runtimes.py on an AVX-512 EPYC).
+# Below this many clips in a run, `auto` keeps torch: OpenVINO's start beside torch's
+# (importing it, reading its compiled blob, warming up: ~0.55 s for I3D) outweighs what
+# it saves per clip (0.15 s in bf16, 0.53 s in fp32; benchmarks/runtimes.py on an
+# AVX-512 EPYC). A model with a record (runtimes.light) skips torch's start instead and
+# runs in OpenVINO however few its clips: that is decided before this (loading.py).
 OPENVINO_MIN_CLIPS = {"bf16": 4, "fp32": 2}
 INT8 = "int8"
 QUANTIZE_HINT = "vidclass models quantize MODEL --calibrate DIR --out DIR"

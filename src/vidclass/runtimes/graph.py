@@ -1,6 +1,7 @@
 """A backbone's `embed` as an ONNX graph: exported once per weights and clip shape (once
 for every clip length where the module allows it), checked against torch, and cached
-where the converted weights live."""
+where the converted weights live. A model's head (`head_logits`) exports the same way,
+for runs without torch (runtimes.light)."""
 
 from __future__ import annotations
 
@@ -30,15 +31,20 @@ EXPORT_VERSION = 2
 FP32_TOLERANCE = 1e-3
 
 
-class _Embed(nn.Module):
-    """`embed` as a module's forward, which is what exporters trace."""
+# What each exported part of a VideoModule takes and gives (ONNX input, output names).
+PARTS = {"embed": ("clips", "features"), "head_logits": ("features", "logits")}
 
-    def __init__(self, module: nn.Module):
+
+class _Part(nn.Module):
+    """A module's `embed` or `head_logits` as a forward, which is what exporters trace."""
+
+    def __init__(self, module: nn.Module, part: str):
         super().__init__()
         self.module = module
+        self.part = part
 
-    def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        return self.module.embed(clips)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self.module, self.part)(x)
 
 
 def state_digest(module: nn.Module) -> str:
@@ -57,17 +63,19 @@ def graph_shape(shape: tuple[int, ...], any_frames: bool) -> tuple[int | str, ..
     return (shape[0], "T", *shape[2:]) if any_frames else tuple(shape)
 
 
-def graph_path(digest: str, shape: tuple[int | str, ...]) -> Path:
-    """Where the graph of these weights for clips of `shape` (from graph_shape) is
-    cached. The key holds the exporter's version and vidclass's (the graph is made from
-    its code); models that share weights (heads trained on one backbone) share the file."""
+def graph_path(digest: str, shape: tuple[int | str, ...], part: str = "embed") -> Path:
+    """Where the graph of these weights for inputs of `shape` (clips: from graph_shape)
+    is cached. The key holds the exporter's version and vidclass's (the graph is made
+    from its code); models that share weights (heads trained on one backbone) share the
+    file."""
     key = hashlib.blake2b(
         f"{digest}|{shape}|torch {torch.__version__}|vidclass {__version__}|{OPSET}|"
         f"{EXPORT_VERSION}".encode(),
         digest_size=12,
     ).hexdigest()
     dims = "x".join(str(d) for d in shape)
-    return cache_dir() / "graphs" / f"embed-{dims}-{key}.onnx"
+    prefix = "embed" if part == "embed" else "head"
+    return cache_dir() / "graphs" / f"{prefix}-{dims}-{key}.onnx"
 
 
 def _say(message: str) -> None:
@@ -80,19 +88,26 @@ def _random_clip(shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def export(
-    module: nn.Module, shape: tuple[int, ...], path: Path, label: str, check, any_frames: bool
+    module: nn.Module,
+    shape: tuple[int, ...],
+    path: Path,
+    label: str,
+    check,
+    any_frames: bool,
+    part: str = "embed",
 ) -> Path:
-    """Export `module.embed` for clips of `shape` to `path` (batch size free, and the
-    clip length too where `any_frames`), then run `check(path, clip) -> features` on
-    random clips and compare with torch: of `shape`, and with any_frames of one frame
-    more (the other parity of the strided pads). The file appears only once it passed:
-    a crash or a mismatch leaves nothing behind."""
+    """Export `module.embed` (or `part`, one of PARTS) for inputs of `shape` to `path`
+    (batch size free, and the clip length too where `any_frames`), then run
+    `check(path, x) -> output` on random inputs and compare with torch: of `shape`, and
+    with any_frames of one frame more (the other parity of the strided pads). The file
+    appears only once it passed: a crash or a mismatch leaves nothing behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.stem}.partial-{os.getpid()}.onnx")
     dims = "x".join(str(d) for d in graph_shape(shape, any_frames))
-    _say(f"converting {label} for {dims} clips (once; cached in {path.parent}) ...")
+    names = PARTS[part]
+    _say(f"converting {label} for {dims} {names[0]} (once; cached in {path.parent}) ...")
     started = time.perf_counter()
-    wrapper = _Embed(module).eval()
+    wrapper = _Part(module, part).eval()
     clip = _random_clip(shape)
     free = {0: "batch", 2: "frames"} if any_frames else {0: "batch"}
     checks = [clip]
@@ -114,9 +129,9 @@ def export(
                 (clip,),
                 str(partial),
                 dynamo=False,
-                input_names=["clips"],
-                output_names=["features"],
-                dynamic_axes={"clips": free, "features": {0: "batch"}},
+                input_names=[names[0]],
+                output_names=[names[1]],
+                dynamic_axes={names[0]: free, names[1]: {0: "batch"}},
                 opset_version=OPSET,
             )
             expected = [wrapper(x).float().numpy() for x in checks]

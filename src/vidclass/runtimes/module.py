@@ -47,6 +47,9 @@ class RuntimeModule(nn.Module):
         self._digest: str | None = None
         self._sessions: dict[tuple[int, ...], object] = {}
         self._lock = threading.Lock()
+        # Called as on_open(self, shape, session, graph) once a shape's session opens
+        # (load_model: the record for runs without torch, runtimes.remember).
+        self.on_open = None
 
     def _session(self, shape: tuple[int, ...]):
         """The session for clips of `shape`; None where torch runs them (fallback)."""
@@ -59,7 +62,16 @@ class RuntimeModule(nn.Module):
                         raise
                     log.warning(f"{exc}; it runs in torch instead")
                     self._sessions[shape] = None
+                if self._sessions[shape] is not None and self.on_open is not None:
+                    self._opened(shape, self._sessions[shape])
             return self._sessions[shape]
+
+    def _opened(self, shape: tuple[int, ...], session) -> None:
+        graph = self.graph if self.graph is not None else self.graph_file(shape)
+        try:
+            self.on_open(self, shape, session, graph)
+        except Exception as exc:  # a quicker next start is not worth failing this run
+            log.warning(f"{self.label}: not recorded for runs without torch ({exc})")
 
     def graph_file(self, shape: tuple[int, ...]) -> Path:
         """The cached fp32 graph that serves clips of `shape`, made (and checked against

@@ -18,17 +18,19 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..errors import VidclassError
-from ..models import quantized, trained
-from ..models.resolve import parse_model_name
+from ..models import folder_config, quantized
 from ..progress import tracked
 from ..version import __version__
 from ..video.transforms import clip_to_tensor, stack_clip
 from . import require
+
+if TYPE_CHECKING:  # imported where it runs: `vidclass models` lists its options without it
+    import torch
 
 log = logging.getLogger("vidclass")
 # Calibration clips are kept decoded (uint8, a quarter of their float size: 9.6 MB for
@@ -103,6 +105,7 @@ def quantize(
     (folders, globs, list files: as classify takes them) and write the model folder
     `out`. The folder runs like any model (`--model out`), in OpenVINO on a CPU."""
     from ..batch import expand_inputs
+    from ..models.resolve import parse_model_name
     from ..pipeline import load_model
     from .module import RuntimeModule
 
@@ -153,13 +156,17 @@ def quantize(
         ov.save_model(int8, str(partial / quantized.GRAPH), compress_to_fp16=False)
         if kind == "trained":  # the labels and head come along: the folder stands alone
             (partial / quantized.BASE_DIR).mkdir()
-            for file in (trained.CONFIG, trained.HEAD_WEIGHTS, trained.BACKBONE_WEIGHTS):
+            for file in (
+                folder_config.CONFIG,
+                folder_config.HEAD_WEIGHTS,
+                folder_config.BACKBONE_WEIGHTS,
+            ):
                 if Path(name, file).is_file():
                     shutil.copyfile(Path(name, file), partial / quantized.BASE_DIR / file)
         same, move = _check(model, partial, clips, progress)
         base = str(Path(name).resolve()) if kind == "transformers" and Path(name).is_dir() else name
         config = {
-            "format": trained.FORMAT,
+            "format": folder_config.FORMAT,
             "kind": quantized.KIND,
             "base": base,
             "base_copied": kind == "trained",
@@ -183,7 +190,7 @@ def quantize(
                 "check": {"clips": len(clips), "top1_same": same, "top5_max_move": move},
             },
         }
-        (partial / trained.CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        (partial / folder_config.CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         _writable_out(out, force)  # again: minutes passed, and it is about to go
         if out.exists():  # empty, or ours with --force
             shutil.rmtree(out)
@@ -196,6 +203,8 @@ def quantize(
 def _check(model, folder: Path, clips: list[np.ndarray], progress) -> tuple[int, float]:
     """How the int8 graph in `folder` scores the calibration clips against fp32: clips
     whose top-1 label it keeps, and the largest move of a top-5 score."""
+    import torch
+
     from .module import RuntimeModule
 
     base = model.module

@@ -82,6 +82,11 @@ class OpenVINOSession:
             static.unlink(missing_ok=True)
             self.compiled = core.compile_model(str(_static_graph(path, shape)), "CPU", config)
 
+    def features(self) -> int | None:
+        """The width of the graph's output rows, where the graph fixes it."""
+        dim = self.compiled.output(0).get_partial_shape()[-1]
+        return dim.get_length() if dim.is_static else None
+
     def __call__(self, clips: np.ndarray) -> np.ndarray:
         # A request per call: one request is not safe to share between threads.
         request = self.compiled.create_infer_request()

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from ..engine import Driver, InProcess, Work
@@ -230,6 +231,9 @@ class BatchedModel:
     @property
     def batch_size_hint(self) -> int:
         return self.batcher.max_clips
+
+    def batch(self, clips: list[np.ndarray]) -> torch.Tensor:
+        return self.view.batch(clips)
 
     def logits(self, clips: torch.Tensor) -> torch.Tensor:
         rows = self.batcher.logits(self.source, clips)

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import VidclassError
 from ..limits import DEFAULT_VIDEO_TIMEOUT
-from ..models import trained
+from ..models import folder_config, trained
 from ..models.resolve import parse_model_name
 from ..version import __version__
 from .dataset import Sample, load_dataset, split_dataset
@@ -242,7 +242,7 @@ def train(
         "labels": list(labels),
         "multi_label": multi,
         "threshold": threshold if multi else None,
-        "input": trained.spec_to_dict(model.spec),
+        "input": folder_config.spec_to_dict(model.spec),
         "head": {
             "in_dim": int(in_dim),
             "hidden": hidden,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from ..models.spec import InputSpec
+
+if TYPE_CHECKING:
+    import torch
 
 
 def center_crop(frame: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
@@ -33,17 +37,26 @@ def stack_clip(frames: list[np.ndarray], spec: InputSpec, crop: bool = True) -> 
     return np.stack(stretch_to(frames, spec.pad_to))
 
 
-def clip_to_tensor(clip: np.ndarray, spec: InputSpec) -> torch.Tensor:
-    """(C, T, H, W) float32 from a stacked uint8 clip, scaled as the model expects."""
-    x = torch.from_numpy(clip).permute(3, 0, 1, 2).float()  # C, T, H, W
+def clip_to_array(clip: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """(C, T, H, W) float32 from a stacked uint8 clip, scaled as the model expects. In
+    numpy, so that runtimes without torch (vidclass.runtimes.light) prepare the same."""
+    x = np.empty((clip.shape[3], *clip.shape[:3]), np.float32)
+    np.copyto(x, clip.transpose(3, 0, 1, 2), casting="unsafe")
     if spec.value_range is not None:
         lo, hi = spec.value_range
-        x = x.mul_((hi - lo) / 255.0).add_(lo)
+        x *= np.float32((hi - lo) / 255.0)
+        x += np.float32(lo)
     if spec.mean is not None and spec.std is not None:
-        mean = torch.tensor(spec.mean).view(3, 1, 1, 1)
-        std = torch.tensor(spec.std).view(3, 1, 1, 1)
-        x = x.sub_(mean).div_(std)
+        x -= np.asarray(spec.mean, np.float32).reshape(3, 1, 1, 1)
+        x /= np.asarray(spec.std, np.float32).reshape(3, 1, 1, 1)
     return x
+
+
+def clip_to_tensor(clip: np.ndarray, spec: InputSpec) -> torch.Tensor:
+    """clip_to_array as a torch tensor (sharing its memory)."""
+    import torch
+
+    return torch.from_numpy(clip_to_array(clip, spec))
 
 
 def frames_to_tensor(frames: list[np.ndarray], spec: InputSpec, crop: bool = True) -> torch.Tensor:

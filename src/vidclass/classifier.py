@@ -1,0 +1,204 @@
+"""Classifier: a loaded model's labels and preprocessing, and the verbs that run it
+(classify, timeline, classify_many) through the engine's one driver. Subclasses run the
+model: VideoClassifier in torch (vidclass.pipeline), LightClassifier in OpenVINO without
+importing torch (vidclass.runtimes.light)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .engine import Clips, Driver, InProcess, ModelRecipe, Work, executor_for
+from .errors import VidclassError
+from .label_choice import NEEDS_LABELS, LabelChoice, as_choice, match_labels
+from .limits import DEFAULT_VIDEO_TIMEOUT
+from .models.spec import ModelEntry
+from .results import VideoResult, top_k
+from .video.clips import read_clip_frames
+
+log = logging.getLogger("vidclass")
+
+
+class Classifier:
+    """A loaded model's labels and verbs; a subclass runs its forward passes (the
+    engine's Runner: batch, logits, activate, embed, scores_and_features, trunk)."""
+
+    runtime = "torch"
+    precision = "fp32"
+    # Threads the model computes on, where it holds its own (else the process's torch
+    # setting, vidclass.runtime.configure_threads).
+    runtime_threads: int | None = None
+
+    def __init__(self, entry: ModelEntry):
+        self.entry = entry
+        self.recipe: ModelRecipe | None = None  # set where it was loaded by name
+        self.chosen: tuple[int, ...] | None = None  # with_labels: the labels kept
+        self.choice: LabelChoice | None = None  # with_labels: what was asked for
+        self.min_score: float | None = None  # multi-label: predictions from this score
+        self._base: Classifier | None = None  # with_labels: the model it views
+        self._views: dict[LabelChoice, Classifier] = {}
+
+    @property
+    def batch_size_hint(self) -> int:
+        """Clips per forward pass when none is asked for: what suits the device."""
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def identity(self) -> str:
+        """What results files record as the model: its name, and the labels it keeps
+        (results of other labels must not be mixed in)."""
+        if self.choice is None:
+            return self.name
+        return f"{self.name} [{self.choice.describe()}]"
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        if self.chosen is None:
+            return self.entry.labels
+        return tuple(self.entry.labels[i] for i in self.chosen)
+
+    @property
+    def zero_shot(self) -> bool:
+        """A vision-language model: it scores whatever labels it is given."""
+        return False
+
+    def with_labels(self, labels) -> Classifier:
+        """This model scoring only `labels` (names, or a LabelChoice). A closed-set model
+        keeps those of its labels (matched ignoring case, `_` and `-`): softmax models
+        renormalise over them, sigmoid ones keep their scores. A vision-language model
+        scores the texts themselves, put into its prompt template, with a softmax over
+        them or, multi-label, each on its own. The weights are shared; None gives the
+        model itself."""
+        choice = as_choice(labels)
+        if choice is None:
+            if self.zero_shot and self.choice is None:
+                raise VidclassError(NEEDS_LABELS)
+            return self
+        base = self if self.choice is None else self._base
+        if base.zero_shot:
+            return base._zero_shot_view(choice)
+        if choice.zero_shot_options:
+            raise VidclassError(
+                f"{self.name} is not a vision-language model: a prompt, multi-label and "
+                "threshold apply only to one (X-CLIP, CLIP, SigLIP)"
+            )
+        view = copy.copy(base)
+        view.chosen = match_labels(base.entry.labels, list(choice.names))
+        view.choice, view._base = choice, base
+        if base.recipe is not None:
+            view.recipe = dataclasses.replace(base.recipe, labels=choice)
+        return view
+
+    def _zero_shot_view(self, choice: LabelChoice) -> Classifier:
+        raise VidclassError(f"{self.name} is not a vision-language model")
+
+    def _keep(self, logits: Any) -> Any:
+        return logits if self.chosen is None else logits[:, list(self.chosen)]
+
+    @property
+    def spec(self):
+        return self.entry.input
+
+    # -- model -------------------------------------------------------------------------
+
+    @property
+    def threshold(self) -> float | None:
+        """Multi-label models: the score from which a label counts as a tag."""
+        return self.entry.meta.get("threshold")
+
+    # -- the forward pass (the subclass's) -----------------------------------------------
+    def batch(self, clips: list[np.ndarray]) -> Any:
+        """The model's input for uint8 clips of one shape (video.transforms.stack_clip)."""
+        raise NotImplementedError
+
+    def logits(self, clips: Any) -> Any:
+        raise NotImplementedError
+
+    def activate(self, logits: Any) -> Any:
+        raise NotImplementedError
+
+    # -- video -------------------------------------------------------------------------
+    def clip_frames(self, path: str | os.PathLike, clips: int = 1) -> list[list[np.ndarray]]:
+        """The decoded frames of `clips` clips spread over the video: RGB uint8 (H, W, 3),
+        upright and resized as the model asks, before cropping and scaling."""
+        frames, warnings = read_clip_frames(path, self.spec, clips)
+        for message in warnings:
+            log.warning(message)
+        return frames
+
+    def run(self, path: str | os.PathLike, work: Work) -> VideoResult:
+        """One video through the engine, in this process: its VideoResult, or its error
+        raised as VidclassError."""
+        return next(Driver(self, work, InProcess(raise_errors=True)).run([path]))
+
+    def scores(self, path: str | os.PathLike, clips: int = 1) -> np.ndarray:
+        """Class scores (probabilities) for a video, averaged over `clips` clips."""
+        return self.run(path, Work(Clips(clips))).scores
+
+    def top_k(self, scores: np.ndarray, k: int) -> list[dict]:
+        return top_k(self.labels, scores, k, self.min_score)
+
+    def classify(
+        self,
+        path: str | os.PathLike,
+        top_k: int = 5,
+        clips: int = 1,
+        labels: list[str] | LabelChoice | None = None,
+    ) -> list[dict]:
+        """Top-k `[{"label", "score"}, ...]`, best first, like transformers' pipeline;
+        `labels`: only these (see `with_labels`)."""
+        model = self.with_labels(labels)
+        return model.run(path, Work(Clips(clips), top_k=top_k)).predictions
+
+    def timeline(
+        self,
+        path: str | os.PathLike,
+        window: float | None = None,
+        stride: float | None = None,
+        top_k: int = 3,
+        smooth: int = 3,
+        min_segment: float | None = None,
+        labels: list[str] | LabelChoice | None = None,
+    ):
+        """Labels over time: top-k for sliding windows, and segments of one label.
+
+        window/stride in seconds (default: the model's clip length, else 2 s / 1 s);
+        smooth: windows averaged before segmenting; min_segment: seconds (2 strides);
+        labels: only these (see `with_labels`).
+        """
+        from .timeline import compute
+
+        model = self.with_labels(labels)
+        return compute(model, path, window, stride, top_k, smooth, min_segment)
+
+    def classify_many(
+        self,
+        paths: Iterable[str | os.PathLike],
+        top_k: int = 5,
+        clips: int = 1,
+        workers: int = 0,
+        batch_size: int | None = None,
+        video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
+        labels: list[str] | LabelChoice | None = None,
+    ) -> Iterator[VideoResult]:
+        """Classify each video; a bad file gives a result with its error, not an exception.
+
+        workers: decoding processes running ahead of the model (0: decode in this one);
+        batch_size: clips of different videos scored in one forward pass; labels: only
+        these (see `with_labels`). Results come in the order given.
+        """
+        model = self.with_labels(labels)
+        work = Work(Clips(clips), top_k=top_k, video_timeout=video_timeout)
+        paths = [str(p) for p in paths]
+        executor = executor_for(workers, len(paths))
+        return Driver(model, work, executor, batch_size, ordered=True).run(paths)
