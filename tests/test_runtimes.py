@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 
 import numpy as np
 import pytest
@@ -202,3 +203,21 @@ def test_runtime_errors_are_one_line(cache):
     with pytest.raises(vidclass.VidclassError, match="runs on the CPU"):
         pick_runtime("onnxruntime", "cuda", convertible=True)
     assert pick_runtime("auto", "cuda", convertible=True) == "torch"
+
+
+def test_openvinos_cache_is_bounded_least_recently_used_first(tmp_path):
+    from vidclass.runtimes.sessions import prune
+
+    files = []
+    for age, name in enumerate(["new.blob", "static/mid.xml", "old.blob", "oldest.blob"]):
+        path = tmp_path / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"x" * 100)
+        os.utime(path, (1e9 - age * 1000, 1e9 - age * 1000))  # (access, modification)
+        files.append(path)
+    kept = tmp_path / "kept.blob"  # older than all, but in use
+    kept.write_bytes(b"x" * 100)
+    os.utime(kept, (1e8, 1e8))
+    assert prune(tmp_path, 300, keep=frozenset({kept})) == 200
+    assert sorted(p.name for p in tmp_path.rglob("*.*")) == ["kept.blob", "mid.xml", "new.blob"]
+    assert prune(tmp_path, 300) == 0  # within the bound: nothing more goes

@@ -17,6 +17,10 @@ from ..models.weights import cache_dir
 # What OpenVINO computes the graph's floating-point ops in. An int8 graph carries its
 # own quantized ops; what it leaves in floating point stays in fp32.
 OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+# OpenVINO's folder in the cache (compiled blobs, static graphs) is kept under this many
+# bytes, the least recently used files going first: every new clip shape or model adds
+# a blob of about the model's size, and nothing else ever removes them.
+OPENVINO_CACHE_BYTES = 2 << 30
 log = logging.getLogger("vidclass")
 
 
@@ -29,6 +33,37 @@ def _openvino_core():
     # its own version): the next start reads a blob instead of compiling again.
     core.set_property({"CACHE_DIR": str(cache_dir() / "openvino")})
     return core
+
+
+def prune(folder: Path, budget: int, keep: frozenset[Path] = frozenset()) -> int:
+    """Remove the least recently used files under `folder` (by access or change time,
+    whichever is later) until the rest take at most `budget` bytes; `keep` stays.
+    Returns the bytes removed. A file another process still reads stays readable to it
+    (POSIX); a later start compiles or makes it again."""
+    files = []
+    for file in folder.rglob("*"):
+        try:
+            st = file.stat()
+        except OSError:
+            continue
+        if file.is_file() and file not in keep:
+            files.append((max(st.st_atime, st.st_mtime), st.st_size, file))
+    total = sum(size for _, size, _ in files) + sum(f.stat().st_size for f in keep if f.is_file())
+    removed = 0
+    for _, size, file in sorted(files):
+        if total - removed <= budget:
+            break
+        file.unlink(missing_ok=True)
+        removed += size
+    return removed
+
+
+@functools.lru_cache(maxsize=1)
+def _prune_once() -> None:
+    """The cache's bound, applied once a process (after its first compile)."""
+    removed = prune(cache_dir() / "openvino", OPENVINO_CACHE_BYTES)
+    if removed:
+        log.info(f"removed {removed / 2**20:.0f} MB of OpenVINO's least recently used cache")
 
 
 def _static_graph(path: Path, shape: tuple[int, ...]) -> Path:
@@ -70,17 +105,21 @@ class OpenVINOSession:
             "INFERENCE_NUM_THREADS": threads,
             "PERFORMANCE_HINT": hints.PerformanceMode.LATENCY,
         }
+        self.compiled = self._compile(path, config, shape, any_frames)
+        _prune_once()
+
+    @staticmethod
+    def _compile(path: Path, config: dict, shape: tuple[int, ...], any_frames: bool):
         core = _openvino_core()
         if not any_frames:
-            self.compiled = core.compile_model(str(path), "CPU", config)
-            return
+            return core.compile_model(str(path), "CPU", config)
         static = _static_graph(path, shape)
         try:
-            self.compiled = core.compile_model(str(static), "CPU", config)
+            return core.compile_model(str(static), "CPU", config)
         except Exception as exc:  # a damaged cache file (ours): make it again
             log.warning(f"{static}: unreadable ({str(exc).splitlines()[0]}); making it again")
             static.unlink(missing_ok=True)
-            self.compiled = core.compile_model(str(_static_graph(path, shape)), "CPU", config)
+            return core.compile_model(str(_static_graph(path, shape)), "CPU", config)
 
     def features(self) -> int | None:
         """The width of the graph's output rows, where the graph fixes it."""
