@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ import vidclass
 from vidclass.loading import load_classifier
 from vidclass.models.weights import weights_path
 from vidclass.pipeline import load_model
-from vidclass.runtimes.light import LightClassifier, load_light, read_record, record_path
+from vidclass.runtimes.light import LightClassifier, file_identity, load_light, record_path
 
 from .conftest import run_cli, save_random_head, video
 
@@ -62,10 +63,10 @@ def without_torch(code: str, cache) -> subprocess.CompletedProcess:
 
 
 def test_a_run_in_openvino_leaves_a_record_and_the_next_starts_without_torch(recorded, cache):
-    path = record_path(vidclass.DEFAULT_MODEL, "fp32")
-    record = read_record(path)
-    assert record is not None and record["precision"] == "fp32"
-    assert record["shape"] == [3, "T", 224, 224] and record["features"] == 1024
+    record = json.loads(record_path(vidclass.DEFAULT_MODEL, "fp32").read_text())
+    assert record["precision"] == "fp32" and record["features"] == 1024
+    assert record["shape"] == [3, "T", 224, 224] and record["clip"] == [3, 64, 224, 224]
+    assert isinstance(load_light(vidclass.DEFAULT_MODEL, "fp32", "cpu"), LightClassifier)
     code = (
         f"import vidclass\nr = vidclass.classify({str(video(CLIP))!r}, precision='fp32')\n"
         "print(json.dumps(r))"
@@ -145,29 +146,40 @@ def test_a_damaged_or_forged_record_is_passed_over(recorded, cache, tmp_path):
     path = record_path(vidclass.DEFAULT_MODEL, "fp32")
     good = path.read_text()
     record = json.loads(good)
-    forged_embed = tmp_path / "embed.onnx"
-    forged_embed.write_bytes(b"not a graph")
+    outside = tmp_path / "embed.onnx"  # a graph outside the cache, as it truly is
+    outside.write_bytes(Path(record["embed"][0]).read_bytes())
+    zero = cache / "graphs" / "zero.onnx"  # in the cache, but not a regular file
+    zero.symlink_to("/dev/zero")
     bad = [
         good[: len(good) // 2],  # torn
         "[]",
+        "[" * 100_000 + "]" * 100_000,  # nested past the parser's recursion
         json.dumps({**record, "format": 99}),
-        json.dumps({**record, "embed": [str(forged_embed), 11, 0]}),  # not as it says
+        json.dumps({**record, "embed": file_identity(outside)}),
+        json.dumps({**record, "embed": [record["embed"][0], 11, 0, 0, 0]}),  # not as it is
+        json.dumps({**record, "head": [str(zero), 0, 0, 0, 0]}),
         json.dumps({**record, "files": []}),
-        json.dumps({**record, "entry": {**record["entry"], "labels": "abc"}}),
-        json.dumps({**record, "entry": {**record["entry"], "activation": "exp"}}),
+        json.dumps({**record, "shape": 5}),
+        json.dumps({**record, "clip": [3, 64, 2240, 2240]}),
         json.dumps({**record, "precision": "int4"}),
-        " " * (5 << 20),  # beyond the size a record may have
+        json.dumps({**record, "any_frames": "yes"}),
+        " " * (2 << 20),  # beyond the size a record may have
     ]
     try:
         for text in bad:
             path.write_text(text)
             assert load_light(vidclass.DEFAULT_MODEL, "fp32", "cpu", "auto") is None, text[:80]
+        path.unlink()
+        os.mkfifo(path)  # a reader that waited for a writer would hang here
+        assert load_light(vidclass.DEFAULT_MODEL, "fp32", "cpu", "auto") is None
+        path.unlink()
         # The run goes through torch and writes the record again.
-        model = load_classifier(vidclass.DEFAULT_MODEL, "fp32", runtime="openvino")
+        model = load_classifier(vidclass.DEFAULT_MODEL, precision="fp32", runtime="openvino")
         assert not isinstance(model, LightClassifier)
         model.scores(video(CLIP))
-        assert read_record(path) is not None
+        assert isinstance(load_light(vidclass.DEFAULT_MODEL, "fp32", "cpu"), LightClassifier)
     finally:
+        path.unlink(missing_ok=True)
         path.write_text(good)
 
 
@@ -181,6 +193,11 @@ def test_a_retrained_folder_is_not_run_from_its_old_record(recorded, tmp_path):
     light = load_light(str(folder), "fp32", "cpu", "auto")
     assert isinstance(light, LightClassifier) and light.labels == tuple(LABELS)
     np.testing.assert_allclose(light.scores(video(CLIP)), want, atol=1e-5)
+    # A file added to the folder (it might be a fine-tuned backbone): not from the record.
+    (folder / "notes.txt").write_text("mine")
+    assert load_light(str(folder), "fp32", "cpu", "auto") is None
+    (folder / "notes.txt").unlink()
+    assert isinstance(load_light(str(folder), "fp32", "cpu", "auto"), LightClassifier)
     # Retrained in place (another head): the record no longer applies ...
     save_random_head(folder, backbone, x.flip(2), LABELS, hidden=8)
     assert load_light(str(folder), "fp32", "cpu", "auto") is None
@@ -195,4 +212,11 @@ def test_models_pull_converts_for_openvino(cache):
     done = run_cli("models", "pull", env={"VIDCLASS_CACHE": str(cache)})
     assert done.returncode == 0, done.stderr
     assert "runs of it start without torch" in done.stdout
-    assert read_record(record_path(vidclass.DEFAULT_MODEL, "auto")) is not None
+    assert record_path(vidclass.DEFAULT_MODEL, "auto").is_file()
+    assert isinstance(load_light(vidclass.DEFAULT_MODEL), LightClassifier)
+
+
+def test_the_timeline_function_stays_a_function_once_its_module_is_imported():
+    import vidclass.timeline  # noqa: F401  (what the first timeline call imports)
+
+    assert callable(vidclass.timeline) and vidclass.timeline.__module__ == "vidclass"

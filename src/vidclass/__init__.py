@@ -6,6 +6,9 @@ import os
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+# The module first: importing a submodule sets the package's attribute of its name, so
+# the module imported later (by the first timeline call) would replace the function.
+from . import timeline as _timeline_module  # noqa: F401
 from .errors import VidclassError
 from .label_choice import LabelChoice, as_choice
 from .limits import DEFAULT_VIDEO_TIMEOUT
@@ -63,7 +66,15 @@ def _cached_model(
     """The model, loaded once (see loading.load_classifier)."""
     from .loading import load_classifier
 
-    return load_classifier(name, precision, threads, device, runtime, expected_clips, light)
+    return load_classifier(
+        name,
+        precision=precision,
+        threads=threads,
+        device=device,
+        runtime=runtime,
+        expected_clips=expected_clips,
+        light=light,
+    )
 
 
 def classify(
@@ -83,7 +94,7 @@ def classify(
     The model is loaded once and kept for later calls; use `load_model` to hold it
     yourself.
     """
-    classifier = _cached_model(model, precision, device, runtime, clips)
+    classifier = _cached_model(model, precision, device, runtime)
     return classifier.classify(path, top_k=top_k, clips=clips, labels=labels)
 
 

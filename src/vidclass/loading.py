@@ -8,6 +8,7 @@ from .classifier import Classifier
 
 def load_classifier(
     name: str,
+    *,
     precision: str = "auto",
     threads: int | None = None,
     device: str = "auto",
@@ -33,3 +34,22 @@ def load_classifier(
         runtime=runtime,
         expected_clips=expected_clips,
     )
+
+
+def prepare(name: str, precision: str = "auto") -> str:
+    """Convert model `name` for OpenVINO and record it, so that its CPU runs start
+    without torch: one blank clip of its usual shape through it. Says what was done."""
+    import numpy as np
+
+    from .pipeline import load_model
+    from .runtimes.light import record_path, runs_from_record, typical_clip
+
+    model = load_model(name, precision=precision, device="cpu", runtime="openvino")
+    clip = typical_clip(model.spec)
+    if not runs_from_record(model.spec, model.module.any_frames):
+        return f"{name}: its clips change shape with the video; it runs through torch"
+    model.logits(model.batch([np.zeros((*clip[1:], 3), np.uint8)]))
+    done = record_path(name, precision)
+    if done is None or not done.is_file():
+        return f"{name}: converted for OpenVINO, but runs of it still import torch"
+    return f"{name}: converted for OpenVINO ({model.precision}); runs of it start without torch"

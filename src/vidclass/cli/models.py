@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
+from ..errors import VidclassError
 from ..models import DEFAULT_MODEL
 from ..runtimes.quantize import DEFAULT_MAX_CLIPS
 from .options import positive_int
@@ -102,9 +103,12 @@ def run(args) -> int:
     if args.models_command == "pull":
         print(fetch(args.name, args.source, args.force), flush=True)
         if args.convert and _convertible(args.name):
-            from ..runtimes.remember import prepare
+            from ..loading import prepare
 
-            print(prepare(args.name))
+            try:
+                print(prepare(args.name))
+            except VidclassError as exc:  # the weights are in; runs go through torch
+                print(f"vidclass: warning: not converted for OpenVINO: {exc}", file=sys.stderr)
         return 0
     if args.models_command == "labels":
         from ..models.resolve import describe
@@ -131,12 +135,20 @@ def run(args) -> int:
 
 
 def _convertible(name: str) -> bool:
-    """Whether `models pull` converts `name` for OpenVINO: installed, and a classifier
-    (a vision-language model's graph changes with its texts)."""
-    from ..models.resolve import describe
+    """Whether `models pull` converts `name` for OpenVINO: where it is installed and no
+    GPU runs models instead, for a model that can run from a record (runtimes.light:
+    not a vision-language model, whose graph changes with its texts, nor one in
+    transformers' cache)."""
     from ..runtimes import installed
 
-    return installed("openvino") and not describe(name).zero_shot
+    if not installed("openvino"):
+        return False
+    from ..models.resolve import describe, parse_model_name, source_files
+    from ..runtimes.light import KINDS, gpu_present
+
+    if gpu_present() or parse_model_name(name).kind not in KINDS:
+        return False
+    return not describe(name).zero_shot and source_files(name) is not None
 
 
 def _quantize(args) -> int:

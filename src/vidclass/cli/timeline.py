@@ -53,7 +53,13 @@ def run(args) -> int:
     from ..loading import load_classifier
 
     labels = chosen_labels(args)
-    model = load_classifier(args.model, args.precision, args.threads, args.device, args.runtime)
+    model = load_classifier(
+        args.model,
+        precision=args.precision,
+        threads=args.threads,
+        device=args.device,
+        runtime=args.runtime,
+    )
     tl = model.timeline(
         args.video,
         window=args.window,

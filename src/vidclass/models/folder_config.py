@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 from ..errors import VidclassError
+from ..files import open_regular
 from .spec import InputSpec, ModelEntry
 
 CONFIG = "vidclass.json"
 HEAD_WEIGHTS = "head.safetensors"
 BACKBONE_WEIGHTS = "backbone.safetensors"  # only when the backbone was fine-tuned
 FORMAT = 1
+MAX_CONFIG_BYTES = 1 << 20  # a config holds labels and metrics: far below this
 
 
 def is_trained_dir(name: str) -> bool:
@@ -31,12 +34,27 @@ def spec_from_dict(data: dict) -> InputSpec:
     return InputSpec(**values)
 
 
-def read_config(folder: str | Path) -> dict:
+def load_config(folder: str | Path) -> dict:
+    """The folder's vidclass.json as a dict, read as the user's file it is: a regular
+    file of at most MAX_CONFIG_BYTES holding a JSON object; else a VidclassError."""
     path = Path(folder, CONFIG)
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        with os.fdopen(open_regular(path, os.O_RDONLY, "model config"), "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ValueError(f"larger than {MAX_CONFIG_BYTES >> 20} MB")
+        config = json.loads(raw)
+        if not isinstance(config, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError, RecursionError) as exc:
         raise VidclassError(f"{path}: not a readable vidclass model config ({exc})") from None
+    return config
+
+
+def read_config(folder: str | Path) -> dict:
+    """A trained model's config (load_config, of this format)."""
+    path = Path(folder, CONFIG)
+    config = load_config(folder)
     if config.get("format") != FORMAT:
         raise VidclassError(f"{path}: model format {config.get('format')!r} is not {FORMAT}")
     return config

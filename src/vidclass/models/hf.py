@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,6 @@ CLASS_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "VJEPA2VideoProcessor": {"size": {"shortest_edge": 292}, "crop_size": 256},
 }
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 def require_transformers():
@@ -65,12 +63,6 @@ def require_transformers():
             f"Hugging Face models need transformers, which is not installed: {INSTALL_HINT}"
         ) from None
     return transformers
-
-
-def is_hf_reference(name: str) -> bool:
-    """A local folder, or a name shaped like a hub id (`org/model`)."""
-    path = Path(name)
-    return path.is_dir() or (not path.exists() and _HUB_ID.fullmatch(name) is not None)
 
 
 def _cache_first(load, name: str, download: bool):

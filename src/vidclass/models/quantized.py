@@ -8,7 +8,6 @@ backbone. The config records how the graph was calibrated.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import VidclassError
@@ -18,7 +17,6 @@ from .spec import ModelEntry
 KIND = "quantized"
 GRAPH = "embed.int8.xml"  # with its weights beside it, embed.int8.bin
 BASE_DIR = "base"  # a trained base model, copied whole
-MAX_CONFIG_BYTES = 1 << 20
 
 
 def graph_files(folder: str | Path) -> tuple[Path, Path]:
@@ -27,14 +25,10 @@ def graph_files(folder: str | Path) -> tuple[Path, Path]:
 
 
 def _config(folder: str | Path) -> dict | None:
-    path = Path(folder, folder_config.CONFIG)
     try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            return None
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return folder_config.load_config(folder)
+    except VidclassError:
         return None
-    return config if isinstance(config, dict) else None
 
 
 def is_quantized_dir(name: str) -> bool:

@@ -4,18 +4,22 @@ Hugging Face hub id (`org/name`; `hf-hub:org/name` says so explicitly)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import VidclassError
-from . import folder_config, hf, quantized, trained
+from . import folder_config, quantized
 from .registry import get_entry, is_registered
 from .spec import ModelEntry
 from .weights import load_folded_state, load_state_dict, save_folded_state, weights_path
 
+if TYPE_CHECKING:  # torch, transformers and the modules: where a model loads, not here
+    import torch
+
 HUB_SCHEME = "hf-hub:"
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 MAX_FOLDER_FILES = 64  # a model folder's files, listed as what its weights come from
 KINDS = ("builtin", "trained", "quantized", "transformers")
 
@@ -39,10 +43,16 @@ def parse_model_name(name: str) -> ModelRef:
         return ModelRef("trained", name)
     if is_registered(name):
         return ModelRef("builtin", name)
-    if hf.is_hf_reference(name):
+    if is_hf_reference(name):
         return ModelRef("transformers", name)
     get_entry(name)  # raises with the list of known models
     raise AssertionError  # not reached
+
+
+def is_hf_reference(name: str) -> bool:
+    """A local folder, or a name shaped like a hub id (`org/model`)."""
+    path = Path(name)
+    return path.is_dir() or (not path.exists() and _HUB_ID.fullmatch(name) is not None)
 
 
 def describe(name: str, download: bool = True) -> ModelEntry:
@@ -55,6 +65,8 @@ def describe(name: str, download: bool = True) -> ModelEntry:
     if ref.kind == "trained":
         return folder_config.read_entry(ref.name)
     if ref.kind == "transformers":
+        from . import hf
+
         return hf.read_entry(ref.name, download=download)
     return get_entry(ref.name)
 
@@ -91,6 +103,8 @@ def load(name: str, download: bool = True) -> tuple[ModelEntry, torch.nn.Module]
         base_entry, module = load(quantized.base_name(ref.name, config), download)
         return quantized.read_entry(ref.name, base_entry, config), module
     if ref.kind == "trained":
+        from . import trained
+
         entry = folder_config.read_entry(ref.name)
         module = trained.load_module(
             ref.name, entry.meta["config"], lambda b: load_pretrained(b, download)[1]
@@ -109,8 +123,12 @@ def load_pretrained(
     if ref.kind in ("trained", "quantized"):
         raise VidclassError(f"{name} is a {ref.kind} model; use its backbone instead")
     if ref.kind == "transformers":
+        from . import hf
+
         entry = hf.read_entry(ref.name, download=download)
         return entry, hf.load_module(entry, download=download)
+    import torch
+
     entry = get_entry(ref.name)
     # Built without memory and without random initialisation (the weights replace it
     # whole: loading is strict), then given the loaded tensors themselves.

@@ -31,6 +31,11 @@ INT8 = "int8"
 QUANTIZE_HINT = "vidclass models quantize MODEL --calibrate DIR --out DIR"
 
 
+def graph_shape(shape: tuple[int, ...], any_frames: bool) -> tuple[int | str, ...]:
+    """The clip shape (C, T, H, W) a graph is made for: T free ("T") where it may be."""
+    return (shape[0], "T", *shape[2:]) if any_frames else tuple(shape)
+
+
 def installed(runtime: str) -> bool:
     if runtime == "torch":
         return True

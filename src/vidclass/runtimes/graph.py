@@ -20,6 +20,7 @@ from torch import nn
 from ..errors import VidclassError
 from ..models.weights import cache_dir
 from ..version import __version__
+from . import graph_shape
 
 log = logging.getLogger("vidclass")
 OPSET = 17
@@ -58,11 +59,6 @@ def state_digest(module: nn.Module) -> str:
     return h.hexdigest()
 
 
-def graph_shape(shape: tuple[int, ...], any_frames: bool) -> tuple[int | str, ...]:
-    """The clip shape (C, T, H, W) a graph is made for: T free ("T") where it may be."""
-    return (shape[0], "T", *shape[2:]) if any_frames else tuple(shape)
-
-
 def graph_path(digest: str, shape: tuple[int | str, ...], part: str = "embed") -> Path:
     """Where the graph of these weights for inputs of `shape` (clips: from graph_shape)
     is cached. The key holds the exporter's version and vidclass's (the graph is made
@@ -85,6 +81,28 @@ def _say(message: str) -> None:
 def _random_clip(shape: tuple[int, ...]) -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
     return torch.empty((1, *shape)).uniform_(-1.0, 1.0, generator=generator)
+
+
+def ensure(
+    module: nn.Module,
+    shape: tuple[int, ...],
+    path: Path,
+    label: str,
+    session,
+    any_frames: bool,
+    part: str = "embed",
+) -> Path:
+    """`path`, exported where it is missing (see export), each candidate checked by
+    running it with `session(candidate, input shape) -> callable` in fp32."""
+    if not path.is_file():
+
+        def check(candidate: Path, x: np.ndarray) -> np.ndarray:
+            # The candidate as it is (any clip length run as such): nothing is saved
+            # for it until it passes.
+            return session(candidate, x.shape[1:])(x)
+
+        export(module, shape, path, label, check, any_frames, part)
+    return path
 
 
 def export(

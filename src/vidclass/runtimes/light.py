@@ -4,20 +4,24 @@ from its cached graphs, with preprocessing and scores in numpy.
 Importing torch takes about a second, more than decoding and scoring one video in
 OpenVINO's start. Whenever a model runs in OpenVINO through torch (any run where
 `--runtime auto` picks it, `--runtime openvino`, `vidclass models pull`), it leaves a
-record in the cache: the model's entry, its backbone graph, a graph of its head, and
-the size and time of every file its weights came from. A later run with the same model
-and precision on this CPU finds the record and starts without torch. A record whose
-files changed, or that does not read back whole, is passed over: the run goes through
-torch, which writes it again (runtimes.remember).
+record in the cache (runtimes.remember): which graphs run it, in which precision, and
+the identity of every file its weights come from. A later CPU run of the same model,
+asked for in the same precision on this CPU, finds the record and starts without
+torch. The model's entry (labels, preprocessing) is read from its own files, as a run
+through torch reads it; the record only names graphs, and those must be regular files
+in the cache (an int8 graph: the model folder's own). A record whose files changed, or
+that does not read back whole, is passed over: the run goes through torch, which writes
+it again.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
 import os
+import platform
+import stat
 import sys
 import threading
 from importlib import metadata
@@ -29,49 +33,55 @@ import numpy as np
 from ..classifier import Classifier
 from ..devices import DEFAULT_BATCH
 from ..errors import VidclassError
-from ..models.folder_config import spec_from_dict, spec_to_dict
+from ..files import open_regular
+from ..models import quantized
+from ..models.resolve import describe, parse_model_name, source_files
 from ..models.spec import InputSpec, ModelEntry
 from ..models.weights import cache_dir
 from ..runtime import available_cores
 from ..version import __version__
 from ..video.transforms import clip_to_array
+from . import graph_shape
 
 log = logging.getLogger("vidclass")
-RECORD_FORMAT = 1
-MAX_RECORD_BYTES = 4 << 20  # a record holds a model's labels: far below this
-ACTIVATIONS = ("softmax", "sigmoid", "identity")
-# Device files of GPUs that torch would pick for `--device auto` (NVIDIA, AMD ROCm).
-GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd")
-
-
-def canonical_name(name: str) -> str:
-    """A folder by its absolute path (the same model from any working directory), a
-    registered name as it is."""
-    return str(Path(name).resolve()) if os.path.isdir(name) else name
+RECORD_FORMAT = 2
+MAX_RECORD_BYTES = 1 << 20  # a record names a few dozen files: far below this
+# Models whose entries are read without torch (a transformers folder needs transformers).
+KINDS = ("builtin", "trained", "quantized")
+PRECISIONS = ("fp32", "bf16", "int8")
+# What `--device auto` could pick besides the CPU: NVIDIA's and AMD's device files, and
+# WSL2's GPU bridge (there is no way to ask torch without importing it).
+GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
 
 
 def _cpu_fingerprint() -> str:
-    """The CPU's model and flags: what `auto` precision and compiled graphs follow."""
+    """The CPU's model and features, which `auto` precision and compiled graphs follow
+    (x86: model name and flags; ARM: implementer, part and features)."""
+    keys = ("model name", "flags", "Features", "CPU implementer", "CPU part")
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             text = f.read(1 << 16)
     except OSError:
-        import platform
-
-        return platform.processor() or platform.machine()
-    wanted = [line for line in text.splitlines() if line.startswith(("model name", "flags"))]
-    return "\n".join(wanted[:2])
+        text = ""
+    seen: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in keys:
+            seen.setdefault(key.strip(), value.strip())
+    return f"{platform.machine()}|{platform.processor()}|{sorted(seen.items())}"
 
 
 def record_path(name: str, precision: str) -> Path | None:
     """Where the record of `name` asked for in `precision` (as given: auto too) lives on
-    this CPU; None where OpenVINO is not installed."""
+    this CPU; None where OpenVINO is not installed. Records are for CPU runs alone:
+    `--device auto` takes one only where no GPU is seen (gpu_present)."""
     try:
         openvino = metadata.version("openvino")
     except metadata.PackageNotFoundError:
         return None
+    model = str(Path(name).resolve()) if os.path.isdir(name) else name
     key = hashlib.blake2b(
-        f"{RECORD_FORMAT}|{canonical_name(name)}|{precision}|vidclass {__version__}|"
+        f"{RECORD_FORMAT}|{model}|{precision}|vidclass {__version__}|"
         f"openvino {openvino}|{_cpu_fingerprint()}".encode(),
         digest_size=16,
     ).hexdigest()
@@ -79,124 +89,135 @@ def record_path(name: str, precision: str) -> Path | None:
 
 
 def file_identity(path: str | os.PathLike) -> list:
-    """[path, size, modification time in ns]: what a record checks its files by."""
+    """[absolute path, size, modification time, inode, change time (ns)]: a rewrite
+    changes the change time, which copying with times kept cannot set back."""
+    path = os.path.abspath(path)
     st = os.stat(path)
-    return [str(path), st.st_size, st.st_mtime_ns]
+    return [path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
 
 
-def fixed_shape(spec: InputSpec, any_frames: bool) -> bool:
-    """Whether every clip of this model has one graph shape, known from its spec: a
-    fixed frame size, and a clip length that is fixed or free in the graph. Only such
-    models run from a record (a clip of another shape would need a new graph)."""
-    sized = spec.crop_hw is not None or spec.size is not None
-    return sized and (any_frames or spec.fps is None)
-
-
-def entry_to_dict(entry: ModelEntry) -> dict:
-    """The entry as JSON values; TypeError where its meta holds other values."""
-    data = {
-        "name": entry.name,
-        "description": entry.description,
-        "labels": list(entry.labels),
-        "input": spec_to_dict(entry.input),
-        "activation": entry.activation,
-        "source": entry.describe_source(),
-        "meta": entry.meta,
-    }
-    json.dumps(data)  # raises TypeError for values JSON cannot hold
-    return data
-
-
-def _entry_from_dict(data: dict) -> ModelEntry:
-    labels = data["labels"]
-    if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
-        raise ValueError("labels")
-    if data["activation"] not in ACTIVATIONS or not isinstance(data["meta"], dict):
-        raise ValueError("activation or meta")
-    return ModelEntry(
-        name=str(data["name"]),
-        description=str(data["description"]),
-        labels=tuple(labels),
-        input=spec_from_dict(data["input"]),
-        weights=None,
-        build=None,
-        activation=data["activation"],
-        source=str(data["source"]),
-        meta=data["meta"],
-    )
-
-
-def _unchanged(identities) -> bool:
-    if not isinstance(identities, list) or not identities:
-        return False
-    for identity in identities:
-        if not (isinstance(identity, list) and len(identity) == 3):
-            return False
-        try:
-            if file_identity(identity[0]) != identity:
-                return False
-        except (OSError, TypeError, ValueError):
-            return False
-    return True
-
-
-def read_record(path: Path) -> dict | None:
-    """The record at `path` if it reads back whole and its files are as it says (the
-    model's sources, its graphs); else None."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_RECORD_BYTES + 1)
-        record = json.loads(raw) if len(raw) <= MAX_RECORD_BYTES else None
-    except (OSError, ValueError):
+def typical_clip(spec: InputSpec) -> tuple[int, int, int, int] | None:
+    """The (C, T, H, W) of this model's clips of a long enough video, where its spec
+    fixes the frame size (resized, then cropped within the resize, or resized to a
+    size); None where the frame size follows the video."""
+    if spec.size is not None:
+        height, width = spec.crop_hw or spec.size
+        if spec.crop_hw and (height > spec.size[0] or width > spec.size[1]):
+            return None
+    elif spec.short_side is not None and spec.crop_hw is not None:
+        height, width = spec.crop_hw
+        if max(height, width) > spec.short_side:
+            return None
+    else:
         return None
+    frames = spec.num_frames if spec.fps else spec.pad_to
+    return (3, frames, height, width)
+
+
+def runs_from_record(spec: InputSpec, any_frames: bool) -> bool:
+    """Every clip of the model has one graph: a fixed frame size, and a clip length that
+    is fixed (spread over the video) or free in the graph."""
+    return typical_clip(spec) is not None and (any_frames or spec.fps is None)
+
+
+def _cached_graph(identity, allowed: tuple[Path, ...]) -> bool:
+    """`identity` (file_identity) is as recorded and names a regular file in one of
+    the `allowed` folders, or is one of the allowed files."""
     try:
-        ok = (
-            isinstance(record, dict)
-            and record.get("format") == RECORD_FORMAT
-            and record["precision"] in ("fp32", "bf16", "int8")
-            and isinstance(record["any_frames"], bool)
-            and isinstance(record["features"], int)
-            and record["features"] > 0
-            and _unchanged(record["files"])
-            and _unchanged([record["embed"], record["head"], *record["embed_extra"]])
+        path = Path(identity[0])
+        real = path.resolve()
+        st = os.stat(real)
+        return (
+            stat.S_ISREG(st.st_mode)
+            and any(real == a or a in real.parents for a in allowed)
+            and file_identity(path) == identity
         )
-        if ok:
-            record["entry"] = _entry_from_dict(record["entry"])
-    except (KeyError, TypeError, ValueError):
+    except (OSError, TypeError, ValueError, IndexError):
+        return False
+
+
+def read_record(path: Path, entry: ModelEntry, files: list[list]) -> dict | None:
+    """The record at `path` where it reads back whole and fits what the model is now:
+    `files` (file_identity of each file its weights come from, as listed now), graphs
+    that are regular files in the cache (or the model's own int8 graph) as recorded,
+    and the graph shape its `entry` gives. Else None."""
+    try:
+        with os.fdopen(open_regular(path, os.O_RDONLY, "record"), "rb") as f:
+            raw = f.read(MAX_RECORD_BYTES + 1)
+        if len(raw) > MAX_RECORD_BYTES:
+            return None
+        record = json.loads(raw)
+        if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+            return None
+        any_frames = record["any_frames"]
+        clip = typical_clip(entry.input)
+        graphs = (cache_dir().resolve() / "graphs",)
+        own = entry.meta.get("graph")  # a quantized model's int8 graph, in its folder
+        if own is not None:
+            own_graphs = tuple(Path(p).resolve() for p in quantized.graph_files(Path(own).parent))
+            graphs = (*graphs, *own_graphs)
+        ok = (
+            record["precision"] in PRECISIONS
+            and isinstance(any_frames, bool)
+            and runs_from_record(entry.input, any_frames)
+            and record["shape"] == list(graph_shape(clip, any_frames))
+            and record["clip"] == list(clip)
+            and record["files"] == files
+            and all(_cached_graph(g, graphs) for g in [record["embed"], *record["embed_extra"]])
+            and _cached_graph(record["head"], graphs[:1])
+        )
+    except Exception:  # anything a damaged or forged file can raise: it is passed over
         return None
     return record if ok else None
 
 
-def _gpu_present() -> bool:
+def gpu_present() -> bool:
     """Whether `--device auto` could mean a GPU here, judged without torch."""
     return sys.platform == "darwin" or any(os.path.exists(p) for p in GPU_DEVICE_FILES)
 
 
+def _model(name: str) -> tuple[ModelEntry, list[list]] | None:
+    """The model's entry and its files' identities, read as a run through torch reads
+    them; None for kinds whose entries need torch or transformers, or a name that is
+    not a model (the run through torch says why)."""
+    try:
+        if parse_model_name(name).kind not in KINDS:
+            return None
+        entry = describe(name, download=False)
+        files = source_files(name)
+        return (entry, [file_identity(p) for p in files]) if files is not None else None
+    except (VidclassError, OSError, ValueError):
+        return None
+
+
 def load_light(
-    name: str,
+    name: str | os.PathLike,
     precision: str = "auto",
     device: str | None = "auto",
     runtime: str = "auto",
     threads: int | None = None,
 ) -> LightClassifier | None:
     """The model `name` run from its record, without torch, where one applies: a CPU
-    run in OpenVINO (`runtime` auto or openvino) of a model whose record is current.
-    None otherwise: load it with vidclass.load_model."""
+    run in OpenVINO (`runtime` auto or openvino) of a model whose record is current and
+    whose graphs open. None otherwise: load it with vidclass.load_model."""
+    name = os.fspath(name)
     device = str(device or "auto").strip().lower()
     if runtime not in ("auto", "openvino") or device not in ("auto", "cpu"):
         return None
-    if device == "auto" and _gpu_present():
+    if (device == "auto" and gpu_present()) or find_spec("openvino") is None:
         return None
-    if not isinstance(name, str) or not name or find_spec("openvino") is None:
+    if not isinstance(name, str) or not name:
         return None
+    model = _model(name)
     path = record_path(name, precision)
-    record = read_record(path) if path is not None else None
+    record = read_record(path, *model) if model is not None and path is not None else None
     if record is None:
         return None
-    # Named as given now (a folder from another working directory is the same model):
-    # results files record this name.
-    record["entry"] = dataclasses.replace(record["entry"], name=name)
-    return LightClassifier(record, threads)
+    try:
+        return LightClassifier(model[0], record, threads)
+    except Exception as exc:  # the graphs do not open as recorded: through torch
+        log.debug(f"{name}: its record does not run ({exc}); loading it through torch")
+        return None
 
 
 def _activate(logits: np.ndarray, activation: str) -> np.ndarray:
@@ -210,19 +231,28 @@ def _activate(logits: np.ndarray, activation: str) -> np.ndarray:
 
 class LightClassifier(Classifier):
     """A Classifier whose backbone and head run in OpenVINO from a record's graphs,
-    with numpy arrays where VideoClassifier has torch tensors."""
+    with numpy arrays where VideoClassifier has torch tensors. Its graphs open when it
+    is made (the head, and the backbone for the recorded clip shape): one that does not
+    open means the record is not used."""
 
     runtime = "openvino"
     device = "cpu"
 
-    def __init__(self, record: dict, threads: int | None = None):
-        super().__init__(record["entry"])
+    def __init__(self, entry: ModelEntry, record: dict, threads: int | None = None):
+        from .sessions import OpenVINOSession
+
+        super().__init__(entry)
         self.precision = record["precision"]
         self.record = record
         self.runtime_threads = threads or available_cores()
         self._sessions: dict[tuple[int, ...], object] = {}
-        self._head = None
         self._lock = threading.Lock()
+        head = Path(record["head"][0])
+        self._head = OpenVINOSession(head, "fp32", self.runtime_threads, (0,), False)
+        embed = self._session(tuple(record["clip"]))
+        widths = (embed.features(), self._head.features())
+        if widths != (record["features"], len(entry.labels)):
+            raise VidclassError(f"graph widths {widths} do not fit the model")
 
     @property
     def batch_size_hint(self) -> int:
@@ -232,21 +262,14 @@ class LightClassifier(Classifier):
         from .sessions import OpenVINOSession
 
         with self._lock:
-            if self._head is None:
-                head = Path(self.record["head"][0])
-                self._head = OpenVINOSession(head, "fp32", self.runtime_threads, (0,), False)
             if shape not in self._sessions:
-                graph = Path(self.record["embed"][0])
-                want = tuple(self.record["shape"])
-                fits = len(shape) == len(want) and all(
-                    w == "T" or w == s for w, s in zip(want, shape, strict=True)
-                )
-                if not fits:
+                any_frames = self.record["any_frames"]
+                if list(graph_shape(shape, any_frames)) != self.record["shape"]:
                     raise VidclassError(
                         f"{self.name}: clips of {'x'.join(map(str, shape))} were never "
                         "converted; run it with --runtime torch"
                     )
-                any_frames = self.record["any_frames"]
+                graph = Path(self.record["embed"][0])
                 self._sessions[shape] = OpenVINOSession(
                     graph, self.precision, self.runtime_threads, shape, any_frames
                 )

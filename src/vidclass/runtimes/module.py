@@ -6,12 +6,11 @@ import logging
 import threading
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..errors import VidclassError
-from . import graph
+from . import graph, graph_shape
 from .sessions import SESSIONS
 
 log = logging.getLogger("vidclass")
@@ -67,8 +66,8 @@ class RuntimeModule(nn.Module):
             return self._sessions[shape]
 
     def _opened(self, shape: tuple[int, ...], session) -> None:
-        graph = self.graph if self.graph is not None else self.graph_file(shape)
         try:
+            graph = self.graph if self.graph is not None else self.graph_file(shape)
             self.on_open(self, shape, session, graph)
         except Exception as exc:  # a quicker next start is not worth failing this run
             log.warning(f"{self.label}: not recorded for runs without torch ({exc})")
@@ -78,18 +77,16 @@ class RuntimeModule(nn.Module):
         torch) where it is missing."""
         if self._digest is None:
             self._digest = graph.state_digest(self.module.embed_source())
-        path = graph.graph_path(self._digest, graph.graph_shape(shape, self.any_frames))
-        if not path.is_file():
-            make, threads = SESSIONS[self.runtime], torch.get_num_threads()
-
-            def check(candidate, clip: np.ndarray) -> np.ndarray:
-                # The candidate as it is (any clip length run as such): nothing is saved
-                # for it until it passes.
-                return make(candidate, "fp32", threads, clip.shape[1:], False)(clip)
-
-            label = f"{self.label} ({self.runtime})"
-            graph.export(self.module, shape, path, label, check, self.any_frames)
-        return path
+        path = graph.graph_path(self._digest, graph_shape(shape, self.any_frames))
+        make, threads = SESSIONS[self.runtime], torch.get_num_threads()
+        return graph.ensure(
+            self.module,
+            shape,
+            path,
+            f"{self.label} ({self.runtime})",
+            lambda candidate, dims: make(candidate, "fp32", threads, dims, False),
+            self.any_frames,
+        )
 
     def _open(self, shape: tuple[int, ...]):
         make = SESSIONS[self.runtime]
