@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 from pathlib import Path
@@ -42,6 +43,22 @@ def dev_clips() -> dict[str, str]:
 
 def labelled_clips() -> list[tuple[str, str]]:
     return [(r["file"], r["label"]) for r in manifest() if r["label"] not in ("", "-")]
+
+
+@contextlib.contextmanager
+def own_cache(tmp_path_factory):
+    """A vidclass cache of the caller's own, the default weights linked in (so that
+    conversions and records made there are seen happen), set as $VIDCLASS_CACHE."""
+    import vidclass
+    from vidclass.models.weights import weights_path
+
+    root = tmp_path_factory.mktemp("cache")
+    source = weights_path(vidclass.models.get_entry(vidclass.DEFAULT_MODEL))
+    (root / "weights").mkdir()
+    (root / "weights" / source.name).symlink_to(source)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VIDCLASS_CACHE", str(root))
+        yield root
 
 
 def run_cli(*args, timeout=600, env=None):

@@ -16,11 +16,10 @@ import torch
 
 import vidclass
 from vidclass.loading import load_classifier
-from vidclass.models.weights import weights_path
 from vidclass.pipeline import load_model
 from vidclass.runtimes.light import LightClassifier, file_identity, load_light, record_path
 
-from .conftest import run_cli, save_random_head, video
+from .conftest import own_cache, run_cli, save_random_head, video
 
 pytest.importorskip("openvino", reason="the openvino extra is not installed")
 
@@ -31,13 +30,7 @@ LABELS = ["arm wrestling", "eating spaghetti", "surfing water"]
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    """A cache of its own (the weights linked in): records made here are this test's."""
-    root = tmp_path_factory.mktemp("cache")
-    source = weights_path(vidclass.models.get_entry(vidclass.DEFAULT_MODEL))
-    (root / "weights").mkdir()
-    (root / "weights" / source.name).symlink_to(source)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("VIDCLASS_CACHE", str(root))
+    with own_cache(tmp_path_factory) as root:
         yield root
 
 

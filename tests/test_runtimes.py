@@ -13,12 +13,11 @@ import pytest
 import torch
 
 import vidclass
-from vidclass.models.weights import weights_path
 from vidclass.pipeline import load_model
 from vidclass.runtimes import OPENVINO_MIN_CLIPS, pick_runtime
 from vidclass.runtimes.module import RuntimeModule
 
-from .conftest import run_cli, save_random_head, video
+from .conftest import own_cache, run_cli, save_random_head, video
 
 pytest.importorskip("openvino", reason="the openvino extra is not installed")
 pytest.importorskip("onnxruntime", reason="the onnxruntime extra is not installed")
@@ -29,13 +28,7 @@ OTHER = "eating_spaghetti.mp4"
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    """A cache of its own (the weights linked in), so conversions here are seen happen."""
-    root = tmp_path_factory.mktemp("cache")
-    source = weights_path(vidclass.models.get_entry(vidclass.DEFAULT_MODEL))
-    (root / "weights").mkdir()
-    (root / "weights" / source.name).symlink_to(source)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("VIDCLASS_CACHE", str(root))
+    with own_cache(tmp_path_factory) as root:
         yield root
 
 
