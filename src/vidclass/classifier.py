@@ -109,8 +109,6 @@ class Classifier:
     def spec(self):
         return self.entry.input
 
-    # -- model -------------------------------------------------------------------------
-
     @property
     def threshold(self) -> float | None:
         """Multi-label models: the score from which a label counts as a tag."""
