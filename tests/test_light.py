@@ -155,6 +155,8 @@ def test_a_damaged_or_forged_record_is_passed_over(recorded, cache, tmp_path):
         json.dumps({**record, "shape": 5}),
         json.dumps({**record, "clip": [3, 64, 2240, 2240]}),
         json.dumps({**record, "precision": "int4"}),
+        json.dumps({**record, "precision": "bf16"}),  # asked for fp32
+        json.dumps({**record, "precision": "int8"}),  # not a quantized model
         json.dumps({**record, "any_frames": "yes"}),
         " " * (2 << 20),  # beyond the size a record may have
     ]

@@ -136,11 +136,14 @@ def _cached_graph(identity, allowed: tuple[Path, ...]) -> bool:
         return False
 
 
-def read_record(path: Path, entry: ModelEntry, files: list[list]) -> dict | None:
+def read_record(
+    path: Path, entry: ModelEntry, files: list[list], asked: str = "auto"
+) -> dict | None:
     """The record at `path` where it reads back whole and fits what the model is now:
     `files` (file_identity of each file its weights come from, as listed now), graphs
     that are regular files in the cache (or the model's own int8 graph) as recorded,
-    and the graph shape its `entry` gives. Else None."""
+    the graph shape its `entry` gives, and the precision `asked` (int8 exactly for a
+    quantized model). Else None."""
     try:
         with os.fdopen(open_regular(path, os.O_RDONLY, "record"), "rb") as f:
             raw = f.read(MAX_RECORD_BYTES + 1)
@@ -156,8 +159,11 @@ def read_record(path: Path, entry: ModelEntry, files: list[list]) -> dict | None
         if own is not None:
             own_graphs = tuple(Path(p).resolve() for p in quantized.graph_files(Path(own).parent))
             graphs = (*graphs, *own_graphs)
+        precision = record["precision"]
         ok = (
-            record["precision"] in PRECISIONS
+            precision in PRECISIONS
+            and asked in ("auto", precision)
+            and (precision == "int8") == (own is not None)
             and isinstance(any_frames, bool)
             and runs_from_record(entry.input, any_frames)
             and record["shape"] == list(graph_shape(clip, any_frames))
@@ -210,7 +216,8 @@ def load_light(
         return None
     model = _model(name)
     path = record_path(name, precision)
-    record = read_record(path, *model) if model is not None and path is not None else None
+    ready = model is not None and path is not None
+    record = read_record(path, *model, precision) if ready else None
     if record is None:
         return None
     try:

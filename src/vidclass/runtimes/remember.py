@@ -86,7 +86,7 @@ def remember(
     if files is None or features is None:
         return
     identities = [file_identity(p) for p in files]
-    current = read_record(path, entry, identities)
+    current = read_record(path, entry, identities, asked)
     if current is not None and current["embed"] == file_identity(embed):
         return
     head = head_graph(runtime_module.module, features, runtime_module.label)
