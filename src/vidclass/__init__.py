@@ -12,12 +12,12 @@ from . import timeline as _timeline_module  # noqa: F401
 from .errors import VidclassError
 from .label_choice import LabelChoice, as_choice
 from .limits import DEFAULT_VIDEO_TIMEOUT
+from .loading import load_classifier
 from .models import DEFAULT_MODEL, list_entries
 from .results import VideoResult
 from .version import __version__
 
 if TYPE_CHECKING:
-    from .classifier import Classifier
     from .gallery import Gallery
     from .pipeline import VideoClassifier, load_model
 
@@ -53,28 +53,8 @@ __all__ = [
 ]
 
 
-@lru_cache(maxsize=2)
-def _cached_model(
-    name: str,
-    precision: str,
-    device: str = "auto",
-    runtime: str = "auto",
-    expected_clips: int | None = None,
-    light: bool = True,
-    threads: int | None = None,
-) -> Classifier:
-    """The model, loaded once (see loading.load_classifier)."""
-    from .loading import load_classifier
-
-    return load_classifier(
-        name,
-        precision=precision,
-        threads=threads,
-        device=device,
-        runtime=runtime,
-        expected_clips=expected_clips,
-        light=light,
-    )
+# Each model loaded once, whichever verb asks (see loading.load_classifier).
+_cached_model = lru_cache(maxsize=2)(load_classifier)
 
 
 def classify(
@@ -94,7 +74,7 @@ def classify(
     The model is loaded once and kept for later calls; use `load_model` to hold it
     yourself.
     """
-    classifier = _cached_model(model, precision, device, runtime)
+    classifier = _cached_model(model, precision=precision, device=device, runtime=runtime)
     return classifier.classify(path, top_k=top_k, clips=clips, labels=labels)
 
 
@@ -111,7 +91,7 @@ def timeline(
 ):
     """Labels over time: a `Timeline` of sliding windows (start, end, top-k) and segments
     (start, end, label, score). See `VideoClassifier.timeline` for the options."""
-    return _cached_model(model, precision, device, runtime).timeline(
+    return _cached_model(model, precision=precision, device=device, runtime=runtime).timeline(
         path, window=window, stride=stride, top_k=top_k, **options
     )
 
@@ -156,7 +136,7 @@ def watch(
     classifier = (
         model
         if isinstance(model, VideoClassifier)
-        else _cached_model(model, precision, device, runtime, light=False)
+        else _cached_model(model, precision=precision, device=device, runtime=runtime, light=False)
     )
     return live.session(
         classifier.with_labels(as_choice(labels)),
@@ -229,7 +209,15 @@ def classify_batch(
         expected = len(videos) * clips if engine != "ray" else None
         # A cluster's workers load the model through torch: no record there.
         light = engine != "ray"
-        classifier = _cached_model(model, precision, device, runtime, expected, light, threads)
+        classifier = _cached_model(
+            model,
+            precision=precision,
+            threads=threads,
+            device=device,
+            runtime=runtime,
+            expected_clips=expected,
+            light=light,
+        )
         classifier = classifier.with_labels(labels)
         if threads is not None and classifier.runtime_threads is None:
             configure_threads(threads)  # after loading, which sets all cores

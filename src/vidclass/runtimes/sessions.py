@@ -8,6 +8,7 @@ import functools
 import hashlib
 import logging
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,8 @@ def _openvino_core():
 
 
 def prune(folder: Path, budget: int, keep: frozenset[Path] = frozenset()) -> int:
-    """Remove the least recently used files under `folder` (by access or change time,
-    whichever is later) until the rest take at most `budget` bytes; `keep` stays.
+    """Remove the least recently used files under `folder` (by access or modification
+    time, whichever is later) until the rest take at most `budget` bytes; `keep` stays.
     Returns the bytes removed. A file another process still reads stays readable to it
     (POSIX); a later start compiles or makes it again."""
     files = []
@@ -46,7 +47,7 @@ def prune(folder: Path, budget: int, keep: frozenset[Path] = frozenset()) -> int
             st = file.stat()
         except OSError:
             continue
-        if file.is_file() and file not in keep:
+        if stat.S_ISREG(st.st_mode) and file not in keep:
             files.append((max(st.st_atime, st.st_mtime), st.st_size, file))
     total = sum(size for _, size, _ in files) + sum(f.stat().st_size for f in keep if f.is_file())
     removed = 0
