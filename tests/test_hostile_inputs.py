@@ -5,9 +5,11 @@ before it is known to be vidclass's."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -181,6 +183,22 @@ def test_a_stuck_decoding_process_is_killed_and_the_run_goes_on(model):
     stopped = [r for r in results if r.error is not None]
     assert stopped, "the stuck process was never stopped"
     assert all(r.error.endswith("decoding took over 0.5 s; stopped") for r in stopped)
+
+
+def test_closing_the_decoders_leaves_no_process_or_thread_behind():
+    """A video still decoding at close is given up. Nothing of the pool outlives close:
+    its thread, left running, races interpreter exit over a pipe it closes."""
+    threads_before = set(threading.enumerate())
+    pool = DecoderPool(2, task=_stuck).start()
+    stuck = pool.submit(str(video("cleaning_pool_1s.mp4")), None, None, None)
+    for _ in range(3000):  # the processes are up within seconds
+        if multiprocessing.active_children():
+            break
+        time.sleep(0.01)
+    pool.close()
+    assert stuck.done()
+    assert multiprocessing.active_children() == []
+    assert {t for t in threading.enumerate() if t.is_alive()} <= threads_before
 
 
 # -- galleries ---------------------------------------------------------------------------------

@@ -181,9 +181,17 @@ class DecoderPool:
         self.start()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        """Stop the processes now; a video still decoding is no longer wanted.
+
+        The pool's own thread is waited for: left running, it closes a pipe that
+        interpreter exit writes to, a race CPython 3.11 loses now and then ("Bad file
+        descriptor" at exit). Stopping the processes first keeps that wait short."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        for process in list((pool._processes or {}).values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class LocalProcesses:
