@@ -261,3 +261,22 @@ def test_a_second_index_run_on_the_same_gallery_is_refused(tmp_path):
     one_line_error(done, "is being indexed by another run", f"pid {os.getpid()}")
     with Gallery(db) as g:
         assert g.store.paths() == ["/v/0.mp4"]  # the refused run stored nothing
+
+
+# -- writing -----------------------------------------------------------------------------------
+def test_a_file_is_written_whole_or_not_at_all(tmp_path):
+    from vidclass.files import is_partial, written_whole
+
+    target = tmp_path / "record.json"
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError), written_whole(target) as partial:
+        partial.write_text("half")
+        assert is_partial(partial) and partial.suffix == ".json"
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
+    with written_whole(target, durable=True) as partial:
+        partial.write_text("new\n")
+        assert target.read_text() == "old\n"  # readers see the old file until the end
+    assert target.read_text() == "new\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["record.json"]

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from vidclass.batch.parquet_folder import MARKER, PART_GLOB
+
 from .conftest import VIDEOS, dev_clips, labelled_clips, link_videos, run_cli, video
 
 pytestmark = pytest.mark.ray
@@ -303,7 +305,7 @@ def test_workers_write_a_resumable_parquet_folder(cluster, tmp_path):
     assert bad["error"] and bad["label_1"] is None
     good = [r for r in table if r["error"] is None]
     assert all(r["label_1"] and 0 < r["score_1"] <= 1 for r in good)
-    assert not list(out.glob(".*.tmp"))
+    assert sorted(p.name for p in out.iterdir() if not p.match(PART_GLOB)) == [MARKER]
 
 
 def test_index_and_train_run_on_the_cluster(cluster, tmp_path):
@@ -393,13 +395,17 @@ def test_a_parquet_folder_needs_the_ray_engine_and_a_folder_of_ours(tmp_path):
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     (theirs / "notes.txt").write_text("mine\n")
-    (theirs / ".part-x.parquet.1.tmp").write_text("not ours either\n")
+    (theirs / ".part-x.partial-1-2.parquet").write_text("not ours either\n")
     with pytest.raises(VidclassError, match="a folder vidclass did not write"):
         ParquetFolder(theirs, "i3d.kinetics400", 5)
-    assert sorted(p.name for p in theirs.iterdir()) == [".part-x.parquet.1.tmp", "notes.txt"]
+    assert sorted(p.name for p in theirs.iterdir()) == [".part-x.partial-1-2.parquet", "notes.txt"]
 
     ours = ParquetFolder(tmp_path / "ours", "i3d.kinetics400", 5)
     assert ours.done == set()
+    stale = tmp_path / "ours" / ".part-x.partial-1-2.parquet"  # a killed writer's
+    stale.write_bytes(b"PAR1 half")
+    assert ParquetFolder(tmp_path / "ours", "i3d.kinetics400", 5).done == set()
+    assert not stale.exists()
     with pytest.raises(VidclassError, match="--model i3d.kinetics400"):
         ParquetFolder(tmp_path / "ours", "other", 5)
     (tmp_path / "ours" / "part-0.parquet").write_bytes(b"PAR1 torn")

@@ -1,4 +1,5 @@
-"""Checks on the files a user names before anything reads or writes them.
+"""Checks on the files a user names before anything reads or writes them, and the one
+way vidclass writes a file whole.
 
 Only regular files are read: a FIFO would block, /dev/zero or /dev/full never end.
 Every failure (missing, a folder, no permission, a name too long or with a NUL) is a
@@ -7,10 +8,14 @@ VidclassError naming the path, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 from .errors import VidclassError
 
@@ -92,3 +97,33 @@ def exists(path: str | os.PathLike) -> bool:
     except (OSError, ValueError) as exc:
         raise path_error(path, exc) from None
     return True
+
+
+# In the name of a file still being written (or left by a writer that was killed).
+PARTIAL = ".partial-"
+
+
+def is_partial(path: Path) -> bool:
+    return path.name.startswith(".") and PARTIAL in path.name
+
+
+@contextlib.contextmanager
+def written_whole(path: str | os.PathLike, durable: bool = False) -> Iterator[Path]:
+    """A name beside `path` for the block to write; it becomes `path` in one step when
+    the block succeeds, and is removed when it fails. Readers never see a half-written
+    file, whatever kills the writer. The name is hidden (a dot first, which folder
+    readers such as pyarrow's skip; see PARTIAL) and keeps the suffix, by which some
+    writers pick the format. `durable`: on disk before it is renamed, for results that
+    must survive a power cut."""
+    path = Path(path)
+    partial = path.with_name(
+        f".{path.stem}{PARTIAL}{os.getpid()}-{threading.get_ident()}{path.suffix}"
+    )
+    try:
+        yield partial
+        if durable:
+            with open(partial, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import VidclassError
-from ..files import open_regular
+from ..files import is_partial, open_regular, written_whole
 from ..formats import check_same_model, csv_header, result_columns
 from ..results import VideoResult
 
@@ -75,11 +75,8 @@ class PartWriter:
         rows = [result_columns({"model": self.model, **r.as_dict()}, self.top_k) for r in results]
         table = pa.Table.from_pylist(rows, schema=_schema(self.top_k))
         final = Path(self.folder) / part_name([r.video for r in results])
-        temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        pq.write_table(table, temporary)
-        with open(temporary, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(temporary, final)
+        with written_whole(final, durable=True) as partial:
+            pq.write_table(table, partial)
 
 
 class ParquetFolder:
@@ -108,8 +105,9 @@ class ParquetFolder:
                 fd = open_regular(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, "results marker")
                 with os.fdopen(fd, "w") as f:
                     json.dump({"vidclass": "results", "model": model, "top_k": top_k}, f)
-            for stale in self.path.glob(".part-*.tmp"):  # left by a killed worker
-                stale.unlink()
+            for stale in self.path.glob(".part-*"):  # left by a killed worker
+                if is_partial(stale):
+                    stale.unlink()
             parts = sorted(self.path.glob(PART_GLOB))
         except OSError as exc:
             raise VidclassError(f"{self.path}: {exc.strerror or exc}") from None

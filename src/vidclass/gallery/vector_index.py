@@ -11,12 +11,12 @@ missing or unreadable file only makes search exact, never wrong.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import VidclassError
+from ..files import written_whole
 
 log = logging.getLogger("vidclass")
 
@@ -159,12 +159,8 @@ class MomentIndex:
         gone = np.setdiff1d(np.asarray(index.keys, dtype=np.int64), ids)
         if len(gone):
             index.remove(gone)
-        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-        try:
-            index.save(str(tmp))
-            os.replace(tmp, self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with written_whole(self.path) as partial:
+            index.save(str(partial))
         self.store.set_meta(SAVED_AT, str(int(ids.max())))
         return f"{count} moments: index {self.path.name} (+{added}, -{len(gone)})"
 

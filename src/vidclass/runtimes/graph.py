@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import sys
 import time
 import warnings
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import VidclassError
+from ..files import written_whole
 from ..models.weights import cache_dir
 from ..version import __version__
 from . import graph_shape
@@ -120,7 +120,6 @@ def export(
     with any_frames of one frame more (the other parity of the strided pads). The file
     appears only once it passed: a crash or a mismatch leaves nothing behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.stem}.partial-{os.getpid()}.onnx")
     dims = "x".join(str(d) for d in graph_shape(shape, any_frames))
     names = PARTS[part]
     _say(f"converting {label} for {dims} {names[0]} (once; cached in {path.parent}) ...")
@@ -131,49 +130,47 @@ def export(
     checks = [clip]
     if any_frames:
         checks.append(_random_clip((shape[0], shape[1] + 1, *shape[2:])))
-    try:
-        # In fp32 whatever autocast the caller runs under: the graph is the reference.
-        with (
-            warnings.catch_warnings(),
-            torch.inference_mode(False),
-            torch.no_grad(),
-            torch.autocast("cpu", enabled=False),
-        ):
-            # The exporter warns of every Python value it fixes (the 'SAME' pads of a
-            # module without any_frames): those are per clip shape, which the key holds.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                wrapper,
-                (clip,),
-                str(partial),
-                dynamo=False,
-                input_names=[names[0]],
-                output_names=[names[1]],
-                dynamic_axes={names[0]: free, names[1]: {0: "batch"}},
-                opset_version=OPSET,
-            )
-            expected = [wrapper(x).float().numpy() for x in checks]
-        _say(f"  exported in {time.perf_counter() - started:.1f} s; checking against torch ...")
-        worst = 0.0
-        for x, want in zip(checks, expected, strict=True):
-            got = check(partial, x.numpy())
-            worst = max(worst, float(np.abs(got - want).max()))
-            scale = float(np.abs(want).max()) + 1.0
-            if not np.isfinite(worst) or worst > FP32_TOLERANCE * scale:
-                raise VidclassError(
-                    f"{label}: the converted graph differs from torch by {worst:.3g} on "
-                    f"{'x'.join(str(d) for d in x.shape[1:])} clips; use --runtime torch "
-                    "(and report this)"
+    with written_whole(path) as partial:
+        try:
+            # In fp32 whatever autocast the caller runs under: the graph is the reference.
+            with (
+                warnings.catch_warnings(),
+                torch.inference_mode(False),
+                torch.no_grad(),
+                torch.autocast("cpu", enabled=False),
+            ):
+                # The exporter warns of every Python value it fixes (the 'SAME' pads of a
+                # module without any_frames): those are per clip shape, which the key holds.
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    wrapper,
+                    (clip,),
+                    str(partial),
+                    dynamo=False,
+                    input_names=[names[0]],
+                    output_names=[names[1]],
+                    dynamic_axes={names[0]: free, names[1]: {0: "batch"}},
+                    opset_version=OPSET,
                 )
-    except VidclassError:
-        partial.unlink(missing_ok=True)
-        raise
-    except Exception as exc:
-        partial.unlink(missing_ok=True)
-        raise VidclassError(
-            f"{label}: cannot convert it ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-            "use --runtime torch"
-        ) from exc
-    os.replace(partial, path)
+                expected = [wrapper(x).float().numpy() for x in checks]
+            _say(f"  exported in {time.perf_counter() - started:.1f} s; checking against torch ...")
+            worst = 0.0
+            for x, want in zip(checks, expected, strict=True):
+                got = check(partial, x.numpy())
+                worst = max(worst, float(np.abs(got - want).max()))
+                scale = float(np.abs(want).max()) + 1.0
+                if not np.isfinite(worst) or worst > FP32_TOLERANCE * scale:
+                    raise VidclassError(
+                        f"{label}: the converted graph differs from torch by {worst:.3g} on "
+                        f"{'x'.join(str(d) for d in x.shape[1:])} clips; use --runtime torch "
+                        "(and report this)"
+                    )
+        except VidclassError:
+            raise
+        except Exception as exc:
+            raise VidclassError(
+                f"{label}: cannot convert it ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                "use --runtime torch"
+            ) from exc
     _say(f"  converted in {time.perf_counter() - started:.1f} s (largest difference {worst:.2g})")
     return path

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from ..files import is_partial, written_whole
 from ..models.resolve import source_files
 from ..models.spec import ModelEntry
 from . import graph, graph_shape
@@ -48,6 +49,8 @@ def _prune(folder: Path) -> None:
     MAX_RECORDS, are removed."""
     records = []
     for path in folder.glob("*.json"):
+        if is_partial(path):  # being written, or left by a killed run
+            continue
         try:
             with open(path, "rb") as f:
                 files = json.loads(f.read(1 << 20)).get("files") or [[""]]
@@ -106,7 +109,6 @@ def remember(
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     _prune(path.parent)
-    partial = path.with_name(f"{path.stem}.partial-{os.getpid()}.json")
-    partial.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    os.replace(partial, path)
+    with written_whole(path) as partial:
+        partial.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     log.debug(f"{name}: recorded for runs without torch in {path}")

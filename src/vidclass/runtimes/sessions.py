@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import written_whole
 from ..models.weights import cache_dir
 
 # What OpenVINO computes the graph's floating-point ops in. An int8 graph carries its
@@ -86,11 +87,10 @@ def _static_graph(path: Path, shape: tuple[int, ...]) -> Path:
     model = _openvino_core().read_model(str(path))
     model.reshape({0: ov.PartialShape([-1, *shape])})
     static.parent.mkdir(parents=True, exist_ok=True)
-    partial = static.with_name(f"{static.stem}.partial-{os.getpid()}.xml")
-    ov.save_model(model, str(partial), compress_to_fp16=False)
     # The weights first: the graph's file appearing marks the pair complete.
-    os.replace(partial.with_suffix(".bin"), static.with_suffix(".bin"))
-    os.replace(partial, static)
+    with written_whole(static) as partial, written_whole(static.with_suffix(".bin")) as weights:
+        ov.save_model(model, str(partial), compress_to_fp16=False)
+        os.replace(partial.with_suffix(".bin"), weights)
     return static
 
 

@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from ..digest import file_digest
 from ..errors import VidclassError
+from ..files import written_whole
 from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..models.weights import cache_dir
 from ..progress import tracked
@@ -62,14 +62,8 @@ class FeatureCache:
 
     def put(self, digest: str, views: str, features: np.ndarray, half: bool = False) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, features.astype(np.float16 if half else np.float32), allow_pickle=False)
-            os.replace(tmp, self._path(digest, views))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with written_whole(self._path(digest, views)) as partial, open(partial, "wb") as f:
+            np.save(f, features.astype(np.float16 if half else np.float32), allow_pickle=False)
 
 
 def extract_features(
