@@ -115,8 +115,11 @@ def main() -> None:
                 runs[variant].append(json.loads(out.strip().splitlines()[-1]))
                 print(f"round {round_ + 1}: {variant}", file=sys.stderr)
     first = next(iter(runs.values()))[0]
+    from vidclass.info import cpu_line
+
+    print(f"\n{cpu_line()}")
     print(
-        f"\n{first['videos']} videos ({len(CLIPS)} shared clips x {args.copies}), "
+        f"{first['videos']} videos ({len(CLIPS)} shared clips x {args.copies}), "
         f"{first['threads']} threads, median of {args.repeats} rounds"
     )
     print(

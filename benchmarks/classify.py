@@ -115,8 +115,11 @@ def main() -> None:
         rows.append(json.loads(out.strip().splitlines()[-1]))
         print(f"measured {variant}", file=sys.stderr)
     base = rows[0]
+    from vidclass.info import cpu_line
+
+    print(f"\n{cpu_line()}")
     print(
-        f"\n{len(CLIPS)} shared clips, median of {args.repeats} runs each, "
+        f"{len(CLIPS)} shared clips, median of {args.repeats} runs each, "
         f"{base['threads']} threads, 1 clip of 64 frames per video"
     )
     head = f"{'variant':<24}{'e2e s':>8}{'decode s':>10}{'model s':>9}{'e2e/model':>11}"

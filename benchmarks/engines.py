@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from batch import CLIPS, DEFAULT_VIDEOS  # the same clips as the batch benchmark
-from vidclass.info import cpu
+from vidclass.info import cpu_line
 
 RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
 RAY_BIN = str(Path(sys.executable).with_name("ray"))
@@ -168,8 +168,8 @@ def main() -> None:
             cluster.stop()
     first = runs["local"][0]
     print(
-        f"\n{first['videos']} videos ({len(CLIPS)} shared clips x {args.copies}), {cores} cores "
-        f"({' '.join(cpu()['features'])}), median of {args.repeats} rounds"
+        f"\n{cpu_line()}\n{first['videos']} videos ({len(CLIPS)} shared clips x {args.copies}), "
+        f"{cores} cores, median of {args.repeats} rounds"
     )
     header = ["videos/s", "vs local", "running", "vs local", "s in all", "failed"]
     print(f"{'variant':<28}" + "".join(f"{h:>10}" for h in header))

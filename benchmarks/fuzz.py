@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tests import hostile  # noqa: E402
 
+from vidclass.info import cpu_line  # noqa: E402
+
 VIDEOS = Path(os.environ.get("VIDCLASS_TEST_VIDEOS", ROOT.parent / "shared" / "videos"))
 KINDS = [
     ("not a readable video", "not a readable video"),
@@ -41,17 +43,6 @@ KINDS = [
     ("empty file", "empty file"),
     (": unexpected ", "unexpected exception (a bug)"),
 ]
-
-
-def cpu_flags() -> str:
-    try:
-        flags = next(
-            ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")
-        ).split()
-    except (OSError, StopIteration):
-        return "unknown"
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")
-    return " ".join(f for f in wanted if f in flags) or "none of avx2/avx512"
 
 
 def error_kind(message: str) -> str:
@@ -105,7 +96,7 @@ def main() -> int:
     if not VIDEOS.is_dir():
         print(f"no shared videos at {VIDEOS}", file=sys.stderr)
         return 2
-    print(f"cpu: {cpu_flags()}; cores: {len(os.sched_getaffinity(0))}; first seed {args.seed}")
+    print(f"{cpu_line()}; first seed {args.seed}")
     totals, problems = Counter(), []
     start, rounds, files_done = time.monotonic(), 0, 0
     while time.monotonic() - start < args.seconds:

@@ -101,6 +101,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=50, help="repeats of each query")
     parser.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS)
     args = parser.parse_args()
+    from vidclass.info import cpu_line
+
+    print(cpu_line())
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         print(

@@ -150,8 +150,11 @@ def main() -> None:
             rows.append(json.loads(out.strip().splitlines()[-1]))
             print(f"measured {variant}", file=sys.stderr)
     base = rows[0]
+    from vidclass.info import cpu_line
+
+    print(f"\n{cpu_line()}")
     print(
-        f"\nVideoMAE-base (random weights), 16 frames at 224x224, {len(CLIPS)} shared videos, "
+        f"VideoMAE-base (random weights), 16 frames at 224x224, {len(CLIPS)} shared videos, "
         f"median of {args.repeats} runs each, {base['threads']} threads"
     )
     print(

@@ -143,10 +143,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import vidclass
-    from vidclass.info import cpu
+    from vidclass.info import cpu_line
 
-    info = cpu()
-    print(f"CPU: {info['name']}, {info['cores']} cores, flags: {' '.join(info['features'])}")
+    print(cpu_line())
     clip = args.videos / args.video
     if not clip.exists():
         sys.exit(f"{clip} is missing (the shared videos belong beside the project)")

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from batch import CLIPS, DEFAULT_VIDEOS, ROOT  # the batch benchmark's clips
-from vidclass.info import cpu
+from vidclass.info import cpu_line
 
 TRAIN_VIDEOS = {  # label -> videos/dev files: a small head, as a user's first try
     "squat": ["squat_1.mp4", "squat_2.mp4"],
@@ -112,7 +112,7 @@ def main() -> None:
             )
     cores = len(os.sched_getaffinity(0))
     print(
-        f"\n{cpu()['name']}, {cores} cores ({' '.join(cpu()['features'])}), "
+        f"\n{cpu_line()}\n{cores} cores, "
         f"median of {args.repeats} rounds, seconds per command end to end"
     )
     print(f"{'command':<42}{args.against:>10}{'now':>10}{'now/old':>10}")

@@ -212,11 +212,11 @@ def main() -> None:
     if not VIDEO.is_file():
         sys.exit(f"missing {VIDEO}")
     from vidclass import runtimes
-    from vidclass.info import cpu
+    from vidclass.info import cpu, cpu_line
     from vidclass.runtime import native_bf16
 
     info = cpu()
-    print(f"CPU: {info['name']}, {info['cores']} cores; flags: {' '.join(info['features'])}")
+    print(cpu_line())
     amx = "amx_tile" in info["features"]
     print(f"AMX: {'yes' if amx else 'no'}; VNNI (int8): {'avx512_vnni' in info['features']}")
     models = [] if args.start_only else [("i3d.kinetics400", "I3D")]

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidclass.info import cpu
+from vidclass.info import cpu_line
 
 MOMENTS_PER_VIDEO = 20
 LATENT = 48  # dimensions the vectors really vary in (see make_data)
@@ -202,8 +202,7 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.measure, args.folder)))
         return
-    info = cpu()
-    print(f"{info['name']}, {info['cores']} cores ({' '.join(info['features'])})")
+    print(cpu_line())
     names = [n for n, (module, _) in CANDIDATES.items() if installed(module)]
     if args.only:
         names = [n for n in names if n.startswith(tuple(args.only))]

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vidclass.info import cpu_line
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEOS = ROOT.parent / "shared" / "videos"
 LEVELS = (1, 4, 16)  # concurrent clients
@@ -98,20 +100,6 @@ def get(url: str) -> dict:
         return json.load(r)
 
 
-def cpu() -> str:
-    """The CPU's model name and the flags that decide CPU inference speed."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "CPU unknown (no lscpu)"
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    name = fields.get("Model name", "?").strip()
-    have = set(fields.get("Flags", "").split())
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
-    flags = [f for f in wanted if f in have] or ["none of avx2, avx512, amx"]
-    return f"{name}, {os.cpu_count()} CPUs, flags: {' '.join(flags)}"
-
-
 def start(args) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -157,7 +145,7 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", help="the server's --precision (auto)")
     args = parser.parse_args()
     clip = args.videos / args.clip
-    print(cpu())
+    print(cpu_line())
     server, base = start(args)
     rps: dict[int, list[float]] = {n: [] for n in LEVELS}
     try:

@@ -127,7 +127,10 @@ def main() -> None:
             ),
             ("i3d.kinetics400, window 2.56 s, stride 60 s", "i3d.kinetics400", "-", "60"),
         ]
-        print(f"\n1-hour 1280x720 25 fps H.264 video ({HOUR_COPIES} x 10 s), one process per run")
+        from vidclass.info import cpu_line
+
+        print(f"\n{cpu_line()}")
+        print(f"1-hour 1280x720 25 fps H.264 video ({HOUR_COPIES} x 10 s), one process per run")
         print(f"{'run':<46}{'windows':>8}{'seconds':>9}{'peak RSS MB':>13}")
         for name, model, window, stride in runs:
             cmd = [sys.executable, __file__, "--run", str(hour), model, window, stride]

@@ -124,7 +124,10 @@ def main() -> None:
         again = run(tmp / "data", tmp / "model", tmp / "cache0")
     med = {k: statistics.median(r[k] for r in runs) for k in ("total", "extract", "head")}
     acc = statistics.median(r["accuracy"] for r in runs)
-    print(f"\n{n} videos of {SECONDS} s, {len(SOURCES)} labels, median of {args.repeats} runs")
+    from vidclass.info import cpu_line
+
+    print(f"\n{cpu_line()}")
+    print(f"{n} videos of {SECONDS} s, {len(SOURCES)} labels, median of {args.repeats} runs")
     print(f"  total (load, features, head, save)  {med['total']:7.1f} s")
     print(
         f"  feature extraction                  {med['extract']:7.1f} s "

@@ -57,6 +57,13 @@ def cpu() -> dict:
     }
 
 
+def cpu_line() -> str:
+    """One line for a benchmark's report: which machine its figures come from."""
+    info = cpu()
+    flags = " ".join(info["features"]) or f"none of {', '.join(CPU_FLAGS)}"
+    return f"CPU: {info['name']}, {info['cores']} cores; flags: {flags}"
+
+
 def gpus() -> list[dict]:
     found = []
     if torch.cuda.is_available():
