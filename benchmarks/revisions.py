@@ -110,9 +110,8 @@ def main() -> None:
                 ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old_tree)],
                 capture_output=True,
             )
-    cores = len(os.sched_getaffinity(0))
     print(
-        f"\n{cpu_line()}\n{cores} cores, "
+        f"\n{cpu_line()}\n"
         f"median of {args.repeats} rounds, seconds per command end to end"
     )
     print(f"{'command':<42}{args.against:>10}{'now':>10}{'now/old':>10}")

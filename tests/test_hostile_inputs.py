@@ -185,20 +185,61 @@ def test_a_stuck_decoding_process_is_killed_and_the_run_goes_on(model):
     assert all(r.error.endswith("decoding took over 0.5 s; stopped") for r in stopped)
 
 
-def test_closing_the_decoders_leaves_no_process_or_thread_behind():
-    """A video still decoding at close is given up. Nothing of the pool outlives close:
-    its thread, left running, races interpreter exit over a pipe it closes."""
+def _marks_then_sticks(marker, spec, sampling, timeout):
+    """Says it is decoding (the marker file), then never ends."""
+    Path(marker).touch()
+    time.sleep(3600)
+
+
+class _MarksWhenPickled:
+    """Touches its file as it is pickled, which a result is just before it is sent."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        Path(self.marker).touch()
+        return (str, ())
+
+
+def _sends_a_lot(marker, spec, sampling, timeout):
+    """A result that takes a while to pass through the pipe (300 MB), with the marker
+    pickled last: a close soon after the marker kills the process halfway through
+    sending it."""
+    return np.ones(300 * 2**20, dtype=np.uint8), _MarksWhenPickled(marker)
+
+
+def _close_while_decoding(task, marker: Path) -> None:
+    """Start a pool of `task`, submit one video once its processes are up, and close
+    it once the task has marked `marker`: nothing of the pool may outlive close."""
     threads_before = set(threading.enumerate())
-    pool = DecoderPool(2, task=_stuck).start()
-    stuck = pool.submit(str(video("cleaning_pool_1s.mp4")), None, None, None)
-    for _ in range(3000):  # the processes are up within seconds
-        if multiprocessing.active_children():
+    children_before = set(multiprocessing.active_children())
+    pool = DecoderPool(2, task=task).start()
+    ours = set(multiprocessing.active_children()) - children_before
+    future = pool.submit(str(marker), None, None, None)
+    for _ in range(6000):  # the processes start and run the task within seconds
+        if marker.exists():
             break
         time.sleep(0.01)
-    pool.close()
-    assert stuck.done()
-    assert multiprocessing.active_children() == []
-    assert {t for t in threading.enumerate() if t.is_alive()} <= threads_before
+    assert marker.exists(), "the decoding task never ran"
+    time.sleep(0.05)  # into the decode, or into sending its result
+    closing = threading.Thread(target=pool.close, daemon=True)
+    closing.start()
+    closing.join(120)  # a liveness bound: close used to hang here for good
+    assert not closing.is_alive(), "closing the decoders hangs"
+    assert future.done()
+    assert ours and not any(p.is_alive() for p in ours)
+    assert {t for t in threading.enumerate() if t.is_alive()} <= threads_before | {closing}
+
+
+def test_closing_the_decoders_stops_a_video_being_decoded(tmp_path):
+    """A video still decoding at close is given up, and nothing of the pool outlives
+    close: its thread, left running, races interpreter exit over a pipe it closes."""
+    _close_while_decoding(_marks_then_sticks, tmp_path / "decoding")
+
+
+def test_closing_the_decoders_while_a_result_is_being_sent(tmp_path):
+    _close_while_decoding(_sends_a_lot, tmp_path / "sending")
 
 
 # -- galleries ---------------------------------------------------------------------------------

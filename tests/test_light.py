@@ -215,3 +215,21 @@ def test_the_timeline_function_stays_a_function_once_its_module_is_imported():
     import vidclass.timeline  # noqa: F401  (what the first timeline call imports)
 
     assert callable(vidclass.timeline) and vidclass.timeline.__module__ == "vidclass"
+
+
+def test_records_of_gone_models_and_old_partials_are_pruned(tmp_path):
+    from vidclass.runtimes.remember import _prune
+
+    kept_model, gone_model = tmp_path / "kept.safetensors", tmp_path / "gone.safetensors"
+    kept_model.write_bytes(b"w")
+    records = tmp_path / "light"
+    records.mkdir()
+    for name, model in (("kept", kept_model), ("gone", gone_model)):
+        (records / f"{name}.json").write_text(json.dumps({"files": [[str(model), 1]]}))
+    (records / "torn.json").write_text('{"files": [[')
+    fresh, old = records / ".a.partial-1.json", records / ".b.partial-2.json"
+    fresh.write_text("{")
+    old.write_text("{")
+    os.utime(old, (0, 0))  # left by a run killed long ago
+    _prune(records)
+    assert sorted(p.name for p in records.iterdir()) == [fresh.name, "kept.json"]

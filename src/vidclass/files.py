@@ -12,8 +12,8 @@ import contextlib
 import errno
 import fcntl
 import os
+import secrets
 import stat
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,9 +116,8 @@ def written_whole(path: str | os.PathLike, durable: bool = False) -> Iterator[Pa
     writers pick the format. `durable`: on disk before it is renamed, for results that
     must survive a power cut."""
     path = Path(path)
-    partial = path.with_name(
-        f".{path.stem}{PARTIAL}{os.getpid()}-{threading.get_ident()}{path.suffix}"
-    )
+    # Random, not the pid: threads of one process (serve) may write the same file.
+    partial = path.with_name(f".{path.stem}{PARTIAL}{secrets.token_hex(4)}{path.suffix}")
     try:
         yield partial
         if durable:

@@ -7,8 +7,6 @@ import importlib.metadata
 import platform
 from pathlib import Path
 
-import torch
-
 from .devices import place
 from .errors import VidclassError
 from .runtime import available_cores, native_bf16
@@ -36,7 +34,7 @@ def _version(package: str) -> str | None:
         return None
 
 
-def cpu() -> dict:
+def _cpu_name_and_features() -> tuple[str, list[str]]:
     """The CPU's name and the features of CPU_FLAGS it has (Linux reads /proc/cpuinfo)."""
     name, flags = platform.processor() or platform.machine(), set()
     try:
@@ -49,22 +47,30 @@ def cpu() -> dict:
                 break
     except OSError:
         pass
+    return name, [f for f in CPU_FLAGS if f in flags]
+
+
+def cpu() -> dict:
+    name, features = _cpu_name_and_features()
     return {
         "name": name,
         "cores": available_cores(),
-        "features": [f for f in CPU_FLAGS if f in flags],
-        "native_bf16": native_bf16(),
+        "features": features,
+        "native_bf16": native_bf16(),  # asks torch
     }
 
 
 def cpu_line() -> str:
-    """One line for a benchmark's report: which machine its figures come from."""
-    info = cpu()
-    flags = " ".join(info["features"]) or f"none of {', '.join(CPU_FLAGS)}"
-    return f"CPU: {info['name']}, {info['cores']} cores; flags: {flags}"
+    """One line for a benchmark's report: which machine its figures come from (without
+    importing torch, so a benchmark's own timings are not changed by asking)."""
+    name, features = _cpu_name_and_features()
+    flags = " ".join(features) or f"none of {', '.join(CPU_FLAGS)}"
+    return f"CPU: {name}, {available_cores()} cores; flags: {flags}"
 
 
 def gpus() -> list[dict]:
+    import torch
+
     found = []
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
@@ -88,6 +94,7 @@ def system_info(device: str = "auto", precision: str = "auto") -> dict:
     not raised, since this is what someone asks for when things do not work."""
     import av
     import numpy
+    import torch
 
     try:
         placement = place(device, precision)

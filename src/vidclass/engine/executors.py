@@ -157,6 +157,7 @@ class DecoderPool:
         self.workers = workers
         self.task = task
         self._pool = None
+        self._unfinished: set[Future] = set()
 
     def start(self) -> DecoderPool:
         if self._pool is None and self.workers > 0:
@@ -167,13 +168,19 @@ class DecoderPool:
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=init_worker,
             )
-            self._pool.submit(int)  # makes the processes start now, not at the first video
+            self._track(self._pool.submit(int))  # the processes start now, not at the first video
         return self
+
+    def _track(self, future: Future) -> Future:
+        self._unfinished.add(future)
+        future.add_done_callback(self._unfinished.discard)
+        return future
 
     def submit(self, path: str, spec, sampling, timeout: float | None) -> Future:
         """Decode one video; past its hard limit the process is killed (the future then
         raises BrokenProcessPool)."""
-        return self.start()._pool.submit(run_in_worker, self.task, timeout, path, spec, sampling)
+        pool = self.start()._pool
+        return self._track(pool.submit(run_in_worker, self.task, timeout, path, spec, sampling))
 
     def restart(self) -> None:
         """After a decoder crashed: the old pool is broken for good."""
@@ -183,15 +190,28 @@ class DecoderPool:
     def close(self) -> None:
         """Stop the processes now; a video still decoding is no longer wanted.
 
-        The pool's own thread is waited for: left running, it closes a pipe that
-        interpreter exit writes to, a race CPython 3.11 loses now and then ("Bad file
-        descriptor" at exit). Stopping the processes first keeps that wait short."""
+        All of the pool is waited for: a pool left to wind down by itself keeps a thread
+        that races interpreter exit over a pipe it closes (CPython 3.11 loses now and
+        then: "Bad file descriptor" at exit). Idle processes are told to stop, and do.
+        Busy ones are killed; since one killed halfway through sending its result would
+        leave the pool's thread reading that pipe for good, this process's end of it is
+        closed too, which the thread then reads as a broken pool."""
         pool, self._pool = self._pool, None
         if pool is None:
             return
-        for process in list((pool._processes or {}).values()):
-            process.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            if any(not f.done() for f in list(self._unfinished)):
+                processes = list((pool._processes or {}).values())
+                for process in processes:
+                    process.terminate()
+                for process in processes:
+                    process.join()
+                results = getattr(pool, "_result_queue", None)
+                if results is not None:
+                    results._writer.close()
+        finally:
+            self._unfinished.clear()
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 class LocalProcesses:

@@ -3,9 +3,11 @@ by a run that opened a model's graph in OpenVINO, through torch."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -49,7 +51,10 @@ def _prune(folder: Path) -> None:
     MAX_RECORDS, are removed."""
     records = []
     for path in folder.glob("*.json"):
-        if is_partial(path):  # being written, or left by a killed run
+        if is_partial(path):  # being written, or (an hour on) left by a killed run
+            with contextlib.suppress(OSError):
+                if time.time() - path.stat().st_mtime > 3600:
+                    path.unlink()
             continue
         try:
             with open(path, "rb") as f:

@@ -90,6 +90,8 @@ def _static_graph(path: Path, shape: tuple[int, ...]) -> Path:
     # The weights first: the graph's file appearing marks the pair complete.
     with written_whole(static) as partial, written_whole(static.with_suffix(".bin")) as weights:
         ov.save_model(model, str(partial), compress_to_fp16=False)
+        # save_model put the weights beside the graph (the same name as `weights` now;
+        # renamed all the same, so nothing rests on the two names agreeing).
         os.replace(partial.with_suffix(".bin"), weights)
     return static
 
