@@ -110,10 +110,7 @@ def main() -> None:
                 ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old_tree)],
                 capture_output=True,
             )
-    print(
-        f"\n{cpu_line()}\n"
-        f"median of {args.repeats} rounds, seconds per command end to end"
-    )
+    print(f"\n{cpu_line()}\nmedian of {args.repeats} rounds, seconds per command end to end")
     print(f"{'command':<42}{args.against:>10}{'now':>10}{'now/old':>10}")
     for name in commands(args.videos, Path(tmp)):
         old = statistics.median(times[(name, args.against)])
