@@ -169,7 +169,7 @@ def main() -> None:
     first = runs["local"][0]
     print(
         f"\n{cpu_line()}\n{first['videos']} videos ({len(CLIPS)} shared clips x {args.copies}), "
-        f"{cores} cores, median of {args.repeats} rounds"
+        f"median of {args.repeats} rounds"
     )
     header = ["videos/s", "vs local", "running", "vs local", "s in all", "failed"]
     print(f"{'variant':<28}" + "".join(f"{h:>10}" for h in header))

@@ -210,8 +210,8 @@ def _sends_a_lot(marker, spec, sampling, timeout):
 
 
 def _close_while_decoding(task, marker: Path) -> None:
-    """Start a pool of `task`, submit one video once its processes are up, and close
-    it once the task has marked `marker`: nothing of the pool may outlive close."""
+    """Start a pool of `task`, submit one video, and close the pool once the task has
+    marked `marker`: nothing of the pool may outlive close."""
     threads_before = set(threading.enumerate())
     children_before = set(multiprocessing.active_children())
     pool = DecoderPool(2, task=task).start()
