@@ -69,10 +69,74 @@ def test_search_by_words_prefixes_stems_and_synonyms(synthetic):
     assert paths(g.search("", label="dancing ballet")) == ["ballet.mp4"]
     bass = g.search("bass")[0]
     assert bass.duration == 200 and bass.moments == [
-        {"start": 3, "end": 9, "label": "playing bass guitar", "score": 0.7}
+        {"start": 3, "end": 9, "label": "playing bass guitar", "score": 0.7, "source": "timeline"}
     ]
     with pytest.raises(VidclassError, match="some words"):
         g.search("?!")
+
+
+def test_a_stretch_of_the_timeline_finds_its_video(tmp_path):
+    """A long video whose whole-video tags miss a label is found by a stored segment
+    carrying it, with the segment's times, and the hit says where each label comes from."""
+    g = Gallery(tmp_path / "g.sqlite")
+    long = record(
+        "/v/long.mp4",
+        [("side kick", 0.25), ("robot dancing", 0.1)],
+        139,
+        segments=[
+            (0, 12, "side kick", 0.4),
+            (12, 62, "tai chi", 0.81),
+            (62, 139, "side kick", 0.5),
+        ],
+    )
+    long.tags_from = "mean of 7 clips across the video"
+    g.store.put(long)
+    g.store.put(record("/v/short.mp4", [("tai chi", 0.6)], 10))
+    hits = g.search("tai chi")
+    assert paths(hits) == ["long.mp4", "short.mp4"]  # its segment scores 0.81
+    assert hits[0].tags == [] and hits[0].tags_from == "mean of 7 clips across the video"
+    assert hits[0].moments == [
+        {"start": 12, "end": 62, "label": "tai chi", "score": 0.81, "source": "timeline"}
+    ]
+    assert hits[0].as_dict()["tags_from"] == "mean of 7 clips across the video"
+    # Filters apply to segments as to tags.
+    assert paths(g.search("tai chi", min_score=0.7)) == ["long.mp4"]
+    assert paths(g.search("tai chi", max_duration=60)) == ["short.mp4"]
+    assert paths(g.search("", label="tai chi")) == ["long.mp4", "short.mp4"]
+    g.close()
+
+
+def test_a_gallery_from_before_tag_sources_opens_and_gains_them(tmp_path):
+    db = tmp_path / "g.sqlite"
+    with Gallery(db) as g:
+        g.store.put(record("/v/a.mp4", [("tai chi", 0.6)]))
+    with sqlite3.connect(db) as conn:  # the schema of galleries made before tags_from
+        conn.execute("ALTER TABLE videos DROP COLUMN tags_from")
+    with Gallery(db) as g:
+        assert g.store.by_path("/v/a.mp4").tags_from is None
+        assert paths(g.search("tai")) == ["a.mp4"]
+        newer = record("/v/b.mp4", [("tai chi", 0.7)])
+        newer.tags_from = "its middle clip"
+        g.store.put(newer)
+        assert g.store.by_path("/v/b.mp4").tags_from == "its middle clip"
+
+
+def test_a_long_video_is_tagged_by_all_of_it(tmp_path):
+    """people_139s.mp4's middle clip says "side kick"; tai chi fills much of the rest. Its
+    tags are the mean of a clip per 20 s, and say so."""
+    lib = link_videos(tmp_path / "lib", ["long/people_139s.mp4", "arm_wrestling.mp4"])
+    db = tmp_path / "g.sqlite"
+    done = run_cli("index", lib, "--db", db)
+    assert done.returncode == 0, done.stderr
+    assert not Path(f"{db}.index-lock").exists()  # the run's lock goes with it
+    rows = {Path(r["video"]).name: r for r in json.loads(run_cli("export", "--db", db).stdout)}
+    long = rows["people_139s.mp4"]
+    assert long["tags_from"] == "mean of 7 clips across the video"
+    assert long["tags"][0]["label"] == "tai chi"
+    assert rows["arm_wrestling.mp4"]["tags_from"] == "its middle clip"
+    found = run_cli("search", "tai chi", "--db", db)
+    assert "people_139s.mp4" in found.stdout
+    assert "(whole video: mean of 7 clips across the video)" in found.stdout
 
 
 def test_fts_query_quotes_words():
@@ -157,8 +221,33 @@ def test_timeline_moments_are_searchable(tmp_path, model):
     assert summary.classified == 1
     hit = g.search("wrestling")[0]
     assert hit.moments and hit.moments[0]["label"] == "arm wrestling"
+    assert hit.moments[0]["source"] == "timeline"
     assert hit.moments[0]["start"] < 1 and hit.moments[-1]["end"] > 9
+    # With a timeline, the tags are the mean of all its windows.
+    assert hit.tags_from == "mean of its timeline's 9 windows"
     g.close()
+
+
+def test_a_damaged_file_is_warned_about_once(tmp_path):
+    """Its tags and its timeline both decode it: the decoder's warning shows once."""
+    lib = link_videos(tmp_path / "lib", ["odd/corrupt_midstream.mp4"])
+    done = run_cli("index", lib, "--db", tmp_path / "g.sqlite", "--timeline")
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "damaged data after" in line]
+    assert len(warnings) == 1, done.stderr
+
+
+@pytest.mark.slow
+def test_search_finds_a_long_video_by_the_stretch_its_timeline_saw(tmp_path):
+    lib = link_videos(tmp_path / "lib", ["long/people_139s.mp4"])
+    db = tmp_path / "g.sqlite"
+    assert run_cli("index", lib, "--db", db, "--timeline").returncode == 0
+    hits = json.loads(run_cli("search", "tai chi", "--db", db, "--format", "json").stdout)
+    assert [Path(h["video"]).name for h in hits] == ["people_139s.mp4"]
+    moments = hits[0]["moments"]
+    assert moments and all(m["label"] == "tai chi" and m["source"] == "timeline" for m in moments)
+    assert sum(m["end"] - m["start"] for m in moments) > 30  # tai chi fills much of it
+    assert hits[0]["tags_from"].startswith("mean of its timeline's")
 
 
 def test_a_killed_indexing_run_loses_and_repeats_nothing(tmp_path):

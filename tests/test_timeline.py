@@ -8,6 +8,7 @@ import av
 import numpy as np
 import pytest
 
+from vidclass.engine import Windows, Work
 from vidclass.subtitles import to_srt, to_vtt
 from vidclass.timeline import Segment, segment, window_starts
 from vidclass.video import decode, read_frames
@@ -120,3 +121,64 @@ def test_cli_outputs(tmp_path):
     assert csv_rows[0] == "start,end,label,score" and "cleaning pool" in csv_rows[1]
     bad = run_cli("timeline", path, "--stride", "0")
     assert bad.returncode == 2 and "must be more than 0" in bad.stderr
+
+
+def test_progress_counts_every_window_and_the_whole_video_is_their_mean(model):
+    path = video("arm_wrestling.mp4")
+    seen = []
+    tl = model.timeline(path, top_k=3, progress=lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1] == (len(tl.windows), len(tl.windows))
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)  # it only moves forward
+    probs = model.run(path, Work(Windows(tl.window, tl.stride), video_timeout=None)).clip_scores
+    mean = probs.mean(axis=0)
+    assert [p["label"] for p in tl.predictions] == [model.labels[i] for i in np.argsort(-mean)[:3]]
+    assert tl.predictions[0]["score"] == pytest.approx(float(mean.max()), abs=1e-5)
+
+
+def _run_on_a_terminal(*args) -> tuple[int, str, str]:
+    """`vidclass ARGS` with stderr on a pseudo-terminal (as a person runs it) and stdout
+    piped: (exit code, stdout, what the terminal showed)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    leader, follower = pty.openpty()
+    # A terminal of 30 rows and 120 columns (a new pseudo-terminal has no size).
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidclass", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+    )
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal's other end closed: the process has ended
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    out = proc.stdout.read()
+    return proc.wait(timeout=600), out, shown.decode(errors="replace")
+
+
+def test_the_cli_shows_windows_done_on_a_terminal_and_nothing_when_piped():
+    path = video("eating_spaghetti.mp4")
+    code, out, terminal = _run_on_a_terminal("timeline", path, "--stride", "0.5")
+    assert code == 0
+    assert "timeline:" in terminal and "16/16" in terminal and "window" in terminal
+    assert "timeline:" not in out  # the bar never reaches the results
+    piped = run_cli("timeline", path, "--stride", "0.5")
+    assert piped.returncode == 0 and "window/s" not in piped.stderr and "16/16" not in piped.stderr
+    lines = piped.stdout.splitlines()
+    assert lines[0].split() == ["start", "end", "top", "labels", "and", "scores"]
+    assert len(lines) == 1 + 16 + 1
+    assert lines[-1].startswith("whole video (mean of 16 windows): eating spaghetti")

@@ -167,17 +167,20 @@ class Classifier:
         smooth: int = 3,
         min_segment: float | None = None,
         labels: list[str] | LabelChoice | None = None,
+        progress=None,
     ):
-        """Labels over time: top-k for sliding windows, and segments of one label.
+        """Labels over time: top-k for sliding windows, segments of one label, and the
+        top-k of the whole video (the mean of its windows).
 
         window/stride in seconds (default: the model's clip length, else 2 s / 1 s);
         smooth: windows averaged before segmenting; min_segment: seconds (2 strides);
-        labels: only these (see `with_labels`).
+        labels: only these (see `with_labels`); progress: called with (windows scored,
+        windows in all or None) as they are.
         """
         from .timeline import compute
 
         model = self.with_labels(labels)
-        return compute(model, path, window, stride, top_k, smooth, min_segment)
+        return compute(model, path, window, stride, top_k, smooth, min_segment, progress)
 
     def classify_many(
         self,

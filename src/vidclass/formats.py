@@ -90,12 +90,22 @@ def timeline_csv(tl: Timeline, segments: bool) -> str:
 
 
 def timeline_table(tl: Timeline, segments: bool) -> str:
+    """A header, a line per segment or window, and the whole video's top labels (the mean
+    of all windows) with where they come from."""
     if segments:
-        lines = [f"{g.start:8.2f} {g.end:8.2f}  {g.label}  {g.score:.3f}" for g in tl.segments]
+        lines = [f"{'start':>8} {'end':>8}  label  score"]
+        lines += [f"{g.start:8.2f} {g.end:8.2f}  {g.label}  {g.score:.3f}" for g in tl.segments]
     else:
-        lines = [
+        lines = [f"{'start':>8} {'end':>8}  top labels and scores"]
+        lines += [
             f"{w.start:8.2f} {w.end:8.2f}  "
             + "  ".join(f"{p['label']} {p['score']:.3f}" for p in w.predictions)
             for w in tl.windows
         ]
+    if tl.predictions:
+        count = len(tl.windows)
+        lines.append(
+            f"whole video (mean of {count} window{'s' * (count != 1)}): "
+            + "  ".join(f"{p['label']} {p['score']:.3f}" for p in tl.predictions)
+        )
     return "".join(line + "\n" for line in lines)

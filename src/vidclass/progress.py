@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from tqdm import tqdm
 
@@ -22,3 +23,21 @@ def tracked(
         disable=not enabled,
     ) as bar:
         yield from bar
+
+
+@contextmanager
+def counted(
+    desc: str | None = None, unit: str = "window", enabled=True
+) -> Iterator[Callable[[int, int | None], None]]:
+    """A bar for work that reports (done, total or None) as it goes, such as a timeline's
+    windows; yields the function to report to."""
+    with tqdm(
+        total=None, desc=desc, unit=unit, leave=False, dynamic_ncols=True, disable=not enabled
+    ) as bar:
+
+        def report(done: int, total: int | None) -> None:
+            if total is not None and bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        yield report

@@ -58,12 +58,17 @@ class Segment:
 
 @dataclass
 class Timeline:
+    """Windows and segments of one video. `predictions`: its top labels as a whole, the
+    mean of every window's scores (not one clip's), so a long video is summarised by
+    all of it."""
+
     video: str
     duration: float
     window: float
     stride: float
     windows: list[Window] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
+    predictions: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from .engine import Driver, InProcess, Runner, Windows, Work
 from .errors import VidclassError
 from .results import Segment, Timeline, Window
 from .results import top_k as best
-from .video.sampling import window_starts
+from .video.sampling import window_count, window_starts
 
 __all__ = ["Segment", "Timeline", "Window", "compute", "segment", "window_cuts", "window_starts"]
 
@@ -41,8 +42,10 @@ def compute(
     top_k: int = 3,
     smooth: int = 3,
     min_segment: float | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> Timeline:
-    """The timeline of one video, decoded and scored in this process."""
+    """The timeline of one video, decoded and scored in this process. `progress` is
+    called with (windows scored, windows in all, None where unknown) as they are."""
     if window is None:
         window = clf.spec.clip_seconds or DEFAULT_WINDOW
     if stride is None:
@@ -50,7 +53,17 @@ def compute(
     if top_k < 1:
         raise VidclassError(f"top_k must be at least 1, got {top_k}")
     work = Work(Windows(window, stride), video_timeout=None)
-    result = next(Driver(clf, work, InProcess(raise_errors=True)).run([path]))
+    on_scored = None
+    if progress is not None:
+        total, done = planned_windows(path, window, stride), 0
+
+        def on_scored(n: int) -> None:
+            nonlocal done
+            done += n
+            progress(done, total)
+
+    driver = Driver(clf, work, InProcess(raise_errors=True), on_scored=on_scored)
+    result = next(driver.run([path]))
     probs, spans = result.clip_scores, result.spans
     end = spans[-1][1]
     windows = [
@@ -58,7 +71,20 @@ def compute(
     ]
     min_segment = 2 * stride if min_segment is None else min_segment
     segs = segment(probs, spans, end, clf.labels, smooth=smooth, min_length=min_segment)
-    return Timeline(str(path), end, window, stride, windows, segs)
+    whole = best(clf.labels, probs.mean(axis=0), top_k, clf.min_score)
+    return Timeline(str(path), end, window, stride, windows, segs, whole)
+
+
+def planned_windows(path: str | os.PathLike, window: float, stride: float) -> int | None:
+    """How many windows a timeline of `path` will have (None: its duration is unknown
+    until it is decoded)."""
+    from .video import probe
+
+    try:
+        duration = probe(path).duration
+    except VidclassError:
+        return None
+    return window_count(duration, window, stride) if duration else None
 
 
 def segment(

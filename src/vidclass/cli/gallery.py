@@ -184,9 +184,13 @@ def _run_search(gallery, args) -> int:
     for h in hits:
         tags = ", ".join(f"{t['label']} {t['score']:.2f}" for t in h.tags)
         print(f"{h.score:.3f}  {_duration(h.duration):>9}  {h.path}")
-        print(f"       {tags}")
+        if tags:  # the whole video's tags, and how they were made
+            print(f"       {tags}" + (f"  (whole video: {h.tags_from})" if h.tags_from else ""))
         for m in h.moments:
-            print(f"       {m['start']:.1f}-{m['end']:.1f} s  {m['label']} {m['score']:.2f}")
+            source = f"  ({m['source']})" if m.get("source") else ""
+            print(
+                f"       {m['start']:.1f}-{m['end']:.1f} s  {m['label']} {m['score']:.2f}{source}"
+            )
     return 0
 
 
@@ -236,6 +240,7 @@ def _run_export(gallery, args) -> int:
                     "height",
                     "model",
                     "tags",
+                    "tags_from",
                     "segments",
                     "error",
                 ]
@@ -255,6 +260,7 @@ def _run_export(gallery, args) -> int:
                         r["height"],
                         r["model"],
                         tags,
+                        r["tags_from"] or "",
                         segments,
                         r["error"] or "",
                     ]

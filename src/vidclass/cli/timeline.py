@@ -7,6 +7,7 @@ import logging
 import sys
 
 from ..formats import timeline_csv, timeline_table
+from ..progress import counted
 from .options import (
     add_label_options,
     add_model_options,
@@ -60,15 +61,17 @@ def run(args) -> int:
         device=args.device,
         runtime=args.runtime,
     )
-    tl = model.timeline(
-        args.video,
-        window=args.window,
-        stride=args.stride,
-        top_k=args.top_k,
-        smooth=args.smooth,
-        min_segment=args.min_segment,
-        labels=labels,
-    )
+    with counted("timeline", enabled=sys.stderr.isatty()) as progress:
+        tl = model.timeline(
+            args.video,
+            window=args.window,
+            stride=args.stride,
+            top_k=args.top_k,
+            smooth=args.smooth,
+            min_segment=args.min_segment,
+            labels=labels,
+            progress=progress,
+        )
     out = sys.stdout
     if args.format == "json":
         json.dump(tl.as_dict(), out, indent=2)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,10 +76,14 @@ class Driver:
         executor=None,
         batch_size: int | None = None,
         ordered: bool = False,
+        on_scored: Callable[[int], None] | None = None,
     ):
         """`batch_size`: clips per forward pass (None: what suits the model's device);
-        `ordered`: yield results in the order of the paths rather than as they finish."""
+        `ordered`: yield results in the order of the paths rather than as they finish;
+        `on_scored`: called with the number of clips after each forward pass (progress
+        within long videos)."""
         self.model = model
+        self.on_scored = on_scored
         self.ordered = ordered
         self.work = work
         self.executor = executor if executor is not None else InProcess()
@@ -180,6 +184,8 @@ class Driver:
         self.stats.forward_passes += 1
         self.stats.clips += len(group)
         n = len(group)
+        if self.on_scored is not None:
+            self.on_scored(n)
         scores = scores if scores is not None else [None] * n
         features = features if features is not None else [None] * n
         return [

@@ -46,7 +46,7 @@ class Preparation:
         return self._clips(self.sampling)
 
     def _clips(self, sampling: Clips) -> Iterator[tuple[int, np.ndarray]]:
-        groups, warnings = read_clip_frames(self.path, self.spec, sampling.count)
+        groups, warnings = read_clip_frames(self.path, self.spec, sampling.count, sampling.every)
         self.warnings += warnings
         if len(groups[0]) < self.spec.pad_to:
             log.info(f"{self.path}: short video, frames repeated up to {self.spec.pad_to}")

@@ -28,14 +28,19 @@ OUTPUTS = ("scores", "features", "both", "trunk")
 @dataclass(frozen=True)
 class Clips:
     """`count` clips spread over the whole video (1: the middle clip); `flip` adds a
-    mirrored copy of each (training augmentation)."""
+    mirrored copy of each (training augmentation). With `every`, one clip per `every`
+    seconds of the video and at most `count`: a long video is summarised by all of it
+    while a short one costs one clip."""
 
     count: int = 1
     flip: bool = False
+    every: float | None = None
 
     def __post_init__(self):
         if self.count < 1:
             raise VidclassError(f"clips must be at least 1, got {self.count}")
+        if self.every is not None and not (self.every > 0 and math.isfinite(self.every)):
+            raise VidclassError(f"clips every must be a positive number, got {self.every}")
 
 
 @dataclass(frozen=True)

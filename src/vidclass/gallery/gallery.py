@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -15,7 +16,7 @@ import numpy as np
 from ..errors import VidclassError
 from ..files import open_regular
 from ..limits import DEFAULT_VIDEO_TIMEOUT, time_limit
-from ..progress import tracked
+from ..progress import counted, tracked
 from .store import EmbeddedVideo, GalleryStore, Hit, SqliteGalleryStore, VideoRecord
 from .vector_index import MomentIndex
 
@@ -30,6 +31,10 @@ SIMILAR_USING = ("auto", "features", "embeddings")
 MOMENTS_PER_HIT = 3  # a text search shows a video's best moments, at most these
 MAX_MOMENTS = 20_000  # moments read for one text search, at most
 MIN_TAG_SCORE = 0.01  # weaker labels are not kept as tags (the best one always is)
+# A video's tags are the mean of one clip per TAG_CLIP_EVERY seconds, at most TAG_CLIPS
+# (a short video costs one clip; a long one is summarised by all of it, not its middle).
+TAG_CLIP_EVERY = 20.0
+TAG_CLIPS = 8
 
 # Words people search for that labels spell otherwise. Stems (dance/dancing, swim/
 # swimming) need no entry: the label index stems words (FTS5's porter tokenizer).
@@ -141,22 +146,67 @@ def _is_vision_language(name: str) -> bool:
 @contextmanager
 def _index_lock(db: str) -> Iterator[None]:
     """Hold the gallery's index lock (an flock on DB.index-lock, released by the kernel
-    if the process dies): two index runs would both classify everything."""
-    fd = open_regular(db + ".index-lock", os.O_RDWR | os.O_CREAT, "lock file")
-    with os.fdopen(fd, "r+") as f:
+    if the process dies): two index runs would both classify everything. The lock file
+    is removed when the run ends; a run that locked a file removed meanwhile by the run
+    before it locks the new one instead, so two runs never hold different files."""
+    name = db + ".index-lock"
+    for _ in range(100):
+        f = os.fdopen(open_regular(name, os.O_RDWR | os.O_CREAT, "lock file"), "r+")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = f.read(20).strip() or "?"
+            f.close()
             raise VidclassError(
                 f"{db} is being indexed by another run (pid {holder}); wait for it to "
                 "finish, or use another --db"
             ) from None
+        try:
+            now = os.stat(name)
+        except FileNotFoundError:
+            now = None
+        held = os.fstat(f.fileno())
+        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            break
+        f.close()  # removed (or replaced) between our open and our lock: try the new one
+    else:
+        raise VidclassError(f"{name}: cannot hold the index lock (it keeps being replaced)")
+    try:
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))
         f.flush()
         yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)  # still held: no other run can have it now
+        f.close()
+
+
+class _Once(logging.Filter):
+    """Lets each message through once: a file's decoder warnings are met again when its
+    timeline decodes it after its tags did."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+@contextmanager
+def _each_message_once() -> Iterator[None]:
+    once = _Once()
+    log.addFilter(once)
+    try:
+        yield
+    finally:
+        log.removeFilter(once)
 
 
 class Gallery:
@@ -313,7 +363,7 @@ class Gallery:
             runtime,
         )
         side = self._embedding_side() if embed else self._classifier_side()
-        with _index_lock(self.path):
+        with _index_lock(self.path), _each_message_once():
             return self._index(inputs, run, side)
 
     def _classifier_side(self) -> _Side:
@@ -456,7 +506,8 @@ class Gallery:
         from ..engine import Clips, Work
         from ..video import probe
 
-        work = Work(Clips(), outputs="both", top_k=run.top_k, video_timeout=run.video_timeout)
+        sampling = Clips(TAG_CLIPS, every=TAG_CLIP_EVERY)
+        work = Work(sampling, outputs="both", top_k=run.top_k, video_timeout=run.video_timeout)
         for result, digest, st in self._run(clf, work, todo, run):
             record = VideoRecord(result.video, digest, st.st_size, st.st_mtime, clf.name)
             if result.error is not None:
@@ -471,25 +522,36 @@ class Gallery:
                 except VidclassError:
                     pass
                 top = result.predictions
-                record.tags = top[:1] + [t for t in top[1:] if t["score"] >= MIN_TAG_SCORE]
+                clips = len(result.features)
+                record.tags_from = (
+                    f"mean of {clips} clips across the video" if clips > 1 else "its middle clip"
+                )
                 record.feature = result.features.mean(axis=0)
-                if run.timeline:
-                    record.segments = self._segments(clf, result.video, run.video_timeout)
+                tl = self._timeline(clf, result.video, run) if run.timeline else None
+                if tl is not None:
+                    record.segments = [
+                        {"start": s.start, "end": s.end, "label": s.label, "score": s.score}
+                        for s in tl.segments
+                    ]
+                    top = tl.predictions
+                    record.tags_from = f"mean of its timeline's {len(tl.windows)} windows"
+                record.tags = top[:1] + [t for t in top[1:] if t["score"] >= MIN_TAG_SCORE]
                 summary.classified += 1
             self.store.put(record)
 
     @staticmethod
-    def _segments(clf, path: str, timeout: float | None) -> list[dict]:
+    def _timeline(clf, path: str, run: _IndexRun):
+        """The video's timeline, with a bar of its windows on a terminal; None where it
+        cannot be made in `run.video_timeout` (the video keeps its tags)."""
         try:
-            with time_limit(timeout, f"{path}: its timeline"):
-                tl = clf.timeline(path)
+            with (
+                time_limit(run.video_timeout, f"{path}: its timeline"),
+                counted(os.path.basename(path), enabled=run.progress) as progress,
+            ):
+                return clf.timeline(path, top_k=run.top_k, progress=progress)
         except VidclassError as exc:
             log.warning(f"{path}: no timeline ({exc})")
-            return []
-        return [
-            {"start": s.start, "end": s.end, "label": s.label, "score": s.score}
-            for s in tl.segments
-        ]
+            return None
 
     # -- reading ----------------------------------------------------------------------------
     def search(
@@ -546,7 +608,7 @@ class Gallery:
                     continue
                 path, start, end = spans[key]
                 found.setdefault(path, []).append(
-                    {"start": start, "end": end, "label": words, "score": sim}
+                    {"start": start, "end": end, "label": words, "score": sim, "source": "text"}
                 )
             kept = self._within(found, min_duration, max_duration)
             if len(kept) >= limit or len(ranked) < want or want >= MAX_MOMENTS:
@@ -557,7 +619,8 @@ class Gallery:
             record = self.store.by_path(path)
             tags = record.tags[:3] if record is not None else []
             best = moments[:MOMENTS_PER_HIT]
-            hits.append(Hit(path, best[0]["score"], duration, tags, best))
+            tags_from = record.tags_from if record is not None else None
+            hits.append(Hit(path, best[0]["score"], duration, tags, best, tags_from))
         return hits
 
     def _within(self, found, min_duration, max_duration) -> dict:
@@ -677,6 +740,7 @@ class Gallery:
                 "height": r.height,
                 "model": r.model,
                 "tags": r.tags,
+                "tags_from": r.tags_from,
                 "segments": r.segments,
                 "error": r.error,
             }

@@ -36,6 +36,7 @@ class VideoRecord:
     feature: np.ndarray | None = None  # pooled backbone features, float32 (D,)
     error: str | None = None  # could not be classified
     id: int | None = None
+    tags_from: str | None = None  # how the tags were made ("mean of 5 clips across ...")
 
 
 @dataclass
@@ -56,13 +57,16 @@ class EmbeddedVideo:
 
 @dataclass
 class Hit:
-    """A search result: a video, the tags that matched and where they occur."""
+    """A search result: a video, the tags that matched (the whole video's, made as
+    `tags_from` says) and the moments where they occur, each with its `source`:
+    "timeline" (a stored segment) or "text" (a vision-language moment)."""
 
     path: str
     score: float
     duration: float | None
     tags: list[dict]
     moments: list[dict]
+    tags_from: str | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -70,6 +74,7 @@ class Hit:
             "score": self.score,
             "duration": self.duration,
             "tags": self.tags,
+            "tags_from": self.tags_from,
             "moments": self.moments,
         }
 
@@ -122,7 +127,8 @@ CREATE TABLE IF NOT EXISTS videos (
     height INTEGER,
     feature BLOB,
     error TEXT,
-    indexed_at TEXT NOT NULL
+    indexed_at TEXT NOT NULL,
+    tags_from TEXT
 );
 CREATE INDEX IF NOT EXISTS videos_hash ON videos(hash);
 CREATE TABLE IF NOT EXISTS tags (
@@ -141,6 +147,7 @@ CREATE TABLE IF NOT EXISTS segments (
     score REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS segments_video ON segments(video_id, label);
+CREATE INDEX IF NOT EXISTS segments_label ON segments(label, score DESC);
 CREATE TABLE IF NOT EXISTS labels (label TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS embedded (
     path TEXT PRIMARY KEY,
@@ -231,6 +238,9 @@ class SqliteGalleryStore:
             self.conn.execute("PRAGMA foreign_keys=ON")
             with self.conn:
                 self.conn.executescript(SCHEMA)
+                columns = {r[1] for r in self.conn.execute("PRAGMA table_info(videos)")}
+                if "tags_from" not in columns:  # a gallery made before tags said their source
+                    self.conn.execute("ALTER TABLE videos ADD COLUMN tags_from TEXT")
         except sqlite3.DatabaseError as exc:
             raise VidclassError(f"{self.path}: not a usable gallery database ({exc})") from None
 
@@ -245,7 +255,20 @@ class SqliteGalleryStore:
 
     # -- videos -----------------------------------------------------------------------
     def _record(self, row) -> VideoRecord:
-        (vid, path, digest, size, mtime, model, duration, width, height, feature, error) = row
+        (
+            vid,
+            path,
+            digest,
+            size,
+            mtime,
+            model,
+            duration,
+            width,
+            height,
+            feature,
+            error,
+            tags_from,
+        ) = row
         tags = [
             {"label": label, "score": score}
             for label, score in self.conn.execute(
@@ -277,6 +300,7 @@ class SqliteGalleryStore:
             vector,
             error,
             vid,
+            tags_from,
         )
 
     # Read with the types vidclass wrote: a crafted file's text in a number column
@@ -284,7 +308,8 @@ class SqliteGalleryStore:
     _COLUMNS = (
         "id, CAST(path AS TEXT), CAST(hash AS TEXT), CAST(size AS INTEGER), "
         "CAST(mtime AS REAL), CAST(model AS TEXT), CAST(duration AS REAL), "
-        "CAST(width AS INTEGER), CAST(height AS INTEGER), feature, CAST(error AS TEXT)"
+        "CAST(width AS INTEGER), CAST(height AS INTEGER), feature, CAST(error AS TEXT), "
+        "CAST(tags_from AS TEXT)"
     )
 
     def by_path(self, path: str) -> VideoRecord | None:
@@ -315,7 +340,8 @@ class SqliteGalleryStore:
             self.conn.execute("DELETE FROM videos WHERE path = ?", (record.path,))
             cur = self.conn.execute(
                 "INSERT INTO videos (path, hash, size, mtime, model, duration, width, height, "
-                "feature, error, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "feature, error, indexed_at, tags_from) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.path,
                     record.hash,
@@ -328,6 +354,7 @@ class SqliteGalleryStore:
                     feature,
                     record.error,
                     time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    record.tags_from,
                 ),
             )
             vid = cur.lastrowid
@@ -486,37 +513,41 @@ class SqliteGalleryStore:
         return [r[0] for r in rows]
 
     def tagged(self, labels, min_score=0.0, min_duration=None, max_duration=None, limit=20):
-        """Videos with any of `labels` as a tag, best tag score first."""
+        """Videos with any of `labels` as a tag of the whole video or as the label of a
+        stretch of its timeline (a stored segment), best score first."""
         if not labels:
             return []
         marks = ",".join("?" * len(labels))
         # The best `limit` rows of each label, read in index order, hold the `limit`
         # videos with the best scores overall (a video outranked within its best label
         # is outranked overall), so no query sorts every match.
-        where, args = ["t.label = ?", "t.score >= ?"], [min_score]
-        join = ""
-        if min_duration is not None or max_duration is not None:
-            join = "JOIN videos v ON v.id = t.video_id"
-            if min_duration is not None:
-                where.append("v.duration >= ?")
-                args.append(min_duration)
-            if max_duration is not None:
-                where.append("v.duration <= ?")
-                args.append(max_duration)
         best: dict[int, float] = {}
-        for label in labels:
-            for vid, score in self.conn.execute(
-                "SELECT t.video_id, CAST(t.score AS REAL) "
-                f"FROM tags t INDEXED BY tags_label {join} "
-                f"WHERE {' AND '.join(where)} ORDER BY t.score DESC LIMIT ?",
-                (label, *args, limit),
-            ):
-                best[vid] = max(best.get(vid, 0.0), score)
+        for table, index in (("tags", "tags_label"), ("segments", "segments_label")):
+            where, args = ["t.label = ?", "t.score >= ?"], [min_score]
+            join = ""
+            if min_duration is not None or max_duration is not None:
+                join = "JOIN videos v ON v.id = t.video_id"
+                if min_duration is not None:
+                    where.append("v.duration >= ?")
+                    args.append(min_duration)
+                if max_duration is not None:
+                    where.append("v.duration <= ?")
+                    args.append(max_duration)
+            for label in labels:
+                for vid, score in self.conn.execute(
+                    "SELECT t.video_id, CAST(t.score AS REAL) "
+                    f"FROM {table} t INDEXED BY {index} {join} "
+                    f"WHERE {' AND '.join(where)} ORDER BY t.score DESC LIMIT ?",
+                    (label, *args, limit),
+                ):
+                    best[vid] = max(best.get(vid, 0.0), score)
         top = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:limit]
         hits = []
         for vid, best in top:
-            path, duration = self.conn.execute(
-                "SELECT CAST(path AS TEXT), CAST(duration AS REAL) FROM videos WHERE id = ?", (vid,)
+            path, duration, tags_from = self.conn.execute(
+                "SELECT CAST(path AS TEXT), CAST(duration AS REAL), CAST(tags_from AS TEXT) "
+                "FROM videos WHERE id = ?",
+                (vid,),
             ).fetchone()
             tags = [
                 {"label": label, "score": score}
@@ -530,15 +561,15 @@ class SqliteGalleryStore:
                 )
             ]
             moments = [
-                {"start": a, "end": b, "label": label, "score": score}
+                {"start": a, "end": b, "label": label, "score": score, "source": "timeline"}
                 for a, b, label, score in self.conn.execute(
                     "SELECT CAST(start AS REAL), CAST(end AS REAL), CAST(label AS TEXT), "
-                    "CAST(score AS REAL) FROM segments WHERE video_id = ? "
-                    f"AND label IN ({marks}) ORDER BY start",
-                    (vid, *labels),
+                    "CAST(score AS REAL) FROM segments INDEXED BY segments_video "
+                    f"WHERE video_id = ? AND label IN ({marks}) AND score >= ? ORDER BY start",
+                    (vid, *labels, min_score),
                 )
             ]
-            hits.append(Hit(path, best, duration, tags, moments))
+            hits.append(Hit(path, best, duration, tags, moments, tags_from))
         return hits
 
     def features(self) -> tuple[list[str], np.ndarray]:

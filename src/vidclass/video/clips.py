@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -14,15 +15,18 @@ from .sampling import uniform_clips
 
 
 def read_clip_frames(
-    path: str | os.PathLike, spec: InputSpec, clips: int = 1
+    path: str | os.PathLike, spec: InputSpec, clips: int = 1, every: float | None = None
 ) -> tuple[list[list[np.ndarray]], list[str]]:
     """Frames of `clips` clips spread over the video, as RGB uint8 (H, W, 3), upright and
-    resized as `spec` asks (not yet cropped), and the decoder's warnings.
+    resized as `spec` asks (not yet cropped), and the decoder's warnings. With `every`:
+    one clip per `every` seconds of the video, at most `clips`.
 
     A file that ends early (truncated, damaged) is sampled again within the part that
     decodes. Needs no model, so decoding processes can run it.
     """
     info = probe(path)
+    if every is not None:
+        clips = min(clips, max(1, math.ceil((info.duration or 0) / every)))
     groups, served, warnings, decoded_to, damage = _decode(path, spec, info, info.duration, clips)
     if any(t not in served for g in groups for t in g):
         last = max(served, default=decoded_to)  # frames decoded, though none was wanted
