@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -42,12 +44,35 @@ def browser():
     yield from chromium()
 
 
-def test_upload_shows_bars_and_a_clickable_timeline(browser, server):
+# Every text the status line shows, with what the page held then: each status() call
+# replaces the text node, so the records keep the ones shown between two callbacks too.
+WATCH_STATUS = """() => {
+  window.statusLog = [];
+  const status = document.getElementById("status");
+  new MutationObserver((records) => {
+    for (const r of records) for (const n of r.addedNodes) window.statusLog.push({
+      text: n.textContent,
+      bars: document.querySelectorAll("#bars li").length,
+      segments: document.querySelectorAll("#timeline .segment").length,
+    });
+  }).observe(status, { childList: true });
+}"""
+
+
+def open_page(browser, server):
+    """A page of the server, its status line watched; (page, page errors, POSTs sent)."""
     page = browser.new_page(viewport={"width": 1000, "height": 900})
-    errors = []
+    errors, posts = [], []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
     page.goto(server["url"] + "/")
     page.wait_for_selector("text=Model: i3d.kinetics400")
+    page.evaluate(WATCH_STATUS)
+    return page, errors, posts
+
+
+def test_upload_shows_bars_and_a_clickable_timeline(browser, server):
+    page, errors, posts = open_page(browser, server)
     page.set_input_files("#file", str(video("arm_wrestling.mp4")))
     first = page.locator("#bars li .label").first
     first.wait_for(timeout=180_000)
@@ -59,6 +84,23 @@ def test_upload_shows_bars_and_a_clickable_timeline(browser, server):
     segment.wait_for(timeout=180_000)
     assert segment.text_content() == "arm wrestling"
     page.wait_for_selector("text=Done: arm_wrestling.mp4")
+    # One upload, one POST: the labels and the timeline come from the same answer, and
+    # the page says so: the labels are the mean over all the windows of the timeline.
+    assert len(posts) == 1 and "/v1/timeline?" in posts[0] and "progress=true" in posts[0]
+    caption = page.locator("#labels-caption").text_content()
+    found = re.fullmatch(r"Whole video: mean of (\d+) windows of 2\.56 s", caption)
+    assert found, caption
+    assert page.locator("#labels-caption").is_visible()
+    assert page.locator("#timeline-caption").text_content().startswith("Per window: ")
+    # Progress while the windows were scored, with the time so far, out of as many
+    # windows as the caption names.
+    texts = [e["text"] for e in page.evaluate("window.statusLog")]
+    shown = r"Finding where things happen in arm_wrestling\.mp4… (\d+) of (\d+) windows, \d+ s"
+    progress = [m for t in texts if (m := re.fullmatch(shown, t))]
+    assert progress, texts
+    assert {m[2] for m in progress} == {found[1]}
+    assert int(progress[-1][1]) == int(found[1])
+    assert texts[-1] == "Done: arm_wrestling.mp4"
     # a segment, reached with the keyboard, seeks the player to its start
     page.evaluate("document.getElementById('player').currentTime = 6")
     page.wait_for_function("document.getElementById('player').currentTime > 5")
@@ -73,9 +115,88 @@ def test_upload_shows_bars_and_a_clickable_timeline(browser, server):
     page.fill("#query", "guitar")
     page.press("#query", "Enter")
     page.wait_for_selector("#results li")
-    assert "/v/a.mp4" in page.locator("#results li").first.text_content()
+    hit = page.locator("#results li").first.text_content()
+    assert "/v/a.mp4" in hit and "undefined" not in hit and "null" not in hit
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "page.png"), full_page=True)
     assert (ARTIFACTS / "page.png").stat().st_size > 10_000
+    assert errors == []
+    page.close()
+
+
+def test_a_file_that_fails_leaves_nothing_of_the_video_before(browser, server):
+    page, errors, posts = open_page(browser, server)
+    page.set_input_files("#file", str(video("cleaning_pool_1s.mp4")))
+    page.wait_for_selector("text=Done: cleaning_pool_1s.mp4", timeout=180_000)
+    assert page.locator("#bars li").count() > 0 and page.locator("#timeline .segment").count()
+    page.set_input_files("#file", str(video("odd/not_a_video.mp4")))
+    page.wait_for_selector("#status.error", timeout=60_000)
+    assert (
+        page.locator("#status")
+        .text_content()
+        .startswith("Could not classify not_a_video.mp4: not_a_video.mp4: not a readable video")
+    )
+    assert page.locator("#bars li").count() == 0
+    assert page.locator("#timeline .segment").count() == 0
+    for gone in ["#labels-heading", "#labels-caption", "#timeline", "#timeline-heading"]:
+        assert page.locator(gone).is_hidden(), gone
+    assert page.locator("#player").is_hidden()  # not the video before, nor a broken one
+    # Cleared as soon as the file was chosen, not only once it failed.
+    log = page.evaluate("window.statusLog")
+    sending = next(e for e in log if e["text"].startswith("Sending not_a_video.mp4…"))
+    assert sending["bars"] == 0 and sending["segments"] == 0
+    assert len(posts) == 2 and errors == []
+    page.close()
+
+
+def test_search_hits_say_how_their_tags_and_moments_were_found(browser, server):
+    """Hits with `tags_from` and moments' `source`, and hits of an older gallery
+    without them (the answer stubbed: the page's rendering is what is tested)."""
+    hits = [
+        {
+            "video": "/v/taichi.mp4",
+            "duration": 140.0,
+            "score": 0.81,
+            "tags": [{"label": "tai chi", "score": 0.9}],
+            "tags_from": "mean of 137 timeline windows",
+            "moments": [
+                {
+                    "start": 12.0,
+                    "end": 62.0,
+                    "label": "tai chi",
+                    "score": 0.81,
+                    "source": "timeline",
+                },
+                {"start": 70.0, "end": 72.5, "label": "tai chi", "score": 0.3, "source": "text"},
+            ],
+        },
+        {
+            "video": "/v/old.mp4",
+            "duration": 5.0,
+            "score": 0.5,
+            "tags": [{"label": "tai chi", "score": 0.5}],
+            "moments": [],
+        },
+        {"video": "/v/older.mp4", "duration": None, "score": 0.4, "tags": [], "tags_from": None},
+    ]
+    page, errors, _ = open_page(browser, server)
+    page.route(
+        "**/v1/search?*",
+        lambda route: route.fulfill(
+            status=200, content_type="application/json", body=json.dumps(hits)
+        ),
+    )
+    page.fill("#query", "tai chi")
+    page.press("#query", "Enter")
+    page.wait_for_selector("#results > li >> nth=2")
+    items = page.locator("#results > li")
+    first = items.nth(0).evaluate("e => e.firstChild.textContent")
+    assert (
+        first == "/v/taichi.mp4 (140.0 s, 0.81): tai chi 0.90 (tags: mean of 137 timeline windows)"
+    )
+    moments = items.nth(0).locator(".moments li").all_text_contents()
+    assert moments == ["12.0–62.0 s: tai chi 0.81 (timeline)", "70.0–72.5 s: tai chi 0.30 (text)"]
+    assert items.nth(1).text_content() == "/v/old.mp4 (5.0 s, 0.50): tai chi 0.50"
+    assert items.nth(2).text_content() == "/v/older.mp4 (?, 0.40)"
     assert errors == []
     page.close()

@@ -6,6 +6,7 @@ import copy
 import http.client
 import json
 import os
+import socket
 import threading
 import time
 import urllib.error
@@ -435,3 +436,150 @@ def test_a_forward_past_its_deadline_is_dropped_not_scored():
     assert torch.equal(outcome["on time"], torch.full((2, 3), 20.0))
     assert source.calls == [2]
     assert batcher.stats.expired == 1 and batcher.stats.batches == 1
+
+
+# -- a timeline's progress, streamed as NDJSON -------------------------------------------------
+def stream(url: str, *, file=None, json_body=None, timeout=300, headers=None):
+    """POST a video to `url` and read the answer line by line: (status, headers, the
+    parsed lines, or the JSON body where it is not a stream)."""
+    parts = urllib.parse.urlsplit(url)
+    target = f"{parts.path}?{parts.query}"
+    if file is not None:
+        boundary = uuid.uuid4().hex
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                f'filename="{Path(file).name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+            ).encode()
+            + Path(file).read_bytes()
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        kind = f"multipart/form-data; boundary={boundary}"
+    else:
+        body, kind = json.dumps(json_body).encode(), "application/json"
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        conn.request("POST", target, body=body, headers={"Content-Type": kind, **(headers or {})})
+        response = conn.getresponse()
+        headers = {k.lower(): v for k, v in response.getheaders()}
+        if not headers.get("content-type", "").startswith("application/x-ndjson"):
+            return response.status, headers, json.loads(response.read() or b"null")
+        return response.status, headers, [json.loads(line) for line in response if line.strip()]
+    finally:
+        conn.close()
+
+
+def close_enough(got, want, what="") -> None:
+    """The same JSON, numbers within 1e-5."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and set(got) == set(want), what
+        for key in want:
+            close_enough(got[key], want[key], f"{what}.{key}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), what
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            close_enough(g, w, f"{what}[{i}]")
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, abs=1e-5), what
+    else:
+        assert got == want, what
+
+
+def test_timeline_progress_streams_then_the_same_answer(server):
+    """progress=true: NDJSON lines of progress up to every window, then the timeline
+    the plain endpoint answers for the same video."""
+    query = server["url"] + "/v1/timeline?stride=2&top_k=3"
+    status, headers, lines = stream(query + "&progress=true", file=video("arm_wrestling.mp4"))
+    assert status == 200 and headers["content-type"].startswith("application/x-ndjson")
+    *progress, final = lines
+    assert progress and all(p["type"] == "progress" for p in progress)
+    done = [p["done"] for p in progress]
+    assert done == sorted(done) and len(set(done)) == len(done) and done[0] >= 1
+    assert {p["total"] for p in progress} == {len(final["windows"])}
+    assert done[-1] == len(final["windows"]) == 5
+    assert final["type"] == "timeline" and final["video"] == "arm_wrestling.mp4"
+    status, _, plain = call(query, file=video("arm_wrestling.mp4"))
+    assert status == 200 and "type" not in plain
+    assert plain["predictions"][0]["label"] == "arm wrestling"
+    close_enough({k: v for k, v in final.items() if k != "type"}, plain)
+    assert list(server["tmp"].iterdir()) == []
+
+
+def test_timeline_progress_fails_before_streaming_with_its_status(server, tmp_path):
+    url = server["url"] + "/v1/timeline?progress=true"
+    status, headers, body = stream(url, file=video("odd/not_a_video.mp4"))
+    assert status == 415 and headers["content-type"] == "application/json"
+    assert "not_a_video.mp4: not a readable video" in body["detail"]
+    status, _, body = stream(url, file=video("odd/empty.mp4"))
+    assert status == 415 and "empty file" in body["detail"]
+    status, _, body = stream(url, json_body={"path": "nope.mp4"})
+    assert status == 404
+    big = tmp_path / "big.mp4"
+    big.write_bytes(os.urandom(int(2.5 * (1 << 20))))
+    status, _, body = stream(url, file=big)
+    assert status == 413 and "over 2 MB" in body["detail"]
+    status, _, body = stream(url + "&stride=0", json_body={"path": "arm_wrestling.mp4"})
+    assert status == 422
+    assert list(server["tmp"].iterdir()) == []
+
+
+def test_a_streamed_timeline_past_its_deadline_ends_with_an_error_line(model):
+    """Past --timeout, once the stream has begun: a last line of type error (the
+    status code went out long ago), and the model is free again."""
+    from vidclass.serve.app import ServeConfig, create_app
+
+    config = ServeConfig(model=model.name, media=str(VIDEOS), queue=1, timeout=3)
+    url, stop = serve_in_thread(create_app(config, model))
+    try:
+        status, _, lines = stream(
+            url + "/v1/timeline?progress=true", json_body={"path": "long/people_139s.mp4"}
+        )
+        assert status == 200
+        assert lines[-1] == {"type": "error", "status": 504, "detail": "timeline took over 3 s"}
+        assert all(line["type"] == "progress" for line in lines[:-1])
+        health = lambda: call(url + "/healthz")[2]["queue"]["inflight"]  # noqa: E731
+        wait_for(lambda: health() == 0, "the work stopped", tries=600)
+    finally:
+        stop()
+
+
+def test_a_client_gone_mid_stream_stops_the_work(model):
+    """A client that closes the connection mid-stream: the work stops at its next
+    forward pass, long before --timeout, and frees its slot. Meanwhile the API key and
+    the queue hold for streams as for the rest: 401, and 503 with Retry-After."""
+    from vidclass.serve.app import ServeConfig, create_app
+
+    config = ServeConfig(model=model.name, media=str(VIDEOS), queue=1, timeout=300, api_key="k")
+    url, stop = serve_in_thread(create_app(config, model))
+    key = {"Authorization": "Bearer k"}
+    health = lambda: call(url + "/healthz")[2]["queue"]["inflight"]  # noqa: E731
+    long = {"path": "long/people_139s.mp4"}
+    try:
+        status, headers, _ = stream(url + "/v1/timeline?progress=true", json_body=long)
+        assert status == 401 and headers["www-authenticate"] == "Bearer"
+        conn = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=120)
+        conn.request(
+            "POST",
+            "/v1/timeline?progress=true",
+            body=json.dumps(long).encode(),
+            headers={"Content-Type": "application/json", **key},
+        )
+        response = conn.getresponse()
+        assert response.status == 200
+        first = json.loads(response.readline())
+        assert first["type"] == "progress" and first["done"] < first["total"]
+        assert health() == 1
+        status, headers, body = stream(
+            url + "/v1/timeline?progress=true", json_body=long, headers=key
+        )
+        assert status == 503 and headers["retry-after"] == "5" and "busy" in body["detail"]
+        conn.sock.shutdown(socket.SHUT_RDWR)  # gone, mid-stream (138 windows: minutes)
+        response.close()
+        conn.close()
+        wait_for(lambda: health() == 0, "the work stopped", tries=1200)  # 60 s at most
+        status, _, body = call(
+            url + "/v1/timeline", json_body={"path": "cleaning_pool_1s.mp4"}, headers=key
+        )
+        assert status == 200 and body["windows"]
+    finally:
+        stop()

@@ -7,7 +7,8 @@ request thread of its own, so its decoding overlaps others' forward passes, and 
 forward passes join those of concurrent requests (see batching.py); timelines,
 similar and search run wholly in the model thread. Every request has a deadline
 (--timeout): past it the answer is 504, and the work itself stops at its next check
-(between packets, clips and windows), so the model is free again.
+(between packets, clips and windows), so the model is free again. A timeline asked
+for with progress=true answers NDJSON, its progress as it goes (see streaming.py).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from ..version import __version__
 from .batching import BATCH_CLIPS, Batcher
 from .inputs import MAX_PATH_CHARS, VIDEO_BODY, VideoInput, media_video, video_input
 from .live import LiveSessions, batched_session, live_socket
+from .streaming import NDJSON_RESPONSE, ProgressFeed, progress_response
 
 log = logging.getLogger("vidclass")
 STATIC = Path(__file__).parent / "static"
@@ -274,6 +276,22 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
             if item is not None:
                 item.remove()
 
+    async def streamed(get_video, work: Callable, kind: str):
+        """`run_on_video` for work that reports progress, `work(model, path, name,
+        report)`, answered with an NDJSON stream once the work has started: its
+        progress, then its result as {"type": kind, ...} or {"type": "error", ...}.
+        Failures before it starts raise as they do without a stream."""
+        feed = ProgressFeed(asyncio.get_running_loop())
+
+        def reporting(model, local, name):  # in the model thread
+            feed.started()
+            result = work(model, local, name, feed.report)
+            feed.flush()
+            return result
+
+        task = asyncio.ensure_future(run_on_video(get_video, reporting, kind))
+        return await progress_response(task, feed, kind)
+
     def posted(request: Request):
         return lambda: video_input(request, config.media, limit, config.max_upload_mb)
 
@@ -311,7 +329,7 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
 
         return await run_on_video(posted(request), work, "classify", batched=True)
 
-    @api.post("/timeline", openapi_extra={"requestBody": VIDEO_BODY})
+    @api.post("/timeline", openapi_extra={"requestBody": VIDEO_BODY}, responses=NDJSON_RESPONSE)
     async def timeline(
         request: Request,
         chosen: ChosenLabels,
@@ -322,15 +340,24 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
             None, ge=0.04, le=3600, allow_inf_nan=False, description="seconds (1)"
         ),
         top_k: int = Query(3, ge=1, le=MAX_TOP_K),
+        progress: bool = Query(
+            False,
+            description="answer NDJSON: progress lines while the windows are scored, then "
+            "the timeline (or an error) as the last line",
+        ),
     ):
-        """Windows and segments over time, as `vidclass timeline --format json`."""
+        """Windows and segments over time, and the whole video's top labels (the mean of
+        its windows), as `vidclass timeline --format json`."""
 
-        def work(model, local, name):
+        def work(model, local, name, report=None):
             model = state["batcher"].with_labels(model, chosen)
-            result = model.timeline(local, window=window, stride=stride, top_k=top_k).as_dict()
+            tl = model.timeline(local, window=window, stride=stride, top_k=top_k, progress=report)
+            result = tl.as_dict()
             result["video"] = name
             return result
 
+        if progress:
+            return await streamed(posted(request), work, "timeline")
         return await run_on_video(posted(request), work, "timeline")
 
     def similar_work(limit_: int):

@@ -29,18 +29,49 @@ function detailText(data, response) {
   return detail || response.statusText;
 }
 
-async function post(url, file) {
+// Seconds as the page shows them: 2.56, 1, 0.5.
+const seconds = (x) => `${Number(x.toFixed(2))}`;
+
+// One upload to POST /v1/timeline?progress=true: NDJSON lines of progress while its
+// windows are scored, then the timeline (with the whole video's top labels), or an error.
+async function timelineOf(file, signal, onProgress) {
+  const params = new URLSearchParams({ progress: "true", top_k: "5" });
+  const labels = $("labels").value.trim();
+  if (labels) params.set("labels", labels);
   const body = new FormData();
   body.append("file", file);
-  const labels = $("labels").value.trim();
-  if (labels) url += `?labels=${encodeURIComponent(labels)}`;
-  const response = await api(url, { method: "POST", body });
-  const data = await response.json();
-  if (!response.ok) throw new Error(detailText(data, response));
-  return data;
+  const response = await api(`/v1/timeline?${params}`, { method: "POST", body, signal });
+  if (!response.ok) {
+    const data = await response.json().catch(() => null);
+    throw new Error(detailText(data, response));
+  }
+  onProgress(null);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, end).trim();
+        buffer = buffer.slice(end + 1);
+        if (!line) continue;
+        const m = JSON.parse(line);
+        if (m.type === "progress") onProgress(m);
+        else if (m.type === "error") throw new Error(m.detail);
+        else if (m.type === "timeline") return m;
+      }
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  throw new Error("the server closed the connection before the timeline was done");
 }
 
-function showBars(predictions) {
+// `caption`: where the labels come from (the whole video, or the camera's last window).
+function showBars(predictions, caption) {
   const list = $("bars");
   list.replaceChildren();
   for (const p of predictions) {
@@ -61,7 +92,8 @@ function showBars(predictions) {
     item.append(name, bar, score);
     list.append(item);
   }
-  $("labels-heading").hidden = false;
+  $("labels-caption").textContent = caption;
+  $("labels-heading").hidden = $("labels-caption").hidden = false;
 }
 
 function showTimeline(tl) {
@@ -88,24 +120,67 @@ function showTimeline(tl) {
     });
     box.append(button);
   }
-  $("timeline-heading").hidden = false;
+  $("timeline-caption").textContent = `Per window: a window of ${seconds(tl.window)} s every ${seconds(tl.stride)} s, runs of one label joined; press one to play from there.`;
+  $("timeline-heading").hidden = $("timeline-caption").hidden = false;
 }
+
+// What the page showed for the video before: gone before the next one is tried.
+function clearResults() {
+  $("bars").replaceChildren();
+  $("timeline").replaceChildren();
+  for (const id of ["labels-heading", "labels-caption", "timeline", "timeline-heading", "timeline-caption"]) $(id).hidden = true;
+}
+
+function clearPlayer() {
+  const player = $("player");
+  player.pause();
+  if (player.src.startsWith("blob:")) URL.revokeObjectURL(player.src);
+  player.removeAttribute("src");
+  player.load();
+  player.hidden = true;
+}
+
+let upload = null; // the AbortController of the upload being labelled
 
 async function classify(file) {
   stopCamera(true);
+  if (upload) upload.abort(); // a newer file: the older one's answer is not wanted
+  const run = new AbortController();
+  upload = run;
+  clearResults();
+  clearPlayer();
   $("strip").hidden = $("strip-heading").hidden = $("live-stats").hidden = true;
   const player = $("player");
   player.src = URL.createObjectURL(file);
   player.hidden = false;
-  status(`Classifying ${file.name}…`);
+  // The status line, with the time so far, every second and as windows are scored.
+  const began = performance.now();
+  let step = `Sending ${file.name}…`;
+  let count = "";
+  const show = () => {
+    const elapsed = Math.round((performance.now() - began) / 1000);
+    status(`${step} ${count}${elapsed} s`);
+  };
+  const progress = (m) => {
+    step = `Finding where things happen in ${file.name}…`;
+    if (m) count = m.total == null ? `${m.done} windows, ` : `${m.done} of ${m.total} windows, `;
+    show();
+  };
+  show();
+  const timer = setInterval(show, 1000);
   try {
-    const result = await post("/v1/classify", file);
-    showBars(result.predictions);
-    status(`Finding where things happen in ${file.name}…`);
-    showTimeline(await post("/v1/timeline", file));
+    const tl = await timelineOf(file, run.signal, progress);
+    const n = tl.windows.length;
+    showBars(tl.predictions || [], `Whole video: mean of ${n} window${n === 1 ? "" : "s"} of ${seconds(tl.window)} s`);
+    showTimeline(tl);
     status(`Done: ${file.name}`);
   } catch (err) {
+    if (run.signal.aborted) return; // replaced by a newer file, which has the page now
+    clearPlayer();
     status(`Could not classify ${file.name}: ${err.message}`, true);
+  } finally {
+    clearInterval(timer);
+    if (upload === run) upload = null;
   }
 }
 
@@ -165,12 +240,9 @@ async function startCamera() {
   }
   Object.assign(live, { windows: 0, error: "", summary: null, quiet: false, sending: Promise.resolve() });
   live.colours.clear();
-  const player = $("player");
-  player.pause();
-  player.hidden = true;
-  $("timeline").replaceChildren();
-  $("timeline").hidden = $("timeline-heading").hidden = true;
-  $("bars").replaceChildren();
+  if (upload) upload.abort();
+  clearResults();
+  clearPlayer();
   $("strip").replaceChildren();
   $("strip").hidden = $("strip-heading").hidden = false;
   $("live-stats").textContent = "";
@@ -217,7 +289,7 @@ function liveMessage(m) {
     status(`Live: ${m.model}, a window of ${m.window} s every ${m.stride} s`);
   } else if (m.type === "window") {
     live.windows += 1;
-    showBars(m.predictions);
+    showBars(m.predictions, `The camera's latest window, ${m.start.toFixed(1)}–${m.end.toFixed(1)} s`);
     $("live-stats").textContent = `${live.windows} windows · latest ${m.start.toFixed(1)}–${m.end.toFixed(1)} s · latency ${m.latency.toFixed(2)} s`;
   } else if (m.type === "segment") {
     addSegment(m);
@@ -301,24 +373,31 @@ $("search-form").addEventListener("submit", async (e) => {
   const hits = await response.json();
   if (!response.ok) { list.textContent = detailText(hits, response); return; }
   if (!hits.length) { list.textContent = `No videos found for "${q}".`; return; }
-  for (const h of hits) {
-    const item = document.createElement("li");
-    const tags = h.tags.map((t) => `${t.label} ${t.score.toFixed(2)}`).join(", ");
-    const length = h.duration ? h.duration.toFixed(1) + " s" : "?";
-    item.textContent = `${h.video} (${length}, ${h.score.toFixed(2)})${tags ? ": " + tags : ""}`;
-    if (h.moments.length) {
-      const moments = document.createElement("ul");
-      moments.className = "moments";
-      for (const m of h.moments) {
-        const row = document.createElement("li");
-        row.textContent = `${m.start.toFixed(1)}–${m.end.toFixed(1)} s: ${m.label} ${m.score.toFixed(2)}`;
-        moments.append(row);
-      }
-      item.append(moments);
-    }
-    list.append(item);
-  }
+  for (const h of hits) list.append(hitItem(h));
 });
+
+// A search hit; `tags_from` (how its tags were made) and each moment's `source`
+// ("timeline" or "text") where the gallery has them.
+function hitItem(h) {
+  const item = document.createElement("li");
+  const tags = (h.tags || []).map((t) => `${t.label} ${t.score.toFixed(2)}`).join(", ");
+  const made = tags && h.tags_from ? ` (tags: ${h.tags_from})` : "";
+  const length = h.duration ? h.duration.toFixed(1) + " s" : "?";
+  const score = typeof h.score === "number" ? `, ${h.score.toFixed(2)}` : "";
+  item.textContent = `${h.video} (${length}${score})${tags ? ": " + tags + made : ""}`;
+  if (h.moments && h.moments.length) {
+    const moments = document.createElement("ul");
+    moments.className = "moments";
+    for (const m of h.moments) {
+      const row = document.createElement("li");
+      const source = m.source ? ` (${m.source})` : "";
+      row.textContent = `${m.start.toFixed(1)}–${m.end.toFixed(1)} s: ${m.label} ${m.score.toFixed(2)}${source}`;
+      moments.append(row);
+    }
+    item.append(moments);
+  }
+  return item;
+}
 
 fetch("/healthz").then((r) => r.json()).then((h) => {
   $("model-line").textContent = `Model: ${h.model}`;
