@@ -312,3 +312,40 @@ def test_ranking_equals_a_brute_force_one(tmp_path):
     hits = g.search("playing", limit=7, min_duration=20, max_duration=40)
     assert [h.path for h in hits] == brute(lo=20, hi=40)
     g.close()
+
+
+def test_two_names_of_one_gallery_share_its_lock_and_moment_index(tmp_path):
+    """A link to the gallery is the same gallery: an index run through the link is
+    refused while one runs through the real name, and both names use one moment index."""
+    from vidclass.gallery.gallery import _index_lock
+
+    (tmp_path / "real").mkdir()
+    db = tmp_path / "real" / "g.sqlite"
+    with Gallery(db) as g:
+        g.store.put(record("/v/a.mp4", [("tai chi", 0.6)]))
+    alias = tmp_path / "alias.sqlite"
+    alias.symlink_to(db)
+    folder = link_videos(tmp_path / "v", ["cleaning_pool_1s.mp4"])
+    with _index_lock(str(db)):
+        done = run_cli("index", folder, "--db", alias, timeout=120)
+    assert done.returncode == 1 and "is being indexed by another run" in done.stderr
+    with Gallery(alias) as a, Gallery(db) as b:
+        assert a._moments().path == b._moments().path == Path(f"{db}.moments.usearch")
+
+
+def test_search_text_that_is_not_utf8_is_one_line_error(tmp_path):
+    import subprocess
+    import sys
+
+    db = tmp_path / "g.sqlite"
+    with Gallery(db) as g:
+        g.store.put(record("/v/a.mp4", [("tai chi", 0.6)]))
+        with pytest.raises(VidclassError, match="not valid UTF-8"):
+            g.search("tai \udcff")  # what Python makes of the byte 0xff in argv
+    done = subprocess.run(  # the bytes as a terminal passes them
+        [sys.executable.encode(), b"-m", b"vidclass", b"search", b"tai \xff", b"--db", bytes(db)],
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == b"vidclass: error: the search text is not valid UTF-8"

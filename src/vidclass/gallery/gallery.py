@@ -214,6 +214,9 @@ class Gallery:
 
     def __init__(self, path: str | os.PathLike = DEFAULT_DB, store: GalleryStore | None = None):
         self.path = str(path)
+        # The files beside the database (its index lock, its moment index) are named from
+        # the file itself, not the name used: two names of one gallery share them.
+        self.real_path = os.path.realpath(self.path)
         self.store = store or SqliteGalleryStore(path)
         self._vectors: tuple[list[str], np.ndarray] | None = None
         self._vectors_version: tuple[int, bool] | None = None
@@ -290,7 +293,7 @@ class Gallery:
 
     def _moments(self) -> MomentIndex:
         if self._moment_index is None:
-            self._moment_index = MomentIndex(self.store, self.path)
+            self._moment_index = MomentIndex(self.store, self.real_path)
         return self._moment_index
 
     def _load_model(
@@ -363,7 +366,7 @@ class Gallery:
             runtime,
         )
         side = self._embedding_side() if embed else self._classifier_side()
-        with _index_lock(self.path), _each_message_once():
+        with _index_lock(self.real_path), _each_message_once():
             return self._index(inputs, run, side)
 
     def _classifier_side(self) -> _Side:
@@ -574,6 +577,10 @@ class Gallery:
         or cosine similarity of a moment (None: any)."""
         if limit < 1:
             raise VidclassError(f"limit must be at least 1, got {limit}")
+        try:  # a terminal's undecodable bytes arrive as lone surrogates
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise VidclassError("the search text is not valid UTF-8") from None
         if by not in SEARCH_BY:
             raise VidclassError(f"search by one of {', '.join(SEARCH_BY)}, not {by!r}")
         if by == "auto":
