@@ -8,7 +8,7 @@ from functools import partial
 
 import pytest
 
-from .conftest import run_cli, video
+from .conftest import link_videos, run_cli, video
 
 run = partial(run_cli, timeout=300)
 
@@ -75,9 +75,69 @@ def test_user_errors_are_one_line_and_debug_shows_the_traceback():
     assert "Traceback" not in proc.stderr
     unknown = run("classify", "x.mp4", "--model", "nope")
     assert unknown.returncode == 1 and "unknown model 'nope'" in unknown.stderr
+    assert "did you mean" not in unknown.stderr  # nothing is close to 'nope'
     assert "Traceback" not in unknown.stderr
     debug = run("--debug", "classify", "x.mp4", "--model", "nope")
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_a_misspelled_model_name_gets_the_closest_names():
+    for misspelt in ("i3d.kinetic400", "I3D.Kinetics400"):
+        proc = run("classify", "x.mp4", "--model", misspelt)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        (line,) = proc.stderr.splitlines()
+        assert line.startswith(f"vidclass: error: unknown model '{misspelt}' ")
+        assert "(did you mean i3d.kinetics400?)" in line
+    # A name shaped as a path or hub id is no misspelling: it follows its own way.
+    path = run("classify", "x.mp4", "--model", "./i3d.kinetic400")
+    assert path.returncode == 1 and "did you mean" not in path.stderr
+    pulled = run("models", "pull", "i3d.kinetic400")
+    assert pulled.returncode == 1 and "(did you mean i3d.kinetics400?)" in pulled.stderr
+
+
+def test_a_failed_video_is_reported_once_on_stderr_and_the_table_holds_results_only():
+    good, missing = video("cleaning_pool_1s.mp4"), "no-such-file.mp4"
+    table = run("classify", good, missing, "-k", "1")
+    assert table.returncode == 1
+    assert table.stdout.splitlines()[0] == str(good) and "cleaning pool" in table.stdout
+    assert missing not in table.stdout and "error" not in table.stdout
+    lines = [ln for ln in table.stderr.splitlines() if missing in ln]
+    assert lines == [f"vidclass: error: {missing}: no such file"]
+    # JSON and CSV carry the failure as a record (data), and stderr says it once too.
+    out = json.loads(run("classify", missing, "--json").stdout)
+    assert out == [{"video": missing, "error": f"{missing}: no such file"}]
+    rows = list(csv.DictReader(io.StringIO(run("classify", missing, "--format", "csv").stdout)))
+    assert [(r["video"], r["error"]) for r in rows] == [(missing, f"{missing}: no such file")]
+
+
+def test_a_folder_of_subfolders_says_to_add_recursive(tmp_path):
+    top = tmp_path / "dev"
+    link_videos(top / "pool", ["cleaning_pool_1s.mp4"])
+    link_videos(top / "sport", ["arm_wrestling.mp4", "soccer_juggling.avi"])
+    proc = run("classify", top)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"vidclass: warning: {top}: no videos directly in it; its subfolders hold 3 videos: "
+        "add --recursive",
+        f"vidclass: error: no videos to classify in {top} (add --recursive to look in subfolders)",
+    ]
+    # A folder with nothing below it either: no hint.
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    empty = run("classify", tmp_path / "empty")
+    assert empty.returncode == 1 and "--recursive" not in empty.stderr
+    assert f"{tmp_path / 'empty'}: no videos found" in empty.stderr
+
+
+def test_a_rerun_with_every_video_done_gives_no_rate(tmp_path):
+    out = tmp_path / "r.jsonl"
+    first = run("classify", video("cleaning_pool_1s.mp4"), "--output", out, "-k", "1")
+    assert first.returncode == 0, first.stderr
+    assert "1 classified, 0 failed in " in first.stderr and "videos/s)" in first.stderr
+    again = run("classify", video("cleaning_pool_1s.mp4"), "--output", out, "-k", "1")
+    assert again.returncode == 0, again.stderr
+    (summary,) = [ln for ln in again.stderr.splitlines() if "skipped" in ln]
+    assert summary.startswith(f"vidclass: 0 classified, 0 failed, 1 skipped (already in {out}) in ")
+    assert summary.endswith(" s") and "videos/s" not in summary
 
 
 def test_bad_option_values_are_rejected():

@@ -321,3 +321,25 @@ def test_a_file_is_written_whole_or_not_at_all(tmp_path):
         assert target.read_text() == "old\n"  # readers see the old file until the end
     assert target.read_text() == "new\n"
     assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077], ids=oct)
+def test_a_written_file_gets_the_users_normal_mode(tmp_path, umask):
+    """0666 less the umask, as any new file of the user's, whatever mode its writer gave
+    the partial file (safetensors makes its files 0600)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from vidclass.files import written_whole
+
+    old = os.umask(umask)
+    try:
+        with written_whole(tmp_path / "head.safetensors") as partial:
+            save_file({"w": torch.zeros(2)}, partial)
+        with written_whole(tmp_path / "vidclass.json") as partial:
+            partial.write_text("{}\n")
+            partial.chmod(0o755)  # a writer that gave it more than a file should have
+    finally:
+        os.umask(old)
+    for name in ("head.safetensors", "vidclass.json"):
+        assert (tmp_path / name).stat().st_mode & 0o7777 == 0o666 & ~umask, name

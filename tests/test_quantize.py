@@ -12,9 +12,12 @@ import pytest
 import torch
 
 import vidclass
+from vidclass.digest import file_digest
 from vidclass.errors import VidclassError
+from vidclass.models import folder_config
 from vidclass.pipeline import load_model
 from vidclass.runtimes.quantize import quantize
+from vidclass.training.evaluate import used_in_training
 
 from .conftest import dev_clips, labelled_clips, run_cli, save_random_head, video
 
@@ -113,9 +116,11 @@ def test_int8_is_only_what_a_quantized_model_runs_in(int8_dir):
 
 
 def test_a_trained_model_quantizes_into_a_folder_that_stands_alone(tmp_path, model, videos):
-    clips = torch.stack([model.read_clips(video(f"dev/{f}"))[0] for f in sorted(dev_clips())[:4]])
+    paths = [str(video(f"dev/{f}")) for f in sorted(dev_clips())[:4]]
+    clips = torch.stack([model.read_clips(p)[0] for p in paths])
     mine = tmp_path / "mine"
     head = save_random_head(mine, model, clips, ["x", "y"], hidden=8)
+    folder_config.write_trained_on(mine, [file_digest(p) for p in paths])  # as train does
     out = tmp_path / "mine-int8"
     result = quantize(str(mine), [str(videos / "dev")], out, max_clips=3)
     assert (result.clips, result.videos) == (3, 3)
@@ -125,6 +130,8 @@ def test_a_trained_model_quantizes_into_a_folder_that_stands_alone(tmp_path, mod
     shutil.rmtree(mine)  # the quantized folder keeps its own copy of the head
     int8 = load_model(str(moved))
     assert int8.labels == ("x", "y") and int8.precision == "int8"
+    # The videos it was trained on come along: evaluate still tells them.
+    assert used_in_training(int8, [*paths, str(video("arm_wrestling.mp4"))]) == 4
     reference = load_model(vidclass.DEFAULT_MODEL, precision="fp32", runtime="torch")
     with torch.no_grad():
         want = torch.softmax(head(reference.embed(clips)), dim=-1)

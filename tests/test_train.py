@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 from collections import Counter
@@ -75,9 +76,26 @@ def trained(pieces, tmp_path_factory):
     return out, proc
 
 
-def test_training_writes_a_self_describing_folder(trained):
+def test_training_writes_a_self_describing_folder(trained, pieces):
     out, proc = trained
-    assert sorted(p.name for p in out.iterdir()) == ["head.safetensors", "vidclass.json"]
+    files = sorted(out.iterdir())
+    assert [p.name for p in files] == [
+        "head.safetensors",
+        "training_videos.sha256",
+        "vidclass.json",
+    ]
+    # Every file with the mode of any new file of the user's, none private (0600).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {p.name: p.stat().st_mode & 0o7777 for p in files} == dict.fromkeys(
+        [p.name for p in files], 0o666 & ~umask
+    )
+    # The videos it was trained and validated on, by content: all 12 pieces.
+    data, _ = pieces
+    digests = (out / "training_videos.sha256").read_text().split("\n")[1:-1]
+    assert digests == sorted(
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in data.glob("*/*.mp4")
+    )
     config = json.loads((out / "vidclass.json").read_text())
     assert config["labels"] == sorted(SOURCES)
     assert config["backbone"] == vidclass.DEFAULT_MODEL and not config["multi_label"]
@@ -86,6 +104,18 @@ def test_training_writes_a_self_describing_folder(trained):
     assert (t["train_videos"], t["val_videos"]) == (8, 4)  # one of three per label held back
     assert 0 <= config["metrics"]["validation"]["accuracy"] <= 1
     assert "validated on 4" in proc.stdout and f"--model {out}" in proc.stdout
+    # The kept epoch, said in words (epoch 0 being the head before any training).
+    best, run = t["best_epoch"], t["epochs_run"]
+    accuracy = config["metrics"]["validation"]["accuracy"]
+    (kept,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("best epoch")]
+    assert kept.startswith(f"best epoch {best} of {run} (validation accuracy {accuracy:.3f}), kept")
+    if best == 0:  # with a prior (Kinetics labels), training may not improve on it
+        assert kept.endswith(
+            ", kept: the head as it started (the backbone's own head for 4 of the labels); "
+            "no epoch of training lowered its validation loss"
+        )
+    else:
+        assert kept.endswith("), kept")
     listed = cli("models", "list", out)
     assert listed.returncode == 0, listed.stderr
     assert f"{out}  4 labels" in listed.stdout and "trained on 12 videos" in listed.stdout
@@ -99,6 +129,36 @@ def test_trained_model_beats_chance_on_held_back_videos(trained, pieces):
     report = json.loads(proc.stdout)
     assert report["evaluated"] == 8 and not report["failed"]
     assert report["accuracy"] >= 0.75  # chance is 0.25
+    # None of them was trained on: no warning.
+    assert report["used_in_training"] == 0 and "used to train" not in proc.stderr
+
+
+def test_evaluate_warns_of_videos_the_model_was_trained_on(trained, pieces, tmp_path):
+    out, _ = trained
+    data, held = pieces
+    # Two training pieces under new names (known by content) and two held-back ones.
+    mixed = tmp_path / "mixed"
+    for label, name in list(SOURCES.items())[:2]:
+        (mixed / label).mkdir(parents=True)
+        stem = name.split(".")[0]
+        (mixed / label / "renamed.mp4").symlink_to(data / label / f"{stem}_0.mp4")
+        (mixed / label / "new.mp4").symlink_to(held.parent / f"{stem}_3.mp4")
+    proc = cli("evaluate", out, mixed, "--precision", "fp32")
+    assert proc.returncode == 0, proc.stderr
+    warned = [ln for ln in proc.stderr.splitlines() if "used to train" in ln]
+    assert warned == [
+        f"vidclass: warning: evaluate: 2 of 4 videos were used to train {out}; "
+        "its figures on them are not a fair test"
+    ]
+    # A folder made before models recorded their videos: no warning, no failure.
+    old = tmp_path / "old-model"
+    old.mkdir()
+    for name in ("head.safetensors", "vidclass.json"):
+        (old / name).write_bytes((out / name).read_bytes())
+    proc = cli("evaluate", old, mixed, "--precision", "fp32", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert "used to train" not in proc.stderr
+    assert json.loads(proc.stdout)["used_in_training"] is None
 
 
 def test_saved_model_reloads_with_identical_scores(trained, pieces):
@@ -213,6 +273,18 @@ def test_multi_label_tags_get_sigmoid_scores_and_map(trained, pieces, tmp_path):
     assert all("average_precision" in r for r in report["per_class"])
 
 
+def test_force_replaces_a_model_folder(trained, pieces, tmp_path):
+    data, _ = pieces
+    out = tmp_path / "again"
+    out.mkdir()
+    (out / "vidclass.json").write_text("{}\n")
+    refused = cli("train", data, "--out", out)
+    assert refused.returncode == 1 and "give --force to replace it" in refused.stderr
+    proc = cli("train", data, "--out", out, "--force", "--precision", "fp32")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "vidclass.json").read_text())["labels"] == sorted(SOURCES)
+
+
 def test_bad_data_gives_clear_errors(tmp_path, pieces):
     data, _ = pieces
     (tmp_path / "empty").mkdir()
@@ -265,6 +337,7 @@ def test_finetuning_the_last_blocks_saves_only_those_and_reloads(pieces, trained
     assert sorted(p.name for p in out.iterdir()) == [
         "backbone.safetensors",
         "head.safetensors",
+        "training_videos.sha256",
         "vidclass.json",
     ]
     from safetensors import safe_open

@@ -107,19 +107,46 @@ def is_partial(path: Path) -> bool:
     return path.name.startswith(".") and PARTIAL in path.name
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux says it (setting it to
+    read it back would race with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _normal_mode(partial: Path) -> None:
+    """Give a written file the mode a new file of the user's gets (0666 less the umask),
+    whatever its writer chose: some make their files 0600 (safetensors does, through a
+    temporary file), which would leave a model folder's files unlike each other."""
+    st = os.lstat(partial)
+    mode = 0o666 & ~_umask()
+    if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) != mode:
+        os.chmod(partial, mode)
+
+
 @contextlib.contextmanager
 def written_whole(path: str | os.PathLike, durable: bool = False) -> Iterator[Path]:
     """A name beside `path` for the block to write; it becomes `path` in one step when
     the block succeeds, and is removed when it fails. Readers never see a half-written
     file, whatever kills the writer. The name is hidden (a dot first, which folder
     readers such as pyarrow's skip; see PARTIAL) and keeps the suffix, by which some
-    writers pick the format. `durable`: on disk before it is renamed, for results that
-    must survive a power cut."""
+    writers pick the format. The file gets the mode of any new file of the user's (0666
+    less the umask), whatever mode its writer gave it. `durable`: on disk before it is
+    renamed, for results that must survive a power cut."""
     path = Path(path)
     # Random, not the pid: threads of one process (serve) may write the same file.
     partial = path.with_name(f".{path.stem}{PARTIAL}{secrets.token_hex(4)}{path.suffix}")
     try:
         yield partial
+        _normal_mode(partial)
         if durable:
             with open(partial, "rb") as f:
                 os.fsync(f.fileno())

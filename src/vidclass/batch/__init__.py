@@ -49,10 +49,15 @@ class BatchSummary:
         return done / self.wall_seconds if self.wall_seconds else 0.0
 
     def describe(self) -> str:
+        """The summary line; the rate only where this run classified (or failed) some
+        video: a run that found them all done has none to give."""
         text = f"{self.succeeded} classified, {self.failed} failed"
         if self.skipped:
             text += f", {self.skipped} skipped (already in {self.output})"
-        return text + f" in {self.wall_seconds:.1f} s ({self.rate:.2f} videos/s)"
+        text += f" in {self.wall_seconds:.1f} s"
+        if self.succeeded + self.failed:
+            text += f" ({self.rate:.2f} videos/s)"
+        return text
 
 
 def check_output(output: str | os.PathLike | None, engine: str) -> None:

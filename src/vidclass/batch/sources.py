@@ -63,6 +63,40 @@ def _walk(folder: Path, recursive: bool) -> list[str]:
     return found
 
 
+# Names looked at, at most, to count the videos below a folder that has none directly in
+# it (for the hint to add --recursive): a hint is not worth a walk of a whole disk.
+_COUNT_BELOW_LIMIT = 100_000
+
+
+def _videos_below(folder: Path) -> tuple[int, bool]:
+    """(video files in `folder`'s subfolders, whether counting stopped early), walked as
+    `recursive` would walk them; unreadable subfolders are passed over in silence."""
+    count = seen = 0
+    for _root, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        count += sum(1 for f in files if is_video_name(f))
+        seen += len(dirs) + len(files)
+        if seen >= _COUNT_BELOW_LIMIT:
+            return count, True
+    return count, False
+
+
+def _nothing_found(item: str, path: Path, kind: str, recursive: bool) -> tuple[str, bool]:
+    """What to say of a named item that gave no videos, and whether adding --recursive
+    would find some: a folder whose videos are all in its subfolders says so."""
+    if kind == "dir" and not recursive:
+        below, more = _videos_below(path)
+        if below:
+            count = f"at least {below}" if more else str(below)
+            videos = "video" if below == 1 and not more else "videos"
+            return (
+                f"{item}: no videos directly in it; its subfolders hold {count} {videos}: "
+                "add --recursive",
+                True,
+            )
+    return f"{item}: no videos found", False
+
+
 def _glob(pattern: str, recursive: bool) -> list[str]:
     """Video files matching `pattern`, as glob.glob would give them, except that `**`
     does not follow links to folders (a link loop would repeat files or never end)."""
@@ -124,9 +158,12 @@ def expand_inputs(items: list[str], recursive: bool = False) -> list[str]:
     A folder gives its video files (with `recursive`, those of its subfolders too); a
     glob gives the video files it matches (`**` crosses folders with `recursive`); a
     .txt/.list/.lst file gives the paths it lists; anything else is taken as a video,
-    so a missing file is reported as that video's error rather than dropped.
+    so a missing file is reported as that video's error rather than dropped. An item
+    that gives nothing is warned of; a folder whose videos are all in subfolders says
+    to add --recursive (and so does the error when nothing at all is found).
     """
     found: list[str] = []
+    only_below = False  # some folder named holds videos in its subfolders only
     for item in items:
         path = Path(item)
         kind = _stat_kind(item)
@@ -139,8 +176,11 @@ def expand_inputs(items: list[str], recursive: bool = False) -> list[str]:
         else:
             videos = [item]
         if not videos:
-            log.warning(f"{item}: no videos found")
+            note, below = _nothing_found(item, path, kind, recursive)
+            only_below |= below
+            log.warning(note)
         found += videos
     if not found:
-        raise VidclassError("no videos to classify in " + ", ".join(items))
+        hint = " (add --recursive to look in subfolders)" if only_below else ""
+        raise VidclassError("no videos to classify in " + ", ".join(items) + hint)
     return list(dict.fromkeys(found))

@@ -68,7 +68,9 @@ def add(sub) -> None:
 
 class _StdoutResults:
     """Prints each result as it finishes in the chosen format; JSON is one list at the end,
-    in the order the videos were named."""
+    in the order the videos were named. JSON and CSV carry a failed video as a record of
+    its error (data a program reads); the table, read by a person, leaves it out: its
+    error is already on stderr, once (`vidclass: error: VIDEO: cause`)."""
 
     def __init__(self, fmt: str, videos: list[str], model: str, top_k: int):
         self.format = fmt
@@ -81,6 +83,8 @@ class _StdoutResults:
 
     def __call__(self, r) -> None:
         if self.format == "table":
+            if r.error is not None:
+                return  # on stderr already (run's on_result)
             sys.stdout.write(predictions_table(r))
         elif self.format == "csv":
             record = {"model": self.model, **result_json(r)}

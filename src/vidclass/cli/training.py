@@ -133,6 +133,7 @@ def run_train(args) -> int:
         engine=args.engine,
         ray_address=args.ray_address,
         prior=args.prior,
+        force=args.force,
     )
     t = result.config["training"]
     shown = ", ".join(
@@ -141,12 +142,31 @@ def run_train(args) -> int:
     print(f"trained on {t['train_videos']} videos, validated on {t['val_videos']}: {shown}")
     print(
         f"features {result.extract_seconds:.1f} s ({t['features_from_cache']} from the cache), "
-        f"head {result.head_seconds:.1f} s ({t['epochs_run']} epochs, best {t['best_epoch']})"
+        f"head {result.head_seconds:.1f} s ({t['epochs_run']} epochs)"
     )
+    print(_best_epoch(result.config))
     if result.skipped:
         print(f"skipped {len(result.skipped)} unreadable videos: " + ", ".join(result.skipped))
     print(f"model written to {result.out}; use it with --model {result.out}")
     return 0
+
+
+def _best_epoch(config: dict) -> str:
+    """Which epoch's head was kept (the one with the lowest validation loss), and what
+    epoch 0 means: the head as it started, before any training."""
+    t = config["training"]
+    best, run = t["best_epoch"], t["epochs_run"]
+    name = "mAP" if config["multi_label"] else "accuracy"
+    score = f"validation {name} {config['metrics']['validation'][name]:.3f}"
+    line = f"best epoch {best} of {run} ({score}), kept"
+    if best:
+        return line
+    prior = len(t.get("prior_labels") or ())
+    start = f"the backbone's own head for {prior} of the labels" if prior else "untrained"
+    return (
+        f"{line}: the head as it started ({start}); no epoch of training lowered its "
+        "validation loss"
+    )
 
 
 def _print_report(report: dict) -> None:

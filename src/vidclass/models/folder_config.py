@@ -7,17 +7,26 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import VidclassError
-from ..files import open_regular
+from ..files import open_regular, written_whole
 from .spec import InputSpec, ModelEntry
 
 CONFIG = "vidclass.json"
 HEAD_WEIGHTS = "head.safetensors"
 BACKBONE_WEIGHTS = "backbone.safetensors"  # only when the backbone was fine-tuned
+# sha256 of the videos a model was trained and validated on, one a line: how evaluate
+# tells them among its videos, by content (names change). Its own file, not the config:
+# it grows with the data, and the config is read on every load.
+TRAINED_ON = "training_videos.sha256"
 FORMAT = 1
 MAX_CONFIG_BYTES = 1 << 20  # a config holds labels and metrics: far below this
+MAX_TRAINED_ON_BYTES = 64 << 20  # a million videos' digests
+_TRAINED_ON_HEADER = "# sha256 of the videos this model was trained and validated on\n"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def is_trained_dir(name: str) -> bool:
@@ -75,3 +84,28 @@ def read_entry(folder: str | Path) -> ModelEntry:
         source=f"{Path(folder) / HEAD_WEIGHTS} on {config['backbone']}",
         meta={"threshold": config.get("threshold"), "config": config},
     )
+
+
+def write_trained_on(folder: str | Path, digests: Iterable[str]) -> None:
+    """TRAINED_ON in `folder`: the digests, sorted, each once."""
+    text = "".join(f"{d}\n" for d in sorted(set(digests)))
+    with written_whole(Path(folder, TRAINED_ON)) as partial:
+        partial.write_text(_TRAINED_ON_HEADER + text, encoding="ascii")
+
+
+def read_trained_on(folder: str | Path) -> frozenset[str] | None:
+    """The digests of the videos the model in `folder` was trained and validated on;
+    None where the folder does not record them (made before it did, or by hand) or the
+    record cannot be read."""
+    path = Path(folder, TRAINED_ON)
+    if not path.is_file():
+        return None
+    try:
+        with os.fdopen(open_regular(path, os.O_RDONLY, "list of digests"), "rb") as f:
+            raw = f.read(MAX_TRAINED_ON_BYTES + 1)
+        if len(raw) > MAX_TRAINED_ON_BYTES:
+            return None
+        lines = raw.decode("ascii").splitlines()
+    except (OSError, VidclassError, UnicodeDecodeError):
+        return None
+    return frozenset(ln.strip() for ln in lines if _SHA256.fullmatch(ln.strip()))

@@ -6,6 +6,8 @@ the registry never imports its entries.
 
 from __future__ import annotations
 
+import difflib
+import os
 from importlib import resources
 
 from ..errors import VidclassError
@@ -23,14 +25,31 @@ def register(entry: ModelEntry) -> ModelEntry:
 
 
 def get_entry(name: str) -> ModelEntry:
+    """The registered model `name`; an unknown name is a VidclassError naming the
+    closest registered names (a misspelling) and listing them all."""
     try:
         return _REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
+        close = closest_names(name)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
         raise VidclassError(
-            f"unknown model {name!r}; known models: {known} (or a transformers "
+            f"unknown model {name!r}{hint}; known models: {known} (or a transformers "
             "video classifier: a local folder or a Hugging Face hub id)"
         ) from None
+
+
+def closest_names(name: str, n: int = 3) -> list[str]:
+    """Registered names that `name` looks like a misspelling of, closest first (case
+    ignored), else those of the architecture it names (`i3d`: i3d.*). A path (a folder
+    that is not there) is no misspelt name: none."""
+    if not isinstance(name, str) or "/" in name or os.sep in name:
+        return []
+    lower = {key.lower(): key for key in _REGISTRY}
+    close = difflib.get_close_matches(name.lower(), list(lower), n=n, cutoff=0.6)
+    if not close:
+        close = [key for key in sorted(lower) if key.split(".")[0] == name.lower()][:n]
+    return [lower[c] for c in close]
 
 
 def is_registered(name: str) -> bool:

@@ -7,7 +7,7 @@ validation metrics), so classify/timeline/evaluate load it like any other model.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -16,7 +16,14 @@ from torch import nn
 
 from ..errors import VidclassError
 from ..files import written_whole
-from .folder_config import BACKBONE_WEIGHTS, CONFIG, FORMAT, HEAD_WEIGHTS
+from .folder_config import (
+    BACKBONE_WEIGHTS,
+    CONFIG,
+    FORMAT,
+    HEAD_WEIGHTS,
+    TRAINED_ON,
+    write_trained_on,
+)
 from .head import Head
 
 
@@ -52,16 +59,25 @@ def save(
     config: dict,
     head: nn.Module,
     backbone_state: dict[str, torch.Tensor] | None = None,
+    trained_on: Iterable[str] | None = None,
 ):
     """Write the folder: weights first, the config last (its presence marks it complete).
-    `backbone_state`: the fine-tuned part of the backbone, keys as in its state dict."""
+    `backbone_state`: the fine-tuned part of the backbone, keys as in its state dict.
+    `trained_on`: sha256 digests of the videos it was trained and validated on (kept in
+    TRAINED_ON, by which evaluate tells them in its data)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in head.state_dict().items()}, folder / HEAD_WEIGHTS)
+    with written_whole(folder / HEAD_WEIGHTS) as partial:
+        save_file({k: v.contiguous() for k, v in head.state_dict().items()}, partial)
     if backbone_state is not None:
-        save_file(backbone_state, folder / BACKBONE_WEIGHTS)
+        with written_whole(folder / BACKBONE_WEIGHTS) as partial:
+            save_file(backbone_state, partial)
     else:  # left by an earlier fine-tuned model in this folder (--force)
         (folder / BACKBONE_WEIGHTS).unlink(missing_ok=True)
+    if trained_on is not None:
+        write_trained_on(folder, trained_on)
+    else:  # left by an earlier model in this folder (--force): not this one's videos
+        (folder / TRAINED_ON).unlink(missing_ok=True)
     with written_whole(folder / CONFIG) as partial:
         partial.write_text(json.dumps({"format": FORMAT, **config}, indent=2) + "\n", "utf-8")
 

@@ -78,6 +78,13 @@ def _say(message: str) -> None:
     print(f"vidclass: {message}", file=sys.stderr, flush=True)
 
 
+def preparing(name: str, runtime: str) -> str:
+    """The one line a user sees while a first run converts a model: what is happening
+    and that it is once; the conversion's details are debug logging (--debug)."""
+    shown = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}.get(runtime, runtime)
+    return f"preparing {name} for {shown} (once; later runs reuse it) ..."
+
+
 def _random_clip(shape: tuple[int, ...]) -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
     return torch.empty((1, *shape)).uniform_(-1.0, 1.0, generator=generator)
@@ -91,6 +98,7 @@ def ensure(
     session,
     any_frames: bool,
     part: str = "embed",
+    announce: str | None = None,
 ) -> Path:
     """`path`, exported where it is missing (see export), each candidate checked by
     running it with `session(candidate, input shape) -> callable` in fp32."""
@@ -101,7 +109,7 @@ def ensure(
             # for it until it passes.
             return session(candidate, x.shape[1:])(x)
 
-        export(module, shape, path, label, check, any_frames, part)
+        export(module, shape, path, label, check, any_frames, part, announce)
     return path
 
 
@@ -113,16 +121,21 @@ def export(
     check,
     any_frames: bool,
     part: str = "embed",
+    announce: str | None = None,
 ) -> Path:
     """Export `module.embed` (or `part`, one of PARTS) for inputs of `shape` to `path`
     (batch size free, and the clip length too where `any_frames`), then run
     `check(path, x) -> output` on random inputs and compare with torch: of `shape`, and
     with any_frames of one frame more (the other parity of the strided pads). The file
-    appears only once it passed: a crash or a mismatch leaves nothing behind."""
+    appears only once it passed: a crash or a mismatch leaves nothing behind.
+    `announce`: the line to tell the user (see `preparing`); how it goes is logged at
+    debug level only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     dims = "x".join(str(d) for d in graph_shape(shape, any_frames))
     names = PARTS[part]
-    _say(f"converting {label} for {dims} {names[0]} (once; cached in {path.parent}) ...")
+    if announce is not None:
+        _say(announce)
+    log.debug(f"converting {label} for {dims} {names[0]} (cached in {path.parent})")
     started = time.perf_counter()
     wrapper = _Part(module, part).eval()
     clip = _random_clip(shape)
@@ -153,7 +166,10 @@ def export(
                     opset_version=OPSET,
                 )
                 expected = [wrapper(x).float().numpy() for x in checks]
-            _say(f"  exported in {time.perf_counter() - started:.1f} s; checking against torch ...")
+            log.debug(
+                f"{label}: exported in {time.perf_counter() - started:.1f} s; "
+                "checking against torch"
+            )
             worst = 0.0
             for x, want in zip(checks, expected, strict=True):
                 got = check(partial, x.numpy())
@@ -172,5 +188,8 @@ def export(
                 f"{label}: cannot convert it ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
                 "use --runtime torch"
             ) from exc
-    _say(f"  converted in {time.perf_counter() - started:.1f} s (largest difference {worst:.2g})")
+    log.debug(
+        f"{label}: converted in {time.perf_counter() - started:.1f} s (largest difference "
+        f"from torch {worst:.2g})"
+    )
     return path

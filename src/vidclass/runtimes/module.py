@@ -86,6 +86,7 @@ class RuntimeModule(nn.Module):
             f"{self.label} ({self.runtime})",
             lambda candidate, dims: make(candidate, "fp32", threads, dims, False),
             self.any_frames,
+            announce=graph.preparing(self.label, self.runtime),
         )
 
     def _open(self, shape: tuple[int, ...]):

@@ -160,6 +160,7 @@ def quantize(
                 folder_config.CONFIG,
                 folder_config.HEAD_WEIGHTS,
                 folder_config.BACKBONE_WEIGHTS,
+                folder_config.TRAINED_ON,  # so that evaluate still knows its videos
             ):
                 if Path(name, file).is_file():
                     shutil.copyfile(Path(name, file), partial / quantized.BASE_DIR / file)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -118,6 +119,37 @@ def _multi_label(model, samples, scores, index, threshold: float) -> dict:
     return report
 
 
+def _trained_on(name: str) -> frozenset[str] | None:
+    """Digests of the videos model `name` was trained and validated on, where its folder
+    records them (a trained model's, or a quantized one's copied base); else None."""
+    from ..models import folder_config, quantized
+    from ..models.resolve import parse_model_name
+
+    try:
+        ref = parse_model_name(name)
+        if ref.kind == "quantized":
+            ref = parse_model_name(quantized.base_name(ref.name, quantized.read_config(ref.name)))
+    except VidclassError:
+        return None
+    return folder_config.read_trained_on(ref.name) if ref.kind == "trained" else None
+
+
+def used_in_training(model, paths: list[str]) -> int | None:
+    """How many of `paths` (by content, whatever their names) the model was trained or
+    validated on; None where its folder does not record its videos."""
+    from ..digest import file_digest
+
+    seen = _trained_on(model.name)
+    if seen is None:
+        return None
+    used = 0
+    for path in paths:
+        # Read a moment ago; a file gone since is not counted.
+        with contextlib.suppress(VidclassError, OSError):
+            used += file_digest(path) in seen
+    return used
+
+
 def evaluate(
     model,
     data: str | os.PathLike,
@@ -132,7 +164,9 @@ def evaluate(
 ) -> dict:
     """Score every video of DATA and compare with its labels. Data labels are matched to
     the model's by name; videos with no known label are left out and their labels
-    reported. Returns the report (JSON-ready)."""
+    reported. Videos the model was trained or validated on (by content, where its folder
+    records them) are counted in the report and warned of. Returns the report
+    (JSON-ready)."""
     from ..engine import Clips, Driver, Work, executor_for
 
     dataset = load_dataset(data)
@@ -160,11 +194,18 @@ def evaluate(
     if not samples:
         raise VidclassError(f"{data}: no video could be read")
     matrix = np.stack([scores[s.path] for s in samples])
+    used = used_in_training(model, [s.path for s in samples])
+    if used:
+        log.warning(
+            f"evaluate: {used} of {len(samples)} videos were used to train {model.name}; "
+            "its figures on them are not a fair test"
+        )
     report = {
         "model": model.name,
         "data": str(data),
         "multi_label": multi,
         "evaluated": len(samples),
+        "used_in_training": used,  # None: the model does not record its videos
         "failed": failed,
         "unknown_labels": unknown,
     }

@@ -80,13 +80,15 @@ def extract_features(
     video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
     engine: str = "local",
     ray_address: str | None = None,
+    digests: dict[str, str] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, str], int]:
     """({path: (views, D) features}, {path: error}, how many came from the cache).
 
     views = clips (x2 with `flip`, mirrored copies). stage "trunk" gives the frozen
     trunk's maps instead of pooled features (for --finetune; kept as float16 on disk).
     Unreadable files are returned as errors, not raised. `engine` "ray" extracts on a
-    Ray cluster (`ray_address`); the cache is still kept here.
+    Ray cluster (`ray_address`); the cache is still kept here. `digests`, where given,
+    is filled with {path: sha256 of its content} of the files read (the cache's key).
     """
     from ..engine import Clips, Work, runner_for
 
@@ -94,7 +96,7 @@ def extract_features(
     views = ("t" if stage == "trunk" else "") + f"c{clips}" + ("f" if flip else "")
     features: dict[str, np.ndarray] = {}
     errors: dict[str, str] = {}
-    digests: dict[str, str] = {}
+    digests = {} if digests is None else digests
     for path in paths:
         try:
             digests[path] = file_digest(path)

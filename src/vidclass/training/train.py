@@ -162,6 +162,7 @@ def train(
 
     start = time.perf_counter()
     paths = [s.path for s in train_set + val_set]
+    digests: dict[str, str] = {}
     features, errors, from_cache = extract_features(
         model,
         paths,
@@ -174,6 +175,7 @@ def train(
         video_timeout=video_timeout,
         engine=engine,
         ray_address=ray_address,
+        digests=digests,
     )
     extract_seconds = time.perf_counter() - start
     for error in errors.values():
@@ -276,5 +278,7 @@ def train(
         },
         "metrics": {"validation": metrics},
     }
-    trained.save(out, config, fit.head, backbone_state)
+    # What it learnt from (and was stopped on): evaluate warns of these among its videos.
+    trained_on = [digests[s.path] for s in train_set + val_set]
+    trained.save(out, config, fit.head, backbone_state, trained_on=trained_on)
     return TrainResult(out, config, errors, extract_seconds, head_seconds)
