@@ -35,7 +35,7 @@ if [ "$WRITE_LOCK" = 1 ]; then
         # Local version labels (torch's +cpu) are dropped: the label names the build, and
         # install.sh picks the CPU build itself.
         "$PYTHON" -m pip freeze --exclude-editable --all \
-            | grep -vE '^(pip|setuptools|wheel|vidclass)==' | sed -E 's/\+[A-Za-z0-9.]+$//' | LC_ALL=C sort -f
+            | grep -vE '^(pip|wheel|vidclass)==' | sed -E 's/\+[A-Za-z0-9.]+$//' | LC_ALL=C sort -f
     } > "$LOCK.partial"
     mv "$LOCK.partial" "$LOCK"
     echo "install.sh: wrote $LOCK ($(grep -c '==' "$LOCK") packages)"
