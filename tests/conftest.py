@@ -256,6 +256,23 @@ def server(tmp_path_factory, model):
                     tags=[{"label": label, "score": 0.9}],
                 )
             )
+        # A long video found by a stretch of its timeline (its tags are about the rest).
+        g.store.put(
+            VideoRecord(
+                "/v/taichi.mp4",
+                "taichi",
+                1,
+                0.0,
+                "i3d.kinetics400",
+                140.0,
+                tags=[{"label": "side kick", "score": 0.3}, {"label": "tai chi", "score": 0.26}],
+                segments=[
+                    {"start": 0.0, "end": 12.0, "label": "side kick", "score": 0.4},
+                    {"start": 12.0, "end": 62.0, "label": "tai chi", "score": 0.81},
+                ],
+                tags_from="mean of its timeline's 138 windows",
+            )
+        )
         for name in GALLERY_CLIPS:
             path = os.path.realpath(video(name))
             _, features = model.scores_and_features(torch.stack(model.read_clips(path)))

@@ -53,22 +53,51 @@ def import_ray():
     return ray
 
 
+def _ray_notes_to_stderr() -> None:
+    """Ray's driver prints its notes of workers that died ("(raylet) A worker died...")
+    on stdout whatever log_to_driver says (its error listener marks them as output, not
+    errors), where they land among a run's results (after a JSON report, say): they go
+    to stderr instead. The function is Ray's internal one: where it is missing, Ray's
+    own behaviour stays."""
+    try:
+        from ray._private import worker
+    except ImportError:
+        return
+    original = getattr(worker, "print_to_stdstream", None)
+    if original is None or getattr(original, "vidclass_stderr", False):
+        return
+
+    def to_stderr(data, *args, **kwargs):
+        return original({**data, "is_err": True}, *args, **kwargs)
+
+    to_stderr.vidclass_stderr = True
+    worker.print_to_stdstream = to_stderr
+
+
 def connect(address: str | None = None):
     """Join the cluster at `address` (else $RAY_ADDRESS); with neither, start a local Ray
     for this process. Returns the ray module."""
     # Ray's own notes (progress, token auth) would bury vidclass's lines; failures
-    # still reach here as exceptions.
+    # still reach here as exceptions. Workers' output is not streamed here
+    # (log_to_driver): Ray would print it on this process's stdout, among the results;
+    # vidclass's warnings travel back in the rows.
     ray = import_ray()
+    _ray_notes_to_stderr()
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     if ray.is_initialized():
         return ray
     address = address or os.environ.get("RAY_ADDRESS") or None
     try:
         if address:
-            ray.init(address=address, logging_level=logging.ERROR)
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         else:
             # "local": a Ray of this run's own, never a stale cluster left on the machine
-            ray.init(address="local", include_dashboard=False, logging_level=logging.ERROR)
+            ray.init(
+                address="local",
+                include_dashboard=False,
+                logging_level=logging.ERROR,
+                log_to_driver=False,
+            )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         text = f"cannot start or join {where}: {exc}".splitlines()[0]
