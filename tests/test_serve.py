@@ -20,20 +20,25 @@ import pytest
 from .conftest import VIDEOS, free_port, video
 
 
+def multipart(file) -> tuple[bytes, str]:
+    """A form upload of `file` as a browser sends it: (body, its Content-Type)."""
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{Path(file).name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode()
+        + Path(file).read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
 def call(url, *, file=None, json_body=None, timeout=300, headers=None):
     """(status, headers, decoded JSON) for a GET, a multipart upload or a JSON POST."""
     data, headers = None, dict(headers or {})
     if file is not None:
-        boundary = uuid.uuid4().hex
-        data = (
-            (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-                f'filename="{Path(file).name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-            ).encode()
-            + Path(file).read_bytes()
-            + f"\r\n--{boundary}--\r\n".encode()
-        )
-        headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
+        data, headers["Content-Type"] = multipart(file)
     elif json_body is not None:
         data = json.dumps(json_body).encode()
         headers["Content-Type"] = "application/json"
@@ -445,16 +450,7 @@ def stream(url: str, *, file=None, json_body=None, timeout=300, headers=None):
     parts = urllib.parse.urlsplit(url)
     target = f"{parts.path}?{parts.query}"
     if file is not None:
-        boundary = uuid.uuid4().hex
-        body = (
-            (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-                f'filename="{Path(file).name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-            ).encode()
-            + Path(file).read_bytes()
-            + f"\r\n--{boundary}--\r\n".encode()
-        )
-        kind = f"multipart/form-data; boundary={boundary}"
+        body, kind = multipart(file)
     else:
         body, kind = json.dumps(json_body).encode(), "application/json"
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
