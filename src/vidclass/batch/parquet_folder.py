@@ -6,6 +6,9 @@ once complete, so a kill leaves whole parts only. A part is named from the video
 holds: a task that Ray runs again rewrites the same part. A rerun reads the videos
 already in the parts and does the rest. The folder holds a marker file saying it is
 vidclass's; a folder without one that holds anything is refused, never written into.
+The run holds the folder's writer lock (writer_lock) while its workers write: a second
+run into the same folder is refused, so none writes a video twice or removes the other's
+parts being written.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ..errors import VidclassError
 from ..files import is_partial, open_regular, written_whole
 from ..formats import check_same_model, csv_header, result_columns
 from ..results import VideoResult
+from .writer_lock import hold
 
 log = logging.getLogger("vidclass")
 
@@ -83,6 +87,8 @@ class ParquetFolder:
     """The store for a results folder: `done` from the parts already there; `write`
     only counts, since the workers wrote the rows (`sink`)."""
 
+    _lock = None
+
     def __init__(self, path: str | os.PathLike, model: str, top_k: int):
         self.path = Path(path)
         self.model = model
@@ -93,6 +99,17 @@ class ParquetFolder:
             self.path.mkdir(exist_ok=True)
             if not self.path.is_dir():
                 raise VidclassError(f"{self.path}: not a folder")
+        except OSError as exc:
+            raise VidclassError(f"{self.path}: {exc.strerror or exc}") from None
+        self._lock = hold(self.path, folder=True)  # before reading what is done
+        try:
+            self._read(pq)
+        except BaseException:
+            self.close()
+            raise
+
+    def _read(self, pq) -> None:
+        try:
             marker = self.path / MARKER
             if marker.exists():
                 self._check_marker(marker)
@@ -104,7 +121,8 @@ class ParquetFolder:
             else:
                 fd = open_regular(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, "results marker")
                 with os.fdopen(fd, "w") as f:
-                    json.dump({"vidclass": "results", "model": model, "top_k": top_k}, f)
+                    info = {"vidclass": "results", "model": self.model, "top_k": self.top_k}
+                    json.dump(info, f)
             for stale in self.path.glob(".part-*"):  # left by a killed worker
                 if is_partial(stale):
                     stale.unlink()
@@ -145,7 +163,8 @@ class ParquetFolder:
         self.done.add(record["video"])
 
     def close(self) -> None:
-        pass
+        if self._lock is not None:
+            self._lock.close()
 
 
 def read_folder(path: str | os.PathLike):

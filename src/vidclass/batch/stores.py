@@ -2,7 +2,8 @@
 
 A rerun reads back which videos are done and appends only the rest, so nothing is lost
 or written twice. JSONL and CSV are append-only (a line torn by a kill is cut off on
-reopening); SQLite commits one transaction per video.
+reopening); SQLite commits one transaction per video. A store holds the file's writer
+lock (writer_lock) while it is open: a second run on the same file is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..files import open_regular, path_error
 from ..formats import check_same_model, csv_header, csv_line, csv_row
 from ..sqlite_files import open_own_sqlite
 from .parquet_folder import ParquetFolder, is_folder_output
+from .writer_lock import hold
 
 log = logging.getLogger("vidclass")
 
@@ -94,15 +96,47 @@ def open_log(path: str | os.PathLike, model: str, top_k: int, extra: tuple[str, 
     return CsvStore(Path(path), model, top_k, extra)
 
 
+def _read(path: Path) -> bytes:
+    """The bytes of a results file (a regular file only)."""
+    with os.fdopen(open_regular(path, os.O_RDONLY, "results file"), "rb") as f:
+        return f.read()
+
+
 def _read_back(path: Path, looks_ours) -> tuple[list[bytes], bytes]:
     """(complete lines, torn tail) of a results file; reads a regular file only, and
     changes nothing: the caller cuts the tail once the lines are known to be ours."""
-    with os.fdopen(open_regular(path, os.O_RDONLY, "results file"), "rb") as f:
-        lines = f.read().split(b"\n")
+    lines = _read(path).split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
     if tail and not looks_ours(tail, lines):
         raise VidclassError(f"{path}: not a vidclass results file; write to another file")
     return lines, tail
+
+
+def csv_records_end(data: bytes) -> int:
+    """Where the last complete CSV record of `data` ends (after its newline; 0: none).
+
+    A newline ends a record only outside quotes: a video's name may hold one, quoted. A
+    row is written in one write and ends with its newline, so what follows the last
+    record's end is a row torn by a kill, even one torn just after a newline in a name.
+    A newline is outside quotes where an even number of quotes come before it (quotes
+    inside a quoted field are doubled)."""
+    end, quotes = len(data), data.count(b'"')
+    while (newline := data.rfind(b"\n", 0, end)) >= 0:
+        quotes -= data.count(b'"', newline, end)
+        if quotes % 2 == 0:
+            return newline + 1
+        end = newline
+    return 0
+
+
+def _utf8(text: str) -> bool:
+    """Whether `text` can be written as UTF-8: a file name that is not (its bytes on
+    disk are not UTF-8) holds lone surrogates (\\udcXX), as Python decodes it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _cut_tail(path: Path, tail: bytes) -> None:
@@ -114,9 +148,28 @@ def _cut_tail(path: Path, tail: bytes) -> None:
 
 
 class _AppendFile:
+    """A file written by appending whole lines; `_lock` is held from `__init__`'s start
+    (before anything is read) to `close`."""
+
+    _file = None
+    _lock = None
+
+    def __init__(self, path: Path):
+        self._lock = hold(path)
+        try:
+            self._read()
+            self._open_append()
+        except BaseException:
+            self.close()
+            raise
+
+    def _read(self) -> None:
+        """Read back what is done (the lock is held), and cut a torn last line."""
+
     def _open_append(self) -> None:
         fd = open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, "results file")
-        self._file = os.fdopen(fd, "a", encoding="utf-8", newline="")
+        # A name that is not UTF-8 goes as its own bytes (CSV) and is read back the same
+        self._file = os.fdopen(fd, "a", encoding="utf-8", errors="surrogateescape", newline="")
 
     def _append(self, text: str) -> None:
         self._file.write(text)  # one line, one write: a kill leaves whole lines or a torn last
@@ -124,7 +177,12 @@ class _AppendFile:
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
-        self._file.close()
+        try:
+            if self._file is not None:
+                self._file.close()
+        finally:
+            if self._lock is not None:
+                self._lock.close()  # after the last write is on disk
 
 
 class JsonlStore(_AppendFile):
@@ -134,6 +192,10 @@ class JsonlStore(_AppendFile):
 
     def __init__(self, path: Path, model: str, top_k: int):
         self.path, self.model, self.done = path, model, set()
+        super().__init__(path)
+
+    def _read(self) -> None:
+        path, model = self.path, self.model
         if path.exists():
             lines, tail = _read_back(path, lambda tail, _: tail.startswith(self.START[: len(tail)]))
             for n, line in enumerate(lines, 1):
@@ -151,10 +213,12 @@ class JsonlStore(_AppendFile):
                 check_same_model(path, found, model)
                 self.done.add(video)
             _cut_tail(path, tail)
-        self._open_append()
 
     def write(self, record: dict) -> None:
-        self._append(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+        line = json.dumps(record, ensure_ascii=False, allow_nan=False)
+        if not _utf8(line):  # a name that is not UTF-8: \udcXX escapes, read back the same
+            line = json.dumps(record, allow_nan=False)
+        self._append(line + "\n")
         self.done.add(record["video"])
 
 
@@ -166,38 +230,66 @@ class CsvStore(_AppendFile):
         self.path, self.model, self.done = path, model, set()
         self.top_k, self.extra = top_k, extra
         self.header = csv_header(top_k, extra)
+        self.fresh = True
+        super().__init__(path)
+
+    def _read(self) -> None:
+        path = self.path
         header = csv_line(self.header).encode()
-        fresh = not path.exists() or path.stat().st_size == 0
-        if not fresh:
-
-            def looks_ours(tail: bytes, lines: list[bytes]) -> bool:
-                # Torn in the header itself, or after a header that is ours.
-                return header.startswith(tail) if not lines else lines[0] + b"\n" == header
-
-            lines, tail = _read_back(path, looks_ours)
-            if lines and lines[0] + b"\n" != header:
+        data = _read(path) if path.exists() else b""
+        if not data:
+            return
+        first = data.find(b"\n") + 1  # the end of the first line (0: none)
+        if not first and header.startswith(data):  # torn in the header itself
+            _cut_tail(path, data)
+            return
+        if data[:first] != header:
+            if first and data.endswith(b"\n"):
                 raise VidclassError(
                     f"{path} has other columns (another --top-k, or not vidclass results); "
                     "write to another file"
                 )
-            try:
-                rows = list(csv.reader(io.StringIO(b"\n".join(lines[1:]).decode("utf-8"))))
-            except (UnicodeDecodeError, csv.Error) as exc:
-                raise VidclassError(f"{path}: not a vidclass results file ({exc})") from None
-            for row in rows:
-                if len(row) != len(self.header):
-                    raise VidclassError(f"{path}: a row of other columns; write to another file")
-                check_same_model(path, row[1], model)
-                self.done.add(row[0])
-            _cut_tail(path, tail)
-            fresh = not lines
-        self._open_append()
-        if fresh:
+            raise VidclassError(f"{path}: not a vidclass results file; write to another file")
+        end = max(len(header), csv_records_end(data))
+        records, tail = data[len(header) : end], data[end:]
+        try:
+            text = records.decode("utf-8", "surrogateescape")  # as written
+            rows = list(csv.reader(io.StringIO(text, newline="")))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise VidclassError(f"{path}: not a vidclass results file ({exc})") from None
+        for row in rows:
+            if len(row) != len(self.header):
+                raise VidclassError(f"{path}: a row of other columns; write to another file")
+            check_same_model(path, row[1], self.model)
+            self.done.add(row[0])
+        _cut_tail(path, tail)
+        self.fresh = False
+
+    def _open_append(self) -> None:
+        super()._open_append()
+        if self.fresh:
             self._append(csv_line(self.header))
 
     def write(self, record: dict) -> None:
         self._append(csv_line(csv_row(record, self.top_k, self.extra)))
         self.done.add(record["video"])
+
+
+def _stored_name(name: str) -> str | bytes:
+    """A video's (or model folder's) name as SQLite keeps it: text, or where the name is
+    not UTF-8 its bytes (a BLOB), so that it reads back as the same name."""
+    return name if _utf8(name) else os.fsencode(name)
+
+
+def _name(stored: str | bytes) -> str:
+    return os.fsdecode(stored) if isinstance(stored, bytes) else stored
+
+
+def _readable(text: str | None) -> str | None:
+    """Text for people (an error naming a video): bytes that are not UTF-8 as \\xNN."""
+    if text is None or _utf8(text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 class SqliteStore:
@@ -217,20 +309,32 @@ class SqliteStore:
 
     COLUMNS = {"video", "model", "label", "score", "predictions", "error", "finished_at"}
 
+    conn = None
+
     def __init__(self, path: Path, model: str, top_k: int):
         self.path, self.model = path, model
+        # SQLite's own locks are per transaction: this one keeps a second run out for good
+        self._lock = hold(path)
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        path = self.path
         self.conn = open_own_sqlite(path, {"results": self.COLUMNS}, "vidclass results file")
         try:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             with self.conn:
                 self.conn.execute(self.SCHEMA)
-            models = [r[0] for r in self.conn.execute("SELECT DISTINCT model FROM results")]
-            self.done = {r[0] for r in self.conn.execute("SELECT video FROM results")}
+            models = [_name(m) for (m,) in self.conn.execute("SELECT DISTINCT model FROM results")]
+            self.done = {_name(v) for (v,) in self.conn.execute("SELECT video FROM results")}
         except sqlite3.DatabaseError as exc:
             raise VidclassError(f"{path}: not a usable SQLite results file ({exc})") from None
         for found in models:
-            check_same_model(path, found, model)
+            check_same_model(path, found, self.model)
 
     def write(self, record: dict) -> None:
         preds = record.get("predictions")
@@ -239,16 +343,20 @@ class SqliteStore:
             self.conn.execute(
                 "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
-                    record["video"],
-                    record["model"],
+                    _stored_name(record["video"]),
+                    _stored_name(record["model"]),
                     top["label"],
                     top["score"],
                     json.dumps(preds) if preds is not None else None,
-                    record.get("error"),
+                    _readable(record.get("error")),
                     time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 ),
             )
         self.done.add(record["video"])
 
     def close(self) -> None:
-        self.conn.close()
+        try:
+            if self.conn is not None:
+                self.conn.close()
+        finally:
+            self._lock.close()

@@ -50,8 +50,8 @@ def add(sub) -> None:
         "--api-key",
         default=os.environ.get("VIDCLASS_API_KEY"),
         help="require 'Authorization: Bearer KEY' on /v1/ (/v1/live also takes it as the "
-        "subprotocol vidclass.key.BASE64URL_KEY) ($VIDCLASS_API_KEY); give one "
-        "when --host is not a loopback address",
+        "subprotocol vidclass.key.BASE64URL_KEY) ($VIDCLASS_API_KEY; printable ASCII); "
+        "give one when --host is not a loopback address",
     )
     add_model_options(sv)
     sv.set_defaults(run=run)
@@ -66,13 +66,16 @@ def run(args) -> int:
         import uvicorn
         import websockets  # noqa: F401  uvicorn's WebSocket protocol, for /v1/live
 
-        from ..serve.app import ServeConfig, create_app
+        from ..serve.app import ServeConfig, check_api_key, create_app
         from ..serve.live import MAX_MESSAGE
+        from ..serve.protocols import uvicorn_protocols
     except ImportError as exc:
         raise VidclassError(
             f"serve needs FastAPI and uvicorn ({exc.name} is missing): "
             "pip install 'vidclass[serve]'"
         ) from None
+    if args.api_key:
+        check_api_key(args.api_key)  # before the model loads: a bad key is said at once
     if args.gallery:
         from ..gallery import Gallery
 
@@ -120,6 +123,9 @@ def run(args) -> int:
         # bound; recorded video does not compress, so no per-message deflate.
         ws_max_size=MAX_MESSAGE + (64 << 10),
         ws_per_message_deflate=False,
+        # h11 and websockets as uvicorn runs them, with a time limit on a request's head
+        # and limits on its size that are answered (see serve/protocols.py).
+        **uvicorn_protocols(),
     )
     return 0
 

@@ -5,6 +5,10 @@ Clips of the same shape from different videos share a forward pass (`batch_size`
 which on a CPU is faster per clip than one at a time for 3D CNNs. A video's result is
 yielded as soon as its last clip is scored, so results come in the order videos finish,
 unless `ordered` asks for the order given (results held back until their turn).
+
+Every row the model gives passes here, whatever runs it (torch, OpenVINO, ONNX Runtime, a
+cluster's actors, the server's batcher): a row with NaN or infinity fails its video (see
+`non_finite`), so no such score reaches a result, a results file or a reply.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import VidclassError
 from ..limits import check_time
 from ..results import VideoResult, top_k
 from .executors import DecoderPool, Event, InProcess, Job, LocalProcesses, default_workers
@@ -42,6 +47,32 @@ class RunStats:
         return self.model_seconds / self.wall_seconds if self.wall_seconds else 0.0
 
 
+class NonFiniteScores(VidclassError):
+    """The model gave NaN or infinity: a fault of the model or its runtime (a damaged
+    cached graph or weights), not of the video."""
+
+
+def non_finite(name: str, what: str = "scores") -> NonFiniteScores:
+    """The error for `name` (a video, a live source) whose `what` came out non-finite."""
+    from ..models.weights import cache_dir
+
+    cache = cache_dir()
+    return NonFiniteScores(
+        f"{name}: the model gave non-finite {what}; its cached graph may be damaged: "
+        f"delete {cache / 'graphs'} and {cache / 'openvino'} (they are made again), "
+        "or run it with --runtime torch"
+    )
+
+
+def finite_rows(x, n: int) -> list[bool]:
+    """Whether each of the `n` rows of `x` (a torch tensor or numpy array; None: nothing
+    to check) holds finite numbers only."""
+    if x is None:
+        return [True] * n
+    ok = x.isfinite() if hasattr(x, "isfinite") else np.isfinite(np.asarray(x))
+    return ok.reshape(n, -1).all(1).tolist()
+
+
 @dataclass
 class _Video:
     """A video whose clips are being scored."""
@@ -50,6 +81,7 @@ class _Video:
     features: dict = field(default_factory=dict)
     end: Prepared | None = None  # set once every clip has been made
     made: int = 0
+    error: str | None = None  # a clip's row was not finite: the video fails
 
 
 def executor_for(workers: int | None, jobs: int, decoders: DecoderPool | None = None):
@@ -131,8 +163,13 @@ class Driver:
                 continue
             if not ready:
                 return
-            for job, index, scores, features in self._forward(ready):
+            for job, index, scores, features, finite in self._forward(ready):
                 video = videos[job]
+                if not finite and video.error is None:
+                    error = non_finite(job[1], "scores" if scores is not None else "features")
+                    if getattr(self.executor, "raise_errors", False):
+                        raise error
+                    video.error = str(error)
                 if scores is not None:
                     video.scores[index] = scores
                 if features is not None:
@@ -186,11 +223,14 @@ class Driver:
         n = len(group)
         if self.on_scored is not None:
             self.on_scored(n)
+        finite = [
+            a and b for a, b in zip(finite_rows(scores, n), finite_rows(features, n), strict=True)
+        ]
         scores = scores if scores is not None else [None] * n
         features = features if features is not None else [None] * n
         return [
-            (job, index, s, f)
-            for (job, index, _), s, f in zip(group, scores, features, strict=True)
+            (job, index, s, f, ok)
+            for (job, index, _), s, f, ok in zip(group, scores, features, finite, strict=True)
         ]
 
     # -- postprocess ------------------------------------------------------------------------
@@ -199,6 +239,9 @@ class Driver:
         done = max(len(video.scores), len(video.features))
         if video.end is None or done < video.made:
             return None
+        if video.error is not None:
+            self.stats.failed += 1
+            return VideoResult(job[1], error=video.error)
         self.stats.succeeded += 1
         order = sorted(video.scores or video.features)
         features = stack([video.features[i] for i in sorted(video.features)])

@@ -1,16 +1,26 @@
 """The capture thread: reads a live source as fast as it comes, reopening a dropped
 network stream with backoff, and hands frames to LiveWindows. It never waits for the
-model, so a slow model costs skipped windows, not a growing queue or a stalled sender."""
+model, so a slow model costs skipped windows, not a growing queue or a stalled sender.
+
+Frames are timed by the stream's own timestamps while they can be trusted. A jump in
+them, or a change in the frames' size, starts a new run of windows (no window spans
+the break); when either keeps happening, so that runs end before any window fills,
+that is said once as a warning and the frames are timed by their arrival instead (and
+scaled to the run's size), so such a stream is still labelled."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..errors import VidclassError
 from ..video.decode import Reader, Resize, to_rgb
+from ..video.transforms import center_crop
 from .sources import DEFAULT_TIMEOUT, Source, open_source
 from .windows import LiveWindows
 
@@ -27,6 +37,10 @@ STUCK_FRAMES = 30  # frames whose timestamps stand still before they are timed b
 # windows, start a new run of windows (an MPEG-TS clock wraps every 26.5 hours).
 JUMP_BACK = 1.0
 JUMP_AHEAD = 5.0
+# This many jumps (or size changes) within REPEAT_S wall-clock seconds: the stream's
+# clock (or size) cannot be trusted, and frames are timed by arrival (scaled to one size).
+REPEATS = 3
+REPEAT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,7 @@ class Capture:
         self.give_up = give_up
         spec = windows.spec
         self.resize = Resize(spec.short_side, spec.size, spec.interpolation)
+        self.crop = spec.crop_hw  # frames are kept cropped as the model crops them
         self.stopping = threading.Event()
         self.error: VidclassError | None = None
         self.ended = False
@@ -78,6 +93,14 @@ class Capture:
         self._delay = 0.0  # seconds before the next reopening
         self._pending = None  # (container, stream) opened by the caller's thread
         self._thread: threading.Thread | None = None
+        # Wall-clock times of recent jumps and size changes; once either repeats, the
+        # stream's timestamps (sizes) are no longer followed, for good.
+        self._jumps: deque[float] = deque()
+        self._resizes: deque[float] = deque()
+        self.by_arrival = False  # frames timed by arrival, not by their timestamps
+        self.fixed_size: tuple[int, int] | None = None  # (height, width) frames are scaled to
+        self._clock = 0.0  # by arrival: a frame's time is its arrival less this
+        self._told_size = False
 
     def open(self) -> None:
         """Open the source in the caller's thread (once): failing here is a one-line
@@ -99,6 +122,38 @@ class Capture:
         elif self._pending is not None:  # opened, never read
             self._pending[0].close()
             self._pending = None
+
+    def _convert(self, frame) -> np.ndarray:
+        """A frame as windows keep it: scaled, and cropped as the model crops it (an odd
+        shape, such as 1024x16 scaled to a short side of 256, is not kept whole)."""
+        resize = self.resize
+        if self.fixed_size is not None:
+            resize = Resize(size=self.fixed_size, interpolation=resize.interpolation)
+        rgb = to_rgb(frame, resize)
+        if self.crop is not None and (rgb.shape[0] > self.crop[0] or rgb.shape[1] > self.crop[1]):
+            rgb = np.ascontiguousarray(center_crop(rgb, self.crop))
+        return rgb
+
+    def _kept_shape(self, frame) -> tuple[int, int]:
+        """(height, width) of `frame` as `_convert` makes it, without converting it."""
+        if self.fixed_size is not None:
+            h, w = self.fixed_size
+        else:
+            turned = round((frame.rotation or 0) / 90) % 2 == 1
+            w, h = self.resize.target(frame.width, frame.height, turned)
+            if turned:
+                w, h = h, w
+        if self.crop is not None:
+            h, w = min(h, self.crop[0]), min(w, self.crop[1])
+        return h, w
+
+    @staticmethod
+    def _repeated(times: deque[float], now: float) -> bool:
+        """Note one more event at `now`: whether REPEATS fell within REPEAT_S seconds."""
+        times.append(now)
+        while times[0] < now - REPEAT_S:
+            times.popleft()
+        return len(times) >= REPEATS
 
     def take_gaps(self) -> list[Gap]:
         with self.windows.cond:
@@ -163,16 +218,16 @@ class Capture:
         # The stream's own frame rate, kept sane: it sets how long a last frame is held.
         dt = min(max(reader.frame_dt, MIN_FRAME_DT), MAX_FRAME_DT)
         hold = min(1.5 * dt, windows.stride)
-        first = None  # stream time of this run's first frame
-        last = None  # stream time of the last frame taken
-        shape = None  # (width, height, rotation) of this run's frames
+        ahead = max(JUMP_AHEAD, 2 * windows.window)
+        first = None  # time of this run's first frame (the stream's, or by arrival)
+        last = None  # time of the last frame taken
+        shape = None  # (height, width) of this run's frames as kept
+        size = None  # (width, height, rotation) of the last frame decoded
         offset = 0.0  # live time of this run's first frame
         stuck = 0  # frames in a row whose timestamps did not advance
         opened = time.monotonic()
         reason = None
-
-        def convert(frame):
-            return to_rgb(frame, self.resize)
+        convert = self._convert
 
         try:
             for frame, t in reader.frames(resilient=True, stall=self.timeout):
@@ -180,7 +235,9 @@ class Capture:
                     reason = "stopped"
                     break
                 arrival = time.monotonic()
-                if first is not None and t <= last and last - t < JUMP_BACK:
+                if self.by_arrival:
+                    t = arrival - self._clock
+                elif first is not None and t <= last and last - t < JUMP_BACK:
                     stuck += 1
                     if stuck < STUCK_FRAMES:
                         continue  # a late or repeated timestamp
@@ -192,16 +249,39 @@ class Capture:
                     t = last + dt
                 else:
                     stuck = 0
-                now_shape = (frame.width, frame.height, frame.rotation)
-                ahead = max(JUMP_AHEAD, 2 * windows.window)
                 jumped = first is not None and (t < last or t - last > ahead)
+                if jumped and not self.by_arrival and self._repeated(self._jumps, arrival):
+                    # The run goes on from here, its frames timed by their arrival.
+                    t = last + max(arrival - self._last_arrival, 0.0)
+                    self._clock = arrival - t
+                    self.by_arrival, jumped = True, False
+                    log.warning(
+                        f"{self.source.name}: its timestamps jumped {REPEATS} times within "
+                        f"{REPEAT_S:g} s; timing frames by their arrival from now on"
+                    )
+                now_size = (frame.width, frame.height, frame.rotation)
+                resized = size is not None and now_size != size
+                size = now_size
+                if resized and self._repeated(self._resizes, arrival) and not self._told_size:
+                    self._told_size = True
+                    log.warning(
+                        f"{self.source.name}: its frame size changed {REPEATS} times within "
+                        f"{REPEAT_S:g} s (now {frame.width}x{frame.height})"
+                    )
+                now_shape = self._kept_shape(frame)
+                if first is not None and now_shape != shape and self._told_size:
+                    # Runs would end before a window fills: one size from now on.
+                    self.fixed_size = now_shape = shape
+                    log.warning(f"{self.source.name}: frames scaled to {shape[1]}x{shape[0]}")
                 if first is None or jumped or now_shape != shape:
                     if self._last_arrival is not None:
                         # Live time runs on over the break by the wall clock.
                         wall = arrival - self._last_arrival
                         offset = round(self.live_end + max(wall, dt), 6)
                         if first is not None:
-                            why = "timestamps jumped" if jumped else "frame size changed"
+                            why = "frame size changed"
+                            if jumped:
+                                why = "frames stopped" if self.by_arrival else "timestamps jumped"
                             log.info(f"{self.source.name}: {why}; new windows")
                         elif dropped_because is not None:
                             gap = Gap(self.live_end, offset, wall, dropped_because)

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 import numpy as np
 import torch
 
+from ..engine.driver import non_finite
 from ..errors import VidclassError
 from ..video.transforms import frames_to_tensor
 from .capture import Capture, Gap
@@ -313,6 +314,8 @@ class LiveSession:
     def _label(self, ready: Ready):
         began = time.monotonic()
         scores = self.scorer(frames_to_tensor(ready.frames, self.model.spec)[None])
+        if not np.isfinite(scores).all():  # a damaged model: never labels from NaN
+            raise non_finite(self.summary.source)
         done = time.monotonic()
         self._model_time.add(done - began)
         latency = done - ready.captured

@@ -221,6 +221,10 @@ class ChunkFeed:
         self._cond = threading.Condition()
 
     def write(self, data: bytes) -> None:
+        """`data` for the reader; an empty piece is nothing, not the end (FFmpeg reads an
+        empty read as the end of the stream: only `close` ends it)."""
+        if not data:
+            return
         with self._cond:
             if self._closed:
                 raise VidclassError("the live feed is closed")

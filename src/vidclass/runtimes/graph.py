@@ -1,11 +1,13 @@
 """A backbone's `embed` as an ONNX graph: exported once per weights and clip shape (once
 for every clip length where the module allows it), checked against torch, and cached
-where the converted weights live. A model's head (`head_logits`) exports the same way,
-for runs without torch (runtimes.light)."""
+where the converted weights live, with its sha256 beside it (runtimes.cached: read back
+only as written). A model's head (`head_logits`) exports the same way, for runs without
+torch (runtimes.light)."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import sys
 import time
@@ -17,10 +19,9 @@ import torch
 from torch import nn
 
 from ..errors import VidclassError
-from ..files import written_whole
 from ..models.weights import cache_dir
 from ..version import __version__
-from . import graph_shape
+from . import cached, graph_shape
 
 log = logging.getLogger("vidclass")
 OPSET = 17
@@ -101,10 +102,11 @@ def ensure(
     announce: str | None = None,
 ) -> Path:
     """`path`, exported where it is missing (see export), each candidate checked by
-    running it with `session(candidate, input shape) -> callable` in fp32."""
-    if not path.is_file():
+    running it with `session(candidate ONNX bytes, input shape) -> callable` in fp32.
+    What is there is checked when a session reads it (runtimes.cached)."""
+    if not cached.present(path):
 
-        def check(candidate: Path, x: np.ndarray) -> np.ndarray:
+        def check(candidate: bytes, x: np.ndarray) -> np.ndarray:
             # The candidate as it is (any clip length run as such): nothing is saved
             # for it until it passes.
             return session(candidate, x.shape[1:])(x)
@@ -125,12 +127,12 @@ def export(
 ) -> Path:
     """Export `module.embed` (or `part`, one of PARTS) for inputs of `shape` to `path`
     (batch size free, and the clip length too where `any_frames`), then run
-    `check(path, x) -> output` on random inputs and compare with torch: of `shape`, and
-    with any_frames of one frame more (the other parity of the strided pads). The file
-    appears only once it passed: a crash or a mismatch leaves nothing behind.
-    `announce`: the line to tell the user (see `preparing`); how it goes is logged at
-    debug level only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    `check(graph bytes, x) -> output` on random inputs and compare with torch: of
+    `shape`, and with any_frames of one frame more (the other parity of the strided
+    pads). The graph is made in memory and the file appears only once it passed, with
+    its digest (a crash or a mismatch leaves nothing behind); where the cache cannot
+    take it, it stays in memory for the run (cached.keep). `announce`: the line to tell
+    the user (see `preparing`); how it goes is logged at debug level only."""
     dims = "x".join(str(d) for d in graph_shape(shape, any_frames))
     names = PARTS[part]
     if announce is not None:
@@ -143,51 +145,52 @@ def export(
     checks = [clip]
     if any_frames:
         checks.append(_random_clip((shape[0], shape[1] + 1, *shape[2:])))
-    with written_whole(path) as partial:
-        try:
-            # In fp32 whatever autocast the caller runs under: the graph is the reference.
-            with (
-                warnings.catch_warnings(),
-                torch.inference_mode(False),
-                torch.no_grad(),
-                torch.autocast("cpu", enabled=False),
-            ):
-                # The exporter warns of every Python value it fixes (the 'SAME' pads of a
-                # module without any_frames): those are per clip shape, which the key holds.
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    wrapper,
-                    (clip,),
-                    str(partial),
-                    dynamo=False,
-                    input_names=[names[0]],
-                    output_names=[names[1]],
-                    dynamic_axes={names[0]: free, names[1]: {0: "batch"}},
-                    opset_version=OPSET,
-                )
-                expected = [wrapper(x).float().numpy() for x in checks]
-            log.debug(
-                f"{label}: exported in {time.perf_counter() - started:.1f} s; "
-                "checking against torch"
+    buffer = io.BytesIO()
+    try:
+        # In fp32 whatever autocast the caller runs under: the graph is the reference.
+        with (
+            warnings.catch_warnings(),
+            torch.inference_mode(False),
+            torch.no_grad(),
+            torch.autocast("cpu", enabled=False),
+        ):
+            # The exporter warns of every Python value it fixes (the 'SAME' pads of a
+            # module without any_frames): those are per clip shape, which the key holds.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                wrapper,
+                (clip,),
+                buffer,
+                dynamo=False,
+                input_names=[names[0]],
+                output_names=[names[1]],
+                dynamic_axes={names[0]: free, names[1]: {0: "batch"}},
+                opset_version=OPSET,
             )
-            worst = 0.0
-            for x, want in zip(checks, expected, strict=True):
-                got = check(partial, x.numpy())
-                worst = max(worst, float(np.abs(got - want).max()))
-                scale = float(np.abs(want).max()) + 1.0
-                if not np.isfinite(worst) or worst > FP32_TOLERANCE * scale:
-                    raise VidclassError(
-                        f"{label}: the converted graph differs from torch by {worst:.3g} on "
-                        f"{'x'.join(str(d) for d in x.shape[1:])} clips; use --runtime torch "
-                        "(and report this)"
-                    )
-        except VidclassError:
-            raise
-        except Exception as exc:
-            raise VidclassError(
-                f"{label}: cannot convert it ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-                "use --runtime torch"
-            ) from exc
+            expected = [wrapper(x).float().numpy() for x in checks]
+        log.debug(
+            f"{label}: exported in {time.perf_counter() - started:.1f} s; checking against torch"
+        )
+        data = buffer.getvalue()
+        worst = 0.0
+        for x, want in zip(checks, expected, strict=True):
+            got = check(data, x.numpy())
+            worst = max(worst, float(np.abs(got - want).max()))
+            scale = float(np.abs(want).max()) + 1.0
+            if not np.isfinite(worst) or worst > FP32_TOLERANCE * scale:
+                raise VidclassError(
+                    f"{label}: the converted graph differs from torch by {worst:.3g} on "
+                    f"{'x'.join(str(d) for d in x.shape[1:])} clips; use --runtime torch "
+                    "(and report this)"
+                )
+    except VidclassError:
+        raise
+    except Exception as exc:
+        raise VidclassError(
+            f"{label}: cannot convert it ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            "use --runtime torch"
+        ) from exc
+    cached.keep(path, data)
     log.debug(
         f"{label}: converted in {time.perf_counter() - started:.1f} s (largest difference "
         f"from torch {worst:.2g})"

@@ -9,9 +9,12 @@ the identity of every file its weights come from. A later CPU run of the same mo
 asked for in the same precision on this CPU, finds the record and starts without
 torch. The model's entry (labels, preprocessing) is read from its own files, as a run
 through torch reads it; the record only names graphs, and those must be regular files
-in the cache (an int8 graph: the model folder's own). A record whose files changed, or
-that does not read back whole, is passed over: the run goes through torch, which writes
-it again.
+in the cache (an int8 graph: the model folder's own). A record whose files changed is
+passed over: the run goes through torch, which writes it again. A record carries its own
+sha256 (of the rest, as canonical JSON): one that does not read back as written (torn,
+changed, not a regular file, a link out of its folder) is passed over the same way, with
+a one-line warning. The graphs it names are read back checked (runtimes.cached); a
+damaged one is removed and the run goes through torch, which converts it again.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import numpy as np
 from ..classifier import Classifier
 from ..devices import DEFAULT_BATCH
 from ..errors import VidclassError
-from ..files import open_regular
+from ..files import Damaged, Unrecorded, read_own, sha256_hex
 from ..models import quantized
 from ..models.resolve import describe, parse_model_name, source_files
 from ..models.spec import InputSpec, ModelEntry
@@ -44,7 +47,7 @@ from ..video.transforms import clip_to_array
 from . import graph_shape
 
 log = logging.getLogger("vidclass")
-RECORD_FORMAT = 2
+RECORD_FORMAT = 3  # 3: the record's own sha256
 MAX_RECORD_BYTES = 1 << 20  # a record names a few dozen files: far below this
 # Models whose entries are read without torch (a transformers folder needs transformers).
 KINDS = ("builtin", "trained", "quantized")
@@ -54,7 +57,7 @@ PRECISIONS = ("fp32", "bf16", "int8")
 GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
 
 
-def _cpu_fingerprint() -> str:
+def cpu_fingerprint() -> str:
     """The CPU's model and features, which `auto` precision and compiled graphs follow
     (x86: model name and flags; ARM: implementer, part and features)."""
     keys = ("model name", "flags", "Features", "CPU implementer", "CPU part")
@@ -82,7 +85,7 @@ def record_path(name: str, precision: str) -> Path | None:
     model = str(Path(name).resolve()) if os.path.isdir(name) else name
     key = hashlib.blake2b(
         f"{RECORD_FORMAT}|{model}|{precision}|vidclass {__version__}|"
-        f"openvino {openvino}|{_cpu_fingerprint()}".encode(),
+        f"openvino {openvino}|{cpu_fingerprint()}".encode(),
         digest_size=16,
     ).hexdigest()
     return cache_dir() / "light" / f"{key}.json"
@@ -136,21 +139,54 @@ def _cached_graph(identity, allowed: tuple[Path, ...]) -> bool:
         return False
 
 
-def read_record(
-    path: Path, entry: ModelEntry, files: list[list], asked: str = "auto"
-) -> dict | None:
-    """The record at `path` where it reads back whole and fits what the model is now:
-    `files` (file_identity of each file its weights come from, as listed now), graphs
-    that are regular files in the cache (or the model's own int8 graph) as recorded,
-    the graph shape its `entry` gives, and the precision `asked` (int8 exactly for a
-    quantized model). Else None."""
+def record_digest(record: dict) -> str:
+    """The sha256 a record carries: of the rest of it, as canonical JSON."""
+    rest = {k: v for k, v in record.items() if k != "sha256"}
+    return sha256_hex(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode())
+
+
+def record_bytes(record: dict) -> bytes:
+    """A record as written: with its own sha256."""
+    return (json.dumps({**record, "sha256": record_digest(record)}, indent=1) + "\n").encode()
+
+
+def _as_written(path: Path) -> dict | None:
+    """The record at `path` where it reads back as it was written (a regular file in
+    its folder, JSON whose sha256 is as it says); None where there is none; Damaged
+    where it is not as written."""
     try:
-        with os.fdopen(open_regular(path, os.O_RDONLY, "record"), "rb") as f:
-            raw = f.read(MAX_RECORD_BYTES + 1)
-        if len(raw) > MAX_RECORD_BYTES:
-            return None
+        raw = read_own(path, "record", path.parent, MAX_RECORD_BYTES)
+    except FileNotFoundError:
+        return None
+    try:
         record = json.loads(raw)
-        if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+    except (ValueError, RecursionError):
+        raise Damaged(path, "not a record (torn or changed)") from None
+    if not isinstance(record, dict) or record.get("sha256") != record_digest(record):
+        raise Damaged(path, "not as written (its sha256 differs)")
+    return record
+
+
+def read_record(
+    path: Path, entry: ModelEntry, files: list[list], asked: str = "auto", warn: bool = True
+) -> dict | None:
+    """The record at `path` where it reads back as written and fits what the model is
+    now: `files` (file_identity of each file its weights come from, as listed now),
+    graphs that are regular files in the cache (or the model's own int8 graph) as
+    recorded, the graph shape its `entry` gives, and the precision `asked` (int8 exactly
+    for a quantized model). Else None; with `warn`, a record not as written is said."""
+    try:
+        record = _as_written(path)
+    except Damaged as exc:
+        if warn:
+            log.warning(f"{exc}; passed over (this run writes it again)")
+        return None
+    except Exception:  # anything else a forged file can raise: passed over
+        return None
+    if record is None:
+        return None
+    try:
+        if record.get("format") != RECORD_FORMAT:
             return None
         any_frames = record["any_frames"]
         clip = typical_clip(entry.input)
@@ -222,6 +258,14 @@ def load_light(
         return None
     try:
         return LightClassifier(model[0], record, threads)
+    except Damaged as exc:  # a graph not as written: removed, and made again through torch
+        if not isinstance(exc, Unrecorded):
+            log.warning(f"{exc}; running through torch, which makes it again")
+        from . import cached
+
+        if cached.is_cached_graph(exc.path):
+            cached.discard(exc.path)
+        return None
     except Exception as exc:  # the graphs do not open as recorded: through torch
         log.debug(f"{name}: its record does not run ({exc}); loading it through torch")
         return None

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from ..errors import VidclassError
-from . import graph, graph_shape
+from ..files import Damaged, Unrecorded
+from . import cached, graph, graph_shape
 from .sessions import SESSIONS
 
 log = logging.getLogger("vidclass")
@@ -94,21 +95,27 @@ class RuntimeModule(nn.Module):
         threads = torch.get_num_threads()  # as configure_threads set it
         if self.graph is not None:
             return self._given(shape, make, threads)
-        path = self.graph_file(shape)
-        try:
-            return make(path, self.precision, threads, shape, self.any_frames)
-        except Exception as exc:  # a damaged cache file (ours, by its name): make it anew
-            log.warning(f"{path}: unreadable ({str(exc).splitlines()[0]}); converting again")
-            path.unlink(missing_ok=True)
-        try:
-            return make(self.graph_file(shape), self.precision, threads, shape, self.any_frames)
-        except VidclassError:
-            raise
-        except Exception as exc:  # a fresh graph the runtime still cannot run
-            raise VidclassError(
-                f"{self.label}: {self.runtime} cannot run it ({str(exc).splitlines()[0]}); "
-                "use --runtime torch"
-            ) from None
+        for attempt in (0, 1):
+            path = self.graph_file(shape)
+            try:
+                # Read back whole even where a compiled model of it will serve: a damaged
+                # graph is made again now, while torch is here to make it.
+                cached.load(path)
+                return make(path, self.precision, threads, shape, self.any_frames)
+            except Damaged as exc:  # a cached graph not as written: converted again
+                cached.discard(exc.path)
+                if attempt:
+                    raise VidclassError(f"{self.label}: {exc}; use --runtime torch") from None
+                if not isinstance(exc, Unrecorded):  # an older vidclass's: made again quietly
+                    log.warning(f"{exc}; converting it again")
+            except VidclassError:
+                raise
+            except Exception as exc:  # a graph as written that the runtime cannot run
+                raise VidclassError(
+                    f"{self.label}: {self.runtime} cannot run it ({str(exc).splitlines()[0]}); "
+                    "use --runtime torch"
+                ) from None
+        raise AssertionError("unreachable")
 
     def _given(self, shape: tuple[int, ...], make, threads: int):
         try:

@@ -27,7 +27,7 @@ from ..models import folder_config, quantized
 from ..progress import tracked
 from ..version import __version__
 from ..video.transforms import clip_to_tensor, stack_clip
-from . import require
+from . import cached, require
 
 if TYPE_CHECKING:  # imported where it runs: `vidclass models` lists its options without it
     import torch
@@ -143,7 +143,7 @@ def quantize(
     # NNCF draws its progress bars on stdout; stdout is the command's result.
     with contextlib.redirect_stdout(sys.stderr):
         int8 = nncf.quantize(
-            ov.Core().read_model(str(fp32_graph)),
+            ov.Core().read_model(cached.load(fp32_graph)),  # read back checked
             data,
             preset=nncf.QuantizationPreset.PERFORMANCE,
             subset_size=len(clips),

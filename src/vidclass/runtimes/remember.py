@@ -7,19 +7,22 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import time
 from pathlib import Path
 
 import torch
 
-from ..files import is_partial, written_whole
+from ..files import Damaged, Unrecorded, discard, is_partial, read_own, store
 from ..models.resolve import source_files
 from ..models.spec import ModelEntry
-from . import graph, graph_shape
+from . import cached, graph, graph_shape
 from .light import (
+    MAX_RECORD_BYTES,
     RECORD_FORMAT,
     file_identity,
     read_record,
+    record_bytes,
     record_path,
     runs_from_record,
     typical_clip,
@@ -28,12 +31,22 @@ from .sessions import OpenVINOSession
 
 log = logging.getLogger("vidclass")
 MAX_RECORDS = 256  # records kept; the oldest go first
+_UNREADABLE = (OSError, ValueError, RecursionError, Damaged, AttributeError, TypeError, IndexError)
 
 
 def head_graph(module, features: int, label: str) -> Path:
     """The cached graph of `module.head_logits` (fp32) for `features`-wide rows, made
-    and checked against torch where it is missing."""
+    and checked against torch where it is missing or not as written (it is small: read
+    back whole here, so that a record never names a damaged head)."""
     path = graph.graph_path(graph.state_digest(module), (features,), part="head_logits")
+    try:
+        cached.load(path)
+    except FileNotFoundError:
+        pass
+    except Damaged as exc:
+        if not isinstance(exc, Unrecorded):
+            log.warning(f"{exc}; converting it again")
+        cached.discard(path)
     threads = torch.get_num_threads()
     return graph.ensure(
         module,
@@ -48,25 +61,41 @@ def head_graph(module, features: int, label: str) -> Path:
 
 def _prune(folder: Path) -> None:
     """Records of models whose files are gone (a deleted folder), and the oldest past
-    MAX_RECORDS, are removed."""
+    MAX_RECORDS, are removed; so is whatever else is there under a record's name (a
+    FIFO, a link, a folder: never opened, so none can hang or stop a run). Nothing here
+    fails a run: what cannot be removed (a read-only cache) stays."""
     records = []
-    for path in folder.glob("*.json"):
-        if is_partial(path):  # being written, or (an hour on) left by a killed run
-            with contextlib.suppress(OSError):
-                if time.time() - path.stat().st_mtime > 3600:
-                    path.unlink()
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return
+    for name in names:
+        path = folder / name
+        if not name.endswith(".json"):
             continue
         try:
-            with open(path, "rb") as f:
-                files = json.loads(f.read(1 << 20)).get("files") or [[""]]
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if is_partial(path):  # being written, or (an hour on) left by a killed run
+            if time.time() - st.st_mtime > 3600:
+                discard(path)
+            continue
+        if not stat.S_ISREG(st.st_mode):  # not something a run wrote
+            discard(path)
+            continue
+        try:
+            raw = read_own(path, "record", folder, MAX_RECORD_BYTES)
+            files = json.loads(raw).get("files") or [[""]]
             gone = not all(os.path.exists(identity[0]) for identity in files)
-            records.append((path.stat().st_mtime, gone, path))
-        except (OSError, ValueError, AttributeError, TypeError, IndexError):
+            records.append((st.st_mtime, gone, path))
+        except _UNREADABLE:  # torn, forged: removed
             records.append((0.0, True, path))
     records.sort(reverse=True)
     for i, (_, gone, path) in enumerate(records):
         if gone or i >= MAX_RECORDS:
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
 
 
 def remember(
@@ -94,10 +123,14 @@ def remember(
     if files is None or features is None:
         return
     identities = [file_identity(p) for p in files]
-    current = read_record(path, entry, identities, asked)
+    if cached.in_memory(embed):
+        return  # the cache cannot take its graph: nothing to record
+    current = read_record(path, entry, identities, asked, warn=False)  # said when loading
     if current is not None and current["embed"] == file_identity(embed):
         return
     head = head_graph(runtime_module.module, features, runtime_module.label)
+    if cached.in_memory(head):
+        return
     extra = [embed.with_suffix(".bin")] if embed.suffix == ".xml" else []
     record = {
         "format": RECORD_FORMAT,
@@ -112,8 +145,6 @@ def remember(
         "head": file_identity(head),
         "files": identities,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     _prune(path.parent)
-    with written_whole(path) as partial:
-        partial.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    log.debug(f"{name}: recorded for runs without torch in {path}")
+    if store(path, record_bytes(record), digest=False):  # it carries its own sha256
+        log.debug(f"{name}: recorded for runs without torch in {path}")

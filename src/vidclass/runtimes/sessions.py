@@ -1,6 +1,15 @@
 """Run a graph of a backbone (ONNX, or OpenVINO's IR for int8) in OpenVINO or ONNX
 Runtime: numpy clips in, features out. Both release the GIL while they compute and may
-be called from threads. A session serves clips of one shape (C, T, H, W), any batch."""
+be called from threads. A session serves clips of one shape (C, T, H, W), any batch.
+
+A graph is given as a path (a graph of the cache, read back checked: runtimes.cached;
+or a user's file, a quantized model's, run as it is) or as ONNX bytes (one just
+exported, being checked). OpenVINO's compiled models are kept by vidclass itself, not
+by OpenVINO's CACHE_DIR (whose blobs it imports unchecked: 1 MB of random bytes in one
+moved a top-1 score from 0.9986 to 0.4955, 64 KB in the head's made every score NaN):
+exported once compiled, written with their sha256 beside them, and imported only as
+written; a damaged one is compiled again, with a one-line warning.
+"""
 
 from __future__ import annotations
 
@@ -9,98 +18,162 @@ import hashlib
 import logging
 import os
 import stat
+import threading
 from pathlib import Path
 
 import numpy as np
 
-from ..files import written_whole
+from ..files import DIGEST_SUFFIX, Damaged, Unrecorded, discard, read_checked, store
 from ..models.weights import cache_dir
+from . import cached, graph_shape
 
 # What OpenVINO computes the graph's floating-point ops in. An int8 graph carries its
 # own quantized ops; what it leaves in floating point stays in fp32.
 OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
-# OpenVINO's folder in the cache (compiled blobs, static graphs) is kept under this many
-# bytes, the least recently used files going first: every new clip shape or model adds
-# a blob of about the model's size, and nothing else ever removes them.
+# OpenVINO's folder in the cache (compiled models) is kept under this many bytes, the
+# least recently used files going first: every new clip shape or model adds a compiled
+# model of about the model's size, and nothing else ever removes them.
 OPENVINO_CACHE_BYTES = 2 << 30
 log = logging.getLogger("vidclass")
+
+GraphSource = Path | bytes
 
 
 @functools.lru_cache(maxsize=1)
 def _openvino_core():
     import openvino as ov
 
-    core = ov.Core()
-    # Compiled models are cached by OpenVINO itself (keyed by graph, device, settings and
-    # its own version): the next start reads a blob instead of compiling again.
-    core.set_property({"CACHE_DIR": str(cache_dir() / "openvino")})
-    return core
+    return ov.Core()
+
+
+def compiled_dir() -> Path:
+    return cache_dir() / "openvino" / "compiled"
 
 
 def prune(folder: Path, budget: int, keep: frozenset[Path] = frozenset()) -> int:
     """Remove the least recently used files under `folder` (by access or modification
-    time, whichever is later) until the rest take at most `budget` bytes; `keep` stays.
-    Returns the bytes removed. A file another process still reads stays readable to it
-    (POSIX); a later start compiles or makes it again."""
-    files = []
-    for file in folder.rglob("*"):
-        try:
-            st = file.stat()
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode) and file not in keep:
+    time, whichever is later), each with its digest, until the rest take at most
+    `budget` bytes; `keep` stays. Returns the bytes removed. A file another process
+    still reads stays readable to it (POSIX); a later start compiles it again. A folder
+    that cannot be changed (read-only) is left as it is."""
+    files, total = [], 0
+    for root, _dirs, names in os.walk(folder):
+        for name in names:
+            file = Path(root, name)
+            try:
+                st = os.lstat(file)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            total += st.st_size
+            if name.endswith(DIGEST_SUFFIX) or file in keep:
+                continue  # a digest goes with its file
             files.append((max(st.st_atime, st.st_mtime), st.st_size, file))
-    total = sum(size for _, size, _ in files) + sum(f.stat().st_size for f in keep if f.is_file())
     removed = 0
     for _, size, file in sorted(files):
         if total - removed <= budget:
             break
-        file.unlink(missing_ok=True)
+        try:
+            file.unlink(missing_ok=True)
+        except OSError:
+            break  # read-only: nothing more will go either
+        discard(file)  # its digest
         removed += size
     return removed
 
 
-@functools.lru_cache(maxsize=1)
-def _prune_once() -> None:
+_pruned = threading.Lock()
+_prune_done = False
+
+
+def _prune_once(keep: Path) -> None:
     """The cache's bound, applied once a process (after its first compile)."""
-    removed = prune(cache_dir() / "openvino", OPENVINO_CACHE_BYTES)
+    global _prune_done
+    with _pruned:
+        if _prune_done:
+            return
+        _prune_done = True
+    removed = prune(cache_dir() / "openvino", OPENVINO_CACHE_BYTES, frozenset({keep}))
     if removed:
         log.info(f"removed {removed / 2**20:.0f} MB of OpenVINO's least recently used cache")
 
 
-def _static_graph(path: Path, shape: tuple[int, ...]) -> Path:
-    """A graph for any clip length made static for `shape` (batch stays free: its pads
-    become constants, the convolutions take static kernels), saved once in the cache.
-    Later starts compile that file, which OpenVINO's blob cache answers without reading
-    or reshaping the model (0.8 s for I3D)."""
+def _identity(path: Path) -> list:
+    st = os.stat(path)
+    return [os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+
+
+def compiled_path(source: Path, config: dict, shape: tuple[int, ...], any_frames: bool) -> Path:
+    """Where the compiled model of graph `source` for `config` (and `shape`, where the
+    graph's clip length is free) is kept. Keyed by what the graph is (a cached graph's
+    recorded sha256, read from beside it; a user's files by identity: path, size, times,
+    inode), the settings, OpenVINO's version and the CPU, for which it is compiled.
+    Unrecorded or Damaged where a cached graph has no digest to read."""
     import openvino as ov
 
-    st = path.stat()
+    from .light import cpu_fingerprint
+
+    if cached.is_cached_graph(source):
+        what = cached.digest(source)
+    else:
+        weights = source.with_suffix(".bin")
+        extra = [weights] if source.suffix == ".xml" and weights.is_file() else []
+        what = str([_identity(p) for p in [source, *extra]])
+    dims = list(graph_shape(shape, False)) if any_frames else None
     key = hashlib.blake2b(
-        f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{shape}|{ov.__version__}".encode(),
-        digest_size=12,
+        f"{what}|{dims}|{sorted((k, str(v)) for k, v in config.items())}|"
+        f"openvino {ov.__version__}|{cpu_fingerprint()}".encode(),
+        digest_size=16,
     ).hexdigest()
-    dims = "x".join(map(str, shape))
-    static = cache_dir() / "openvino" / "static" / f"{path.stem}-{dims}-{key}.xml"
-    if static.is_file() and static.with_suffix(".bin").is_file():
-        return static
-    model = _openvino_core().read_model(str(path))
-    model.reshape({0: ov.PartialShape([-1, *shape])})
-    static.parent.mkdir(parents=True, exist_ok=True)
-    # The weights first: the graph's file appearing marks the pair complete.
-    with written_whole(static) as partial, written_whole(static.with_suffix(".bin")) as weights:
-        ov.save_model(model, str(partial), compress_to_fp16=False)
-        # save_model put the weights beside the graph (the same name as `weights` now;
-        # renamed all the same, so nothing rests on the two names agreeing).
-        os.replace(partial.with_suffix(".bin"), weights)
-    return static
+    return compiled_dir() / f"{source.stem}-{key}.blob"
+
+
+def _import(core, blob: Path, config: dict):
+    """The compiled model kept at `blob`, where it reads back as written and OpenVINO
+    takes it; else None (a damaged one is said, and removed)."""
+    try:
+        data = read_checked(blob, "compiled model", compiled_dir())
+    except FileNotFoundError:
+        return None
+    except Damaged as exc:
+        if not isinstance(exc, Unrecorded):
+            log.warning(f"{exc}; compiling it again")
+        discard(blob)
+        return None
+    try:
+        return core.import_model(data, "CPU", config)
+    except Exception as exc:  # as written, yet refused (an OpenVINO built otherwise)
+        log.warning(f"{blob}: OpenVINO cannot import it ({_first_line(exc)}); compiling it again")
+        discard(blob)
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _onnx(source: GraphSource):
+    """What a runtime reads the graph from: ONNX bytes (given, or a cached graph read
+    back checked) or the path of a user's file."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source)
+    if cached.is_cached_graph(source):
+        return cached.load(source)
+    return str(source)
 
 
 class OpenVINOSession:
     def __init__(
-        self, path: Path, precision: str, threads: int, shape: tuple[int, ...], any_frames: bool
+        self,
+        source: GraphSource,
+        precision: str,
+        threads: int,
+        shape: tuple[int, ...],
+        any_frames: bool,
     ):
-        """`any_frames`: the graph's clip length is free; it runs static for `shape`."""
+        """`any_frames`: the graph's clip length is free; it runs static for `shape`.
+        Damaged where `source` is a cached graph that is not as written."""
         import openvino.properties.hint as hints
 
         config = {
@@ -108,21 +181,33 @@ class OpenVINOSession:
             "INFERENCE_NUM_THREADS": threads,
             "PERFORMANCE_HINT": hints.PerformanceMode.LATENCY,
         }
-        self.compiled = self._compile(path, config, shape, any_frames)
-        _prune_once()
+        self.compiled = self._compile(source, config, shape, any_frames)
 
     @staticmethod
-    def _compile(path: Path, config: dict, shape: tuple[int, ...], any_frames: bool):
+    def _compile(source: GraphSource, config: dict, shape: tuple[int, ...], any_frames: bool):
+        import openvino as ov
+
         core = _openvino_core()
-        if not any_frames:
-            return core.compile_model(str(path), "CPU", config)
-        static = _static_graph(path, shape)
-        try:
-            return core.compile_model(str(static), "CPU", config)
-        except Exception as exc:  # a damaged cache file (ours): make it again
-            log.warning(f"{static}: unreadable ({str(exc).splitlines()[0]}); making it again")
-            static.unlink(missing_ok=True)
-            return core.compile_model(str(_static_graph(path, shape)), "CPU", config)
+        blob = None
+        if not isinstance(source, bytes | bytearray | memoryview):
+            blob = compiled_path(Path(source), config, shape, any_frames)
+            compiled = _import(core, blob, config)
+            if compiled is not None:
+                return compiled
+        model = core.read_model(_onnx(source))
+        if any_frames:  # static for `shape` (batch stays free): its pads become constants
+            model.reshape({0: ov.PartialShape([-1, *shape])})
+        compiled = core.compile_model(model, "CPU", config)
+        if blob is not None:
+            try:
+                exported = compiled.export_model()
+            except Exception as exc:  # a device that cannot export: compiled each start
+                log.debug(f"{source}: OpenVINO cannot export its compiled model ({exc})")
+                return compiled
+            data = exported.getvalue() if hasattr(exported, "getvalue") else exported
+            if store(blob, data):
+                _prune_once(blob)
+        return compiled
 
     def features(self) -> int | None:
         """The width of the graph's output rows, where the graph fixes it."""
@@ -137,7 +222,12 @@ class OpenVINOSession:
 
 class OnnxRuntimeSession:
     def __init__(
-        self, path: Path, precision: str, threads: int, shape: tuple[int, ...], any_frames: bool
+        self,
+        source: GraphSource,
+        precision: str,
+        threads: int,
+        shape: tuple[int, ...],
+        any_frames: bool,
     ):
         import onnxruntime as ort
 
@@ -145,7 +235,9 @@ class OnnxRuntimeSession:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # its warnings are about graph rewrites, not the user
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            _onnx(source), options, providers=["CPUExecutionProvider"]
+        )
 
     def __call__(self, clips: np.ndarray) -> np.ndarray:
         return np.asarray(self.session.run(None, {"clips": clips})[0], dtype=np.float32)

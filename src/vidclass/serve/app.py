@@ -81,6 +81,19 @@ class ServeConfig:
     live: int = 2  # WebSocket /v1/live sessions at once (0: none)
 
 
+def check_api_key(key: str) -> None:
+    """An API key must be printable ASCII (spaces only inside). HTTP header values have
+    no agreed encoding: curl sends a non-ASCII key's UTF-8 bytes, Python's http.client
+    Latin-1 (and nothing beyond it), and browsers refuse such headers; so a non-ASCII key
+    would be right from some clients and "wrong" from others. Refused at start instead."""
+    if not key or not (key.isascii() and key.isprintable()) or key != key.strip():
+        raise VidclassError(
+            "--api-key must be printable ASCII without leading or trailing spaces (HTTP "
+            "headers carry other characters differently from client to client); make one "
+            "with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+
+
 class Busy(Exception):
     pass
 
@@ -174,6 +187,8 @@ async def _nothing() -> None:
 def create_app(config: ServeConfig, model=None) -> FastAPI:
     """The app; `model` (a loaded VideoClassifier) or config.model loaded at startup."""
     tune_allocator()  # before the model thread's first allocation (see tune_allocator)
+    if config.api_key is not None:
+        check_api_key(config.api_key)
     runner = Runner(config.queue)
     live_sessions = LiveSessions(config.live)
     state: dict = {"model": model, "gallery": None, "batcher": None}
@@ -199,7 +214,8 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
     def require_key(credentials: BearerToken):
         if config.api_key is None:
             return
-        given = credentials.credentials.encode() if credentials is not None else b""
+        # Header values arrive decoded as Latin-1: that gives back the bytes sent.
+        given = credentials.credentials.encode("latin-1") if credentials is not None else b""
         if not hmac.compare_digest(given, config.api_key.encode()):
             raise HTTPException(
                 401, "missing or wrong API key", headers={"WWW-Authenticate": "Bearer"}

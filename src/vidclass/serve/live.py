@@ -127,7 +127,7 @@ def given_key(websocket: WebSocket) -> bytes:
     headers on a WebSocket) the subprotocol vidclass.key.BASE64URL(KEY); b"" if none."""
     scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        return token.strip().encode()
+        return token.strip().encode("latin-1")  # the bytes sent (headers are Latin-1)
     for protocol in websocket.scope.get("subprotocols") or []:
         if protocol.startswith(KEY_PROTOCOL):
             text = protocol[len(KEY_PROTOCOL) :]
@@ -332,16 +332,23 @@ class LiveRun:
 
     async def _receive(self, websocket: WebSocket) -> str | Refused:
         """Messages into the feed: "stop", "gone", "ended" (the session ended first), or
-        the rule a client broke."""
+        the rule a client broke. An empty binary message is ignored: it is no video (to
+        the decoder it would be the end of the stream), and keeps no session alive."""
+        loop = asyncio.get_running_loop()
+        fed = loop.time()  # when the last video came
         while True:
             try:
-                message = await asyncio.wait_for(websocket.receive(), IDLE_S)
+                wait = fed + IDLE_S - loop.time()
+                message = await asyncio.wait_for(websocket.receive(), max(wait, 0.0))
             except asyncio.TimeoutError:
                 return Refused(f"no video for {IDLE_S:g} s", Close.IDLE)
             if message["type"] == "websocket.disconnect":
                 return "gone"
             data = message.get("bytes")
             if data is not None:
+                if not data:
+                    continue
+                fed = loop.time()
                 if len(data) > MAX_MESSAGE:
                     return Refused(
                         f"a message of {len(data)} bytes; at most {MAX_MESSAGE >> 20} MB",
