@@ -177,6 +177,39 @@ def test_the_servers_batched_forward_passes_raise_it_too(nan_model):
         assert batcher.run(batcher.view(nan_model, None), str(video(GOOD)), Work()).predictions
 
 
+def test_the_server_answers_nan_scores_as_its_own_fault(nan_folder, tmp_path):
+    """Over HTTP: 500 (the model's fault, not the upload's) with the message, and the
+    next video is answered."""
+    import urllib.error
+    import urllib.request
+
+    from .conftest import start_server, stop_server
+
+    proc, url, _ = start_server(
+        tmp_path, "--model", str(nan_folder), "--precision", "fp32", "--runtime", "torch"
+    )
+    try:
+
+        def post(name):
+            body = video(name).read_bytes()
+            request = urllib.request.Request(
+                f"{url}/v1/classify", data=body, headers={"Content-Type": "video/mp4"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=300) as answer:
+                    return answer.status, json.loads(answer.read())
+            except urllib.error.HTTPError as exc:
+                return exc.code, json.loads(exc.read())
+
+        status, body = post(BAD)
+        assert status == 500 and "non-finite scores" in body["detail"], body
+        assert "nan" not in json.dumps(body).replace("non-finite", "").lower()
+        status, body = post(GOOD)
+        assert status == 200 and body["predictions"], body
+    finally:
+        stop_server(proc)
+
+
 def test_a_live_window_with_nan_scores_ends_the_session_with_the_error(model):
     from vidclass.live import LiveSession, parse_source
 

@@ -119,3 +119,20 @@ def system_info(device: str = "auto", precision: str = "auto") -> dict:
         "gpus": gpus(),
         "cuda": torch.version.cuda,
     }
+
+
+def cpu_fingerprint() -> str:
+    """The CPU's model and features, which `auto` precision and compiled graphs follow
+    (x86: model name and flags; ARM: implementer, part and features)."""
+    keys = ("model name", "flags", "Features", "CPU implementer", "CPU part")
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            text = f.read(1 << 16)
+    except OSError:
+        text = ""
+    seen: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in keys:
+            seen.setdefault(key.strip(), value.strip())
+    return f"{platform.machine()}|{platform.processor()}|{sorted(seen.items())}"

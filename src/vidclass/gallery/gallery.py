@@ -458,7 +458,9 @@ class Gallery:
                     summary.pruned += 1
                 else:
                     summary.gone += 1
-        if self.text_model_name is not None and (side.embeds or summary.pruned):
+        if self.text_model_name is not None and (
+            side.embeds or summary.pruned or self._moments().needs_refresh()
+        ):  # a moment index found damaged (or missing where search needs one) is built again
             summary.moments = self._moments().refresh()
         return summary
 

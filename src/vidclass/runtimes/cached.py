@@ -16,7 +16,8 @@ import os
 import threading
 from pathlib import Path
 
-from .. import files
+from ..files import discard as discard_file
+from ..files import read_checked, recorded_digest, sha256_hex, store
 from ..models.weights import cache_dir
 
 _memory: dict[str, bytes] = {}  # graphs the cache could not take, by their path
@@ -40,7 +41,7 @@ def is_cached_graph(path: str | os.PathLike) -> bool:
 def keep(path: Path, data: bytes) -> bool:
     """Store the graph `data` at `path` with its digest; where the cache cannot take it,
     keep it in memory for this run (said once: files.store). Whether it is on disk."""
-    if files.store(path, data):
+    if store(path, data):
         with _lock:
             _memory.pop(_key(path), None)
         return True
@@ -67,7 +68,7 @@ def load(path: str | os.PathLike) -> bytes:
         data = _memory.get(_key(path))
     if data is not None:
         return data
-    return files.read_checked(path, "cached graph", graphs_dir())
+    return read_checked(path, "cached graph", graphs_dir())
 
 
 def digest(path: str | os.PathLike) -> str:
@@ -76,12 +77,12 @@ def digest(path: str | os.PathLike) -> str:
     with _lock:
         data = _memory.get(_key(path))
     if data is not None:
-        return files.sha256_hex(data)
-    return files.recorded_digest(path)[0]
+        return sha256_hex(data)
+    return recorded_digest(path)[0]
 
 
 def discard(path: str | os.PathLike) -> None:
     """Forget a damaged graph: from memory, and from the cache where it can be removed."""
     with _lock:
         _memory.pop(_key(path), None)
-    files.discard(path)
+    discard_file(path)

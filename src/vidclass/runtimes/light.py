@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import stat
 import sys
 import threading
@@ -37,6 +36,7 @@ from ..classifier import Classifier
 from ..devices import DEFAULT_BATCH
 from ..errors import VidclassError
 from ..files import Damaged, Unrecorded, read_own, sha256_hex
+from ..info import cpu_fingerprint
 from ..models import quantized
 from ..models.resolve import describe, parse_model_name, source_files
 from ..models.spec import InputSpec, ModelEntry
@@ -55,23 +55,6 @@ PRECISIONS = ("fp32", "bf16", "int8")
 # What `--device auto` could pick besides the CPU: NVIDIA's and AMD's device files, and
 # WSL2's GPU bridge (there is no way to ask torch without importing it).
 GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
-
-
-def cpu_fingerprint() -> str:
-    """The CPU's model and features, which `auto` precision and compiled graphs follow
-    (x86: model name and flags; ARM: implementer, part and features)."""
-    keys = ("model name", "flags", "Features", "CPU implementer", "CPU part")
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            text = f.read(1 << 16)
-    except OSError:
-        text = ""
-    seen: dict[str, str] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in keys:
-            seen.setdefault(key.strip(), value.strip())
-    return f"{platform.machine()}|{platform.processor()}|{sorted(seen.items())}"
 
 
 def record_path(name: str, precision: str) -> Path | None:

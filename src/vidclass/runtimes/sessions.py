@@ -112,7 +112,7 @@ def compiled_path(source: Path, config: dict, shape: tuple[int, ...], any_frames
     Unrecorded or Damaged where a cached graph has no digest to read."""
     import openvino as ov
 
-    from .light import cpu_fingerprint
+    from ..info import cpu_fingerprint
 
     if cached.is_cached_graph(source):
         what = cached.digest(source)

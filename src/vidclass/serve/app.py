@@ -31,6 +31,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from ..engine import Clips, Work
+from ..engine.driver import NonFiniteScores
 from ..errors import StorageError, VidclassError
 from ..formats import result_json
 from ..label_choice import MAX_LABELS_TEXT, MAX_PROMPT_CHARS, LabelChoice, fields_choice
@@ -286,6 +287,8 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
             raise HTTPException(415, _named(exc, item)) from None
         except StorageError as exc:
             raise HTTPException(503, str(exc)) from None
+        except NonFiniteScores as exc:  # the model's fault (a damaged cache), not the video's
+            raise HTTPException(500, _named(exc, item)) from None
         except VidclassError as exc:
             raise HTTPException(422, _named(exc, item)) from None
         finally:
