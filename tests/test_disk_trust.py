@@ -120,10 +120,11 @@ def gallery(tmp_path) -> Path:
 
 
 def _approximately(found: list[list[int]], exact: list[list[int]]) -> None:
-    """What the approximate index finds: the best moment, and 4 of the best 5 (HNSW over
-    random vectors misses one now and then)."""
-    for got, want in zip(found, exact, strict=True):
-        assert got[0] == want[0] and len(set(got) & set(want)) >= 4, (got, want)
+    """What an approximate index finds: most of the best moments of the queries together
+    (HNSW over random vectors misses one now and then, even a query's best: CI saw it
+    once), where a damaged index would find next to none."""
+    hits = sum(len(set(got) & set(want)) for got, want in zip(found, exact, strict=True))
+    assert hits >= 0.75 * sum(map(len, exact)), (found, exact)
 
 
 def _recorded_as_saved(db: Path) -> bool:
