@@ -10,6 +10,7 @@ as its signal."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import resource
@@ -440,3 +441,48 @@ def test_a_cache_that_cannot_be_written_costs_one_warning(warm, tmp_path_factory
         done = _classify(filled, wrap=_read_only(filled))
         _same(_scores(done), warm[1])
         assert not _warnings(done.stderr), done.stderr
+
+
+# -- the feature cache (training) -------------------------------------------------------------
+def test_damaged_cached_features_are_extracted_again_never_used(tmp_path, caplog):
+    """Random bytes, a FIFO, a folder, NaN written by someone else: each is passed over
+    with one warning and made again by the next put; an older entry without a digest is
+    taken once and its digest recorded."""
+    from types import SimpleNamespace
+
+    from vidclass.training.features import FeatureCache
+
+    backbone = SimpleNamespace(name="b", spec="s", precision="fp32", runtime="torch")
+    cache = FeatureCache(backbone, tmp_path)
+    features = np.arange(8, dtype=np.float32).reshape(2, 4)
+    cache.put("d", "v1", features)
+    np.testing.assert_array_equal(cache.get("d", "v1"), features)
+    path = cache._path("d", "v1")
+    for damage in ("middle", "fifo", "folder", "nan"):
+        caplog.clear()
+        if damage == "middle":
+            data = bytearray(path.read_bytes())
+            data[-8:] = os.urandom(8)
+            path.write_bytes(bytes(data))
+        elif damage == "fifo":
+            path.unlink()
+            os.mkfifo(path)
+        elif damage == "folder":
+            path.unlink()
+            path.mkdir()
+        else:  # NaN, its digest recorded as if vidclass had written it
+            from vidclass.files import write_checked
+
+            buffer = io.BytesIO()
+            np.save(buffer, np.full((2, 4), np.nan, np.float32))
+            write_checked(path, buffer.getvalue())
+        assert cache.get("d", "v1") is None, damage
+        said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(said) == 1 and "damaged cached features" in said[0], (damage, said)
+        assert not os.path.lexists(path)  # removed: the next extraction writes it again
+        cache.put("d", "v1", features)
+        np.testing.assert_array_equal(cache.get("d", "v1"), features)
+    # An entry of an older vidclass: no digest beside it.
+    Path(f"{path}.sha256").unlink()
+    np.testing.assert_array_equal(cache.get("d", "v1"), features)
+    assert Path(f"{path}.sha256").is_file()

@@ -7,6 +7,7 @@ renamed or moved videos are not extracted again, and a changed file or backbone 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import numpy as np
 
 from ..digest import file_digest
 from ..errors import VidclassError
-from ..files import written_whole
+from ..files import Damaged, discard, read_checked, store
 from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..models.weights import cache_dir
 from ..progress import tracked
@@ -43,7 +44,11 @@ def feature_cache_root() -> Path:
 
 
 class FeatureCache:
-    """One .npy file per (video content, backbone, views); written atomically."""
+    """One .npy file per (video content, backbone, views), written whole with its sha256
+    beside it and read back only as written (files.read_checked): a damaged, swapped or
+    non-finite entry is extracted again, with one warning. Entries of an older vidclass
+    (no digest; they were written whole) are taken once and their digest recorded. A
+    cache that cannot be written costs one warning; training goes on from memory."""
 
     def __init__(self, model, root: Path | None = None):
         self.root = (root or feature_cache_root()) / backbone_key(model)
@@ -53,17 +58,24 @@ class FeatureCache:
 
     def get(self, digest: str, views: str) -> np.ndarray | None:
         path = self._path(digest, views)
-        if not path.is_file():
-            return None
         try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError):  # damaged: extract again
+            data = read_checked(path, "cached features", self.root, adopt=True)
+            features = np.load(io.BytesIO(data), allow_pickle=False)
+            if features.dtype.kind != "f" or not np.isfinite(features).all():
+                raise ValueError("not finite numbers")
+            return features
+        except FileNotFoundError:
+            return None
+        except (Damaged, OSError, ValueError) as exc:
+            why = exc.why if isinstance(exc, Damaged) else str(exc)
+            log.warning(f"{path}: damaged cached features ({why}); extracting them again")
+            discard(path)
             return None
 
     def put(self, digest: str, views: str, features: np.ndarray, half: bool = False) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with written_whole(self._path(digest, views)) as partial, open(partial, "wb") as f:
-            np.save(f, features.astype(np.float16 if half else np.float32), allow_pickle=False)
+        buffer = io.BytesIO()
+        np.save(buffer, features.astype(np.float16 if half else np.float32), allow_pickle=False)
+        store(self._path(digest, views), buffer.getbuffer())
 
 
 def extract_features(
