@@ -75,6 +75,41 @@ def run_cli(*args, timeout=600, env=None):
     )
 
 
+def run_on_a_terminal(*args) -> tuple[int, str, str]:
+    """`vidclass ARGS` with stderr on a pseudo-terminal (as a person runs it) and stdout
+    piped: (exit code, stdout, what the terminal showed)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    leader, follower = pty.openpty()
+    # A terminal of 30 rows and 120 columns (a new pseudo-terminal has no size).
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidclass", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+    )
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal's other end closed: the process has ended
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    out = proc.stdout.read()
+    return proc.wait(timeout=600), out, shown.decode(errors="replace")
+
+
 def link_videos(folder: Path, names) -> Path:
     """A folder of links to shared videos (the videos themselves stay in ../shared)."""
     folder.mkdir(parents=True, exist_ok=True)

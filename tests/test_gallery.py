@@ -13,7 +13,7 @@ import pytest
 from vidclass import VidclassError
 from vidclass.gallery import Gallery, VideoRecord, fts_query
 
-from .conftest import kill_midway, link_videos, run_cli, video
+from .conftest import kill_midway, link_videos, run_cli, run_on_a_terminal, video
 
 
 def record(path, tags, duration=10.0, feature=None, segments=()):
@@ -349,3 +349,15 @@ def test_search_text_that_is_not_utf8_is_one_line_error(tmp_path):
     )
     assert done.returncode == 1
     assert done.stderr.strip() == b"vidclass: error: the search text is not valid UTF-8"
+
+
+def test_index_shows_videos_and_each_timelines_windows_on_a_terminal(tmp_path):
+    lib = link_videos(tmp_path / "lib", ["eating_spaghetti.mp4"])
+    code, out, terminal = run_on_a_terminal(
+        "index", lib, "--db", tmp_path / "g.sqlite", "--timeline"
+    )
+    assert code == 0, terminal
+    assert "index:" in terminal and "1/1" in terminal  # the videos
+    assert "eating_spaghetti.mp4:" in terminal and "9/9" in terminal  # its timeline's windows
+    piped = run_cli("index", lib, "--db", tmp_path / "h.sqlite", "--timeline")
+    assert piped.returncode == 0 and "9/9" not in piped.stderr and "1/1" not in piped.stderr

@@ -13,7 +13,7 @@ from vidclass.subtitles import to_srt, to_vtt
 from vidclass.timeline import Segment, segment, window_starts
 from vidclass.video import decode, read_frames
 
-from .conftest import run_cli, video
+from .conftest import run_cli, run_on_a_terminal, video
 
 JOINED = [
     ("arm_wrestling.mp4", "arm wrestling"),
@@ -135,44 +135,9 @@ def test_progress_counts_every_window_and_the_whole_video_is_their_mean(model):
     assert tl.predictions[0]["score"] == pytest.approx(float(mean.max()), abs=1e-5)
 
 
-def _run_on_a_terminal(*args) -> tuple[int, str, str]:
-    """`vidclass ARGS` with stderr on a pseudo-terminal (as a person runs it) and stdout
-    piped: (exit code, stdout, what the terminal showed)."""
-    import fcntl
-    import os
-    import pty
-    import struct
-    import subprocess
-    import sys
-    import termios
-
-    leader, follower = pty.openpty()
-    # A terminal of 30 rows and 120 columns (a new pseudo-terminal has no size).
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vidclass", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=follower,
-        text=True,
-    )
-    os.close(follower)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal's other end closed: the process has ended
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(leader)
-    out = proc.stdout.read()
-    return proc.wait(timeout=600), out, shown.decode(errors="replace")
-
-
 def test_the_cli_shows_windows_done_on_a_terminal_and_nothing_when_piped():
     path = video("eating_spaghetti.mp4")
-    code, out, terminal = _run_on_a_terminal("timeline", path, "--stride", "0.5")
+    code, out, terminal = run_on_a_terminal("timeline", path, "--stride", "0.5")
     assert code == 0
     assert "timeline:" in terminal and "16/16" in terminal and "window" in terminal
     assert "timeline:" not in out  # the bar never reaches the results
