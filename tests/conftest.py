@@ -194,10 +194,10 @@ def model():
 def tiny_videomae(tmp_path_factory) -> str:
     """A small transformers checkpoint (random weights): runs in seconds."""
     pytest.importorskip("transformers", reason="needs the hf extra")
-    from .test_hf import make_checkpoint
+    from .helpers import make_hf_checkpoint
 
     folder = tmp_path_factory.mktemp("tiny") / "videomae"
-    make_checkpoint(folder, "videomae")
+    make_hf_checkpoint(folder, "videomae")
     return str(folder)
 
 

@@ -17,65 +17,22 @@ from vidclass.models import hf
 from vidclass.video import read_frames
 
 from .conftest import run_cli, video
+from .helpers import HF_FRAMES as FRAMES
+from .helpers import HF_LABEL_MAPS as LABEL_MAPS
+from .helpers import HF_LABELS as LABELS
+from .helpers import HF_SIZE as SIZE
+from .helpers import hf_config, make_hf_checkpoint
 
 transformers = pytest.importorskip(
     "transformers", reason="transformers not installed (pip install -e '.[hf,test]')"
 )
 pytest.importorskip("PIL", reason="transformers' image processors need Pillow")
 
-LABELS = ["archery", "bowling", "cooking", "dancing", "eating"]
-LABEL_MAPS = {"id2label": dict(enumerate(LABELS)), "label2id": {n: i for i, n in enumerate(LABELS)}}
-SIZE = 32  # short side and crop of the tiny checkpoints
-FRAMES = 8
-
-
-def _config(kind: str):
-    common = dict(
-        num_frames=FRAMES,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        # Larger than the default 0.02 so logits are O(1) and move with the input.
-        initializer_range=0.3,
-        **LABEL_MAPS,
-    )
-    if kind == "videomae":
-        return transformers.VideoMAEConfig(image_size=SIZE, patch_size=8, tubelet_size=2, **common)
-    if kind == "timesformer":
-        return transformers.TimesformerConfig(image_size=SIZE, patch_size=8, **common)
-    if kind == "vivit":
-        return transformers.VivitConfig(image_size=SIZE, tubelet_size=[2, 8, 8], **common)
-    raise ValueError(kind)
-
-
-def _processor(kind: str):
-    if kind == "vivit":  # its own defaults: rescale to [-1, 1], mean/std 0.5
-        return transformers.VivitImageProcessor(
-            size={"shortest_edge": SIZE}, crop_size={"height": SIZE, "width": SIZE}
-        )
-    # TimeSformer checkpoints on the hub ship VideoMAE's image processor too.
-    return transformers.VideoMAEImageProcessor(
-        size={"shortest_edge": SIZE},
-        crop_size={"height": SIZE, "width": SIZE},
-        image_mean=[0.45, 0.45, 0.45],
-        image_std=[0.225, 0.225, 0.225],
-    )
-
-
-def make_checkpoint(folder, kind: str):
-    """A tiny random-weight checkpoint saved as a user would get it from the hub."""
-    torch.manual_seed(0)
-    model = transformers.AutoModelForVideoClassification.from_config(_config(kind)).eval()
-    model.save_pretrained(folder)
-    _processor(kind).save_pretrained(folder)
-    return model
-
 
 @pytest.fixture(params=["videomae", "timesformer", "vivit"])
 def checkpoint(request, tmp_path):
     folder = tmp_path / request.param
-    model = make_checkpoint(folder, request.param)
+    model = make_hf_checkpoint(folder, request.param)
     return request.param, folder, model
 
 
@@ -86,19 +43,19 @@ def _direct_logits(model, processor, frames) -> torch.Tensor:
 
 
 def test_processor_configs_become_input_specs(tmp_path):
-    make_checkpoint(tmp_path / "m", "videomae")
+    make_hf_checkpoint(tmp_path / "m", "videomae")
     spec = hf.read_entry(str(tmp_path / "m")).input
     assert (spec.num_frames, spec.fps, spec.short_side, spec.crop_hw) == (8, None, 32, (32, 32))
     assert spec.value_range == (0.0, 1.0)
     assert spec.mean == (0.45, 0.45, 0.45) and spec.std == (0.225, 0.225, 0.225)
     assert spec.interpolation == "bilinear"
 
-    make_checkpoint(tmp_path / "v", "vivit")
+    make_hf_checkpoint(tmp_path / "v", "vivit")
     spec = hf.read_entry(str(tmp_path / "v")).input
     assert spec.value_range == pytest.approx((-1.0, 1.0))
     assert spec.mean == (0.5, 0.5, 0.5)
 
-    config = _config("videomae")
+    config = hf_config("videomae")
     spec = hf.processor_to_spec(
         config,
         {"size": {"height": 40, "width": 60}, "do_center_crop": False, "resample": 3},
@@ -130,7 +87,7 @@ def test_same_frames_give_the_processor_and_model_logits(checkpoint):
 
 
 def test_frames_are_spread_over_the_whole_video(tmp_path):
-    make_checkpoint(tmp_path / "m", "videomae")
+    make_hf_checkpoint(tmp_path / "m", "videomae")
     clf = vidclass.load_model(str(tmp_path / "m"), precision="fp32")
     path = video("eating_spaghetti.mp4")
     groups = clf.clip_frames(path, clips=2)
@@ -159,7 +116,7 @@ def _write_clip(path, frames, fps=25):
 def test_logits_equal_the_transformers_pipeline(kind, tmp_path):
     """The pipeline decodes the first N frames at full size; a real clip cut to exactly
     N frames at the model's size makes those the frames vidclass spreads over."""
-    model = make_checkpoint(tmp_path / kind, kind)
+    model = make_hf_checkpoint(tmp_path / kind, kind)
     source = read_frames(video("arm_wrestling.mp4"), [1.0 + k / 5 for k in range(FRAMES)], SIZE)
     clip = tmp_path / "clip.mp4"
     _write_clip(clip, [f[:, :48] for f in source.frames])  # 48x32: the crop has work to do
@@ -181,7 +138,7 @@ def test_logits_equal_the_transformers_pipeline(kind, tmp_path):
 
 
 def test_embed_is_what_the_head_sees(tmp_path):
-    model = make_checkpoint(tmp_path / "m", "videomae")
+    model = make_hf_checkpoint(tmp_path / "m", "videomae")
     clf = vidclass.load_model(str(tmp_path / "m"), precision="fp32")
     clip = clf.read_clips(video("arm_wrestling.mp4"))[0][None]
     with torch.inference_mode():
@@ -244,7 +201,7 @@ def test_vjepa2_video_processor_config(tmp_path):
 
 
 def test_missing_transformers_is_one_clear_error(tmp_path, monkeypatch):
-    make_checkpoint(tmp_path / "m", "videomae")
+    make_hf_checkpoint(tmp_path / "m", "videomae")
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(vidclass.VidclassError, match=r"pip install 'vidclass\[hf\]'"):
         vidclass.load_model(str(tmp_path / "m"))
@@ -260,7 +217,7 @@ _cli = partial(run_cli, timeout=300)
 
 
 def test_cli_classifies_with_a_local_checkpoint(tmp_path):
-    make_checkpoint(tmp_path / "m", "videomae")
+    make_hf_checkpoint(tmp_path / "m", "videomae")
     path = video("arm_wrestling.mp4")
     run = _cli("classify", "-m", str(tmp_path / "m"), "--top-k", "2", "--json", str(path))
     assert run.returncode == 0, run.stderr

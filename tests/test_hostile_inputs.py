@@ -19,10 +19,11 @@ import pytest
 from vidclass import VidclassError
 from vidclass.batch import expand_inputs, open_store
 from vidclass.engine import Clips, DecoderPool, Driver, LocalProcesses, Work
-from vidclass.gallery import Gallery, VideoRecord
+from vidclass.gallery import Gallery
 from vidclass.video import probe
 
 from .conftest import link_videos, run_cli, video
+from .helpers import made_up_gallery, wait_for
 
 
 def one_line_error(done, *needles: str) -> None:
@@ -209,20 +210,20 @@ def _sends_a_lot(marker, spec, sampling, timeout):
     return np.ones(300 * 2**20, dtype=np.uint8), _MarksWhenPickled(marker)
 
 
-def _close_while_decoding(task, marker: Path) -> None:
+def _close_while_decoding(task, marker: Path, sending: bool = False) -> None:
     """Start a pool of `task`, submit one video, and close the pool once the task has
-    marked `marker`: nothing of the pool may outlive close."""
+    marked `marker` (with `sending`: once its result is in the pipe back): nothing of
+    the pool may outlive close."""
     threads_before = set(threading.enumerate())
     children_before = set(multiprocessing.active_children())
     pool = DecoderPool(2, task=task).start()
     ours = set(multiprocessing.active_children()) - children_before
     future = pool.submit(str(marker), None, None, None)
-    for _ in range(6000):  # the processes start and run the task within seconds
-        if marker.exists():
-            break
-        time.sleep(0.01)
-    assert marker.exists(), "the decoding task never ran"
-    time.sleep(0.05)  # into the decode, or into sending its result
+    # The processes start and run the task within seconds.
+    wait_for(marker.exists, "the decoding task ran", timeout=120)
+    if sending:  # the result's first bytes have reached this process (or all of them)
+        results = pool._pool._result_queue._reader
+        wait_for(lambda: future.done() or results.poll(), "the result being sent")
     closing = threading.Thread(target=pool.close, daemon=True)
     closing.start()
     closing.join(120)  # a liveness bound: close used to hang here for good
@@ -239,30 +240,12 @@ def test_closing_the_decoders_stops_a_video_being_decoded(tmp_path):
 
 
 def test_closing_the_decoders_while_a_result_is_being_sent(tmp_path):
-    _close_while_decoding(_sends_a_lot, tmp_path / "sending")
+    _close_while_decoding(_sends_a_lot, tmp_path / "sending", sending=True)
 
 
 # -- galleries ---------------------------------------------------------------------------------
-def _gallery(path: Path, n: int = 200) -> Path:
-    with Gallery(path) as g:
-        for i in range(n):
-            g.store.put(
-                VideoRecord(
-                    f"/v/{i}.mp4",
-                    f"h{i}",
-                    1,
-                    0.0,
-                    "i3d.kinetics400",
-                    5.0,
-                    tags=[{"label": f"label {i % 7}", "score": 0.9}],
-                    feature=np.full(16, i, dtype=np.float32),
-                )
-            )
-    return path
-
-
 def test_a_damaged_gallery_gives_one_line_errors(tmp_path):
-    db = _gallery(tmp_path / "g.sqlite")
+    db = made_up_gallery(tmp_path / "g.sqlite")
     rng = np.random.default_rng(0)
     with open(db, "r+b") as f:  # every other page after the first overwritten
         for page in range(1, db.stat().st_size // 4096, 2):
@@ -295,7 +278,7 @@ def test_a_database_that_is_not_a_gallery_is_not_touched(tmp_path):
 def test_a_second_index_run_on_the_same_gallery_is_refused(tmp_path):
     from vidclass.gallery.gallery import _index_lock
 
-    db = _gallery(tmp_path / "g.sqlite", 1)
+    db = made_up_gallery(tmp_path / "g.sqlite", 1)
     folder = link_videos(tmp_path / "v", ["cleaning_pool_1s.mp4"])
     with _index_lock(str(db)):  # another run holds the gallery
         done = run_cli("index", folder, "--db", db, timeout=120)

@@ -12,7 +12,7 @@ from vidclass import VidclassError
 from vidclass.label_choice import match_labels, parse_labels, read_labels_file
 
 from .conftest import run_cli, video
-from .test_serve import call
+from .helpers import call
 
 FIVE = ["arm wrestling", "eating spaghetti", "flipping pancake", "juggling soccer ball", "tai chi"]
 

@@ -2,40 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, video
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("VIDCLASS_TEST_ARTIFACTS", ROOT / "test-artifacts"))
-# As root with no network: no sandbox, and no background calls to Google's hosts.
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium(*extra_flags: str):
-    """Debian's chromium, headless, with FLAGS and `extra_flags` (a generator for a
-    fixture: it yields the browser and closes it); skipped where it is missing."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the test extra")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} is missing: ./install.sh installs Debian's chromium")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=[*FLAGS, *extra_flags], headless=True
-        )
-        yield browser
-        browser.close()
+from .conftest import video
+from .helpers import ARTIFACTS, chromium
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,11 @@ import vidclass
 from vidclass.devices import place
 from vidclass.runtime import native_bf16
 
-from .conftest import labelled_clips, video
+from .conftest import VIDEOS, labelled_clips, video
+
+# The labelled clips of MANIFEST.tsv: 14 when this was written; a comparison on fewer
+# says little.
+AT_LEAST = 10
 
 
 def test_auto_precision_follows_the_cpu():
@@ -22,7 +26,13 @@ def test_auto_precision_follows_the_cpu():
     "slower than fp32, so vidclass uses fp32 here and this comparison cannot run",
 )
 def test_bf16_keeps_top1(model):
+    clips = labelled_clips()
+    if not clips:
+        pytest.skip(
+            f"no labelled clips to compare on: {VIDEOS / 'MANIFEST.tsv'} is missing or lists none"
+        )
+    assert len(clips) >= AT_LEAST, f"only {len(clips)} labelled clips to compare on in {VIDEOS}"
     bf16 = vidclass.load_model(precision="bf16")
-    for name, _ in labelled_clips():
+    for name, _ in clips:
         path = video(name)
         assert bf16.classify(path, 1)[0]["label"] == model.classify(path, 1)[0]["label"], name

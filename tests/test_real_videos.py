@@ -24,7 +24,10 @@ def test_manifest_lists_every_file_on_disk(videos):
 
 
 def test_every_file_gets_a_result_or_a_one_line_error(model, videos):
+    """All of them in one run, whose forward passes mix clips of different videos: each
+    labelled clip still gets its own label first."""
     files = _all_videos()
+    labels = dict(labelled_clips())
     results = list(model.classify_many([videos / f for f in files], top_k=3))
     assert [r.video for r in results] == [str(videos / f) for f in files]
     for f, r in zip(files, results, strict=True):
@@ -36,6 +39,9 @@ def test_every_file_gets_a_result_or_a_one_line_error(model, videos):
             assert len(r.predictions) == 3
             scores = [p["score"] for p in r.predictions]
             assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
+            if f in labels:
+                assert r.predictions[0]["label"] == labels[f], f
+    assert len(labels) >= 10, f"only {len(labels)} labelled clips in the manifest"
 
 
 @pytest.mark.parametrize(("name", "label"), labelled_clips() or [("-", "-")])
@@ -58,9 +64,17 @@ def test_damage_is_reported_once(model, caplog):
     assert len(damaged) == 1 and "truncated_faststart.mp4" in damaged[0]
 
 
-def test_too_few_frames_still_gives_a_result(model):
+def test_too_few_frames_still_gives_a_result(model, caplog):
+    """Five frames of a football match (a goal), fewer than a clip takes: repeated up to
+    the clip's length, they are still classified as what they show."""
+    caplog.set_level("INFO", logger="vidclass")
     preds = model.classify(video("odd/five_frames.mp4"), top_k=5)
+    assert any("five_frames.mp4: short video, frames repeated" in m for m in caplog.messages)
     assert len(preds) == 5
+    scores = [p["score"] for p in preds]
+    assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
+    assert preds[0]["label"] == "shooting goal (soccer)"
+    assert {"kicking soccer ball", "shooting goal (soccer)"} <= {p["label"] for p in preds}
 
 
 def test_several_clips_over_the_whole_video(model):

@@ -170,10 +170,10 @@ def test_a_trained_head_runs_with_its_backbone_graph(tmp_path, cache, reference,
 
 def test_a_transformers_classifier_runs_in_both(tmp_path):
     pytest.importorskip("transformers")
-    from .test_hf import make_checkpoint
+    from .helpers import make_hf_checkpoint
 
     folder = tmp_path / "videomae"
-    make_checkpoint(folder, "videomae")
+    make_hf_checkpoint(folder, "videomae")
     reference = load_model(str(folder), precision="fp32", runtime="torch")
     # auto: OpenVINO is faster for attention models too (benchmarks/runtimes.py).
     assert load_model(str(folder)).runtime == "openvino"

@@ -13,7 +13,7 @@ import urllib.parse
 import pytest
 
 from .conftest import start_server, stop_server, video
-from .test_serve import call
+from .helpers import call, made_up_gallery
 
 
 def raw(url: str, body, content_type: str, *, chunked=False, headers=None, timeout=300):
@@ -203,9 +203,7 @@ def test_timed_out_work_stops_and_frees_the_model(tmp_path):
 
 
 def test_a_damaged_gallery_is_503_not_500(tmp_path):
-    from .test_hostile_inputs import _gallery
-
-    db = _gallery(tmp_path / "g.sqlite")
+    db = made_up_gallery(tmp_path / "g.sqlite")
     proc, url, _ = start_server(tmp_path, "--gallery", str(db), "--precision", "fp32")
     try:
         assert call(url + "/v1/search?q=label")[0] == 200

@@ -14,8 +14,7 @@ from urllib.parse import urlencode
 import pytest
 
 from .conftest import start_server, stop_server, video
-from .test_page import ARTIFACTS, chromium
-from .test_serve import call
+from .helpers import ARTIFACTS, call, chromium
 
 websockets = pytest.importorskip("websockets", reason="serve needs the serve extra")
 from websockets.exceptions import ConnectionClosed  # noqa: E402

@@ -190,7 +190,7 @@ def test_serve_zero_shot_and_text_search(indexed, tmp_path):
     text search of the gallery's moments."""
     pytest.importorskip("fastapi", reason="serve needs the serve extra")
     from .conftest import start_server, stop_server
-    from .test_serve import call
+    from .helpers import call
 
     db, folder, model = indexed
     proc, url, _ = start_server(

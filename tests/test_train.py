@@ -310,11 +310,11 @@ def test_bad_data_gives_clear_errors(tmp_path, pieces):
 def test_a_transformers_backbone_trains_and_evaluates_the_same_way(pieces, tmp_path):
     pytest.importorskip("transformers", reason="Hugging Face backbones need the hf extra")
     pytest.importorskip("PIL", reason="transformers' image processors need Pillow")
-    from .test_hf import make_checkpoint
+    from .helpers import make_hf_checkpoint
 
     data, held = pieces
     backbone = tmp_path / "tiny-videomae"
-    make_checkpoint(backbone, "videomae")
+    make_hf_checkpoint(backbone, "videomae")
     out = tmp_path / "on-videomae"
     proc = cli("train", data, "--out", out, "--model", backbone, "--head", "mlp", "--hidden", "16")
     assert proc.returncode == 0, proc.stderr
@@ -362,10 +362,10 @@ def test_finetuning_the_last_blocks_saves_only_those_and_reloads(pieces, trained
 def test_finetuning_a_backbone_without_blocks_is_refused(pieces, tmp_path):
     pytest.importorskip("transformers", reason="Hugging Face backbones need the hf extra")
     pytest.importorskip("PIL", reason="transformers' image processors need Pillow")
-    from .test_hf import make_checkpoint
+    from .helpers import make_hf_checkpoint
 
     data, _ = pieces
-    make_checkpoint(tmp_path / "tiny", "videomae")
+    make_hf_checkpoint(tmp_path / "tiny", "videomae")
     with pytest.raises(VidclassError, match="do not support --finetune last-blocks"):
         vidclass.training.train(
             data, tmp_path / "m", backbone=str(tmp_path / "tiny"), finetune="last-blocks"

@@ -75,9 +75,10 @@ _deadline: ContextVar[tuple[float, str] | None] = ContextVar("vidclass_deadline"
 
 
 @contextmanager
-def time_limit(seconds: float | None, what: str) -> Iterator[None]:
+def time_limit(seconds: float | None, what: str, limit: float | None = None) -> Iterator[None]:
     """Work inside must finish within `seconds` (None: no limit): `check_time` raises
-    TimeLimitExceeded after that. Nested limits keep the earlier deadline."""
+    TimeLimitExceeded after that. Nested limits keep the earlier deadline. `limit`: the
+    limit to name in the message where `seconds` is what is left of it."""
     if seconds is None:
         yield
         return
@@ -86,7 +87,8 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
     if outer is not None and outer[0] <= end:
         yield
         return
-    token = _deadline.set((end, f"{what} took over {seconds:g} s; stopped"))
+    said = seconds if limit is None else limit
+    token = _deadline.set((end, f"{what} took over {said:g} s; stopped"))
     try:
         yield
     finally:

@@ -189,6 +189,10 @@ class Driver:
             log.warning(message)
         if event.end.error is not None:
             del videos[event.job]
+            # Its clips made before the error (InProcess makes one at a time) are not scored.
+            kept = [item for item in ready if item[0] != event.job]
+            ready.clear()
+            ready.extend(kept)
             self.stats.failed += 1
             yield event.job[0], VideoResult(event.job[1], error=event.end.error)
         elif (result := self._finished(event.job, video)) is not None:

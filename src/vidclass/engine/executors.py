@@ -87,7 +87,8 @@ class InProcess:
         timeout = plan.work.video_timeout
         start = time.monotonic()
         try:
-            with time_limit(None if timeout is None else timeout - spent, f"{job[1]}: decoding"):
+            left = None if timeout is None else timeout - spent
+            with time_limit(left, f"{job[1]}: decoding", limit=timeout):
                 clip = next(clips)
             self._current[3] += time.monotonic() - start
             return [Event(job, clip=clip)]
