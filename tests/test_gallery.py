@@ -361,3 +361,12 @@ def test_index_shows_videos_and_each_timelines_windows_on_a_terminal(tmp_path):
     assert "eating_spaghetti.mp4:" in terminal and "9/9" in terminal  # its timeline's windows
     piped = run_cli("index", lib, "--db", tmp_path / "h.sqlite", "--timeline")
     assert piped.returncode == 0 and "9/9" not in piped.stderr and "1/1" not in piped.stderr
+
+
+def test_index_without_subfolders_says_how_to_look_in_them(tmp_path):
+    lib = tmp_path / "lib"
+    link_videos(lib / "sub", ["cleaning_pool_1s.mp4"])
+    done = run_cli("index", lib, "--db", tmp_path / "g.sqlite", "--no-recursive")
+    assert done.returncode == 0, done.stderr
+    assert "its subfolders hold 1 video: leave out --no-recursive" in done.stderr
+    assert "0 videos found" in done.stderr

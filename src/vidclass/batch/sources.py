@@ -81,7 +81,9 @@ def _videos_below(folder: Path) -> tuple[int, bool]:
     return count, False
 
 
-def _nothing_found(item: str, path: Path, kind: str, recursive: bool) -> tuple[str, bool]:
+def _nothing_found(
+    item: str, path: Path, kind: str, recursive: bool, deeper: str
+) -> tuple[str, bool]:
     """What to say of a named item that gave no videos, and whether adding --recursive
     would find some: a folder whose videos are all in its subfolders says so."""
     if kind == "dir" and not recursive:
@@ -91,7 +93,7 @@ def _nothing_found(item: str, path: Path, kind: str, recursive: bool) -> tuple[s
             videos = "video" if below == 1 and not more else "videos"
             return (
                 f"{item}: no videos directly in it; its subfolders hold {count} {videos}: "
-                "add --recursive",
+                + deeper,
                 True,
             )
     return f"{item}: no videos found", False
@@ -152,7 +154,9 @@ def _read_list(path: Path) -> list[str]:
     return out
 
 
-def expand_inputs(items: list[str], recursive: bool = False) -> list[str]:
+def expand_inputs(
+    items: list[str], recursive: bool = False, deeper: str = "add --recursive"
+) -> list[str]:
     """Video paths, in the order named, each once.
 
     A folder gives its video files (with `recursive`, those of its subfolders too); a
@@ -160,7 +164,8 @@ def expand_inputs(items: list[str], recursive: bool = False) -> list[str]:
     .txt/.list/.lst file gives the paths it lists; anything else is taken as a video,
     so a missing file is reported as that video's error rather than dropped. An item
     that gives nothing is warned of; a folder whose videos are all in subfolders says
-    to add --recursive (and so does the error when nothing at all is found).
+    to add --recursive, or what `deeper` says the command's way is (and so does the error
+    when nothing at all is found).
     """
     found: list[str] = []
     only_below = False  # some folder named holds videos in its subfolders only
@@ -176,11 +181,11 @@ def expand_inputs(items: list[str], recursive: bool = False) -> list[str]:
         else:
             videos = [item]
         if not videos:
-            note, below = _nothing_found(item, path, kind, recursive)
+            note, below = _nothing_found(item, path, kind, recursive, deeper)
             only_below |= below
             log.warning(note)
         found += videos
     if not found:
-        hint = " (add --recursive to look in subfolders)" if only_below else ""
+        hint = f" ({deeper} to look in subfolders)" if only_below else ""
         raise VidclassError("no videos to classify in " + ", ".join(items) + hint)
     return list(dict.fromkeys(found))

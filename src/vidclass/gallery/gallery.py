@@ -409,7 +409,9 @@ class Gallery:
                 raise VidclassError(f"{item}: no such folder or file")
             roots.append(os.path.abspath(item))
         try:
-            found = expand_inputs([str(i) for i in inputs], run.recursive)
+            found = expand_inputs(
+                [str(i) for i in inputs], run.recursive, deeper="leave out --no-recursive"
+            )
             paths = [os.path.abspath(p) for p in found]
         except VidclassError:  # folders without videos: nothing to add, maybe some to prune
             paths = []
