@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,32 @@ def make_hf_checkpoint(folder, kind: str):
     model.save_pretrained(folder)
     hf_processor(kind).save_pretrained(folder)
     return model
+
+
+def browser_recording(
+    path: Path, seconds: float = 6.0, width: int | None = None, height: int | None = None
+) -> bytes:
+    """The first `seconds` of arm_wrestling.mp4 as a browser records it (VP8 in WebM),
+    written to `path`: at `width` x `height`, or 320 wide keeping the shape."""
+    import av
+
+    from .conftest import video
+
+    with av.open(str(video("arm_wrestling.mp4"))) as source, av.open(str(path), "w") as sink:
+        stream = sink.add_stream("libvpx", rate=25)
+        stream.options = {"deadline": "realtime", "cpu-used": "8", "b": "800k"}
+        stream.pix_fmt = "yuv420p"
+        if width is not None:
+            stream.width, stream.height = width, height
+        for frame in source.decode(video=0):
+            if frame.time >= seconds:
+                break
+            if not stream.width:
+                stream.width, stream.height = 320, round(frame.height * 320 / frame.width) // 2 * 2
+            copy = frame.reformat(stream.width, stream.height, "yuv420p")
+            copy.pts, copy.time_base = round(frame.time * 1000), Fraction(1, 1000)
+            for packet in stream.encode(copy):
+                sink.mux(packet)
+        for packet in stream.encode():
+            sink.mux(packet)
+    return path.read_bytes()

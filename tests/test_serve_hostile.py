@@ -10,12 +10,12 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-from .conftest import free_port, run_cli, start_server, stop_server, video
+from .conftest import free_port, run_cli, start_server, stop_server
+from .helpers import browser_recording
 
 pytest.importorskip("fastapi", reason="serve needs the serve extra")
 websockets = pytest.importorskip("websockets", reason="serve needs the serve extra")
@@ -25,28 +25,6 @@ from vidclass.serve import protocols  # noqa: E402
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 CHUNK = 32 << 10
-
-
-def webm(path: Path, width: int, height: int, seconds: float = 6.0) -> bytes:
-    """The first `seconds` of arm_wrestling.mp4 as a browser records it (VP8 in WebM),
-    scaled to width x height."""
-    import av
-
-    with av.open(str(video("arm_wrestling.mp4"))) as source, av.open(str(path), "w") as sink:
-        stream = sink.add_stream("libvpx", rate=25)
-        stream.options = {"deadline": "realtime", "cpu-used": "8", "b": "800k"}
-        stream.pix_fmt = "yuv420p"
-        stream.width, stream.height = width, height
-        for frame in source.decode(video=0):
-            if frame.time >= seconds:
-                break
-            copy = frame.reformat(width, height, "yuv420p")
-            copy.pts, copy.time_base = round(frame.time * 1000), Fraction(1, 1000)
-            for packet in stream.encode(copy):
-                sink.mux(packet)
-        for packet in stream.encode():
-            sink.mux(packet)
-    return path.read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +209,7 @@ def test_http_heads_have_limits_that_leave_long_label_lists_alone(tiny):
 def test_empty_messages_do_not_end_a_live_recording(tiny, tmp_path):
     """FFmpeg reads an empty read as the end of the file: once, a 6 s recording sent
     with empty messages between its chunks decoded 41 of its 150 frames."""
-    recording = webm(tmp_path / "rec.webm", 320, 180)
+    recording = browser_recording(tmp_path / "rec.webm", width=320, height=180)
     url = tiny["url"].replace("http://", "ws://") + "/v1/live"
     with connect(url, open_timeout=30, close_timeout=10) as ws:
         for start in range(0, len(recording), CHUNK):
@@ -299,8 +277,8 @@ def test_memory_after_a_thin_recording_returns_to_where_it_was(tmp_path):
     16384x256: the session held over a GB of them, and the server kept it (781 MB to
     1,931 MB). Its frames are kept cropped now: after a normal session has warmed the
     model, two thin sessions leave the server within a bound that would catch that."""
-    normal = webm(tmp_path / "normal.webm", 320, 180)
-    thin = webm(tmp_path / "thin.webm", 1024, 16)
+    normal = browser_recording(tmp_path / "normal.webm", width=320, height=180)
+    thin = browser_recording(tmp_path / "thin.webm", width=1024, height=16)
     proc, url, _ = start_server(tmp_path, "--precision", "fp32", "--live", "1")
     try:
         summary = live_session(url, normal)

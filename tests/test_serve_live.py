@@ -8,13 +8,12 @@ import json
 import random
 import threading
 import time
-from fractions import Fraction
 from urllib.parse import urlencode
 
 import pytest
 
-from .conftest import start_server, stop_server, video
-from .helpers import ARTIFACTS, call, chromium
+from .conftest import start_server, stop_server
+from .helpers import ARTIFACTS, browser_recording, call, chromium
 
 websockets = pytest.importorskip("websockets", reason="serve needs the serve extra")
 from websockets.exceptions import ConnectionClosed  # noqa: E402
@@ -28,25 +27,7 @@ CHUNK = 32 << 10
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory) -> bytes:
     """The first 6 s of arm_wrestling.mp4 as a browser records it: VP8 in WebM."""
-    import av
-
-    out = tmp_path_factory.mktemp("live") / "arm_wrestling.webm"
-    with av.open(str(video("arm_wrestling.mp4"))) as source, av.open(str(out), "w") as sink:
-        stream = sink.add_stream("libvpx", rate=25)
-        stream.options = {"deadline": "realtime", "cpu-used": "8", "b": "800k"}
-        stream.pix_fmt = "yuv420p"
-        for frame in source.decode(video=0):
-            if frame.time >= 6:
-                break
-            if not stream.width:
-                stream.width, stream.height = 320, round(frame.height * 320 / frame.width) // 2 * 2
-            copy = frame.reformat(stream.width, stream.height, "yuv420p")
-            copy.pts, copy.time_base = round(frame.time * 1000), Fraction(1, 1000)
-            for packet in stream.encode(copy):
-                sink.mux(packet)
-        for packet in stream.encode():
-            sink.mux(packet)
-    return out.read_bytes()
+    return browser_recording(tmp_path_factory.mktemp("live") / "arm_wrestling.webm")
 
 
 def ws_url(http_url: str, **params) -> str:
