@@ -70,23 +70,23 @@ def quantized(model: str, cache: str) -> tuple[str | None, str]:
 
 def measure_int8_scores(folder: str) -> dict:
     """int8 against fp32 (OpenVINO, equal to torch within 1e-3) on every labelled clip."""
-    import torch
+    import numpy as np
 
+    import vidclass
     from vidclass.errors import VidclassError
-    from vidclass.pipeline import load_model
 
-    fp32, int8 = load_model(precision="fp32", runtime="openvino"), load_model(folder)
+    fp32, int8 = vidclass.load_model(precision="fp32"), vidclass.load_model(folder)
     same, moves = 0, []
     for path in _labelled_clips():
         try:
-            clip = torch.stack(fp32.read_clips(path))
+            clip = np.stack(fp32.read_clips(path))
         except VidclassError:
             continue
         want = fp32.activate(fp32.logits(clip))[0]
         got = int8.activate(int8.logits(clip))[0]
         same += int(want.argmax() == got.argmax())
-        top5 = want.topk(5).indices
-        moves.append(float((got[top5] - want[top5]).abs().max()))
+        top5 = np.argsort(-want)[:5]
+        moves.append(float(np.abs(got[top5] - want[top5]).max()))
     return {"clips": len(moves), "same": same, "moves": moves}
 
 
@@ -117,7 +117,7 @@ def _videomae(folder: Path) -> str:
 def measure_forward(model_name: str, runtime: str, precision: str, repeats: int) -> dict:
     import torch
 
-    from vidclass.pipeline import load_model
+    from vidclass.loading import load_torch as load_model
 
     model = load_model(model_name, precision=precision, runtime=runtime)
     clip = torch.stack(model.read_clips(VIDEO))
@@ -140,8 +140,8 @@ def measure_forward(model_name: str, runtime: str, precision: str, repeats: int)
 def measure_cli(runtime: str, repeats: int) -> dict:
     """`vidclass classify VIDEO` end to end, and in-process the decode and forward it
     contains (both warmed, as a run's own are not: the first forward's warm-up counts as
-    overhead). `runtime` "light": OpenVINO from the record the first run leaves, without
-    torch (runtimes.light); "torch": torch alone, which never leaves one."""
+    overhead). `runtime` "light": OpenVINO from the export in the cache the first run
+    makes, without torch (vidclass.loading); "torch": torch alone."""
     chosen = "openvino" if runtime == "light" else runtime
     cmd = [sys.executable, "-m", "vidclass", "classify", str(VIDEO), "--runtime", chosen]
     subprocess.run(cmd, capture_output=True, check=True)  # converts, records; caches warm
@@ -151,13 +151,14 @@ def measure_cli(runtime: str, repeats: int) -> dict:
         subprocess.run(cmd, capture_output=True, check=True)
         walls.append(time.perf_counter() - t)
     if runtime == "light":
-        from vidclass.runtimes.light import load_light
+        import vidclass
+        from vidclass.runtimes.exported import ExportedClassifier
 
-        model = load_light("i3d.kinetics400")
-        if model is None:
-            raise SystemExit("no record was left for runs without torch")
+        model = vidclass.load_model("i3d.kinetics400")
+        if not isinstance(model, ExportedClassifier):
+            raise SystemExit("the default model does not run from its export here")
     else:
-        from vidclass.pipeline import load_model
+        from vidclass.loading import load_torch as load_model
 
         model = load_model(runtime=runtime)
     from vidclass.video.transforms import stack_clip
@@ -298,7 +299,7 @@ def main() -> None:
         )
     print(
         "(overhead: end to end minus decode and a warm forward pass: interpreter, imports,"
-        " loading, first-call warm-up, exit; light: OpenVINO from the record an earlier run"
+        " loading, first-call warm-up, exit; light: OpenVINO from the export an earlier run"
         " left, without importing torch)"
     )
 

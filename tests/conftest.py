@@ -161,7 +161,8 @@ def save_random_head(folder: Path, backbone, clips, labels: list[str], hidden: i
     from vidclass.models.head import Head
 
     torch.manual_seed(0)
-    head = Head(1024, len(labels), hidden=hidden).standardise_on(backbone.embed(clips)).eval()
+    features = torch.as_tensor(backbone.embed(clips))
+    head = Head(1024, len(labels), hidden=hidden).standardise_on(features).eval()
     config = {
         "backbone": vidclass.DEFAULT_MODEL,
         "labels": labels,
@@ -272,7 +273,7 @@ def server(tmp_path_factory, model):
     pytest.importorskip("fastapi", reason="serve needs the serve extra")
     if not VIDEOS.is_dir():
         pytest.skip(MISSING)
-    import torch
+    import numpy as np
 
     from vidclass.gallery import Gallery, VideoRecord
 
@@ -310,10 +311,8 @@ def server(tmp_path_factory, model):
         )
         for name in GALLERY_CLIPS:
             path = os.path.realpath(video(name))
-            _, features = model.scores_and_features(torch.stack(model.read_clips(path)))
-            g.store.put(
-                VideoRecord(path, name, 1, 0.0, model.name, feature=features.mean(dim=0).numpy())
-            )
+            _, features = model.scores_and_features(np.stack(model.read_clips(path)))
+            g.store.put(VideoRecord(path, name, 1, 0.0, model.name, feature=features.mean(axis=0)))
     args = ["--media", str(VIDEOS), "--gallery", str(db), "--max-upload-mb", "2"]
     proc, url, tmp = start_server(root, *args, "--queue", "2", "--precision", "fp32")
     yield {"url": url, "tmp": tmp, "pid": proc.pid}

@@ -229,7 +229,8 @@ def test_an_interrupted_run_resumes_without_losing_or_repeating(tmp_path, name, 
             proc.kill()
     stderr = proc.stderr.read()
     if sig == signal.SIGINT:
-        assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
+        assert proc.returncode == 130, stderr
+        assert "interrupted" in stderr and "Traceback" not in stderr, stderr
     else:
         assert proc.returncode == -signal.SIGKILL
     # the decoders do not outlive the run

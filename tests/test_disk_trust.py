@@ -235,8 +235,8 @@ def _same(got: dict, want: dict, atol: float = 1e-4) -> None:
 
 @pytest.fixture(scope="module")
 def warm(tmp_path_factory):
-    """A cache the default model was converted in (graphs, compiled models, its record)
-    and the scores of CLIP from it: through torch, then from the record."""
+    """A cache the default model was exported into (graphs, compiled models, its export)
+    and the scores of CLIP from it: the run that exported it, then a run from it."""
     with own_cache(tmp_path_factory) as root:
         first = _classify(root)
         through_torch = _scores(first)
@@ -248,23 +248,9 @@ def warm(tmp_path_factory):
 
 
 def _copy(warm_cache: Path, to: Path) -> Path:
-    """A copy of the warm cache whose records name the copy's files (a record names its
-    files by absolute path and identity)."""
-    from vidclass.runtimes.light import file_identity, record_bytes
-
+    """A copy of the warm cache (its export is keyed by the weights it came from,
+    which the copy links to as the original does)."""
     shutil.copytree(warm_cache, to, symlinks=True)
-
-    def moved(identity):
-        return file_identity(identity[0].replace(str(warm_cache), str(to), 1))
-
-    for path in (to / "light").glob("*.json"):
-        record = json.loads(path.read_text())
-        record.pop("sha256")
-        for key in ("embed", "head"):
-            record[key] = moved(record[key])
-        for key in ("embed_extra", "files"):
-            record[key] = [moved(i) for i in record[key]]
-        path.write_bytes(record_bytes(record))
     return to
 
 
@@ -291,7 +277,7 @@ def _checked(path: Path) -> bool:
 )
 def test_a_damaged_compiled_model_is_compiled_again(warm, tmp_path, part, how, size):
     cache = _copy(warm[0], tmp_path / "cache")
-    (blob,) = (cache / "openvino" / "compiled").glob(f"{part}-*.blob")
+    (blob,) = (cache / "openvino" / "compiled").glob(f"export-{part}-*.blob")
     _damage(blob, how, size)
     done = _classify(cache)
     _same(_scores(done), warm[1])  # from the record, the blob compiled again
@@ -303,55 +289,45 @@ def test_a_damaged_compiled_model_is_compiled_again(warm, tmp_path, part, how, s
     assert not _warnings(again.stderr), again.stderr
 
 
-@pytest.mark.parametrize(
-    ("part", "runtime"),
-    [("embed", "onnxruntime"), ("embed", "openvino"), ("head", "openvino")],
-)
-def test_a_damaged_graph_is_converted_again(warm, tmp_path, part, runtime):
-    """A graph damaged in place no longer matches its record: the run goes through
-    torch, which reads the graph back whole (even where its compiled model would serve)
-    and converts it again."""
+def test_a_damaged_graph_is_converted_again(warm, tmp_path):
+    """A cached graph damaged in place no longer matches its digest: the run through
+    torch (here: onnxruntime) reads it back whole and converts it again."""
     cache = _copy(warm[0], tmp_path / "cache")
-    (graph,) = (cache / "graphs").glob(f"{part}-*.onnx")
+    (graph,) = (cache / "graphs").glob("embed-*.onnx")
     _damage(graph, "middle", 64 << 10)
-    done = _classify(cache, runtime)
-    atol = 1e-3 if runtime == "onnxruntime" else 1e-4
-    _same(_scores(done), warm[1], atol)
+    done = _classify(cache, "onnxruntime")
+    _same(_scores(done), warm[1], 1e-3)
     said = _warnings(done.stderr)
     assert len(said) == 1 and graph.name in said[0] and "sha256" in said[0], said
     assert _checked(graph)  # converted again
-    again = _classify(cache, runtime)
-    _same(_scores(again), warm[1], atol)
+    again = _classify(cache, "onnxruntime")
+    _same(_scores(again), warm[1], 1e-3)
     assert not _warnings(again.stderr), again.stderr
 
 
-def test_what_lies_in_the_records_folder_never_hangs_a_run(warm, tmp_path):
+@pytest.mark.parametrize(
+    ("name", "how"),
+    [
+        ("embed.onnx", "middle"),
+        ("head.onnx", "middle"),
+        ("vidclass-export.json", "middle"),
+        ("vidclass-export.json", "fifo"),  # opening it for reading would wait for a writer
+        ("vidclass-export.json", "folder"),
+        ("head.onnx", "zero"),
+    ],
+)
+def test_a_damaged_export_in_the_cache_is_exported_again(warm, tmp_path, name, how):
     cache = _copy(warm[0], tmp_path / "cache")
-    records = cache / "light"
-    (record,) = records.glob("*.json")
-    outside = tmp_path / "outside.fifo"
-    os.mkfifo(outside)
-    os.mkfifo(records / "a-fifo.json")  # opening it for reading waits for a writer
-    (records / "a-link.json").symlink_to(outside)
-    (records / "a-folder.json").mkdir()
-    (records / "a-folder.json" / "inside.json").write_text("{}")
-    _damage(record, "folder")  # the record itself: a folder under its name
-    done = _classify(cache, timeout=240)
+    (folder,) = (cache / "exports").iterdir()
+    _damage(folder / name, how, 64)
+    done = _classify(cache, timeout=300)
     _same(_scores(done), warm[1])
     said = _warnings(done.stderr)
-    assert len(said) == 1 and record.name in said[0] and "passed over" in said[0], said
-    # Written again, and the rest cleared away (the link, not what it names).
-    assert record.is_file() and sorted(p.name for p in records.iterdir()) == [record.name]
-    assert outside.exists()
-    again = _classify(cache)  # from the record
+    assert len(said) == 1 and name in said[0] and "exporting it again" in said[0], said
+    assert (folder / name).is_file() and not (folder / name).is_symlink()
+    again = _classify(cache)  # from the export made again
     _same(_scores(again), warm[1])
-    assert not _warnings(again.stderr)
-    # Random bytes in a record: passed over with a warning, and written again.
-    _damage(record, "middle", 64)
-    done = _classify(cache)
-    _same(_scores(done), warm[1])
-    assert ["passed over" in w for w in _warnings(done.stderr)] == [True], done.stderr
-    assert not _warnings(_classify(cache).stderr)
+    assert not _warnings(again.stderr), again.stderr
 
 
 def test_damaged_cached_weights_are_never_loaded(warm, tmp_path):

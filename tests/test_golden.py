@@ -38,7 +38,7 @@ def test_golden_logits_fp32(model, golden):
     assert x.shape == (3, 79, 224, 224)
     assert float(x.min()) >= -1 and float(x.max()) <= 1
     assert model.precision == "fp32"
-    logits = model.logits(x[None])[0].numpy()
+    logits = model.logits(x[None].numpy())[0]
     expected = np.array([golden["logits"][label] for label in model.labels], dtype=np.float32)
     diff = np.abs(logits - expected)
     assert diff.max() < 1e-3, (

@@ -71,7 +71,7 @@ def test_logits_equal_transformers_on_the_same_frames(family, checkpoints, loade
     template = clf.entry.meta["prompt"]
     texts = [template.replace("{}", label) for label in LABELS]
     theirs = _transformers_logits(family, model, tokenizer, processor, frames, texts)
-    assert torch.allclose(ours, theirs, atol=1e-4), (ours, theirs)
+    assert np.allclose(ours, theirs, atol=1e-4), (ours, theirs)
     # The check has teeth: other texts move the logits.
     other = _transformers_logits(
         family, model, tokenizer, processor, frames, [f"a video of {x}" for x in LABELS]
@@ -90,9 +90,9 @@ def test_embedding_gives_the_same_logits(family, loaded):
     """What a gallery stores (the pooled embedding) scores texts exactly as the clip."""
     view = loaded[family].with_labels(LABELS)
     clips = view.read_clips(video("eating_spaghetti.mp4"), clips=2)
-    x = torch.stack(clips)
+    x = np.stack(clips)
     scores, features = view.scores_and_features(x)
-    assert torch.allclose(scores, view.activate(view.logits(x)), atol=1e-5)
+    assert np.allclose(scores, view.activate(view.logits(x)), atol=1e-5)
     assert features.shape == (2, 16 if family == "clip" else 32)
 
 
@@ -102,8 +102,8 @@ def test_xclip_embedding_is_its_video_embedding(checkpoints, loaded):
     x = clf.read_clips(video("arm_wrestling.mp4"))[0][None]
     tokens = tokenizer(["dog"], return_tensors="pt")
     with torch.inference_mode():
-        want = model(pixel_values=x.permute(0, 2, 1, 3, 4), **tokens).video_embeds
-    assert torch.allclose(clf.embed(x), want, atol=1e-5)
+        want = model(pixel_values=torch.as_tensor(x).permute(0, 2, 1, 3, 4), **tokens).video_embeds
+    assert np.allclose(clf.embed(x), want, atol=1e-5)
 
 
 def test_the_prompt_template_is_used(loaded):
@@ -114,9 +114,9 @@ def test_the_prompt_template_is_used(loaded):
     spelled_out = clf.with_labels(
         LabelChoice(("a video of dog playing", "a video of cat playing"), prompt="{}")
     )
-    assert torch.allclose(by_template.logits(x), spelled_out.logits(x), atol=1e-5)
+    assert np.allclose(by_template.logits(x), spelled_out.logits(x), atol=1e-5)
     default = clf.with_labels(["dog", "cat"])
-    assert (default.logits(x) - by_template.logits(x)).abs().max() > 1e-3
+    assert np.abs(default.logits(x) - by_template.logits(x)).max() > 1e-3
     assert fill_prompt("a video of", "dog") == "a video of dog"  # no {}: the label follows
     with pytest.raises(VidclassError, match="at most one"):
         clf.with_labels(LabelChoice(("dog",), prompt="{} and {}"))
@@ -131,7 +131,7 @@ def test_multi_label_scores_each_label_on_its_own(loaded):
     assert multi.entry.activation == "sigmoid"
     got = {p["label"]: p["score"] for p in multi.classify(path, top_k=4)}
     assert got == pytest.approx(
-        {n: float(torch.sigmoid(v)) for n, v in zip(LABELS, logits, strict=True)}
+        {n: float(1 / (1 + np.exp(-v))) for n, v in zip(LABELS, logits, strict=True)}
     )
 
     clip = loaded["clip"]
@@ -139,7 +139,7 @@ def test_multi_label_scores_each_label_on_its_own(loaded):
     logits = clip.with_labels(LABELS).logits(clip.read_clips(path)[0][None])[0]
     cosine = clip.with_labels(LabelChoice(tuple(LABELS), multi_label=True, threshold=-1.0))
     got = np.array([p["score"] for p in cosine.classify(path, top_k=4)])
-    assert np.allclose(sorted(got), sorted((logits / scale).numpy()), atol=1e-5)
+    assert np.allclose(sorted(got), sorted(logits / scale), atol=1e-5)
     assert np.all(np.abs(got) <= 1.0)
     # The threshold keeps only the tags: from the middle score, about half of them.
     middle = float(np.median(got))
@@ -217,4 +217,4 @@ def test_the_ray_recipe_carries_the_label_choice(checkpoints):
     again = view.recipe.load("cpu")
     x = clf.read_clips(video("arm_wrestling.mp4"))[0][None]
     assert again.identity == view.identity and again.min_score == view.min_score
-    assert torch.allclose(again.logits(x), view.logits(x), atol=1e-6)
+    assert np.allclose(again.logits(x), view.logits(x), atol=1e-6)

@@ -12,18 +12,19 @@ from . import timeline as _timeline_module  # noqa: F401
 from .errors import VidclassError
 from .label_choice import LabelChoice, as_choice
 from .limits import DEFAULT_VIDEO_TIMEOUT
-from .loading import load_classifier
+from .loading import load_model
 from .models import DEFAULT_MODEL, list_entries
 from .results import VideoResult
 from .version import __version__
 
 if TYPE_CHECKING:
+    from .classifier import Classifier
     from .gallery import Gallery
-    from .pipeline import VideoClassifier, load_model
+    from .pipeline import VideoClassifier
 
 # Imported when first used: torch (the pipeline) takes a second to import, and a run
-# that finds its model converted for OpenVINO never needs it (runtimes.light).
-_LAZY = {"Gallery": ".gallery", "VideoClassifier": ".pipeline", "load_model": ".pipeline"}
+# from an exported model never needs it (vidclass.loading).
+_LAZY = {"Gallery": ".gallery", "VideoClassifier": ".pipeline"}
 
 
 def __getattr__(name: str):
@@ -53,8 +54,8 @@ __all__ = [
 ]
 
 
-# Each model loaded once, whichever verb asks (see loading.load_classifier).
-_cached_model = lru_cache(maxsize=2)(load_classifier)
+# Each model loaded once, whichever verb asks.
+_cached_model = lru_cache(maxsize=2)(load_model)
 
 
 def classify(
@@ -98,7 +99,7 @@ def timeline(
 
 def watch(
     source,
-    model: str | VideoClassifier = DEFAULT_MODEL,
+    model: str | Classifier = DEFAULT_MODEL,
     *,
     window: float | None = None,
     stride: float = 1.0,
@@ -131,12 +132,12 @@ def watch(
     finished); `give_up`: stop reconnecting after this many seconds (None: never).
     """
     from . import live
-    from .pipeline import VideoClassifier
+    from .classifier import Classifier
 
     classifier = (
         model
-        if isinstance(model, VideoClassifier)
-        else _cached_model(model, precision=precision, device=device, runtime=runtime, light=False)
+        if isinstance(model, Classifier)
+        else _cached_model(model, precision=precision, device=device, runtime=runtime)
     )
     return live.session(
         classifier.with_labels(as_choice(labels)),
@@ -205,18 +206,8 @@ def classify_batch(
     local = engine != "ray" and len(videos) > 1
     decoders = DecoderPool(workers).start() if local else None
     try:
-        # The whole run's clips are known here: a few score sooner in torch (auto).
-        expected = len(videos) * clips if engine != "ray" else None
-        # A cluster's workers load the model through torch: no record there.
-        light = engine != "ray"
         classifier = _cached_model(
-            model,
-            precision=precision,
-            threads=threads,
-            device=device,
-            runtime=runtime,
-            expected_clips=expected,
-            light=light,
+            model, precision=precision, threads=threads, device=device, runtime=runtime
         )
         classifier = classifier.with_labels(labels)
         if threads is not None and classifier.runtime_threads is None:

@@ -1,7 +1,8 @@
 """Classifier: a loaded model's labels and preprocessing, and the verbs that run it
-(classify, timeline, classify_many) through the engine's one driver. Subclasses run the
-model: VideoClassifier in torch (vidclass.pipeline), LightClassifier in OpenVINO without
-importing torch (vidclass.runtimes.light)."""
+(classify, timeline, classify_many) through the engine's one driver, and everything
+after the logits (activation, label choice, top-k), in numpy. Subclasses run only the
+forward passes: VideoClassifier through torch (vidclass.pipeline), ExportedClassifier
+from an exported folder without torch (vidclass.runtimes.exported)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from .errors import VidclassError
 from .label_choice import NEEDS_LABELS, LabelChoice, as_choice, match_labels
 from .limits import DEFAULT_VIDEO_TIMEOUT
 from .models.spec import ModelEntry
-from .results import VideoResult, top_k
+from .results import VideoResult, activate, top_k
 from .video.clips import read_clip_frames
+from .video.transforms import clip_to_array, stack_clip
 
 log = logging.getLogger("vidclass")
 
@@ -114,16 +116,19 @@ class Classifier:
         """Multi-label models: the score from which a label counts as a tag."""
         return self.entry.meta.get("threshold")
 
-    # -- the forward pass (the subclass's) -----------------------------------------------
-    def batch(self, clips: list[np.ndarray]) -> Any:
-        """The model's input for uint8 clips of one shape (video.transforms.stack_clip)."""
+    # -- the forward pass (the subclass's: logits, embed, scores_and_features, trunk) -----
+    def batch(self, clips: list[np.ndarray]) -> np.ndarray:
+        """The model's input (N, C, T, H, W) float32 for uint8 clips of one shape
+        (video.transforms.stack_clip)."""
+        return np.stack([clip_to_array(clip, self.spec) for clip in clips])
+
+    def logits(self, clips: np.ndarray) -> np.ndarray:
+        """Logits (N, labels kept) float32: the backend's forward pass."""
         raise NotImplementedError
 
-    def logits(self, clips: Any) -> Any:
-        raise NotImplementedError
-
-    def activate(self, logits: Any) -> Any:
-        raise NotImplementedError
+    def activate(self, logits: np.ndarray) -> np.ndarray:
+        """Scores from logits, as the model's entry says (results.activate)."""
+        return activate(logits, self.entry.activation)
 
     # -- video -------------------------------------------------------------------------
     def clip_frames(self, path: str | os.PathLike, clips: int = 1) -> list[list[np.ndarray]]:
@@ -133,6 +138,11 @@ class Classifier:
         for message in warnings:
             log.warning(message)
         return frames
+
+    def read_clips(self, path: str | os.PathLike, clips: int = 1) -> list[np.ndarray]:
+        """`clips` clips spread over the video, each prepared (C, T, H, W) float32: what
+        `batch` makes of them, one clip at a time."""
+        return [self.batch([stack_clip(f, self.spec)])[0] for f in self.clip_frames(path, clips)]
 
     def run(self, path: str | os.PathLike, work: Work) -> VideoResult:
         """One video through the engine, in this process: its VideoResult, or its error

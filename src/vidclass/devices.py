@@ -3,11 +3,13 @@
 `auto` picks a GPU where torch sees one (CUDA, else Apple's MPS), else the CPU; the
 precision `auto` picks what the device computes well: bf16 on a GPU that has it (else
 fp16), fp16 on MPS, bf16 on a CPU with native bf16 (avx512_bf16 or AMX), else fp32.
-int8 is what a quantized model computes in (`vidclass models quantize`), on a CPU.
+int8 is what an int8 export computes in (`vidclass models export --precision int8`).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,14 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 # Clips of 64x224x224 scored together by default: a CPU gains little past 2; a GPU
 # needs more to be busy, and holds them easily (I3D: ~0.6 GB of activations a clip).
 DEFAULT_BATCH = {"cpu": 2, "cuda": 8, "mps": 4}
+# What `--device auto` could pick besides the CPU: NVIDIA's and AMD's device files, and
+# WSL2's GPU bridge (there is no way to ask torch without importing it).
+GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
+def gpu_present() -> bool:
+    """Whether `--device auto` could mean a GPU here, judged without torch."""
+    return sys.platform == "darwin" or any(os.path.exists(p) for p in GPU_DEVICE_FILES)
 
 
 def _mps_available() -> bool:

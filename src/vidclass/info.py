@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+from importlib import import_module
+from importlib.util import find_spec
 from pathlib import Path
 
-from .devices import place
+from .devices import pick_precision, place
 from .errors import VidclassError
 from .runtime import available_cores, native_bf16
 from .version import __version__
@@ -56,7 +58,7 @@ def cpu() -> dict:
         "name": name,
         "cores": available_cores(),
         "features": features,
-        "native_bf16": native_bf16(),  # asks torch
+        "native_bf16": native_bf16(),
     }
 
 
@@ -69,6 +71,9 @@ def cpu_line() -> str:
 
 
 def gpus() -> list[dict]:
+    """The GPUs torch sees (none without torch: nothing else here could run on one)."""
+    if find_spec("torch") is None:
+        return []
     import torch
 
     found = []
@@ -94,11 +99,17 @@ def system_info(device: str = "auto", precision: str = "auto") -> dict:
     not raised, since this is what someone asks for when things do not work."""
     import av
     import numpy
-    import torch
 
+    torch = import_module("torch") if find_spec("torch") is not None else None
     try:
-        placement = place(device, precision)
-        running = {"device": str(placement.device), "precision": placement.precision}
+        if torch is not None:
+            placement = place(device, precision)
+            running = {"device": str(placement.device), "precision": placement.precision}
+        elif str(device or "auto").strip().lower() in ("auto", "cpu"):  # no torch: the CPU
+            chosen = pick_precision(precision, "cpu", native_bf16())
+            running = {"device": "cpu", "precision": chosen}
+        else:
+            raise VidclassError(f"device {device}: needs torch: pip install 'vidclass[torch]'")
     except VidclassError as exc:
         running = {"device": device, "precision": precision, "error": str(exc)}
     libavcodec = av.library_versions.get("libavcodec")
@@ -107,17 +118,17 @@ def system_info(device: str = "auto", precision: str = "auto") -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": {
-            "torch": torch.__version__,
+            "torch": torch.__version__ if torch is not None else None,
             "av": av.__version__,
             "libavcodec": ".".join(map(str, libavcodec)) if libavcodec else None,
             "numpy": numpy.__version__,
             **{name: _version(name) for name in OPTIONAL},
         },
         **running,
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads() if torch is not None else available_cores(),
         "cpu": cpu(),
         "gpus": gpus(),
-        "cuda": torch.version.cuda,
+        "cuda": torch.version.cuda if torch is not None else None,
     }
 
 

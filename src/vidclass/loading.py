@@ -1,55 +1,246 @@
-"""Loading a model for the verbs that run the engine's driver: from its record without
-torch where one is current (runtimes.light), else through torch (pipeline.load_model)."""
+"""The one model factory: `load_model(name)` decides once which backend runs a model,
+by one rule (`plan`), and loads it.
+
+1. An exported folder (`vidclass models export`) runs in the runtime it was exported
+   for, without torch.
+2. A registered model or a trained folder, on a CPU, with `--runtime auto` or
+   `openvino`, where OpenVINO is installed, runs in OpenVINO from its export in the
+   cache (CACHE/exports), without torch. `vidclass models pull` makes that export; the
+   first run of a model that has none makes it (through torch, once).
+3. Anything else runs through torch: on a GPU, `--runtime torch`, vision-language and
+   transformers models (whose backbone still runs in OpenVINO on a CPU with `auto`,
+   where it converts), and `--runtime onnxruntime` for a model not exported for it.
+
+The backend depends on the options and the model alone, never on what the cache holds;
+the cache only saves the start.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+
 from .classifier import Classifier
+from .devices import gpu_present
+from .engine import ModelRecipe
+from .errors import VidclassError
+from .files import cannot_write
+from .models import DEFAULT_MODEL, exported
+from .models.resolve import describe, parse_model_name, source_files
+from .models.weights import cache_dir
+from .runtimes import EXPORT_VERSION, RUNTIMES, installed
+from .version import __version__
+
+log = logging.getLogger("vidclass")
+CACHED_KINDS = ("builtin", "trained")  # models whose entries and files are read without torch
+MAX_CACHED_EXPORTS = 8  # exports kept in the cache; the least recently used go first
 
 
-def load_classifier(
-    name: str,
-    *,
+@dataclass(frozen=True)
+class Plan:
+    """What will run a model and why (`vidclass models list MODEL` prints it)."""
+
+    backend: str  # "export" (no torch) or "torch"
+    runtime: str  # what computes the backbone: openvino, onnxruntime, torch, auto
+    why: str
+    folder: Path | None = None  # the exported folder that runs it
+
+    def describe(self) -> str:
+        where = f" from {self.folder}" if self.folder is not None else ""
+        return f"{self.runtime} ({self.backend}{where}): {self.why}"
+
+
+def _file_identity(path: Path) -> str:
+    st = os.stat(path)
+    return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}"
+
+
+def cached_export(name: str) -> Path | None:
+    """Where the cache keeps the export of model `name` (a registered model or trained
+    folder), keyed by the identity of every file it comes from (a retrained head is
+    another model) and vidclass's version; None where its files cannot be listed."""
+    files = source_files(name)
+    if files is None:
+        return None
+    model = str(Path(name).resolve()) if os.path.isdir(name) else name
+    key = hashlib.blake2b(
+        f"{model}|{'|'.join(_file_identity(p) for p in files)}|vidclass {__version__}|"
+        f"{EXPORT_VERSION}".encode(),
+        digest_size=16,
+    ).hexdigest()
+    return cache_dir() / "exports" / key
+
+
+def plan(
+    name: str, device: str | None = "auto", precision: str = "auto", runtime: str = "auto"
+) -> Plan:
+    """The backend that runs model `name` with these options (see the module's rule)."""
+    name = os.fspath(name)
+    if runtime not in RUNTIMES:
+        raise VidclassError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    device = str(device or "auto").strip().lower()
+    if exported.is_exported_dir(name):
+        if device not in ("auto", "cpu"):
+            raise VidclassError(f"{name} is an exported model: it runs on the CPU")
+        manifest = exported.read_manifest(name)
+        return Plan("export", manifest["runtime"], "an exported folder", Path(name))
+    cpu = device == "cpu" or (device == "auto" and not gpu_present())
+    kind = parse_model_name(name).kind
+    if not cpu:
+        return Plan("torch", "torch", "a GPU runs it")
+    if runtime in ("torch", "onnxruntime"):
+        return Plan("torch", runtime, f"--runtime {runtime}")
+    if precision in ("fp16", "int8"):
+        return Plan("torch", "torch", f"{precision} is not a precision of a CPU export")
+    if kind not in CACHED_KINDS:
+        return Plan("torch", runtime, "a transformers model runs through torch")
+    if describe(name, download=False).zero_shot:
+        return Plan("torch", runtime, "a vision-language model's graph changes with its labels")
+    if not installed("openvino"):
+        if runtime == "openvino":
+            return Plan("torch", "openvino", "--runtime openvino")  # says what to install
+        why = "OpenVINO is not installed (pip install 'vidclass[openvino]')"
+        return Plan("torch", "torch", why)
+    folder = cached_export(name)
+    if folder is None:
+        return Plan("export", "openvino", "a CPU runs it in OpenVINO from its export (made now)")
+    return Plan("export", "openvino", "a CPU runs it in OpenVINO from its export", folder)
+
+
+def load_model(
+    name: str = DEFAULT_MODEL,
     precision: str = "auto",
     threads: int | None = None,
-    device: str = "auto",
+    device: str | None = "auto",
     runtime: str = "auto",
-    expected_clips: int | None = None,
-    light: bool = True,
+    download: bool = True,
 ) -> Classifier:
-    """`light=False` always loads through torch (a VideoClassifier): for callers that
-    need its module or torch tensors (training, serving, live sessions, a cluster)."""
-    if light:
-        from .runtimes.light import load_light
+    """Load model `name` for reuse: a registered name, a folder written by `vidclass
+    train` or `vidclass models export`, or a transformers video classifier (a local
+    folder or hub id). See the module's rule for what runs it.
 
-        model = load_light(name, precision, device, runtime, threads)
-        if model is not None:
-            return model
-    from .pipeline import load_model
+    device: auto, cpu, cuda, cuda:N or mps; precision: auto (what the device does well),
+    fp32, bf16, fp16 (GPUs) or int8 (an int8 export); runtime: auto, torch, openvino or
+    onnxruntime.
+    """
+    name = os.fspath(name)
+    chosen = plan(name, device, precision, runtime)
+    model = None
+    if chosen.backend == "export":
+        model = _from_export(name, chosen.folder, precision, threads, runtime, download)
+    if model is None:
+        model = load_torch(name, precision, threads, device, runtime, download)
+    model.recipe = ModelRecipe(load_model, name, precision, threads, runtime=runtime)
+    return model
 
-    return load_model(
-        name,
-        precision=precision,
-        threads=threads,
-        device=device,
-        runtime=runtime,
-        expected_clips=expected_clips,
-    )
+
+def _from_export(name, folder, precision, threads, runtime, download) -> Classifier | None:
+    from .runtimes.exported import ExportedClassifier
+
+    if folder == Path(name):  # the user's exported folder: as it is, or a clear error
+        return ExportedClassifier(folder, precision, threads, runtime)
+    if not installed("openvino", convert=True) and not (folder and folder.is_dir()):
+        raise VidclassError(
+            f"{name} has no export in this cache, and making one needs torch and onnx: pip "
+            "install 'vidclass[export]'; or give a folder made by `vidclass models export` "
+            "as --model"
+        )
+    if folder is None:  # its weights are fetched by exporting it, then it is keyed
+        return _first_export(name, download, precision, threads)
+    for attempt in (0, 1):
+        if os.path.lexists(folder):
+            try:
+                model = ExportedClassifier(folder, precision, threads, entry=describe(name))
+                with contextlib.suppress(OSError):
+                    os.utime(folder)  # recently used: kept when the cache is pruned
+                return model
+            except VidclassError as exc:  # ours, damaged: made again
+                if attempt:
+                    raise
+                log.warning(f"{exc}; exporting it again")
+                _remove(folder)
+        if attempt == 0 and not _export_to_cache(name, folder, download):
+            return None
+    return None
 
 
-def prepare(name: str, precision: str = "auto") -> str:
-    """Convert model `name` for OpenVINO and record it, so that its CPU runs start
-    without torch: one blank clip of its usual shape through it. Says what was done."""
-    import numpy as np
+def _remove(path: Path) -> None:
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
-    from .pipeline import load_model
-    from .runtimes.light import record_path, runs_from_record, typical_clip
 
-    model = load_model(name, precision=precision, device="cpu", runtime="openvino")
-    clip = typical_clip(model.spec)
-    if not runs_from_record(model.spec, model.module.any_frames):
-        return f"{name}: its clips change shape with the video; it runs through torch"
-    model.logits(model.batch([np.zeros((*clip[1:], 3), np.uint8)]))
-    done = record_path(name, precision)
-    if done is None or not done.is_file():
-        return f"{name}: converted for OpenVINO, but runs of it still import torch"
-    return f"{name}: converted for OpenVINO ({model.precision}); runs of it start without torch"
+def _first_export(name: str, download: bool, precision, threads) -> Classifier | None:
+    from .runtimes.exported import ExportedClassifier
+
+    new = cache_dir() / "exports" / f".new-{os.getpid()}"
+    if not _export_to_cache(name, new, download):
+        return None
+    folder = cached_export(name)
+    if folder is None:
+        shutil.rmtree(new, ignore_errors=True)
+        return None
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(new, folder)
+    return ExportedClassifier(folder, precision, threads, entry=describe(name))
+
+
+def _export_to_cache(name: str, folder: Path, download: bool) -> bool:
+    """Export `name` into the cache; False where that cannot be done (said once)."""
+    from .runtimes.export import export
+
+    try:
+        export(name, folder, force=True, download=download)
+    except OSError as exc:  # the cache cannot take it: said once a run, as for the rest
+        cannot_write(folder, exc)
+        return False
+    except VidclassError as exc:
+        log.warning(f"{name}: not exported into the cache ({exc}); it runs through torch")
+        return False
+    _prune(folder.parent, keep=folder)
+    return True
+
+
+def _prune(folder: Path, keep: Path) -> None:
+    """The cache's exports past MAX_CACHED_EXPORTS, least recently used first; one being
+    written (a dot name) only when a killed run left it an hour ago."""
+    try:
+        found = [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and p != keep]
+    except OSError:
+        return
+    now = time.time()
+    for p in found:
+        if p.name.startswith(".") and now - p.stat().st_mtime > 3600:
+            shutil.rmtree(p, ignore_errors=True)
+    done = [p for p in found if not p.name.startswith(".")]
+    done.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in done[MAX_CACHED_EXPORTS - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def load_torch(
+    name: str = DEFAULT_MODEL,
+    precision: str = "auto",
+    threads: int | None = None,
+    device: str | None = "auto",
+    runtime: str = "auto",
+    download: bool = True,
+):
+    """The model through torch (a VideoClassifier), whatever the rule says: for what
+    needs its module (export, training, fine-tuning)."""
+    if find_spec("torch") is None:
+        raise VidclassError(
+            f"{name} runs through torch, which is not installed: pip install "
+            "'vidclass[torch]'; or give a folder made by `vidclass models export` as --model"
+        )
+    from .pipeline import load_torch_model
+
+    return load_torch_model(name, precision, threads, download, device, runtime)

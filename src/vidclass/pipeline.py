@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import logging
-import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from .classifier import Classifier
 from .devices import place
-from .engine import ModelRecipe
 from .errors import VidclassError
 from .label_choice import LabelChoice
 from .models import DEFAULT_MODEL, resolve
@@ -24,12 +19,10 @@ from .models.spec import ModelEntry
 from .models.vision_language import LabelledModule, TextVideoModel, check_prompt, fill_prompt
 from .results import Prediction, VideoResult
 from .runtime import configure_threads, tune_allocator
-from .runtimes import pick_runtime, quantized_runtime, runtime_precision
+from .runtimes import pick_runtime, runtime_precision
 from .runtimes.module import RuntimeModule
-from .runtimes.remember import remember
-from .video.transforms import clip_to_tensor, frames_to_tensor
 
-__all__ = ["Prediction", "VideoClassifier", "VideoResult", "load_model"]
+__all__ = ["Prediction", "VideoClassifier", "VideoResult", "load_torch_model"]
 
 log = logging.getLogger("vidclass")
 
@@ -101,9 +94,10 @@ class VideoClassifier(Classifier):
         self._views[choice] = view
         return view
 
-    def _inputs(self, clips: torch.Tensor) -> torch.Tensor:
-        """Clips on the model's device in its memory format (through pinned memory to
-        a GPU, so the copy overlaps)."""
+    def _inputs(self, clips) -> torch.Tensor:
+        """Clips (an array or tensor) on the model's device in its memory format
+        (through pinned memory to a GPU, so the copy overlaps)."""
+        clips = torch.as_tensor(clips)
         if self.device.type == "cuda":
             clips = clips.pin_memory()
         x = clips.to(self.device, non_blocking=True)
@@ -114,17 +108,16 @@ class VideoClassifier(Classifier):
         return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
     @torch.inference_mode()
-    def logits(self, clips: torch.Tensor) -> torch.Tensor:
-        """Logits (N, classes) in fp32 on the CPU for a batch of prepared clips
-        (N, C, T, H, W)."""
+    def logits(self, clips) -> np.ndarray:
+        """Logits (N, classes) in fp32 for a batch of prepared clips (N, C, T, H, W)."""
         with self._autocast():
-            return self._keep(self.module(self._inputs(clips)).float()).cpu()
+            return self._keep(self.module(self._inputs(clips)).float().cpu().numpy())
 
     @torch.inference_mode()
-    def embed(self, clips: torch.Tensor) -> torch.Tensor:
+    def embed(self, clips) -> np.ndarray:
         """Backbone features (N, D) in fp32: what a classification head sees."""
         with self._autocast():
-            return self.module.embed(self._inputs(clips)).float().cpu()
+            return self.module.embed(self._inputs(clips)).float().cpu().numpy()
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
         """Vision-language models: texts (each put into the prompt template) in the
@@ -136,96 +129,47 @@ class VideoClassifier(Classifier):
         return self._text_model.encode_text(texts).float().cpu().numpy()
 
     @torch.inference_mode()
-    def scores_and_features(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def scores_and_features(self, clips) -> tuple[np.ndarray, np.ndarray]:
         """(scores (N, classes), features (N, D)) from one forward pass: what a gallery
         stores for each video."""
         with self._autocast():
             features = self.module.embed(self._inputs(clips)).float()
-        scores = self.activate(self._keep(self.module.head_logits(features).float()))
-        return scores.cpu(), features.cpu()
+        logits = self.module.head_logits(features).float().cpu().numpy()
+        return self.activate(self._keep(logits)), features.cpu().numpy()
 
     @torch.inference_mode()
-    def trunk(self, clips: torch.Tensor) -> torch.Tensor:
+    def trunk(self, clips) -> np.ndarray:
         """The frozen part's output for `--finetune last-blocks` (fp32, contiguous)."""
-        return self.module.trunk(self._inputs(clips)).float().contiguous().cpu()
-
-    def activate(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.entry.activation == "sigmoid":
-            return torch.sigmoid(logits)
-        if self.entry.activation == "identity":  # already scores (cosine similarities)
-            return logits
-        return torch.softmax(logits, dim=-1)
-
-    def batch(self, clips: list[np.ndarray]) -> torch.Tensor:
-        return torch.stack([clip_to_tensor(clip, self.spec) for clip in clips])
-
-    def iter_clips(self, path: str | os.PathLike, clips: int = 1) -> Iterator[torch.Tensor]:
-        """`clips` clips spread over the video, each a prepared (C, T, H, W) tensor made
-        when it is asked for (one float clip in memory at a time)."""
-        for frames in self.clip_frames(path, clips):
-            yield frames_to_tensor(frames, self.spec)
-
-    def read_clips(self, path: str | os.PathLike, clips: int = 1) -> list[torch.Tensor]:
-        """`clips` clips spread over the video, each a prepared (C, T, H, W) tensor."""
-        return list(self.iter_clips(path, clips))
+        return self.module.trunk(self._inputs(clips)).float().contiguous().cpu().numpy()
 
 
-def load_model(
+def load_torch_model(
     name: str = DEFAULT_MODEL,
     precision: str = "auto",
     threads: int | None = None,
     download: bool = True,
     device: str | None = "auto",
     runtime: str = "auto",
-    expected_clips: int | None = None,
 ) -> VideoClassifier:
-    """Load a model for reuse: a registered name (weights from the cache, fetched on
-    first use), a folder written by `vidclass train` or `vidclass models quantize`, or a
-    transformers video classifier as a local folder or hub id.
-
-    device: "auto" (a GPU where torch sees one, else the CPU), "cpu", "cuda", "cuda:N" or
-    "mps"; precision: "auto" (what the device does well: bf16 on a CPU with native bf16
-    and on GPUs that have it, else fp32 on a CPU and fp16 on a GPU), "fp32", "bf16",
-    "fp16", "int8" (a model made by `vidclass models quantize`, which runs in it by
-    default); runtime: "auto" (OpenVINO for convolutional models on a CPU where it is
-    installed, else torch), "torch", "openvino" or "onnxruntime" (see vidclass.runtimes);
-    expected_clips: how many clips the caller will score, where it knows (auto keeps
-    torch for a few, whose start is quicker).
-    """
+    """Model `name` through torch (vidclass.load_model decides when): its backbone in
+    torch, or with `runtime` auto on a CPU, openvino or onnxruntime from a cached graph
+    (vidclass.runtimes.pick_runtime), its head in torch."""
     placement = place(device, precision)  # a bad name fails before the weights load
     configure_threads(threads)
     tune_allocator()
     entry, module = resolve.load(name, download)
-    int8_graph = entry.meta.get("graph")  # a quantized model: its backbone's int8 graph
-    if int8_graph is not None:
-        base = entry.meta["quantized"]["base"]
-        chosen, computes_in = quantized_runtime(runtime, precision, base)
+    convertible = not isinstance(module, TextVideoModel)
+    chosen = pick_runtime(runtime, placement.device.type, convertible)
+    computes_in = runtime_precision(chosen, placement.precision, precision)
+    if chosen != "torch":
         module = RuntimeModule(
-            module.fold_batchnorm(), chosen, computes_in, entry.name, graph=Path(int8_graph)
+            module.fold_batchnorm(),
+            chosen,
+            computes_in,
+            entry.name,
+            fallback=runtime == "auto",  # what cannot be converted runs in torch
         )
-    else:
-        convertible = not isinstance(module, TextVideoModel)
-        chosen = pick_runtime(
-            runtime,
-            placement.device.type,
-            convertible,
-            placement.precision,
-            expected_clips,
-        )
-        computes_in = runtime_precision(chosen, placement.precision, precision)
-        if chosen != "torch":
-            module = RuntimeModule(
-                module.fold_batchnorm(),
-                chosen,
-                computes_in,
-                entry.name,
-                fallback=runtime == "auto",  # what cannot be converted runs in torch
-            )
-    if chosen == "openvino":  # later runs of it may start without torch (runtimes.light)
-        module.on_open = functools.partial(remember, str(name), precision, entry)
-    model = VideoClassifier(entry, module, computes_in, device=placement.device)
-    model.recipe = ModelRecipe(load_model, str(name), precision, threads, runtime=runtime)
-    return model
+    return VideoClassifier(entry, module, computes_in, device=placement.device)
 
 
 def load_backbone_module(name: str, download: bool = True) -> torch.nn.Module:

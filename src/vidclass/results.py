@@ -74,6 +74,19 @@ class Timeline:
         return asdict(self)
 
 
+def activate(logits: np.ndarray, activation: str) -> np.ndarray:
+    """Scores from logits (N, labels), in float32, as the model's entry says: softmax
+    over the labels, sigmoid each on its own (in tanh's form, which never overflows), or
+    identity (already scores: cosine similarities). Every backend's logits end here."""
+    logits = np.asarray(logits, dtype=np.float32)
+    if activation == "sigmoid":
+        return 0.5 * (1.0 + np.tanh(0.5 * logits))
+    if activation == "identity":
+        return logits
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
 def top_k(
     labels: tuple[str, ...], scores: np.ndarray, k: int, min_score: float | None = None
 ) -> list[dict]:

@@ -18,16 +18,21 @@ def available_cores() -> int:
 
 
 def native_bf16() -> bool:
-    """True where the CPU computes bf16 in hardware (avx512_bf16 or AMX).
+    """True where the CPU computes bf16 in hardware (x86: avx512_bf16 or AMX; ARM: its
+    bf16 instructions), read from /proc/cpuinfo so that runs without torch decide alike.
 
     Elsewhere oneDNN emulates bf16, which is over 100x slower than fp32.
     """
-    import torch
-
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            text = f.read(1 << 16)
+    except OSError:
         return False
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return bool({"avx512_bf16", "amx_bf16", "bf16"} & set(value.split()))
+    return False
 
 
 # glibc's mallopt parameters and the environment variables that set them at start-up

@@ -8,8 +8,10 @@ import sys
 
 from ..errors import VidclassError
 from ..models import DEFAULT_MODEL
-from ..runtimes.quantize import DEFAULT_MAX_CLIPS
+from ..runtimes import DEFAULT_MAX_CLIPS
 from .options import positive_int
+
+MODEL_HELP = "a model name, trained folder or transformers model"
 
 
 def add(sub) -> None:
@@ -48,8 +50,8 @@ def add(sub) -> None:
         "--no-convert",
         dest="convert",
         action="store_false",
-        help="skip converting it for OpenVINO (done where OpenVINO is installed, so that "
-        "runs of the model start without importing torch)",
+        help="skip exporting it for OpenVINO into the cache (done where OpenVINO is "
+        "installed, so that runs of the model start without importing torch)",
     )
     lab = msub.add_parser(
         "labels",
@@ -62,53 +64,76 @@ def add(sub) -> None:
         default=DEFAULT_MODEL,
         help=f"a model name, trained folder, transformers folder or hub id ({DEFAULT_MODEL})",
     )
+    e = msub.add_parser(
+        "export",
+        help="write a model as a folder that runs without torch",
+        description="Write MODEL as a self-describing folder: its backbone and head as "
+        "graphs (checked against torch), its preprocessing and labels, how it was made, and "
+        "a sha256 for each file, checked when it loads. Give the folder as --model to any "
+        "command: its runs never import torch, so a slim install (pip install "
+        "'vidclass[openvino]') runs it. --precision int8 quantizes the backbone with NNCF "
+        "on clips of the videos --calibrate names: calibrate on videos like the ones it "
+        "will see; the folder records them, and how int8 scores them against fp32.",
+    )
+    e.add_argument("name", metavar="MODEL", help=MODEL_HELP)
+    e.add_argument("--out", required=True, metavar="DIR", help="the folder to write")
+    e.add_argument(
+        "--runtime",
+        choices=("openvino", "onnxruntime"),
+        default="openvino",
+        help="what runs it (openvino)",
+    )
+    e.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "int8"),
+        default="fp32",
+        help="what it computes in by default: fp32, bf16 (OpenVINO; a run may still ask "
+        "for fp32), int8 (OpenVINO, needs --calibrate) (fp32)",
+    )
+    _calibration_options(e, required=False)
+    e.add_argument("--force", action="store_true", help="replace an exported model in --out")
     q = msub.add_parser(
         "quantize",
-        help="make an int8 model folder, calibrated on videos you name",
-        description="Quantize MODEL's backbone to int8 (NNCF post-training quantization) "
-        "on clips of the videos named by --calibrate, and write a model folder that "
-        "classify, timeline and serve take as --model (it runs in OpenVINO on a CPU). "
-        "Calibrate on videos like the ones it will see; the folder records them, and how "
-        "int8 scores them against fp32.",
+        help="the same as: models export MODEL --precision int8",
+        description="An int8 export of MODEL (models export --precision int8), calibrated "
+        "on the videos --calibrate names.",
     )
-    q.add_argument(
-        "name", metavar="MODEL", help="a model name, trained folder or transformers model"
-    )
-    q.add_argument(
+    q.add_argument("name", metavar="MODEL", help=MODEL_HELP)
+    q.add_argument("--out", required=True, metavar="DIR", help="the folder to write")
+    _calibration_options(q, required=True)
+    q.add_argument("--force", action="store_true", help="replace an exported model in --out")
+    q.set_defaults(runtime="openvino", precision="int8")
+    m.set_defaults(run=run, models_command="list")  # a bare `vidclass models` lists
+
+
+def _calibration_options(p, required: bool) -> None:
+    p.add_argument(
         "--calibrate",
         nargs="+",
-        required=True,
+        required=required,
         metavar="VIDEOS",
-        help="folders (searched recursively), globs or list files of calibration videos",
+        help="int8: folders (searched recursively), globs or list files of calibration videos",
     )
-    q.add_argument("--out", required=True, metavar="DIR", help="the model folder to write")
-    q.add_argument("--clips", type=positive_int, default=1, help="clips taken from each video (1)")
-    q.add_argument(
+    p.add_argument("--clips", type=positive_int, default=1, help="clips taken from each video (1)")
+    p.add_argument(
         "--max-clips",
         type=positive_int,
         default=DEFAULT_MAX_CLIPS,
         help="calibration clips at most, from videos spread over the list; each is held "
         f"decoded (9.6 MB for I3D) ({DEFAULT_MAX_CLIPS})",
     )
-    q.add_argument("--threads", type=positive_int, help="CPU threads (all available cores)")
-    q.add_argument("--force", action="store_true", help="replace a quantized model in --out")
-    m.set_defaults(run=run, models_command="list")  # a bare `vidclass models` lists
+    p.add_argument("--threads", type=positive_int, help="CPU threads (all available cores)")
 
 
 def run(args) -> int:
     from ..models.catalog import catalog, fetch
 
-    if args.models_command == "quantize":
-        return _quantize(args)
+    if args.models_command in ("export", "quantize"):
+        return _export(args)
     if args.models_command == "pull":
         print(fetch(args.name, args.source, args.force), flush=True)
-        if args.convert and _convertible(args.name):
-            from ..loading import prepare
-
-            try:
-                print(prepare(args.name))
-            except VidclassError as exc:  # the weights are in; runs go through torch
-                print(f"vidclass: warning: not converted for OpenVINO: {exc}", file=sys.stderr)
+        if args.convert:
+            _export_into_cache(args.name)
         return 0
     if args.models_command == "labels":
         from ..models.resolve import describe
@@ -120,6 +145,8 @@ def run(args) -> int:
             print("\n".join(entry.labels))
         return 0
     rows = catalog(getattr(args, "models", None))  # absent for a bare `vidclass models`
+    for r in rows:
+        r["runs"] = _runs(r["name"])
     if getattr(args, "format", "table") == "json":
         json.dump(rows, sys.stdout, indent=2)
         print()
@@ -131,46 +158,62 @@ def run(args) -> int:
         print(f"  {r['description']}")
         print(f"  input:   {r['input']}")
         print(f"  weights: {r['source']}")
+        print(f"  runs in: {r['runs']}")
     return 0
 
 
-def _convertible(name: str) -> bool:
-    """Whether `models pull` converts `name` for OpenVINO: where it is installed and no
-    GPU runs models instead, for a model that can run from a record (runtimes.light:
-    not a vision-language model, whose graph changes with its texts, nor one in
-    transformers' cache)."""
-    from ..runtimes import installed
+def _runs(name: str) -> str:
+    """What runs the model here with the default options, and why (loading.plan)."""
+    from ..loading import plan
 
-    if not installed("openvino"):
-        return False
-    from ..models.resolve import describe, parse_model_name, source_files
-    from ..runtimes.light import KINDS, gpu_present
-
-    if gpu_present() or parse_model_name(name).kind not in KINDS:
-        return False
-    return not describe(name).zero_shot and source_files(name) is not None
+    try:
+        return plan(name).describe()
+    except VidclassError as exc:
+        return f"cannot tell ({exc})"
 
 
-def _quantize(args) -> int:
-    from ..runtimes.quantize import quantize
+def _export_into_cache(name: str) -> None:
+    """`models pull`: the export later CPU runs start from, where the rule takes one."""
+    from .. import load_model
+    from ..loading import plan
 
-    result = quantize(
+    chosen = plan(name)
+    if chosen.backend != "export":
+        print(f"{name}: runs through torch here ({chosen.why})")
+        return
+    try:
+        load_model(name)
+    except VidclassError as exc:  # the weights are in; runs go through torch
+        print(f"vidclass: warning: not exported for OpenVINO: {exc}", file=sys.stderr)
+        return
+    where = chosen.folder or "the cache"
+    print(f"{name}: exported for OpenVINO into {where}; runs of it start without torch")
+
+
+def _export(args) -> int:
+    from ..runtimes.export import export
+
+    result = export(
         args.name,
-        args.calibrate,
         args.out,
+        runtime=args.runtime,
+        precision=args.precision,
+        calibrate=args.calibrate,
         clips_per_video=args.clips,
         max_clips=args.max_clips,
         threads=args.threads,
         force=args.force,
         progress=sys.stderr.isatty(),
     )
-    print(
-        f"{result.folder}: int8, calibrated on {result.clips} clips of {result.videos} videos"
-        + (f" ({len(result.skipped)} unreadable, skipped)" if result.skipped else "")
-    )
-    print(
-        f"  on those clips int8 keeps the top-1 label of {result.top1_same}/{result.clips}; "
-        f"top-5 scores move by at most {result.top5_move:.3f}"
-    )
+    print(f"{result.folder}: {args.name} exported for {result.runtime} ({result.precision})")
+    if result.precision == "int8":
+        print(
+            f"  calibrated on {result.clips} clips of {result.videos} videos"
+            + (f" ({len(result.skipped)} unreadable, skipped)" if result.skipped else "")
+        )
+        print(
+            f"  on those clips int8 keeps the top-1 label of {result.top1_same}/{result.clips}; "
+            f"top-5 scores move by at most {result.top5_move:.3f}"
+        )
     print(f"  run it with: vidclass classify VIDEO --model {result.folder}")
     return 0

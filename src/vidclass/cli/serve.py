@@ -101,7 +101,7 @@ def run(args) -> int:
         timeout=args.timeout,
         api_key=args.api_key or None,
     )
-    from ..pipeline import load_model
+    from ..loading import load_model
 
     # Loaded before the port opens: a bad name or missing weights is one line here.
     model = load_model(

@@ -51,10 +51,10 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
-    from ..loading import load_classifier
+    from ..loading import load_model
 
     labels = chosen_labels(args)
-    model = load_classifier(
+    model = load_model(
         args.model,
         precision=args.precision,
         threads=args.threads,

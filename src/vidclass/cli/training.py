@@ -202,7 +202,7 @@ def _print_report(report: dict) -> None:
 
 
 def run_evaluate(args) -> int:
-    from ..pipeline import load_model
+    from ..loading import load_model
     from ..training import evaluate
 
     model = load_model(

@@ -100,7 +100,7 @@ def input_options(pairs: list[str]) -> dict[str, str]:
 
 def run(args) -> int:
     from .. import live
-    from ..pipeline import load_model
+    from ..loading import load_model
 
     labels = chosen_labels(args)
     source = live.parse_source(args.source, args.input_format, input_options(args.input_option))

@@ -282,7 +282,7 @@ class Gallery:
         return name or stored
 
     def _load_text_model(self, name: str | None, precision: str = "auto", device: str = "auto"):
-        from ..pipeline import load_model
+        from ..loading import load_model
 
         name = self._text_model_for(name)
         if self._text_model is None or self._text_model.name != name:
@@ -299,7 +299,7 @@ class Gallery:
     def _load_model(
         self, name: str | None, precision: str = "auto", device: str = "auto", runtime="auto"
     ):
-        from ..pipeline import load_model
+        from ..loading import load_model
 
         name = self._model_for(name)
         if self._model is None or self._model.name != name:

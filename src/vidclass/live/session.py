@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
-import torch
 
 from ..engine.driver import non_finite
 from ..errors import VidclassError
-from ..video.transforms import frames_to_tensor
+from ..video.transforms import frames_to_array
 from .capture import Capture, Gap
 from .sources import DEFAULT_TIMEOUT, Source
 from .windows import Grid, LiveWindows, Ready
@@ -201,7 +200,7 @@ class LiveSession:
         reconnect: bool | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         give_up: float | None = None,
-        scorer: Callable[[torch.Tensor], np.ndarray] | None = None,
+        scorer: Callable[[np.ndarray], np.ndarray] | None = None,
         warm_up: bool = True,
     ):
         """`scorer(clips)`: the scores (labels,) of one prepared clip batch (1, C, T, H, W)
@@ -265,7 +264,7 @@ class LiveSession:
             return
         grid = Grid(0.0, self.windows.window, self.windows.stride, spec)
         blank = [np.zeros((*size, 3), dtype=np.uint8)] * len(grid.times(0))
-        self.scorer(frames_to_tensor(blank, spec)[None])
+        self.scorer(frames_to_array(blank, spec)[None])
 
     def stop(self) -> None:
         """End the run: iteration stops after the window being labelled."""
@@ -313,7 +312,7 @@ class LiveSession:
 
     def _label(self, ready: Ready):
         began = time.monotonic()
-        scores = self.scorer(frames_to_tensor(ready.frames, self.model.spec)[None])
+        scores = self.scorer(frames_to_array(ready.frames, self.model.spec)[None])
         if not np.isfinite(scores).all():  # a damaged model: never labels from NaN
             raise non_finite(self.summary.source)
         done = time.monotonic()
@@ -330,9 +329,8 @@ class LiveSession:
         if self.summary.windows % 16 == 0:
             self._update()
 
-    def _score(self, clips: torch.Tensor) -> np.ndarray:
-        with torch.inference_mode():
-            return self.model.activate(self.model.logits(clips))[0].numpy()
+    def _score(self, clips: np.ndarray) -> np.ndarray:
+        return self.model.activate(self.model.logits(clips))[0]
 
     def _gap(self, gap: Gap):
         closed = self.segments.close(gap.start)

@@ -1,6 +1,5 @@
-"""A model folder's description, vidclass.json: what `vidclass train` writes (and
-`vidclass models quantize`, with kind "quantized"). Read without torch, so that a run
-that never loads a torch module (runtimes.light) can still tell what a folder holds."""
+"""A trained model folder's description, vidclass.json: what `vidclass train` writes.
+Read without torch, so that a run from an export can still tell what a folder holds."""
 
 from __future__ import annotations
 
@@ -64,6 +63,12 @@ def read_config(folder: str | Path) -> dict:
     """A trained model's config (load_config, of this format)."""
     path = Path(folder, CONFIG)
     config = load_config(folder)
+    if config.get("kind") == "quantized":  # an earlier vidclass's int8 folder
+        raise VidclassError(
+            f"{folder} was made by `vidclass models quantize` of an earlier vidclass; make "
+            "it again with: vidclass models export MODEL --precision int8 --calibrate "
+            "VIDEOS --out DIR"
+        )
     if config.get("format") != FORMAT:
         raise VidclassError(f"{path}: model format {config.get('format')!r} is not {FORMAT}")
     return config

@@ -1,6 +1,7 @@
 """What a model name means, decided once for every command: a registered name
-(`i3d.kinetics400`), a folder written by `vidclass train`, a transformers folder, or a
-Hugging Face hub id (`org/name`; `hf-hub:org/name` says so explicitly)."""
+(`i3d.kinetics400`), a folder written by `vidclass train` or `vidclass models export`,
+a transformers folder, or a Hugging Face hub id (`org/name`; `hf-hub:org/name` says so
+explicitly)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import VidclassError
-from . import folder_config, quantized
+from . import exported, folder_config
 from .registry import get_entry, is_registered
 from .spec import ModelEntry
 from .weights import load_folded_state, load_state_dict, save_folded_state, weights_path
@@ -21,7 +22,7 @@ if TYPE_CHECKING:  # torch, transformers and the modules: where a model loads, n
 HUB_SCHEME = "hf-hub:"
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 MAX_FOLDER_FILES = 64  # a model folder's files, listed as what its weights come from
-KINDS = ("builtin", "trained", "quantized", "transformers")
+KINDS = ("builtin", "trained", "exported", "transformers")
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,8 @@ def parse_model_name(name: str) -> ModelRef:
         raise VidclassError("give a model name")
     if name.startswith(HUB_SCHEME):
         return ModelRef("transformers", name[len(HUB_SCHEME) :])
-    if quantized.is_quantized_dir(name):
-        return ModelRef("quantized", name)
+    if exported.is_exported_dir(name):
+        return ModelRef("exported", name)
     if folder_config.is_trained_dir(name):
         return ModelRef("trained", name)
     if is_registered(name):
@@ -58,10 +59,8 @@ def is_hf_reference(name: str) -> bool:
 def describe(name: str, download: bool = True) -> ModelEntry:
     """The model's entry (labels, input spec, source) without loading its weights."""
     ref = parse_model_name(name)
-    if ref.kind == "quantized":
-        config = quantized.read_config(ref.name)
-        base = quantized.base_name(ref.name, config)
-        return quantized.read_entry(ref.name, describe(base, download), config)
+    if ref.kind == "exported":
+        return exported.read_entry(ref.name)
     if ref.kind == "trained":
         return folder_config.read_entry(ref.name)
     if ref.kind == "transformers":
@@ -87,21 +86,19 @@ def source_files(name: str) -> list[Path] | None:
     base = None
     if ref.kind == "trained":
         base = folder_config.read_config(ref.name)["backbone"]
-    elif ref.kind == "quantized":
-        base = quantized.base_name(ref.name, quantized.read_config(ref.name))
     more = source_files(base) if base is not None else []
     return None if more is None else files + more
 
 
 def load(name: str, download: bool = True) -> tuple[ModelEntry, torch.nn.Module]:
-    """The model's entry and its module with weights, whatever kind `name` is. A
-    quantized model gives its base's module; its entry names the int8 graph to run
-    instead of the backbone (meta "graph")."""
+    """The model's entry and its torch module with weights (not an exported model:
+    that has graphs, not a module)."""
     ref = parse_model_name(name)
-    if ref.kind == "quantized":
-        config = quantized.read_config(ref.name)
-        base_entry, module = load(quantized.base_name(ref.name, config), download)
-        return quantized.read_entry(ref.name, base_entry, config), module
+    if ref.kind == "exported":
+        raise VidclassError(
+            f"{name} is an exported model: it has no torch module (export, training and "
+            "--runtime torch take the model it was exported from)"
+        )
     if ref.kind == "trained":
         from . import trained
 
@@ -120,7 +117,7 @@ def load_pretrained(
     trained model's backbone is. `folded`: BatchNorm folded in, as inference runs it
     (registered models keep their folded weights cached, so that is done once)."""
     ref = parse_model_name(name)
-    if ref.kind in ("trained", "quantized"):
+    if ref.kind in ("trained", "exported"):
         raise VidclassError(f"{name} is a {ref.kind} model; use its backbone instead")
     if ref.kind == "transformers":
         from . import hf

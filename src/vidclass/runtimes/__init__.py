@@ -12,23 +12,24 @@ from importlib.util import find_spec
 from ..errors import VidclassError
 
 RUNTIMES = ("auto", "torch", "openvino", "onnxruntime")
-# The modules each runtime needs (torch's exporter writes the graph with onnx); the extra
-# of the same name installs them.
-PACKAGES = {"openvino": ("openvino", "onnx"), "onnxruntime": ("onnxruntime", "onnx")}
+# The module that runs each runtime's graphs (the extra of the same name installs it);
+# converting a model for it also needs torch's exporter and onnx (the export extra).
+PACKAGES = {"openvino": "openvino", "onnxruntime": "onnxruntime"}
+CONVERTS = ("torch", "onnx")
 # What each runtime computes in, on a CPU (int8: only a quantized model's own graph).
 PRECISIONS = {
     "torch": ("fp32", "bf16"),
     "openvino": ("fp32", "bf16"),
     "onnxruntime": ("fp32",),
 }
-# Below this many clips in a run, `auto` keeps torch: OpenVINO's start beside torch's
-# (importing it, reading its compiled blob, warming up: ~0.55 s for I3D) outweighs what
-# it saves per clip (0.15 s in bf16, 0.53 s in fp32; benchmarks/runtimes.py on an
-# AVX-512 EPYC). A model with a record (runtimes.light) skips torch's start instead and
-# runs in OpenVINO however few its clips: that is decided before this (loading.py).
-OPENVINO_MIN_CLIPS = {"bf16": 4, "fp32": 2}
+# Bumped when what the modules export changes within a vidclass version (2: I3D's
+# clip length free, its max-pools padded with 0).
+EXPORT_VERSION = 2
 INT8 = "int8"
-QUANTIZE_HINT = "vidclass models quantize MODEL --calibrate DIR --out DIR"
+# Calibration clips are kept decoded (uint8, a quarter of their float size: 9.6 MB for
+# one I3D clip) while NNCF passes over them: this bounds that memory.
+DEFAULT_MAX_CLIPS = 64
+QUANTIZE_HINT = "vidclass models export MODEL --precision int8 --calibrate VIDEOS --out DIR"
 
 
 def graph_shape(shape: tuple[int, ...], any_frames: bool) -> tuple[int | str, ...]:
@@ -36,38 +37,41 @@ def graph_shape(shape: tuple[int, ...], any_frames: bool) -> tuple[int | str, ..
     return (shape[0], "T", *shape[2:]) if any_frames else tuple(shape)
 
 
-def installed(runtime: str) -> bool:
-    if runtime == "torch":
-        return True
-    return all(find_spec(module) is not None for module in PACKAGES[runtime])
+def installed(runtime: str, convert: bool = False) -> bool:
+    """Whether `runtime` can run graphs here (with `convert`, also make them from a
+    torch model)."""
+    modules = ["torch"] if runtime == "torch" else [PACKAGES[runtime]]
+    modules += list(CONVERTS) if convert else []
+    return all(find_spec(module) is not None for module in modules)
 
 
-def require(runtime: str) -> None:
+def require(runtime: str, convert: bool = False) -> None:
     if not installed(runtime):
-        needs = " and ".join(PACKAGES[runtime])
-        raise VidclassError(f"--runtime {runtime} needs {needs}: pip install 'vidclass[{runtime}]'")
+        raise VidclassError(
+            f"--runtime {runtime} needs {PACKAGES[runtime]}: pip install 'vidclass[{runtime}]'"
+        )
+    if convert and not installed(runtime, convert=True):
+        raise VidclassError(
+            f"converting a model for {runtime} needs torch and onnx: pip install 'vidclass[export]'"
+        )
 
 
 def pick_runtime(
     requested: str,
     device_type: str,
     convertible: bool,
-    precision: str = "fp32",
-    expected_clips: int | None = None,
 ) -> str:
     """The runtime to run `module` in. `auto` takes OpenVINO on a CPU where it is
     installed, as it is faster there for the convolutional and the attention models
     alike (benchmarks/runtimes.py: I3D 1.5x torch in fp32, 1.25x in bf16; VideoMAE-B
-    1.3x and 1.4x), unless the run scores fewer clips than pay for its start
-    (`expected_clips`, where known; see OPENVINO_MIN_CLIPS); else torch. `convertible`:
+    1.3x and 1.4x); else torch. `convertible`:
     whether the model's forward is a fixed graph of the clips (not a vision-language
     model, whose texts change)."""
     if requested not in RUNTIMES:
         raise VidclassError(f"unknown runtime {requested!r}; choose one of {', '.join(RUNTIMES)}")
     if requested == "auto":
-        few = expected_clips is not None and expected_clips < OPENVINO_MIN_CLIPS.get(precision, 1)
-        if device_type == "cpu" and convertible and not few:
-            return "openvino" if installed("openvino") else "torch"
+        if device_type == "cpu" and convertible:
+            return "openvino" if installed("openvino", convert=True) else "torch"
         return "torch"
     if requested == "torch":
         return requested
@@ -77,19 +81,8 @@ def pick_runtime(
         raise VidclassError(
             f"--runtime {requested} runs classifiers; vision-language models run in torch"
         )
-    require(requested)
+    require(requested, convert=True)
     return requested
-
-
-def quantized_runtime(requested: str, precision: str, base: str) -> tuple[str, str]:
-    """(runtime, precision) of a quantized model: its int8 graph in OpenVINO. `base`:
-    the model it was made from, which runs in the other precisions."""
-    if requested not in ("auto", "openvino"):
-        raise VidclassError(f"an int8 model runs in OpenVINO, not --runtime {requested}")
-    if precision not in ("auto", INT8):
-        raise VidclassError(f"an int8 model computes in int8; for {precision} use {base}")
-    require("openvino")
-    return "openvino", INT8
 
 
 def runtime_precision(runtime: str, precision: str, requested: str) -> str:

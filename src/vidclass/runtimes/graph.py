@@ -21,13 +21,10 @@ from torch import nn
 from ..errors import VidclassError
 from ..models.weights import cache_dir
 from ..version import __version__
-from . import cached, graph_shape
+from . import EXPORT_VERSION, cached, graph_shape
 
 log = logging.getLogger("vidclass")
 OPSET = 17
-# Bumped when what the modules export changes within a vidclass version (2: I3D's
-# clip length free, its max-pools padded with 0).
-EXPORT_VERSION = 2
 # fp32 conversions must agree with torch this closely (relative to the features' size):
 # what reordered float sums move, far below what changes a label.
 FP32_TOLERANCE = 1e-3

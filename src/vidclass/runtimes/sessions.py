@@ -36,7 +36,8 @@ OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 OPENVINO_CACHE_BYTES = 2 << 30
 log = logging.getLogger("vidclass")
 
-GraphSource = Path | bytes
+# A graph: a file's path, ONNX bytes, or an OpenVINO IR as (xml bytes, weights bytes).
+GraphSource = Path | bytes | tuple[bytes, bytes]
 
 
 @functools.lru_cache(maxsize=1)
@@ -104,29 +105,33 @@ def _identity(path: Path) -> list:
     return [os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
 
 
-def compiled_path(source: Path, config: dict, shape: tuple[int, ...], any_frames: bool) -> Path:
-    """Where the compiled model of graph `source` for `config` (and `shape`, where the
-    graph's clip length is free) is kept. Keyed by what the graph is (a cached graph's
-    recorded sha256, read from beside it; a user's files by identity: path, size, times,
-    inode), the settings, OpenVINO's version and the CPU, for which it is compiled.
-    Unrecorded or Damaged where a cached graph has no digest to read."""
+def _blob_path(what: str, stem: str, config: dict, shape, any_frames: bool) -> Path:
     import openvino as ov
 
     from ..info import cpu_fingerprint
 
-    if cached.is_cached_graph(source):
-        what = cached.digest(source)
-    else:
-        weights = source.with_suffix(".bin")
-        extra = [weights] if source.suffix == ".xml" and weights.is_file() else []
-        what = str([_identity(p) for p in [source, *extra]])
     dims = list(graph_shape(shape, False)) if any_frames else None
     key = hashlib.blake2b(
         f"{what}|{dims}|{sorted((k, str(v)) for k, v in config.items())}|"
         f"openvino {ov.__version__}|{cpu_fingerprint()}".encode(),
         digest_size=16,
     ).hexdigest()
-    return compiled_dir() / f"{source.stem}-{key}.blob"
+    return compiled_dir() / f"{stem}-{key}.blob"
+
+
+def compiled_path(source: Path, config: dict, shape: tuple[int, ...], any_frames: bool) -> Path:
+    """Where the compiled model of graph `source` for `config` (and `shape`, where the
+    graph's clip length is free) is kept. Keyed by what the graph is (a cached graph's
+    recorded sha256, read from beside it; a user's files by identity: path, size, times,
+    inode), the settings, OpenVINO's version and the CPU, for which it is compiled.
+    Unrecorded or Damaged where a cached graph has no digest to read."""
+    if cached.is_cached_graph(source):
+        what = cached.digest(source)
+    else:
+        weights = source.with_suffix(".bin")
+        extra = [weights] if source.suffix == ".xml" and weights.is_file() else []
+        what = str([_identity(p) for p in [source, *extra]])
+    return _blob_path(what, source.stem, config, shape, any_frames)
 
 
 def _import(core, blob: Path, config: dict):
@@ -171,9 +176,12 @@ class OpenVINOSession:
         threads: int,
         shape: tuple[int, ...],
         any_frames: bool,
+        key: tuple[str, str] | None = None,
     ):
         """`any_frames`: the graph's clip length is free; it runs static for `shape`.
-        Damaged where `source` is a cached graph that is not as written."""
+        Damaged where `source` is a cached graph that is not as written. `key`: (part,
+        what the graph given as bytes is: its sha256), so that its compiled model is
+        kept under the part's name."""
         import openvino.properties.hint as hints
 
         config = {
@@ -181,20 +189,29 @@ class OpenVINOSession:
             "INFERENCE_NUM_THREADS": threads,
             "PERFORMANCE_HINT": hints.PerformanceMode.LATENCY,
         }
-        self.compiled = self._compile(source, config, shape, any_frames)
+        self.compiled = self._compile(source, config, shape, any_frames, key)
 
     @staticmethod
-    def _compile(source: GraphSource, config: dict, shape: tuple[int, ...], any_frames: bool):
+    def _compile(
+        source: GraphSource, config: dict, shape: tuple[int, ...], any_frames: bool, key=None
+    ):
         import openvino as ov
 
         core = _openvino_core()
         blob = None
-        if not isinstance(source, bytes | bytearray | memoryview):
+        if key is not None:
+            blob = _blob_path(key[1], key[0], config, shape, any_frames)
+        elif not isinstance(source, tuple | bytes | bytearray | memoryview):
             blob = compiled_path(Path(source), config, shape, any_frames)
+        if blob is not None:
             compiled = _import(core, blob, config)
             if compiled is not None:
                 return compiled
-        model = core.read_model(_onnx(source))
+        if isinstance(source, tuple):  # an IR: its weights as a tensor over the bytes
+            xml, weights = source
+            model = core.read_model(xml, ov.Tensor(np.frombuffer(weights, np.uint8)))
+        else:
+            model = core.read_model(_onnx(source))
         if any_frames:  # static for `shape` (batch stays free): its pads become constants
             model.reshape({0: ov.PartialShape([-1, *shape])})
         compiled = core.compile_model(model, "CPU", config)
@@ -228,6 +245,7 @@ class OnnxRuntimeSession:
         threads: int,
         shape: tuple[int, ...],
         any_frames: bool,
+        key: tuple[str, str] | None = None,
     ):
         import onnxruntime as ort
 
@@ -238,9 +256,14 @@ class OnnxRuntimeSession:
         self.session = ort.InferenceSession(
             _onnx(source), options, providers=["CPUExecutionProvider"]
         )
+        self._input = self.session.get_inputs()[0].name
+
+    def features(self) -> int | None:
+        dim = self.session.get_outputs()[0].shape[-1]
+        return dim if isinstance(dim, int) else None
 
     def __call__(self, clips: np.ndarray) -> np.ndarray:
-        return np.asarray(self.session.run(None, {"clips": clips})[0], dtype=np.float32)
+        return np.asarray(self.session.run(None, {self._input: clips})[0], dtype=np.float32)
 
 
 SESSIONS = {"openvino": OpenVINOSession, "onnxruntime": OnnxRuntimeSession}

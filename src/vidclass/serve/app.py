@@ -226,7 +226,7 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
 
     def classifier():
         if state["model"] is None:
-            from ..pipeline import load_model
+            from ..loading import load_model
 
             state["model"] = load_model(
                 config.model,

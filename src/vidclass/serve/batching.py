@@ -20,7 +20,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from ..engine import Driver, InProcess, Work
 from ..errors import VidclassError
@@ -54,7 +53,7 @@ class _Forward:
     """One request's clips waiting for the model (`source`, a loaded model)."""
 
     source: object
-    clips: torch.Tensor
+    clips: np.ndarray
     deadline: float  # monotonic
     future: Future = field(default_factory=Future)
 
@@ -95,7 +94,7 @@ class Batcher:
         `VideoClassifier.run` does; its VidclassError raised."""
         return next(Driver(model, work, InProcess(raise_errors=True)).run([path]))
 
-    def logits(self, source, clips: torch.Tensor) -> torch.Tensor:
+    def logits(self, source, clips: np.ndarray) -> np.ndarray:
         """`source.logits(clips)`, computed in the model thread with whatever clips of
         the same shape other requests are waiting with. Blocks this request thread; past
         the time limit in effect here the clips are dropped rather than scored."""
@@ -184,14 +183,14 @@ class Batcher:
     def _score(self, batch: list[_Forward]) -> None:
         """One forward pass for the batch; each request gets its rows, or the error."""
         try:
-            x = batch[0].clips if len(batch) == 1 else torch.cat([f.clips for f in batch])
+            x = batch[0].clips if len(batch) == 1 else np.concatenate([f.clips for f in batch])
             start = time.perf_counter()
             logits = batch[0].source.logits(x)
         except Exception as exc:
             for forward in batch:
                 forward.future.set_exception(exc)
             return
-        rows = torch.split(logits, [len(f.clips) for f in batch])
+        rows = np.split(logits, np.cumsum([len(f.clips) for f in batch])[:-1])
         for forward, part in zip(batch, rows, strict=True):
             forward.future.set_result(part)
         stats = self.stats
@@ -212,7 +211,9 @@ class BatchedModel:
     def __init__(self, view, served, batcher: Batcher):
         self.view = view
         self.batcher = batcher
-        shares = view is not served and view.module is served.module and served.chosen is None
+        module = getattr(served, "module", None)  # an exported model's views share its graphs
+        shares = view is not served and getattr(view, "module", None) is module
+        shares = shares and served.chosen is None
         self.source = served if shares else view
         self.keep = list(view.chosen) if shares and view.chosen is not None else None
 
@@ -232,12 +233,12 @@ class BatchedModel:
     def batch_size_hint(self) -> int:
         return self.batcher.max_clips
 
-    def batch(self, clips: list[np.ndarray]) -> torch.Tensor:
+    def batch(self, clips: list[np.ndarray]) -> np.ndarray:
         return self.view.batch(clips)
 
-    def logits(self, clips: torch.Tensor) -> torch.Tensor:
+    def logits(self, clips: np.ndarray) -> np.ndarray:
         rows = self.batcher.logits(self.source, clips)
         return rows if self.keep is None else rows[:, self.keep]
 
-    def activate(self, logits: torch.Tensor) -> torch.Tensor:
+    def activate(self, logits: np.ndarray) -> np.ndarray:
         return self.view.activate(logits)

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
-import torch
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import VidclassError
@@ -145,9 +144,8 @@ class BatchedScorer:
     def __init__(self, view, served, batcher: Batcher):
         self.model = BatchedModel(view, served, batcher)
 
-    def __call__(self, clips: torch.Tensor) -> np.ndarray:
-        with torch.inference_mode():
-            return self.model.activate(self.model.logits(clips))[0].numpy()
+    def __call__(self, clips: np.ndarray) -> np.ndarray:
+        return self.model.activate(self.model.logits(clips))[0]
 
 
 def batched_session(served, batcher: Batcher, params: LiveParams, feed: ChunkFeed) -> LiveSession:

@@ -121,17 +121,16 @@ def _multi_label(model, samples, scores, index, threshold: float) -> dict:
 
 def _trained_on(name: str) -> frozenset[str] | None:
     """Digests of the videos model `name` was trained and validated on, where its folder
-    records them (a trained model's, or a quantized one's copied base); else None."""
-    from ..models import folder_config, quantized
+    records them (a trained model's, or an export of one); else None."""
+    from ..models import folder_config
     from ..models.resolve import parse_model_name
 
     try:
         ref = parse_model_name(name)
-        if ref.kind == "quantized":
-            ref = parse_model_name(quantized.base_name(ref.name, quantized.read_config(ref.name)))
     except VidclassError:
         return None
-    return folder_config.read_trained_on(ref.name) if ref.kind == "trained" else None
+    known = ref.kind in ("trained", "exported")
+    return folder_config.read_trained_on(ref.name) if known else None
 
 
 def used_in_training(model, paths: list[str]) -> int | None:

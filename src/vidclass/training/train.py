@@ -117,8 +117,9 @@ def train(
     learns a correction, so what the backbone knows carries over to other videos;
     "off" trains from scratch.
     """
+    from ..loading import load_torch
     from ..models import DEFAULT_MODEL
-    from ..pipeline import load_backbone_module, load_model
+    from ..pipeline import load_backbone_module
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -141,14 +142,14 @@ def train(
     if Path(backbone).is_dir():  # the model folder must find it from anywhere
         backbone = str(Path(backbone).resolve())
     kind = parse_model_name(backbone).kind
-    if kind in ("trained", "quantized"):
+    if kind in ("trained", "exported"):
         raise VidclassError(f"{backbone} is a {kind} model; train on its backbone instead")
     if prior not in ("auto", "off"):
         raise VidclassError(f"unknown --prior {prior!r}; the choice is auto or off")
     if finetune not in (None, "last-blocks"):
         raise VidclassError(f"unknown --finetune {finetune!r}; the choice is last-blocks")
     # Fine-tuning trains torch blocks on the torch trunk's maps: the trunk runs in torch.
-    model = load_model(
+    model = load_torch(  # its module: the head starts from the backbone's own
         backbone,
         precision=precision,
         threads=threads,

@@ -59,6 +59,13 @@ def clip_to_tensor(clip: np.ndarray, spec: InputSpec) -> torch.Tensor:
     return torch.from_numpy(clip_to_array(clip, spec))
 
 
-def frames_to_tensor(frames: list[np.ndarray], spec: InputSpec, crop: bool = True) -> torch.Tensor:
+def frames_to_array(frames: list[np.ndarray], spec: InputSpec, crop: bool = True) -> np.ndarray:
     """(C, T, H, W) float32 from uint8 (H, W, 3) frames: crop, pad in time, scale."""
-    return clip_to_tensor(stack_clip(frames, spec, crop), spec)
+    return clip_to_array(stack_clip(frames, spec, crop), spec)
+
+
+def frames_to_tensor(frames: list[np.ndarray], spec: InputSpec, crop: bool = True) -> torch.Tensor:
+    """frames_to_array as a torch tensor (sharing its memory)."""
+    import torch
+
+    return torch.from_numpy(frames_to_array(frames, spec, crop))

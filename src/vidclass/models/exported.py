@@ -1,0 +1,177 @@
+"""Exported model folders (`vidclass models export`): graphs, preprocessing, labels and
+how the folder was made, with a sha256 for each file. Read without torch: a run of an
+exported folder never imports it.
+
+    DIR/vidclass-export.json   the manifest (this module reads and writes it)
+    DIR/embed.onnx             the backbone (embed.int8.xml and .bin for int8)
+    DIR/head.onnx              clip features -> logits
+    DIR/training_videos.sha256 a trained model's training videos (evaluate reads it)
+
+Every file the manifest lists is read back whole and checked against its sha256 before
+a runtime sees it; a folder that fails the check is refused with the file named, never
+repaired (it is the user's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+from ..errors import VidclassError
+from ..files import open_regular, sha256_hex
+from .folder_config import spec_from_dict
+from .spec import ModelEntry
+
+MANIFEST = "vidclass-export.json"
+FORMAT = "vidclass-export"
+VERSION = 1
+RUNTIMES = ("openvino", "onnxruntime")
+PRECISIONS = ("fp32", "bf16", "int8")
+ACTIVATIONS = ("softmax", "sigmoid")
+MAX_MANIFEST_BYTES = 4 << 20  # labels and provenance: far below this
+MAX_FILE_BYTES = 8 << 30  # a graph: the largest video transformers are ~1.2 GB in fp32
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def is_exported_dir(name: str | os.PathLike) -> bool:
+    return Path(name, MANIFEST).is_file()
+
+
+def _fail(folder: str | os.PathLike, why: str) -> VidclassError:
+    return VidclassError(f"{Path(folder, MANIFEST)}: {why}")
+
+
+def read_manifest(folder: str | os.PathLike) -> dict:
+    """The folder's manifest, checked for what a run relies on (types, file names inside
+    the folder, digests); a VidclassError naming what is wrong otherwise."""
+    path = Path(folder, MANIFEST)
+    try:
+        with os.fdopen(open_regular(path, os.O_RDONLY, "export manifest"), "rb") as f:
+            raw = f.read(MAX_MANIFEST_BYTES + 1)
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise ValueError(f"larger than {MAX_MANIFEST_BYTES >> 20} MB")
+        manifest = json.loads(raw)
+    except (OSError, ValueError, RecursionError) as exc:
+        raise _fail(folder, f"not a readable manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise _fail(folder, "not a vidclass export manifest")
+    if manifest.get("version") != VERSION:
+        raise _fail(folder, f"export version {manifest.get('version')!r} is not {VERSION}")
+    files = manifest.get("files")
+    graphs = manifest.get("graphs")
+    ok = (
+        isinstance(files, dict)
+        and all(isinstance(k, str) and _FILE_NAME.fullmatch(k) for k in files)
+        and all(isinstance(v, str) and _SHA256.fullmatch(v) for v in files.values())
+        and isinstance(graphs, dict)
+        and set(graphs) == {"embed", "head"}
+        and all(isinstance(g, list) and g and all(n in files for n in g) for g in graphs.values())
+    )
+    if not ok:
+        raise _fail(folder, "its 'files' or 'graphs' are not as an export writes them")
+    labels, clip = manifest.get("labels"), manifest.get("clip")
+    checks = {
+        "runtime": manifest.get("runtime") in RUNTIMES,
+        "precision": manifest.get("precision") in PRECISIONS,
+        "activation": manifest.get("activation") in ACTIVATIONS,
+        "labels": isinstance(labels, list)
+        and labels
+        and all(isinstance(x, str) and x for x in labels),
+        "clip": isinstance(clip, list)
+        and len(clip) == 4
+        and all(type(d) is int and 0 < d < 1 << 16 for d in clip),
+        "any_frames": isinstance(manifest.get("any_frames"), bool),
+        "features": type(manifest.get("features")) is int and manifest["features"] > 0,
+        "input": isinstance(manifest.get("input"), dict),
+    }
+    bad = [key for key, good in checks.items() if not good]
+    if bad:
+        raise _fail(folder, f"{', '.join(bad)} not as an export writes them")
+    if manifest["precision"] == "int8" and manifest["runtime"] != "openvino":
+        raise _fail(folder, "an int8 export runs in OpenVINO")
+    return manifest
+
+
+def read_entry(folder: str | os.PathLike, manifest: dict | None = None) -> ModelEntry:
+    """The folder's model entry: labels, preprocessing, activation, as exported."""
+    manifest = manifest if manifest is not None else read_manifest(folder)
+    try:
+        spec = spec_from_dict(manifest["input"])
+    except (TypeError, ValueError) as exc:
+        raise _fail(folder, f"its input is not a model input ({exc})") from None
+    made = manifest.get("made") if isinstance(manifest.get("made"), dict) else {}
+    threshold = manifest.get("threshold")
+    return ModelEntry(
+        name=str(folder),
+        description=f"{manifest['precision']} export of {made.get('from', '?')} "
+        f"for {manifest['runtime']}",
+        labels=tuple(manifest["labels"]),
+        input=spec,
+        weights=None,
+        build=None,
+        activation=manifest["activation"],
+        source=f"{Path(folder)} (exported)",
+        meta={
+            "threshold": threshold if isinstance(threshold, int | float) else None,
+            "export": manifest,
+        },
+    )
+
+
+def read_file(folder: str | os.PathLike, name: str, manifest: dict) -> bytes:
+    """File `name` of the folder, read whole as a regular file and checked against the
+    manifest's sha256."""
+    path = Path(folder, name)
+    try:
+        with os.fdopen(open_regular(path, os.O_RDONLY, "exported file"), "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise VidclassError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if len(data) > MAX_FILE_BYTES or sha256_hex(data) != manifest["files"][name]:
+        raise VidclassError(
+            f"{path}: not as exported (its sha256 differs from {MANIFEST}); export the model again"
+        )
+    return data
+
+
+def writable_out(out: Path, force: bool) -> None:
+    """`out` may be written: absent, an empty folder, or with `force` an exported folder
+    (ours). Anything else is the user's and is left alone."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if out.is_symlink() or not out.is_dir():
+        raise VidclassError(f"{out} is not a folder; --out needs a new or empty folder")
+    if not any(out.iterdir()):
+        return
+    if not force:
+        raise VidclassError(f"{out} exists and is not empty; give --force to replace it")
+    if not is_exported_dir(out):
+        raise VidclassError(f"{out} is not an exported model; --force replaces only one")
+
+
+def write(out: Path, files: dict[str, bytes], manifest: dict, force: bool, check=None) -> None:
+    """Write the folder whole: into a partial folder beside `out`, then moved into place
+    (a crash leaves `out` as it was). `check(partial folder) -> dict`: run on the
+    written folder before it moves; what it gives joins the manifest's "made"."""
+    out = Path(out)
+    manifest = {**manifest, "files": {name: sha256_hex(data) for name, data in files.items()}}
+    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        for name, data in files.items():
+            (partial / name).write_bytes(data)
+        (partial / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        if check is not None:
+            manifest["made"] = {**manifest.get("made", {}), **check(partial)}
+            (partial / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        writable_out(out, force)  # again: minutes may have passed
+        if out.exists():  # empty, or ours with --force
+            shutil.rmtree(out)
+        os.replace(partial, out)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)

@@ -1,0 +1,140 @@
+"""ExportedClassifier: an exported model folder (models.exported) run in OpenVINO or ONNX
+Runtime, with preprocessing and scores in numpy: it never imports torch."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import numpy as np
+
+from ..classifier import Classifier
+from ..devices import DEFAULT_BATCH, pick_precision
+from ..errors import VidclassError
+from ..models import exported
+from ..models.spec import ModelEntry
+from ..runtime import available_cores, native_bf16
+from . import graph_shape, require
+
+log = logging.getLogger("vidclass")
+
+
+def export_precision(manifest: dict, asked: str) -> str:
+    """What an export computes in when `asked` (auto: bf16 on a CPU with native bf16 for
+    an fp32 or bf16 export in OpenVINO; else as exported)."""
+    made = manifest["precision"]
+    if made == "int8":
+        if asked not in ("auto", "int8"):
+            raise VidclassError(f"an int8 export computes in int8, not {asked}")
+        return "int8"
+    if asked == "int8":
+        raise VidclassError(
+            "this export is not int8; make one with: vidclass models export MODEL "
+            "--precision int8 --calibrate VIDEOS --out DIR"
+        )
+    if manifest["runtime"] == "onnxruntime":
+        if asked not in ("auto", "fp32"):
+            raise VidclassError(f"an ONNX Runtime export computes in fp32, not {asked}")
+        return "fp32"
+    return pick_precision(asked, "cpu", native_bf16()) if asked == "auto" else asked
+
+
+class ExportedClassifier(Classifier):
+    """A Classifier over an exported folder. Every file is checked against its sha256
+    when the model loads; the head and the backbone for the exported clip shape open
+    then too, so that a folder that does not run fails at load, not mid-run."""
+
+    device = "cpu"
+
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        precision: str = "auto",
+        threads: int | None = None,
+        runtime: str = "auto",
+        entry: ModelEntry | None = None,
+    ):
+        """`entry`: the model's own entry, for an export in the cache (its name and
+        description, not the folder's)."""
+        manifest = exported.read_manifest(folder)
+        if entry is not None and list(entry.labels) != manifest["labels"]:
+            raise VidclassError(f"{folder}: its labels are not {entry.name}'s")
+        super().__init__(entry if entry is not None else exported.read_entry(folder, manifest))
+        if runtime not in ("auto", manifest["runtime"]):
+            raise VidclassError(
+                f"{folder} is exported for {manifest['runtime']}; it runs in that, not "
+                f"--runtime {runtime}"
+            )
+        self.runtime = manifest["runtime"]
+        require(self.runtime)
+        self.manifest = manifest
+        self.precision = export_precision(manifest, precision)
+        self.runtime_threads = threads or available_cores()
+        self._lock = threading.Lock()
+        self._sessions: dict[tuple[int, ...], object] = {}
+        self._embed = self._graph(folder, "embed")
+        self._head = self._open(self._graph(folder, "head"), "fp32", (0,), False)
+        embed = self._session(tuple(manifest["clip"]))
+        widths = (embed.features(), self._head.features())
+        if widths != (manifest["features"], len(self.entry.labels)):
+            raise VidclassError(f"{folder}: graph widths {widths} do not fit its manifest")
+
+    def _graph(self, folder, part: str):
+        names = self.manifest["graphs"][part]
+        data = [exported.read_file(folder, name, self.manifest) for name in names]
+        key = (f"export-{part}", "|".join(self.manifest["files"][name] for name in names))
+        if names[0].endswith(".xml"):
+            if len(data) != 2:
+                raise VidclassError(f"{folder}: an IR graph is an .xml and a .bin")
+            return (data[0], data[1]), key
+        return data[0], key
+
+    def _open(self, graph, precision: str, shape: tuple[int, ...], any_frames: bool):
+        from .sessions import SESSIONS
+
+        source, key = graph
+        try:
+            return SESSIONS[self.runtime](
+                source, precision, self.runtime_threads, shape, any_frames, key=key
+            )
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise VidclassError(f"{self.name}: {self.runtime} cannot run it ({first})") from None
+
+    @property
+    def batch_size_hint(self) -> int:
+        return DEFAULT_BATCH["cpu"]
+
+    def _session(self, shape: tuple[int, ...]):
+        with self._lock:
+            if shape not in self._sessions:
+                any_frames = self.manifest["any_frames"]
+                clip = tuple(self.manifest["clip"])
+                if graph_shape(shape, any_frames) != graph_shape(clip, any_frames):
+                    raise VidclassError(
+                        f"{self.name}: exported for clips of {'x'.join(map(str, clip))}, "
+                        f"not {'x'.join(map(str, shape))}"
+                    )
+                self._sessions[shape] = self._open(self._embed, self.precision, shape, any_frames)
+            return self._sessions[shape]
+
+    # -- the engine's Runner, in numpy ---------------------------------------------------
+    def embed(self, clips: np.ndarray) -> np.ndarray:
+        return self._session(tuple(clips.shape[1:]))(np.ascontiguousarray(clips))
+
+    def _head_logits(self, features: np.ndarray) -> np.ndarray:
+        return self._head(np.ascontiguousarray(features, dtype=np.float32))
+
+    def logits(self, clips: np.ndarray) -> np.ndarray:
+        return self._keep(self._head_logits(self.embed(clips)))
+
+    def scores_and_features(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        features = self.embed(clips)
+        return self.activate(self._keep(self._head_logits(features))), features
+
+    def trunk(self, clips: np.ndarray) -> np.ndarray:
+        raise VidclassError(
+            f"{self.name} is an exported model: fine-tune the model it was exported from "
+            f"({self.manifest.get('made', {}).get('from', '?')})"
+        )
