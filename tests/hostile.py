@@ -214,7 +214,6 @@ def outcome(path: str, model_dir: str | None = None) -> tuple[str, str, int]:
     peak RSS in MB). Probes it, reads the default model's middle clip, and with
     `model_dir` (a small model) computes its timeline. Any exception other than
     VidclassError comes back as "crash"."""
-    import resource
     import traceback
 
     from vidclass.errors import VidclassError
@@ -233,7 +232,23 @@ def outcome(path: str, model_dir: str | None = None) -> tuple[str, str, int]:
         kind, detail = "error", str(exc)
     except Exception:
         kind, detail = "crash", traceback.format_exc()
-    return kind, detail, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    return kind, detail, _peak_rss_mb()
+
+
+def _peak_rss_mb() -> int:
+    """This process's peak resident memory in MB: VmHWM, the peak of its own memory map.
+    Not ru_maxrss, which on Linux keeps the peak of the image before exec: a worker
+    spawned from a large pytest process (a fork, then exec) would report the parent's."""
+    import resource
+
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 _models: dict = {}

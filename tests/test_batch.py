@@ -123,6 +123,7 @@ def test_bad_output_names_are_refused(tmp_path):
 
 
 # -- the runner ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_batched_run_with_workers_matches_one_video_at_a_time(model, tmp_path):
     names = ["arm_wrestling.mp4", "soccer_juggling.avi", "cleaning_pool_1s.mp4"]
     paths = [str(video(n)) for n in names] + [str(video("odd/empty.mp4"))]
@@ -204,6 +205,7 @@ def _finished(path: Path) -> list[str]:
             return []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize(
     ("name", "sig"),

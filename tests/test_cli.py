@@ -23,6 +23,7 @@ def test_help_explains_the_options(args):
             assert option in proc.stdout
 
 
+@pytest.mark.slow
 def test_models_list_shows_labels_input_and_source():
     proc = run("models", "list")
     assert proc.returncode == 0
@@ -32,6 +33,7 @@ def test_models_list_shows_labels_input_and_source():
     assert rows[0]["labels"] == 400
 
 
+@pytest.mark.slow
 def test_multi_file_run_keeps_going_past_bad_files():
     good, bad, rotated = (
         video("arm_wrestling.mp4"),
@@ -51,6 +53,7 @@ def test_multi_file_run_keeps_going_past_bad_files():
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_table_and_csv_output():
     path = video("cleaning_pool_1s.mp4")
     table = run("classify", path, "-k", "2")
@@ -145,6 +148,7 @@ def test_bad_option_values_are_rejected():
     assert proc.returncode == 2 and "must be at least 1" in proc.stderr
 
 
+@pytest.mark.slow
 def test_every_odd_file_in_one_run(videos):
     files = sorted(p for p in (videos / "odd").iterdir() if p.is_file())
     proc = run("classify", *files, "--json", "-k", "1", timeout=900)

@@ -10,6 +10,7 @@ import torch
 
 import vidclass
 from vidclass.devices import pick_precision, place, resolve_device
+from vidclass.loading import load_torch
 
 from .conftest import run_cli, video
 
@@ -60,9 +61,10 @@ def test_a_missing_gpu_is_one_line():
 
 
 def test_a_model_runs_where_it_was_placed(model):
-    assert model.device == torch.device("cpu") and model.precision == "fp32"
-    assert next(model.module.parameters()).device == model.device
-    assert model.batch_size_hint == 2  # the CPU default
+    assert str(model.device) == "cpu" and model.precision == "fp32"
+    torch_model = load_torch(precision="fp32", runtime="torch")
+    assert next(torch_model.module.parameters()).device == torch.device("cpu")
+    assert model.batch_size_hint == torch_model.batch_size_hint == 2  # the CPU default
 
 
 def test_info_says_what_a_bug_report_needs():

@@ -140,6 +140,7 @@ def _recorded_as_saved(db: Path) -> bool:
     return (entry["sha256"], entry["size"]) == (hashlib.sha256(data).hexdigest(), len(data))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "how", ["middle", "start", "cut", "fifo", "zero", "other dimension", "unrecorded"]
 )
@@ -264,6 +265,7 @@ def _checked(path: Path) -> bool:
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("part", "how", "size"),
     [
@@ -289,6 +291,7 @@ def test_a_damaged_compiled_model_is_compiled_again(warm, tmp_path, part, how, s
     assert not _warnings(again.stderr), again.stderr
 
 
+@pytest.mark.slow
 def test_a_damaged_graph_is_converted_again(warm, tmp_path):
     """A cached graph damaged in place no longer matches its digest: the run through
     torch (here: onnxruntime) reads it back whole and converts it again."""
@@ -305,6 +308,7 @@ def test_a_damaged_graph_is_converted_again(warm, tmp_path):
     assert not _warnings(again.stderr), again.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "how"),
     [
@@ -330,6 +334,7 @@ def test_a_damaged_export_in_the_cache_is_exported_again(warm, tmp_path, name, h
     assert not _warnings(again.stderr), again.stderr
 
 
+@pytest.mark.slow
 def test_damaged_cached_weights_are_never_loaded(warm, tmp_path):
     cache = _copy(warm[0], tmp_path / "cache")
     weights = cache / "weights"
@@ -388,6 +393,7 @@ def _no_bigger_files_than(limit: int):
     return limited
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["read-only", "full"])
 def test_a_cache_that_cannot_be_written_costs_one_warning(warm, tmp_path_factory, how):
     cache = _fresh(tmp_path_factory)

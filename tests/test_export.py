@@ -65,6 +65,7 @@ def imports_of(*args, cache) -> tuple[subprocess.CompletedProcess, list[str]]:
     return done, imported
 
 
+@pytest.mark.slow
 def test_an_exported_folder_is_self_describing_and_checked(folder):
     manifest = json.loads((folder / exported.MANIFEST).read_text())
     assert (manifest["runtime"], manifest["precision"]) == ("openvino", "fp32")
@@ -78,6 +79,7 @@ def test_an_exported_folder_is_self_describing_and_checked(folder):
         assert file_digest(folder / name) == digest
 
 
+@pytest.mark.slow
 def test_an_exported_folder_runs_from_the_cli_without_importing_torch(folder, tmp_path):
     moved = tmp_path / "shipped"
     shutil.copytree(folder, moved)  # a folder that stands alone
@@ -94,6 +96,7 @@ def test_an_exported_folder_runs_from_the_cli_without_importing_torch(folder, tm
     assert len(json.loads(tl.stdout)["windows"]) >= 2
 
 
+@pytest.mark.slow
 def test_an_export_scores_as_torch_does(folder, reference):
     model = vidclass.load_model(str(folder), precision="fp32")
     assert isinstance(model, ExportedClassifier)
@@ -119,6 +122,7 @@ def test_an_export_scores_as_torch_does(folder, reference):
         assert x_.predictions[0]["label"] == y_.predictions[0]["label"]
 
 
+@pytest.mark.slow
 def test_an_onnxruntime_export_runs_in_onnxruntime(cache, reference, tmp_path):
     pytest.importorskip("onnxruntime")
     out = tmp_path / "ort"
@@ -132,6 +136,7 @@ def test_an_onnxruntime_export_runs_in_onnxruntime(cache, reference, tmp_path):
         vidclass.load_model(str(out), precision="bf16")
 
 
+@pytest.mark.slow
 def test_an_export_is_refused_where_it_cannot_run_as_asked(folder):
     for kwargs, says in [
         ({"runtime": "torch"}, "exported for openvino"),
@@ -205,6 +210,7 @@ def test_export_leaves_a_folder_that_is_not_its_own_alone(cache, tmp_path, folde
     assert exported.read_manifest(again)["made"]["from"] == vidclass.DEFAULT_MODEL
 
 
+@pytest.mark.slow
 def test_the_backend_rule_does_not_depend_on_what_the_cache_holds(tmp_path_factory):
     with own_cache(tmp_path_factory) as root:
         name = vidclass.DEFAULT_MODEL
@@ -239,6 +245,7 @@ def test_the_backend_rule_does_not_depend_on_what_the_cache_holds(tmp_path_facto
         assert f"runs in: {before.describe()}" in listed.stdout, (ids, cache_now)
 
 
+@pytest.mark.slow
 def test_a_damaged_export_in_the_cache_is_made_again(tmp_path_factory, caplog):
     with own_cache(tmp_path_factory):
         name = vidclass.DEFAULT_MODEL
@@ -251,6 +258,7 @@ def test_a_damaged_export_in_the_cache_is_made_again(tmp_path_factory, caplog):
         assert isinstance(model, ExportedClassifier) and graph.stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_a_default_run_after_models_pull_starts_without_torch(tmp_path_factory):
     with own_cache(tmp_path_factory) as root:
         done = run_cli("models", "pull", env={"VIDCLASS_CACHE": str(root)})
@@ -263,6 +271,7 @@ def test_a_default_run_after_models_pull_starts_without_torch(tmp_path_factory):
         assert json.loads(run.stdout)[0]["predictions"][0]["label"] == "arm wrestling"
 
 
+@pytest.mark.slow
 def test_a_retrained_folder_gets_an_export_of_its_own(cache, reference, tmp_path):
     folder = tmp_path / "trained"
     x = np.stack([reference.read_clips(video(name))[0] for name in (CLIP, OTHER)])

@@ -121,6 +121,7 @@ def test_a_gallery_from_before_tag_sources_opens_and_gains_them(tmp_path):
         assert g.store.by_path("/v/b.mp4").tags_from == "its middle clip"
 
 
+@pytest.mark.slow
 def test_a_long_video_is_tagged_by_all_of_it(tmp_path):
     """people_139s.mp4's middle clip says "side kick"; tai chi fills much of the rest. Its
     tags are the mean of a clip per 20 s, and say so."""
@@ -161,6 +162,7 @@ def test_similar_is_exact_cosine(tmp_path):
     g.close()
 
 
+@pytest.mark.slow
 def test_index_search_similar_and_reindex(tmp_path):
     lib = link_videos(tmp_path / "lib", ["arm_wrestling.mp4", "soccer_juggling.avi"])
     link_videos(lib / "sub", ["flipping_pancake.mkv", "odd/empty.mp4"])
@@ -213,6 +215,7 @@ def test_index_search_similar_and_reindex(tmp_path):
     assert missing.returncode == 1 and "no gallery here" in missing.stderr
 
 
+@pytest.mark.slow
 def test_timeline_moments_are_searchable(tmp_path, model):
     g = Gallery(tmp_path / "g.sqlite")
     g._model = model  # the session's fp32 model, loaded once
@@ -250,6 +253,7 @@ def test_search_finds_a_long_video_by_the_stretch_its_timeline_saw(tmp_path):
     assert hits[0]["tags_from"].startswith("mean of its timeline's")
 
 
+@pytest.mark.slow
 def test_a_killed_indexing_run_loses_and_repeats_nothing(tmp_path):
     names = [
         "arm_wrestling.mp4",
@@ -351,6 +355,7 @@ def test_search_text_that_is_not_utf8_is_one_line_error(tmp_path):
     assert done.stderr.strip() == b"vidclass: error: the search text is not valid UTF-8"
 
 
+@pytest.mark.slow
 def test_index_shows_videos_and_each_timelines_windows_on_a_terminal(tmp_path):
     lib = link_videos(tmp_path / "lib", ["eating_spaghetti.mp4"])
     code, out, terminal = run_on_a_terminal(

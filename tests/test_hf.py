@@ -216,6 +216,7 @@ def test_a_folder_that_is_not_a_checkpoint(tmp_path):
 _cli = partial(run_cli, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_classifies_with_a_local_checkpoint(tmp_path):
     make_hf_checkpoint(tmp_path / "m", "videomae")
     path = video("arm_wrestling.mp4")
@@ -234,6 +235,7 @@ def test_cli_classifies_with_a_local_checkpoint(tmp_path):
     assert vidclass.DEFAULT_MODEL in rows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hub_offline", ["1", "0"])
 def test_cli_unreachable_hub_id_is_one_line(tmp_path, hub_offline):
     """With HF_HUB_OFFLINE set, or with no network (no such repo, where there is one)."""

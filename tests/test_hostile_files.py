@@ -34,6 +34,7 @@ def corpus(videos, tmp_path_factory):
     )
 
 
+@pytest.mark.slow
 def test_every_file_ends_in_a_result_or_an_error_in_bounded_time(corpus, tiny_videomae):
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
     outcomes, hung = {}, None
@@ -68,6 +69,7 @@ def test_every_file_ends_in_a_result_or_an_error_in_bounded_time(corpus, tiny_vi
     assert "windows of 2 s every 1 s are over the limit" in outcomes["mp4_huge_duration.mp4"][1]
 
 
+@pytest.mark.slow
 def test_the_cli_gives_every_damaged_file_one_result_line(corpus, tmp_path):
     """End to end with the real model, as a user runs a folder: one JSONL line per file,
     exit 0 or 1, no traceback."""

@@ -175,6 +175,7 @@ def _stuck(path, spec, sampling, timeout):
     time.sleep(3600)
 
 
+@pytest.mark.slow
 def test_a_stuck_decoding_process_is_killed_and_the_run_goes_on(model):
     clips = [str(video("cleaning_pool_1s.mp4")), str(video("odd/one_second.mp4"))]
     work = Work(Clips(), top_k=1, video_timeout=0.5)

@@ -42,6 +42,7 @@ def test_label_lists_are_checked_and_bounded(tmp_path):
         read_labels_file(tmp_path)
 
 
+@pytest.mark.slow
 def test_chosen_scores_are_the_full_scores_renormalised(model):
     clip = video("eating_spaghetti.mp4")
     full = model.scores(clip)
@@ -57,6 +58,7 @@ def test_chosen_scores_are_the_full_scores_renormalised(model):
     assert {p["label"] for w in tl.windows for p in w.predictions} <= set(FIVE[:2])
 
 
+@pytest.mark.slow
 def test_cli_labels_file_errors_and_results_files(tmp_path):
     clip = video("arm_wrestling.mp4")
     listing = tmp_path / "labels.txt"
@@ -88,6 +90,7 @@ def test_cli_labels_file_errors_and_results_files(tmp_path):
     assert "arm wrestling" in labels.stdout.splitlines()
 
 
+@pytest.mark.slow
 def test_serve_takes_a_labels_field(server):
     url = server["url"] + "/v1/classify?top_k=5&labels=" + "Tai-Chi,%20Arm_Wrestling"
     status, _, body = call(url, file=video("arm_wrestling.mp4"))

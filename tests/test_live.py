@@ -161,6 +161,7 @@ def short_clip(tmp_path_factory):
     return cut_piece(video("arm_wrestling.mp4"), 1.0, 4.0, out, short=96)
 
 
+@pytest.mark.slow
 def test_a_source_that_cannot_be_opened_is_one_line(tiny_videomae, tmp_path):
     port = free_port()  # nothing listens there
     for source, why in [
@@ -190,6 +191,7 @@ def two_actions(tmp_path_factory):
     return write_video(tmp_path_factory.mktemp("clips") / "two_actions.mp4", frames)
 
 
+@pytest.mark.slow
 def test_live_labels_over_tcp_match_the_timeline_of_the_same_file(model, two_actions):
     """The same frames at the same times give the same windows: every window the live
     run labels has the timeline's scores, and the leading label changes within one
@@ -231,6 +233,7 @@ def test_live_labels_over_tcp_match_the_timeline_of_the_same_file(model, two_act
     assert 0 < summary.latency_median < 30 and summary.latency_p95 >= summary.latency_median
 
 
+@pytest.mark.slow
 def test_udp_stream_joined_before_it_starts(tiny_model, short_clip):
     port = free_port()
     sender = pusher(short_clip, f"udp://127.0.0.1:{port}?pkt_size=1316", "--delay", "1.5")
@@ -249,6 +252,7 @@ def test_udp_stream_joined_before_it_starts(tiny_model, short_clip):
     assert session.summary.ended.startswith("end of stream")
 
 
+@pytest.mark.slow
 def test_stdin_pipe_as_json_lines_appended_to_an_output(tiny_videomae, short_clip, tmp_path):
     out = tmp_path / "live.jsonl"
     labelled = []  # windows of each run
@@ -281,6 +285,7 @@ def test_stdin_pipe_as_json_lines_appended_to_an_output(tiny_videomae, short_cli
     assert all(r["video"] == "stdin" and r["model"] == tiny_videomae for r in written)
 
 
+@pytest.mark.slow
 def test_a_growing_file_is_followed_until_it_stops_growing(tiny_model, short_clip, tmp_path):
     growing = tmp_path / "recording.ts"
     growing.write_bytes(b"")
@@ -296,6 +301,7 @@ def test_a_growing_file_is_followed_until_it_stops_growing(tiny_model, short_cli
     assert session.summary.stream_seconds == pytest.approx(4.0, abs=0.1)
 
 
+@pytest.mark.slow
 def test_a_killed_stream_is_reopened_and_the_gap_reported(tiny_model, short_clip):
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
@@ -328,6 +334,7 @@ def test_a_killed_stream_is_reopened_and_the_gap_reported(tiny_model, short_clip
     assert session.summary.reconnects >= 1 and session.summary.gaps == 1
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_cleanly_with_a_summary_and_csv_rows(tiny_videomae, short_clip):
     import signal
 
@@ -367,6 +374,7 @@ def test_ctrl_c_ends_cleanly_with_a_summary_and_csv_rows(tiny_videomae, short_cl
     assert "windows labelled" in summary and "ended: stopped" in summary, err
 
 
+@pytest.mark.slow
 def test_zero_shot_labels_on_a_live_source(tmp_path, short_clip):
     """A vision-language model scores the words it is given, live as in a file."""
     pytest.importorskip("transformers", reason="needs the hf extra")
@@ -397,6 +405,7 @@ def test_zero_shot_labels_on_a_live_source(tmp_path, short_clip):
     )
 
 
+@pytest.mark.slow
 def test_a_trained_head_labels_a_live_source_as_it_labels_the_file(model, short_clip, tmp_path):
     from .conftest import save_random_head
 
@@ -420,6 +429,7 @@ def test_a_trained_head_labels_a_live_source_as_it_labels_the_file(model, short_
         assert w.predictions[0]["score"] == pytest.approx(expected[0]["score"], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_an_output_that_is_not_a_live_results_file_is_refused_untouched(tiny_videomae, tmp_path):
     theirs = tmp_path / "notes.jsonl"
     theirs.write_text('{"mine": 1}\n')
@@ -433,6 +443,7 @@ def test_an_output_that_is_not_a_live_results_file_is_refused_untouched(tiny_vid
     assert not (tmp_path / "live.sqlite").exists()
 
 
+@pytest.mark.slow
 def test_an_hls_playlist_over_http(tiny_model, tmp_path):
     """A live HLS playlist served over HTTP on 127.0.0.1, its segments appearing as the
     sender writes them; FFmpeg's HLS reader follows the playlist to its end."""
@@ -478,6 +489,7 @@ def test_options_out_of_bounds_are_one_line_errors(tiny_model):
             vidclass.watch("-", tiny_model, **options)
 
 
+@pytest.mark.slow
 def test_a_stream_that_stays_away_is_given_up_on(tiny_model, short_clip):
     port = free_port()
     sender = pusher(short_clip, f"tcp://127.0.0.1:{port}?listen=1")
@@ -513,6 +525,7 @@ def test_a_chunk_feed_is_bounded_and_ends_when_closed_or_silent():
         feed.write(b"e")
 
 
+@pytest.mark.slow
 def test_a_server_that_keeps_dropping_is_reopened_ever_less_often(tiny_model, short_clip, tmp_path):
     """Each connection gets 4 s of stream at once and is closed: the backoff grows
     (0, 0.5, 1, 2, 4 s...) instead of reopening as fast as the server answers, and

@@ -18,6 +18,7 @@ from fractions import Fraction
 
 import av
 import numpy as np
+import pytest
 
 from vidclass.live import ChunkFeed, LiveSession, parse_source
 from vidclass.models.spec import InputSpec
@@ -136,6 +137,7 @@ def test_an_empty_piece_is_not_the_end_of_a_feed():
     assert feed.read(10) == b""  # only close ends it
 
 
+@pytest.mark.slow
 def test_a_stream_whose_timestamps_jump_back_every_second_is_still_labelled(caplog):
     with caplog.at_level(logging.INFO, logger="vidclass"):
         windows, session, _ = live_run(CROPPED, jumping())
@@ -150,6 +152,7 @@ def test_a_stream_whose_timestamps_jump_back_every_second_is_still_labelled(capl
     assert all(b.start >= a.start for a, b in zip(windows, windows[1:], strict=False))
 
 
+@pytest.mark.slow
 def test_a_stream_whose_frame_size_changes_every_second_is_still_labelled(caplog):
     with caplog.at_level(logging.INFO, logger="vidclass"):
         windows, session, model = live_run(CROPPED, resizing())
@@ -161,6 +164,7 @@ def test_a_stream_whose_frame_size_changes_every_second_is_still_labelled(caplog
     assert all(shape == (1, 3, 8, 32, 32) for shape in model.clips)
 
 
+@pytest.mark.slow
 def test_size_changes_without_a_crop_end_in_frames_of_one_size(caplog):
     with caplog.at_level(logging.INFO, logger="vidclass"):
         windows, session, model = live_run(WHOLE, resizing())
@@ -186,6 +190,7 @@ def test_windows_keep_frames_cropped_as_the_model_crops_them():
     assert capture._kept_shape(frame) == (224, 224)
 
 
+@pytest.mark.slow
 def test_watch_says_why_and_labels_a_stream_whose_timestamps_jump(tiny_videomae):
     """`vidclass watch tcp://...` over the jumping stream, sent once watch connects (its
     model loaded): windows, the warning, exit 0."""

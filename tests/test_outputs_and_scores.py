@@ -124,6 +124,7 @@ def test_a_video_with_nan_scores_is_one_error_line_and_the_run_goes_on(nan_folde
     assert results[good]["error"] is None and results[good]["predictions"]
 
 
+@pytest.mark.slow
 def test_stdout_formats_carry_the_error_not_nan(nan_folder):
     bad, good = str(video(BAD)), str(video(GOOD))
     done = run_cli("classify", bad, good, "--model", nan_folder, "--format", "csv", *CPU)
@@ -133,6 +134,7 @@ def test_stdout_formats_carry_the_error_not_nan(nan_folder):
     assert "non-finite scores" in rows[bad]["error"] and rows[good]["label_1"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["r.csv", "r.sqlite"])
 def test_results_files_record_the_error_not_nan(nan_model, tmp_path, name):
     out = tmp_path / name
@@ -177,6 +179,7 @@ def test_the_servers_batched_forward_passes_raise_it_too(nan_model):
         assert batcher.run(batcher.view(nan_model, None), str(video(GOOD)), Work()).predictions
 
 
+@pytest.mark.slow
 def test_the_server_answers_nan_scores_as_its_own_fault(nan_folder, tmp_path):
     """Over HTTP: 500 (the model's fault, not the upload's) with the message, and the
     next video is answered."""
@@ -254,6 +257,7 @@ def _release(proc: subprocess.Popen) -> None:
     proc.wait(timeout=60)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["results.jsonl", "results.csv", "results.sqlite"])
 def test_a_second_run_on_a_results_file_being_written_is_refused(model, tmp_path, name):
     """Through a symlink too: the lock is the file's, not the name's."""

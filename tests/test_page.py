@@ -42,6 +42,7 @@ def open_page(browser, server):
     return page, errors, posts
 
 
+@pytest.mark.slow
 def test_upload_shows_bars_and_a_clickable_timeline(browser, server):
     page, errors, posts = open_page(browser, server)
     page.set_input_files("#file", str(video("arm_wrestling.mp4")))

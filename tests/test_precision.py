@@ -20,6 +20,7 @@ def test_auto_precision_follows_the_cpu():
         place("cpu", "fp8")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not native_bf16(),
     reason="this CPU has no native bf16 (avx512_bf16/AMX): emulated bf16 is over 100x "

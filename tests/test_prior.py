@@ -64,6 +64,7 @@ def _accuracy(model: str, listing: Path) -> float:
     return json.loads(done.stdout)["accuracy"]
 
 
+@pytest.mark.slow
 def test_a_head_from_one_video_per_label_carries_over_to_other_videos(pieces, model, tmp_path):
     train, listing = pieces
     with_prior, without = tmp_path / "prior", tmp_path / "scratch"

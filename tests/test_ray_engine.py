@@ -21,7 +21,7 @@ from vidclass.batch.parquet_folder import MARKER, PART_GLOB
 
 from .conftest import VIDEOS, dev_clips, labelled_clips, link_videos, run_cli, video
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ray = pytest.importorskip("ray", reason="no ray extra here (pip install vidclass[ray])")
 
 # Ray 2.60 starts clusters with token authentication; its clients then ask for it too.

@@ -23,6 +23,7 @@ def test_manifest_lists_every_file_on_disk(videos):
     assert on_disk <= listed, "new files must be added to the manifest test"
 
 
+@pytest.mark.slow
 def test_every_file_gets_a_result_or_a_one_line_error(model, videos):
     """All of them in one run, whose forward passes mix clips of different videos: each
     labelled clip still gets its own label first."""
@@ -44,6 +45,7 @@ def test_every_file_gets_a_result_or_a_one_line_error(model, videos):
     assert len(labels) >= 10, f"only {len(labels)} labelled clips in the manifest"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "label"), labelled_clips() or [("-", "-")])
 def test_labelled_clip_top1(model, name, label):
     if name == "-":

@@ -45,6 +45,7 @@ def _top5(logits: np.ndarray) -> list[list[int]]:
     return np.argsort(-logits, axis=1, kind="stable")[:, :5].tolist()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
 def test_fp32_logits_equal_torch_on_real_clips(runtime, reference, clips):
     model = load_model(precision="fp32", runtime=runtime)
@@ -58,6 +59,7 @@ def test_fp32_logits_equal_torch_on_real_clips(runtime, reference, clips):
     np.testing.assert_allclose(model.scores(video(CLIP)), reference.scores(video(CLIP)), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_openvino_bf16_moves_logits_little_and_keeps_the_labels(reference, clips):
     if not vidclass.runtime.native_bf16():
         pytest.skip("this CPU has no native bf16 (avx512_bf16 or AMX)")
@@ -69,6 +71,7 @@ def test_openvino_bf16_moves_logits_little_and_keeps_the_labels(reference, clips
     assert [set(r) for r in _top5(got)] == [set(r) for r in _top5(expected)]
 
 
+@pytest.mark.slow
 def test_a_first_run_says_one_plain_line_while_it_converts(tmp_path_factory):
     """In a cache of its own (the module's cache may hold the graph already): what the
     first run waits for is one line; how the conversion went (its export, its check
@@ -83,6 +86,7 @@ def test_a_first_run_says_one_plain_line_while_it_converts(tmp_path_factory):
     assert "torch" not in first.stderr and "converted" not in first.stderr
 
 
+@pytest.mark.slow
 def test_one_graph_serves_every_clip_length_and_is_cached(cache):
     graphs = cache / "graphs"
     first = run_cli("classify", video(CLIP), "--runtime", "openvino", "--format", "json")
@@ -116,6 +120,7 @@ def test_one_graph_serves_every_clip_length_and_is_cached(cache):
             assert abs(p["score"] - q["score"]) < 1e-3
 
 
+@pytest.mark.slow
 def test_auto_runs_in_torch_what_cannot_be_converted(cache, reference, clips, monkeypatch, caplog):
     # An operator the exporter does not know, as a new architecture might have.
     def unsupported(*_args, **_kwargs):
@@ -138,6 +143,7 @@ def test_auto_runs_in_torch_what_cannot_be_converted(cache, reference, clips, mo
         asked.logits(clips[:1])
 
 
+@pytest.mark.slow
 def test_a_damaged_cached_graph_is_made_again(cache, reference, clips):
     load_model(precision="fp32", runtime="onnxruntime").logits(clips[:1])  # cached now
     path = next(cache.glob("graphs/embed-3xTx224x224-*.onnx"))
@@ -148,6 +154,7 @@ def test_a_damaged_cached_graph_is_made_again(cache, reference, clips):
     assert path.stat().st_size > 1_000_000  # converted again, in place
 
 
+@pytest.mark.slow
 def test_a_trained_head_runs_with_its_backbone_graph(tmp_path, cache, reference, clips):
     load_model(precision="fp32", runtime="onnxruntime").logits(clips)  # the backbone's graph
     graphs = sorted(cache.glob("graphs/embed-*.onnx"))

@@ -252,6 +252,7 @@ def send_held(url: str, gate: Gate, first: tuple, others: dict, waiting: int):
     return answers, call(url + "/healthz")[2]["batching"]
 
 
+@pytest.mark.slow
 def test_concurrent_requests_share_forward_passes_and_answer_as_alone(model, tmp_path, monkeypatch):
     """While the model thread is held on a first request, eight more of three clip
     shapes (the same clip, others, labels chosen, an upload) and two bad ones arrive:
@@ -439,6 +440,7 @@ def close_enough(got, want, what="") -> None:
         assert got == want, what
 
 
+@pytest.mark.slow
 def test_timeline_progress_streams_then_the_same_answer(server):
     """progress=true: NDJSON lines of progress up to every window, then the timeline
     the plain endpoint answers for the same video."""

@@ -86,6 +86,7 @@ BIG = "x" * 9000
 LABELS = ",".join(f"label{i}" for i in range(1200))  # 1,200 labels: 11 KB of query
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "request_bytes, status",
     [
@@ -117,6 +118,7 @@ def test_seventy_oversized_handshakes_leave_the_server_to_everyone(tiny):
     assert healthz(tiny["url"]) == 200
 
 
+@pytest.mark.slow
 def test_slow_and_incomplete_heads_do_not_hold_the_slots(tiny):
     """70 heads that never end and one socket that sends nothing, past --limit-
     concurrency's 64: each is cut off HEAD_TIMEOUT seconds after it began (408 where a
@@ -223,6 +225,7 @@ def test_empty_messages_do_not_end_a_live_recording(tiny, tmp_path):
     assert ws.close_code == 1000
 
 
+@pytest.mark.slow
 def test_empty_messages_keep_no_session_alive(tiny):
     url = tiny["url"].replace("http://", "ws://") + "/v1/live"
     began = time.monotonic()
@@ -240,6 +243,7 @@ def test_empty_messages_keep_no_session_alive(tiny):
     assert time.monotonic() - began < 20  # IDLE_S (10 s) after the start, not never
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["clé", "ключ", " padded", "tab\there"])
 def test_an_api_key_headers_cannot_carry_is_refused_at_start(key, tiny_videomae):
     """Non-ASCII keys worked only as the subprotocol: HTTP clients send such header
@@ -271,6 +275,7 @@ def live_session(url: str, recording: bytes) -> dict:
     return messages[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
 def test_memory_after_a_thin_recording_returns_to_where_it_was(tmp_path):
     """A 1024x16 recording, scaled to the model's short side of 256, made frames of

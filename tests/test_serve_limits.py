@@ -182,6 +182,7 @@ def test_a_valid_file_that_once_hung_the_decoder(server, tmp_path):
     assert health["queue"]["inflight"] == 0
 
 
+@pytest.mark.slow
 def test_timed_out_work_stops_and_frees_the_model(tmp_path):
     proc, url, tmp = start_server(
         tmp_path, "--timeout", "3", "--precision", "fp32", "--media", str(video("odd").parent)

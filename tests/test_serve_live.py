@@ -211,6 +211,7 @@ def camera_browser():
     yield from chromium("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream")
 
 
+@pytest.mark.slow
 def test_the_page_labels_the_camera_live(camera_browser, server):
     page = camera_browser.new_page(viewport={"width": 1000, "height": 900})
     errors = []

@@ -165,6 +165,7 @@ def test_the_approximate_index_agrees_with_exact_search(indexed, tmp_path, caplo
         assert "index" in fresh.refresh()  # and an index run builds it again
 
 
+@pytest.mark.slow
 def test_cli_index_search_similar(tmp_path, clip_model):
     folder = link_videos(tmp_path / "v", CLIPS[:3])
     db = tmp_path / "g.sqlite"
@@ -185,6 +186,7 @@ def test_cli_index_search_similar(tmp_path, clip_model):
     assert json.loads(r.stdout)[0]["video"].endswith("arm_wrestling.mp4")
 
 
+@pytest.mark.slow
 def test_serve_zero_shot_and_text_search(indexed, tmp_path):
     """`vidclass serve` with a vision-language model: labels as words, multi-label, and
     text search of the gallery's moments."""
@@ -234,6 +236,7 @@ def test_serve_zero_shot_and_text_search(indexed, tmp_path):
         stop_server(proc)
 
 
+@pytest.mark.slow
 def test_a_killed_embedding_run_loses_and_repeats_nothing(tmp_path, clip_model):
     import sqlite3
 

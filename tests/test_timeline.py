@@ -85,6 +85,7 @@ def joined(tmp_path_factory):
     return path, joins[:-1]
 
 
+@pytest.mark.slow
 def test_segments_find_each_joined_action(model, joined):
     path, joins = joined
     tl = model.timeline(path)
@@ -95,6 +96,7 @@ def test_segments_find_each_joined_action(model, joined):
     assert all(w.end - w.start == pytest.approx(2.56) for w in tl.windows)
 
 
+@pytest.mark.slow
 def test_each_frame_is_decoded_once(model, monkeypatch):
     converted = []
     real = decode.to_rgb
@@ -104,6 +106,7 @@ def test_each_frame_is_decoded_once(model, monkeypatch):
     assert len(converted) == len(set(converted))
 
 
+@pytest.mark.slow
 def test_cli_outputs(tmp_path):
     pytest.importorskip("matplotlib", reason="--plot needs matplotlib (the plot extra)")
     path = str(video("cleaning_pool_1s.mp4"))
@@ -123,6 +126,7 @@ def test_cli_outputs(tmp_path):
     assert bad.returncode == 2 and "must be more than 0" in bad.stderr
 
 
+@pytest.mark.slow
 def test_progress_counts_every_window_and_the_whole_video_is_their_mean(model):
     path = video("arm_wrestling.mp4")
     seen = []
@@ -135,6 +139,7 @@ def test_progress_counts_every_window_and_the_whole_video_is_their_mean(model):
     assert tl.predictions[0]["score"] == pytest.approx(float(mean.max()), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_the_cli_shows_windows_done_on_a_terminal_and_nothing_when_piped():
     path = video("eating_spaghetti.mp4")
     code, out, terminal = run_on_a_terminal("timeline", path, "--stride", "0.5")

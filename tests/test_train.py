@@ -75,6 +75,7 @@ def trained(pieces, tmp_path_factory):
     return out, proc
 
 
+@pytest.mark.slow
 def test_training_writes_a_self_describing_folder(trained, pieces):
     out, proc = trained
     files = sorted(out.iterdir())
@@ -120,6 +121,7 @@ def test_training_writes_a_self_describing_folder(trained, pieces):
     assert f"{out}  4 labels" in listed.stdout and "trained on 12 videos" in listed.stdout
 
 
+@pytest.mark.slow
 def test_trained_model_beats_chance_on_held_back_videos(trained, pieces):
     out, _ = trained
     _, held = pieces
@@ -132,6 +134,7 @@ def test_trained_model_beats_chance_on_held_back_videos(trained, pieces):
     assert report["used_in_training"] == 0 and "used to train" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_warns_of_videos_the_model_was_trained_on(trained, pieces, tmp_path):
     out, _ = trained
     data, held = pieces
@@ -160,6 +163,7 @@ def test_evaluate_warns_of_videos_the_model_was_trained_on(trained, pieces, tmp_
     assert json.loads(proc.stdout)["used_in_training"] is None
 
 
+@pytest.mark.slow
 def test_saved_model_reloads_with_identical_scores(trained, pieces):
     out, _ = trained
     _, held = pieces
@@ -178,6 +182,7 @@ def test_saved_model_reloads_with_identical_scores(trained, pieces):
     assert windows and windows[0].predictions[0]["label"] in SOURCES
 
 
+@pytest.mark.slow
 def test_evaluate_agrees_with_a_hand_computed_confusion_matrix(trained, pieces, tmp_path):
     out, _ = trained
     _, held = pieces
@@ -205,6 +210,7 @@ def test_evaluate_agrees_with_a_hand_computed_confusion_matrix(trained, pieces, 
     assert "precision  recall" in proc.stdout and "accuracy" in proc.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_the_default_model_matches_labels_by_name(pieces, tmp_path):
     data, held = pieces
     mixed = tmp_path / "mixed.csv"
@@ -226,6 +232,7 @@ def test_evaluate_the_default_model_matches_labels_by_name(pieces, tmp_path):
     assert report["accuracy"] >= 0.5
 
 
+@pytest.mark.slow
 def test_retraining_extracts_only_new_videos(trained, pieces, tmp_path):
     data, held = pieces
     more = tmp_path / "more"
@@ -245,6 +252,7 @@ def test_retraining_extracts_only_new_videos(trained, pieces, tmp_path):
     assert "not a readable video" in result.skipped[str(more / "arm wrestling" / "broken.mp4")]
 
 
+@pytest.mark.slow
 def test_multi_label_tags_get_sigmoid_scores_and_map(trained, pieces, tmp_path):
     data, _ = pieces
     tags = {"arm wrestling": "sport", "juggling soccer ball": "sport|ball"}
@@ -272,6 +280,7 @@ def test_multi_label_tags_get_sigmoid_scores_and_map(trained, pieces, tmp_path):
     assert all("average_precision" in r for r in report["per_class"])
 
 
+@pytest.mark.slow
 def test_force_replaces_a_model_folder(trained, pieces, tmp_path):
     data, _ = pieces
     out = tmp_path / "again"
@@ -306,6 +315,7 @@ def test_bad_data_gives_clear_errors(tmp_path, pieces):
         load_dataset(bad)
 
 
+@pytest.mark.slow
 def test_a_transformers_backbone_trains_and_evaluates_the_same_way(pieces, tmp_path):
     pytest.importorskip("transformers", reason="Hugging Face backbones need the hf extra")
     pytest.importorskip("PIL", reason="transformers' image processors need Pillow")
@@ -328,6 +338,7 @@ def test_a_transformers_backbone_trains_and_evaluates_the_same_way(pieces, tmp_p
     assert report["evaluated"] == 8 and len(report["per_class"]) == 4
 
 
+@pytest.mark.slow
 def test_finetuning_the_last_blocks_saves_only_those_and_reloads(pieces, trained, tmp_path):
     data, held = pieces
     out = tmp_path / "tuned"

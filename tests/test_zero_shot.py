@@ -175,6 +175,7 @@ def test_timeline_over_the_given_labels(loaded):
     assert {s.label for s in tl.segments} <= set(LABELS[:3])
 
 
+@pytest.mark.slow
 def test_cli_zero_shot(checkpoints, tmp_path):
     folder = checkpoints["xclip"][0]
     clip = video("arm_wrestling.mp4")

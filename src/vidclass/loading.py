@@ -243,4 +243,6 @@ def load_torch(
         )
     from .pipeline import load_torch_model
 
-    return load_torch_model(name, precision, threads, download, device, runtime)
+    model = load_torch_model(name, precision, threads, download, device, runtime)
+    model.recipe = ModelRecipe(load_torch, name, precision, threads, runtime=runtime)
+    return model
