@@ -84,7 +84,7 @@ def time_queries(db: Path, repeats: int) -> dict:
             g.search(q, limit=20)
             text.append(time.perf_counter() - t)
     t = time.perf_counter()
-    paths, _ = g._matrix()  # first similar query loads the vectors
+    paths, _ = g.vectors.matrix(g.store)  # first similar query loads the vectors
     load = time.perf_counter() - t
     sim = []
     for i in range(repeats):

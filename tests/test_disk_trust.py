@@ -105,7 +105,8 @@ def _moments(db: Path, action: str, below: int = BELOW) -> subprocess.CompletedP
 @pytest.fixture
 def gallery(tmp_path) -> Path:
     """A gallery of 1500 moments (30 videos of 50) whose moment index is built."""
-    from vidclass.gallery.store import EmbeddedVideo, SqliteGalleryStore
+    from vidclass.gallery.records import EmbeddedVideo
+    from vidclass.gallery.store import SqliteGalleryStore
 
     db = tmp_path / "gallery.sqlite"
     rng = np.random.default_rng(0)

@@ -321,7 +321,7 @@ def test_ranking_equals_a_brute_force_one(tmp_path):
 def test_two_names_of_one_gallery_share_its_lock_and_moment_index(tmp_path):
     """A link to the gallery is the same gallery: an index run through the link is
     refused while one runs through the real name, and both names use one moment index."""
-    from vidclass.gallery.gallery import _index_lock
+    from vidclass.gallery.indexing import index_lock
 
     (tmp_path / "real").mkdir()
     db = tmp_path / "real" / "g.sqlite"
@@ -330,11 +330,11 @@ def test_two_names_of_one_gallery_share_its_lock_and_moment_index(tmp_path):
     alias = tmp_path / "alias.sqlite"
     alias.symlink_to(db)
     folder = link_videos(tmp_path / "v", ["cleaning_pool_1s.mp4"])
-    with _index_lock(str(db)):
+    with index_lock(str(db)):
         done = run_cli("index", folder, "--db", alias, timeout=120)
     assert done.returncode == 1 and "is being indexed by another run" in done.stderr
     with Gallery(alias) as a, Gallery(db) as b:
-        assert a._moments().path == b._moments().path == Path(f"{db}.moments.usearch")
+        assert a.moments().path == b.moments().path == Path(f"{db}.moments.usearch")
 
 
 def test_search_text_that_is_not_utf8_is_one_line_error(tmp_path):

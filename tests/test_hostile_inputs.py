@@ -277,11 +277,11 @@ def test_a_database_that_is_not_a_gallery_is_not_touched(tmp_path):
 
 
 def test_a_second_index_run_on_the_same_gallery_is_refused(tmp_path):
-    from vidclass.gallery.gallery import _index_lock
+    from vidclass.gallery.indexing import index_lock
 
     db = made_up_gallery(tmp_path / "g.sqlite", 1)
     folder = link_videos(tmp_path / "v", ["cleaning_pool_1s.mp4"])
-    with _index_lock(str(db)):  # another run holds the gallery
+    with index_lock(str(db)):  # another run holds the gallery
         done = run_cli("index", folder, "--db", db, timeout=120)
     one_line_error(done, "is being indexed by another run", f"pid {os.getpid()}")
     with Gallery(db) as g:

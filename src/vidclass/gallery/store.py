@@ -1,7 +1,6 @@
-"""Where a gallery lives: a small interface, and SQLite (FTS5 for labels, WAL) behind it.
-
-Everything the gallery needs from storage goes through `GalleryStore`, so a server
-database can replace SQLite without touching indexing or search.
+"""Where a gallery lives: SQLite (FTS5 for labels, WAL), behind the `GalleryStore`
+interface (records.py) that everything else goes through, so that a server database
+could replace SQLite without touching indexing or search.
 """
 
 from __future__ import annotations
@@ -9,171 +8,14 @@ from __future__ import annotations
 import functools
 import sqlite3
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from ..errors import StorageError, VidclassError
 from ..sqlite_files import open_own_sqlite
-
-
-@dataclass
-class VideoRecord:
-    """One indexed video, as stored."""
-
-    path: str
-    hash: str
-    size: int
-    mtime: float
-    model: str
-    duration: float | None = None
-    width: int | None = None
-    height: int | None = None
-    tags: list[dict] = field(default_factory=list)  # [{"label", "score"}], best first
-    segments: list[dict] = field(default_factory=list)  # [{"start", "end", "label", "score"}]
-    feature: np.ndarray | None = None  # pooled backbone features, float32 (D,)
-    error: str | None = None  # could not be classified
-    id: int | None = None
-    tags_from: str | None = None  # how the tags were made ("mean of 5 clips across ...")
-
-
-@dataclass
-class EmbeddedVideo:
-    """A video embedded with a vision-language model: its place in the text-video space
-    and one vector per moment."""
-
-    path: str
-    hash: str
-    size: int
-    mtime: float
-    model: str
-    duration: float | None = None
-    vector: np.ndarray | None = None  # the whole video, float32 (D,)
-    moments: list[tuple[float, float, np.ndarray]] = field(default_factory=list)
-    error: str | None = None
-
-
-@dataclass
-class Hit:
-    """A search result: a video, the tags that matched (the whole video's, made as
-    `tags_from` says) and the moments where they occur, each with its `source`:
-    "timeline" (a stored segment) or "text" (a vision-language moment)."""
-
-    path: str
-    score: float
-    duration: float | None
-    tags: list[dict]
-    moments: list[dict]
-    tags_from: str | None = None
-
-    def as_dict(self) -> dict:
-        return {
-            "video": self.path,
-            "score": self.score,
-            "duration": self.duration,
-            "tags": self.tags,
-            "tags_from": self.tags_from,
-            "moments": self.moments,
-        }
-
-
-class GalleryStore(Protocol):
-    def get_meta(self, key: str) -> str | None: ...
-    def set_meta(self, key: str, value: str) -> None: ...
-    def by_path(self, path: str) -> VideoRecord | None: ...
-    def by_hash(self, digest: str) -> list[VideoRecord]: ...
-    def paths(self) -> list[str]: ...
-    def put(self, record: VideoRecord) -> None: ...
-    def move(self, old: str, new: str, mtime: float) -> None: ...
-    def delete(self, path: str) -> None: ...
-    def match_labels(self, query: str) -> list[str]: ...
-    def tagged(
-        self,
-        labels: list[str],
-        min_score: float,
-        min_duration: float | None,
-        max_duration: float | None,
-        limit: int,
-    ) -> list[Hit]: ...
-    def features(self) -> tuple[list[str], np.ndarray]: ...
-    def embedded_by_path(self, path: str) -> EmbeddedVideo | None: ...
-    def embedded_by_hash(self, digest: str) -> list[EmbeddedVideo]: ...
-    def put_embedded(self, video: EmbeddedVideo) -> None: ...
-    def copy_embedded(self, source: str, path: str, mtime: float) -> None: ...
-    def move_embedded(self, old: str, new: str, mtime: float) -> None: ...
-    def moment_count(self) -> int: ...
-    def moment_vectors(self, after: int = 0, chunk: int = 50_000): ...
-    def moments_by_id(self, ids: list[int]) -> dict[int, tuple[str, float, float]]: ...
-    def embedded_vectors(self) -> tuple[list[str], np.ndarray]: ...
-    def version(self) -> int: ...
-    def tag_counts(self) -> list[tuple[str, int, float]]: ...
-    def records(self) -> list[VideoRecord]: ...
-    def close(self) -> None: ...
-
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS videos (
-    id INTEGER PRIMARY KEY,
-    path TEXT UNIQUE NOT NULL,
-    hash TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mtime REAL NOT NULL,
-    model TEXT NOT NULL,
-    duration REAL,
-    width INTEGER,
-    height INTEGER,
-    feature BLOB,
-    error TEXT,
-    indexed_at TEXT NOT NULL,
-    tags_from TEXT
-);
-CREATE INDEX IF NOT EXISTS videos_hash ON videos(hash);
-CREATE TABLE IF NOT EXISTS tags (
-    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
-    label TEXT NOT NULL,
-    score REAL NOT NULL,
-    rank INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tags_label ON tags(label, score DESC);
-CREATE INDEX IF NOT EXISTS tags_video ON tags(video_id);
-CREATE TABLE IF NOT EXISTS segments (
-    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
-    start REAL NOT NULL,
-    end REAL NOT NULL,
-    label TEXT NOT NULL,
-    score REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS segments_video ON segments(video_id, label);
-CREATE INDEX IF NOT EXISTS segments_label ON segments(label, score DESC);
-CREATE TABLE IF NOT EXISTS labels (label TEXT PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS embedded (
-    path TEXT PRIMARY KEY,
-    hash TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mtime REAL NOT NULL,
-    model TEXT NOT NULL,
-    duration REAL,
-    vector BLOB,
-    error TEXT,
-    indexed_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS embedded_hash ON embedded(hash);
--- AUTOINCREMENT: a deleted moment's id is never reused, so a nearest-neighbour index
--- built earlier never names another moment by it.
-CREATE TABLE IF NOT EXISTS moments (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    path TEXT NOT NULL REFERENCES embedded(path) ON DELETE CASCADE ON UPDATE CASCADE,
-    start REAL NOT NULL,
-    end REAL NOT NULL,
-    vector BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS moments_path ON moments(path);
-CREATE VIRTUAL TABLE IF NOT EXISTS labels_fts
-    USING fts5(label, tokenize='porter unicode61', prefix='2 3 4');
-"""
+from .records import EmbeddedVideo, Hit, VideoRecord
+from .schema import REQUIRED, create_or_upgrade
 
 
 def _database_errors_as_user_errors(cls):
@@ -217,13 +59,6 @@ def _half(vector: np.ndarray) -> bytes:
 class SqliteGalleryStore:
     """A gallery in one SQLite file: WAL, one transaction per video."""
 
-    # What an existing file must hold to be taken as a gallery (and then written to).
-    REQUIRED = {
-        "meta": {"key", "value"},
-        "videos": {"id", "path", "hash", "size", "mtime", "model", "feature", "error"},
-        "tags": {"video_id", "label", "score", "rank"},
-    }
-
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
@@ -232,15 +67,11 @@ class SqliteGalleryStore:
             parent_ok = False
         if not parent_ok:
             raise VidclassError(f"{self.path.parent}: no such folder for the gallery")
-        self.conn = open_own_sqlite(self.path, self.REQUIRED, "vidclass gallery")
+        self.conn = open_own_sqlite(self.path, REQUIRED, "vidclass gallery")
         try:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
-            with self.conn:
-                self.conn.executescript(SCHEMA)
-                columns = {r[1] for r in self.conn.execute("PRAGMA table_info(videos)")}
-                if "tags_from" not in columns:  # a gallery made before tags said their source
-                    self.conn.execute("ALTER TABLE videos ADD COLUMN tags_from TEXT")
+            create_or_upgrade(self.conn)
         except sqlite3.DatabaseError as exc:
             raise VidclassError(f"{self.path}: not a usable gallery database ({exc})") from None
 
