@@ -539,3 +539,38 @@ def test_a_client_gone_mid_stream_stops_the_work(model):
         assert status == 200 and body["windows"]
     finally:
         stop()
+
+
+def test_a_classify_sent_during_a_long_timeline_is_answered_before_it(model):
+    """Only forward passes run in the model thread: a timeline decodes in its own
+    request thread, so a classify sent while a long one runs is answered first (before,
+    the whole timeline ran in the model thread and the classify waited for all of it)."""
+    from vidclass.serve.app import ServeConfig, create_app
+
+    config = ServeConfig(model=model.name, media=str(VIDEOS), queue=4, timeout=300)
+    url, stop = serve_in_thread(create_app(config, model))
+    conn = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=120)
+    try:
+        conn.request(
+            "POST",
+            "/v1/timeline?progress=true",
+            body=json.dumps({"path": "long/people_139s.mp4"}).encode(),  # 138 windows
+            headers={"Content-Type": "application/json"},
+        )
+        response = conn.getresponse()
+        assert response.status == 200
+        first = json.loads(response.readline())
+        assert first["type"] == "progress" and first["done"] < first["total"]
+        clip = {"path": "arm_wrestling.mp4"}
+        status, _, body = call(url + "/v1/classify", json_body=clip, timeout=60)
+        assert status == 200 and body["predictions"][0]["label"] == "arm wrestling"
+        # The timeline is still going: it holds its slot, its next line is progress.
+        assert call(url + "/healthz")[2]["queue"]["inflight"] == 1
+        after = json.loads(response.readline())
+        assert after["type"] == "progress" and after["done"] < after["total"], after
+        # Tag search and similar read SQLite in request threads too (no gallery: 404).
+        assert call(url + "/v1/search?q=tai")[0] == 404
+    finally:
+        conn.sock.shutdown(socket.SHUT_RDWR)  # gone: the timeline stops
+        conn.close()
+        stop()

@@ -23,10 +23,11 @@ def _layout(path: Path) -> dict[str, set[str]]:
 
 
 def open_own_sqlite(
-    path: str | os.PathLike, required: dict[str, set[str]], what: str
+    path: str | os.PathLike, required: dict[str, set[str]], what: str, any_thread: bool = False
 ) -> sqlite3.Connection:
     """A connection to `path`: a new file, or one whose tables include `required`
-    ({table: columns}); anything else is refused before a byte of it changes."""
+    ({table: columns}); anything else is refused before a byte of it changes.
+    `any_thread`: usable from any thread (the caller lets one use it at a time)."""
     path = Path(path)
     try:
         exists = path.exists() or path.is_symlink()
@@ -41,6 +42,6 @@ def open_own_sqlite(
                     f"{path} is a database but not a {what} (no vidclass {missing[0]!r} "
                     "table); name another file"
                 )
-        return sqlite3.connect(path)
+        return sqlite3.connect(path, check_same_thread=not any_thread)
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"{path}: not a usable {what} ({exc})") from None

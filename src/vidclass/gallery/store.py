@@ -59,7 +59,9 @@ def _half(vector: np.ndarray) -> bytes:
 class SqliteGalleryStore:
     """A gallery in one SQLite file: WAL, one transaction per video."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, any_thread: bool = False):
+        """`any_thread`: the connection may be used from any thread, one at a time (a
+        server's shared gallery)."""
         self.path = Path(path)
         try:
             parent_ok = self.path.parent.is_dir()
@@ -67,7 +69,7 @@ class SqliteGalleryStore:
             parent_ok = False
         if not parent_ok:
             raise VidclassError(f"{self.path.parent}: no such folder for the gallery")
-        self.conn = open_own_sqlite(self.path, REQUIRED, "vidclass gallery")
+        self.conn = open_own_sqlite(self.path, REQUIRED, "vidclass gallery", any_thread)
         try:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA foreign_keys=ON")

@@ -1,7 +1,8 @@
-"""Concurrent classify requests share forward passes.
+"""Concurrent requests share forward passes.
 
 Each request decodes its own clips in a request thread, through the engine's driver as
-`VideoClassifier.run` does; only its forward passes go to the one model thread, here.
+`Classifier.run` does; only its forward passes (logits, features, a text's embedding)
+go to the one model thread, here.
 The model thread takes every waiting forward of one clip shape (up to `max_clips`
 clips), waits at most BATCH_WAIT_S for more while other requests are still decoding,
 runs the model once, and hands each request its rows. Labels a request chose are
@@ -48,18 +49,23 @@ class BatchStats:
         return {**dataclasses.asdict(self), "wait_ms": BATCH_WAIT_S * 1000}
 
 
+PARTS = ("logits", "embed")  # what a forward pass gives: a model's method of that name
+
+
 @dataclass
 class _Forward:
-    """One request's clips waiting for the model (`source`, a loaded model)."""
+    """One request's clips waiting for the model (`source`, a loaded model), for its
+    `part` (one of PARTS)."""
 
     source: object
     clips: np.ndarray
     deadline: float  # monotonic
+    part: str = "logits"
     future: Future = field(default_factory=Future)
 
     @property
     def key(self) -> tuple:
-        return (id(self.source), tuple(self.clips.shape[1:]), self.clips.dtype)
+        return (id(self.source), self.part, tuple(self.clips.shape[1:]), self.clips.dtype)
 
 
 class Batcher:
@@ -89,18 +95,32 @@ class Batcher:
         """`served` with the labels a request chose, its forward passes batched."""
         return BatchedModel(self.with_labels(served, chosen), served, self)
 
+    def plain(self, served) -> BatchedModel:
+        """`served` itself, its forward passes batched: for its features and text
+        embeddings, which no label choice changes (a vision-language model has none)."""
+        return BatchedModel(served, served, self)
+
+    def call(self, fn: Callable):
+        """`fn()` in the model thread (a forward pass that does not batch: a text's
+        embedding); blocks this request thread."""
+        try:
+            return self.model_thread.submit(fn).result()
+        except RuntimeError:  # shutting down: the pool takes no more work
+            raise VidclassError("the server is stopping") from None
+
     def run(self, model: BatchedModel, path: str, work: Work) -> VideoResult:
         """One video through the engine's driver in this (request) thread, as
         `VideoClassifier.run` does; its VidclassError raised."""
         return next(Driver(model, work, InProcess(raise_errors=True)).run([path]))
 
-    def logits(self, source, clips: np.ndarray) -> np.ndarray:
-        """`source.logits(clips)`, computed in the model thread with whatever clips of
-        the same shape other requests are waiting with. Blocks this request thread; past
-        the time limit in effect here the clips are dropped rather than scored."""
+    def logits(self, source, clips: np.ndarray, part: str = "logits") -> np.ndarray:
+        """`source.logits(clips)` (or another of PARTS), computed in the model thread with
+        whatever clips of the same shape other requests are waiting with. Blocks this
+        request thread; past the time limit in effect here the clips are dropped rather
+        than scored."""
         left = remaining_time()
         deadline = time.monotonic() + left if left is not None else float("inf")
-        forward = _Forward(source, clips, deadline)
+        forward = _Forward(source, clips, deadline, part)
         with self._changed:
             if self._closed:
                 raise VidclassError("the server is stopping")
@@ -185,7 +205,7 @@ class Batcher:
         try:
             x = batch[0].clips if len(batch) == 1 else np.concatenate([f.clips for f in batch])
             start = time.perf_counter()
-            logits = batch[0].source.logits(x)
+            logits = getattr(batch[0].source, batch[0].part)(x)
         except Exception as exc:
             for forward in batch:
                 forward.future.set_exception(exc)
@@ -242,3 +262,17 @@ class BatchedModel:
 
     def activate(self, logits: np.ndarray) -> np.ndarray:
         return self.view.activate(logits)
+
+    # What the gallery asks of a model: its name, features of a video, a text's embedding.
+    @property
+    def name(self) -> str:
+        return self.view.name
+
+    def embed(self, clips: np.ndarray) -> np.ndarray:
+        return self.batcher.logits(self.source, clips, part="embed")
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        return self.batcher.call(lambda: self.view.embed_text(texts))
+
+    def run(self, path: str, work: Work) -> VideoResult:
+        return self.batcher.run(self, path, work)

@@ -1,0 +1,83 @@
+"""GET /v1/search and /v1/similar: a gallery's videos by tag or text, and videos like one
+(needs --gallery). SQLite is read in request threads, never on the event loop."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request
+
+from ..answers import answer, nothing
+from ..inputs import MAX_PATH_CHARS, VIDEO_BODY, media_video
+from ..state import Server, ServerState
+from .videos import posted
+
+router = APIRouter()
+MAX_LIMIT = 1000  # search and similar results
+MAX_TEXT = 500  # search words and labels
+
+
+def _similar(state: ServerState, limit: int):
+    def work(model, local, name):  # in a request thread; its forward passes batched
+        with state.gallery().use() as gallery:
+            return gallery.similar(local, k=limit, model=state.batcher.plain(model))
+
+    return work
+
+
+@router.get("/similar")
+async def similar(
+    state: Server,
+    video: str = Query(
+        min_length=1, max_length=MAX_PATH_CHARS, description="a video under --media"
+    ),
+    limit: int = Query(10, ge=1, le=MAX_LIMIT),
+):
+    """Indexed videos nearest to a video under --media (needs --gallery)."""
+    state.gallery_path()
+    media = state.config.media
+    return await answer(state, lambda: media_video(media, video), _similar(state, limit), "similar")
+
+
+@router.post("/similar", openapi_extra={"requestBody": VIDEO_BODY})
+async def similar_upload(
+    request: Request, state: Server, limit: int = Query(10, ge=1, le=MAX_LIMIT)
+):
+    """Indexed videos nearest to an uploaded video, or one under --media."""
+    state.gallery_path()
+    return await answer(state, posted(request, state), _similar(state, limit), "similar")
+
+
+@router.get("/search")
+async def search(
+    state: Server,
+    q: str = Query(min_length=1, max_length=MAX_TEXT, description="what to look for"),
+    by: str = Query(
+        "auto",
+        pattern="^(auto|tags|text)$",
+        description="text: moments of the gallery's vision-language model nearest to "
+        "the text; tags: tag words; auto: text where the gallery has moments",
+    ),
+    min_score: float | None = Query(None, ge=-1, le=1, allow_inf_nan=False),
+    label: str | None = Query(None, min_length=1, max_length=MAX_TEXT),
+    limit: int = Query(20, ge=1, le=MAX_LIMIT),
+):
+    """Gallery videos matching the text, by tags or by moments (needs --gallery)."""
+    state.gallery_path()
+    options = {"min_score": min_score, "label": label, "limit": limit}
+
+    def work(model, _local, _name):  # in a request thread
+        from ...gallery import Gallery
+
+        with Gallery(state.gallery_path()) as own:  # tags: this request's own connection
+            chosen = by
+            if chosen == "auto":
+                chosen = "text" if own.text_model_name and label is None else "tags"
+            if chosen == "tags":
+                return [h.as_dict() for h in own.search(q, by="tags", **options)]
+        with state.gallery().use() as gallery:  # text: the moment index stays loaded
+            text_model = None
+            if model.name == gallery.text_model_name:
+                text_model = state.batcher.plain(model)  # its text through the model thread
+            hits = gallery.search(q, by="text", model=text_model, **options)
+            return [h.as_dict() for h in hits]
+
+    return await answer(state, nothing, work, "search")
