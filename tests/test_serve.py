@@ -541,6 +541,7 @@ def test_a_client_gone_mid_stream_stops_the_work(model):
         stop()
 
 
+@pytest.mark.slow
 def test_a_classify_sent_during_a_long_timeline_is_answered_before_it(model):
     """Only forward passes run in the model thread: a timeline decodes in its own
     request thread, so a classify sent while a long one runs is answered first (before,
