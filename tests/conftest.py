@@ -183,6 +183,22 @@ def videos() -> Path:
     return VIDEOS
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A vidclass cache of the module's own (own_cache): what it converts and exports is
+    seen to happen there."""
+    with own_cache(tmp_path_factory) as root:
+        yield root
+
+
+@pytest.fixture(scope="module")
+def reference(cache):
+    """The default model through torch alone, fp32: what the other backends match."""
+    from vidclass.loading import load_torch
+
+    return load_torch(precision="fp32", runtime="torch")
+
+
 @pytest.fixture(scope="session")
 def model():
     """The default model in fp32, loaded once for the whole session."""

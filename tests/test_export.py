@@ -31,17 +31,6 @@ LABELS = ["arm wrestling", "eating spaghetti", "surfing water"]
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    with own_cache(tmp_path_factory) as root:
-        yield root
-
-
-@pytest.fixture(scope="module")
-def reference(cache):
-    return load_torch(precision="fp32", runtime="torch")
-
-
-@pytest.fixture(scope="module")
 def folder(cache, tmp_path_factory):
     """The default model exported as a user does it."""
     out = tmp_path_factory.mktemp("export") / "i3d"

@@ -26,17 +26,6 @@ OTHER = "eating_spaghetti.mp4"
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    with own_cache(tmp_path_factory) as root:
-        yield root
-
-
-@pytest.fixture(scope="module")
-def reference(cache):
-    return load_model(precision="fp32", runtime="torch")
-
-
-@pytest.fixture(scope="module")
 def clips(reference):
     return np.stack([reference.read_clips(video(CLIP))[0], reference.read_clips(video(OTHER))[0]])
 

@@ -21,6 +21,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -215,6 +216,20 @@ def file_sha256(fd: int) -> tuple[str, int]:
 def _inside(path: Path, folder: str | os.PathLike) -> bool:
     real, root = os.path.realpath(path), os.path.realpath(folder)
     return os.path.commonpath([real, root]) == root
+
+
+def read_json_file(path: str | os.PathLike, what: str, max_bytes: int):
+    """The JSON in `path`, a user's small file (a model's config, an export's manifest):
+    a regular file of at most `max_bytes`, read from one descriptor; a VidclassError
+    saying why not otherwise."""
+    try:
+        with os.fdopen(open_regular(path, os.O_RDONLY, what), "rb") as f:
+            raw = f.read(max_bytes + 1)
+        if len(raw) > max_bytes:
+            raise ValueError(f"larger than {max_bytes >> 20} MB")
+        return json.loads(raw)
+    except (OSError, ValueError, RecursionError) as exc:
+        raise VidclassError(f"{path}: not a readable {what} ({exc})") from None
 
 
 def read_own(

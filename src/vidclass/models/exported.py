@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import VidclassError
-from ..files import open_regular, sha256_hex
+from ..files import open_regular, read_json_file, sha256_hex
 from .folder_config import spec_from_dict
 from .spec import ModelEntry
 
@@ -48,15 +48,7 @@ def _fail(folder: str | os.PathLike, why: str) -> VidclassError:
 def read_manifest(folder: str | os.PathLike) -> dict:
     """The folder's manifest, checked for what a run relies on (types, file names inside
     the folder, digests); a VidclassError naming what is wrong otherwise."""
-    path = Path(folder, MANIFEST)
-    try:
-        with os.fdopen(open_regular(path, os.O_RDONLY, "export manifest"), "rb") as f:
-            raw = f.read(MAX_MANIFEST_BYTES + 1)
-        if len(raw) > MAX_MANIFEST_BYTES:
-            raise ValueError(f"larger than {MAX_MANIFEST_BYTES >> 20} MB")
-        manifest = json.loads(raw)
-    except (OSError, ValueError, RecursionError) as exc:
-        raise _fail(folder, f"not a readable manifest ({exc})") from None
+    manifest = read_json_file(Path(folder, MANIFEST), "export manifest", MAX_MANIFEST_BYTES)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise _fail(folder, "not a vidclass export manifest")
     if manifest.get("version") != VERSION:

@@ -4,14 +4,13 @@ Read without torch, so that a run from an export can still tell what a folder ho
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import VidclassError
-from ..files import open_regular, written_whole
+from ..files import open_regular, read_json_file, written_whole
 from .spec import InputSpec, ModelEntry
 
 CONFIG = "vidclass.json"
@@ -45,17 +44,11 @@ def spec_from_dict(data: dict) -> InputSpec:
 def load_config(folder: str | Path) -> dict:
     """The folder's vidclass.json as a dict, read as the user's file it is: a regular
     file of at most MAX_CONFIG_BYTES holding a JSON object; else a VidclassError."""
-    path = Path(folder, CONFIG)
-    try:
-        with os.fdopen(open_regular(path, os.O_RDONLY, "model config"), "rb") as f:
-            raw = f.read(MAX_CONFIG_BYTES + 1)
-        if len(raw) > MAX_CONFIG_BYTES:
-            raise ValueError(f"larger than {MAX_CONFIG_BYTES >> 20} MB")
-        config = json.loads(raw)
-        if not isinstance(config, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError, RecursionError) as exc:
-        raise VidclassError(f"{path}: not a readable vidclass model config ({exc})") from None
+    config = read_json_file(Path(folder, CONFIG), "vidclass model config", MAX_CONFIG_BYTES)
+    if not isinstance(config, dict):
+        raise VidclassError(
+            f"{Path(folder, CONFIG)}: not a readable vidclass model config (not a JSON object)"
+        )
     return config
 
 
