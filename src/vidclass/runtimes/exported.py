@@ -73,9 +73,13 @@ class ExportedClassifier(Classifier):
         self.runtime_threads = threads or available_cores()
         self._lock = threading.Lock()
         self._sessions: dict[tuple[int, ...], object] = {}
+        self.folder = os.fspath(folder)
+        # The backbone's bytes are held only while its first session opens: another clip
+        # shape (a short video) reads them again, checked again.
         self._embed = self._graph(folder, "embed")
         self._head = self._open(self._graph(folder, "head"), "fp32", (0,), False)
         embed = self._session(tuple(manifest["clip"]))
+        self._embed = None
         widths = (embed.features(), self._head.features())
         if widths != (manifest["features"], len(self.entry.labels)):
             raise VidclassError(f"{folder}: graph widths {widths} do not fit its manifest")
@@ -116,7 +120,8 @@ class ExportedClassifier(Classifier):
                         f"{self.name}: exported for clips of {'x'.join(map(str, clip))}, "
                         f"not {'x'.join(map(str, shape))}"
                     )
-                self._sessions[shape] = self._open(self._embed, self.precision, shape, any_frames)
+                graph = self._embed or self._graph(self.folder, "embed")
+                self._sessions[shape] = self._open(graph, self.precision, shape, any_frames)
             return self._sessions[shape]
 
     # -- the engine's Runner, in numpy ---------------------------------------------------
