@@ -313,12 +313,12 @@ def test_a_damaged_graph_is_converted_again(warm, tmp_path):
 @pytest.mark.parametrize(
     ("name", "how"),
     [
-        ("embed.onnx", "middle"),
-        ("head.onnx", "middle"),
+        ("embed.bin", "middle"),
+        ("head.xml", "middle"),
         ("vidclass-export.json", "middle"),
         ("vidclass-export.json", "fifo"),  # opening it for reading would wait for a writer
         ("vidclass-export.json", "folder"),
-        ("head.onnx", "zero"),
+        ("head.bin", "zero"),
     ],
 )
 def test_a_damaged_export_in_the_cache_is_exported_again(warm, tmp_path, name, how):

@@ -63,7 +63,10 @@ def test_an_exported_folder_is_self_describing_and_checked(folder):
     assert manifest["input"]["fps"] == 25 and manifest["input"]["crop_size"] == 224
     assert manifest["made"]["from"] == vidclass.DEFAULT_MODEL and manifest["made"]["vidclass"]
     on_disk = sorted(p.name for p in folder.iterdir() if p.name != exported.MANIFEST)
-    assert sorted(manifest["files"]) == on_disk == ["embed.onnx", "head.onnx"]
+    # OpenVINO's IR, which names no other file (ONNX may: external data)
+    assert (
+        sorted(manifest["files"]) == on_disk == ["embed.bin", "embed.xml", "head.bin", "head.xml"]
+    )
     for name, digest in manifest["files"].items():
         assert file_digest(folder / name) == digest
 
@@ -144,14 +147,20 @@ def test_an_export_is_refused_where_it_cannot_run_as_asked(folder):
 def test_a_damaged_or_forged_export_is_refused_naming_the_file(folder, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(folder, bad)
-    graph = bad / "embed.onnx"
+    graph = bad / "embed.bin"
     data = bytearray(graph.read_bytes())
     data[len(data) // 2] ^= 0xFF
     graph.write_bytes(bytes(data))
-    with pytest.raises(VidclassError, match=r"embed\.onnx: not as exported"):
+    with pytest.raises(VidclassError, match=r"embed\.bin: not as exported"):
         vidclass.load_model(str(bad))
     assert graph.read_bytes() == bytes(data)  # the user's file: never repaired
-    shutil.copyfile(folder / "embed.onnx", graph)
+    shutil.copyfile(folder / "embed.bin", graph)
+    (bad / "head.bin").unlink()
+    (bad / "head.bin").symlink_to(folder / "head.bin")  # the same bytes, but a link
+    with pytest.raises(VidclassError, match=r"head\.bin: a link"):
+        vidclass.load_model(str(bad))
+    (bad / "head.bin").unlink()
+    shutil.copyfile(folder / "head.bin", bad / "head.bin")
     path = bad / exported.MANIFEST
     good = json.loads(path.read_text())
     forged = [
@@ -159,8 +168,19 @@ def test_a_damaged_or_forged_export_is_refused_naming_the_file(folder, tmp_path)
         "[]",
         "[" * 100_000 + "]" * 100_000,  # nested past the parser's recursion
         json.dumps({**good, "version": 99}),
-        json.dumps({**good, "files": {"../embed.onnx": "0" * 64}}),
-        json.dumps({**good, "graphs": {"embed": ["/etc/passwd"], "head": ["head.onnx"]}}),
+        json.dumps({**good, "files": {"../embed.bin": "0" * 64}}),
+        json.dumps({**good, "graphs": {"embed": ["/etc/passwd"], "head": ["head.xml"]}}),
+        # ONNX for OpenVINO: it could name external data, any file on the machine
+        json.dumps(
+            {
+                **good,
+                "files": {**good["files"], "e.onnx": "0" * 64},
+                "graphs": {**good["graphs"], "embed": ["e.onnx"]},
+            }
+        ),  # fmt: skip
+        json.dumps({**good, "input": {**good["input"], "num_frames": "64"}}),
+        json.dumps({**good, "input": {**good["input"], "short_side": 1 << 30}}),
+        json.dumps({**good, "clip": [3, 64, 112, 112]}),  # not what its input makes
         json.dumps({**good, "labels": []}),
         json.dumps({**good, "clip": [3, 64, 2240000, 224]}),
         json.dumps({**good, "precision": "int4"}),
@@ -239,7 +259,7 @@ def test_a_damaged_export_in_the_cache_is_made_again(tmp_path_factory, caplog):
     with own_cache(tmp_path_factory):
         name = vidclass.DEFAULT_MODEL
         vidclass.load_model(name, precision="fp32")
-        graph = plan(name).folder / "head.onnx"
+        graph = plan(name).folder / "head.xml"
         graph.write_bytes(b"not a graph")
         with caplog.at_level("WARNING", logger="vidclass"):
             model = vidclass.load_model(name, precision="fp32")
@@ -394,3 +414,25 @@ def test_the_caches_exports_are_bounded_least_recently_used_first(tmp_path):
     assert left == sorted(
         [".e-new.partial-1", "e00", "stranger", *made[-(MAX_CACHED_EXPORTS - 1) :]]
     )
+
+
+def test_what_needs_torch_says_so_in_one_line_without_it(tmp_path):
+    """Without torch (as in a slim install: here it is hidden from the interpreter), the
+    commands that need it end in one line naming the extra to install."""
+    script = (
+        "import sys; sys.modules['torch'] = None\n"  # any import of torch now fails
+        "from vidclass.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    for args, extra in [
+        (["train", str(tmp_path), "--out", str(tmp_path / "out")], "train"),
+        (["models", "export", "i3d.kinetics400", "--out", str(tmp_path / "x")], "export"),
+    ]:
+        done = subprocess.run(
+            [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.strip() == (
+            f"vidclass: error: this needs torch, which is not installed: "
+            f"pip install 'vidclass[{extra}]'"
+        ), done.stderr

@@ -11,8 +11,9 @@ by one rule (`plan`), and loads it.
    transformers models (whose backbone still runs in OpenVINO on a CPU with `auto`,
    where it converts), and `--runtime onnxruntime` for a model not exported for it.
 
-The backend depends on the options and the model alone, never on what the cache holds;
-the cache only saves the start.
+The backend depends on the options, the model and the machine (gpu_present), never on
+what the cache holds (the cache only saves the start); except that with torch but
+without onnx, which exporting needs, a model without an export runs through torch.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import secrets
 import shutil
 import time
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from .engine import ModelRecipe
 from .errors import VidclassError
 from .files import cannot_write
 from .models import DEFAULT_MODEL, exported
+from .models.exported import ExportDamaged
 from .models.resolve import describe, parse_model_name, source_files
 from .models.weights import cache_dir
 from .runtimes import EXPORT_VERSION, RUNTIMES, installed
@@ -72,7 +75,7 @@ def cached_export(name: str) -> Path | None:
     model = str(Path(name).resolve()) if os.path.isdir(name) else name
     key = hashlib.blake2b(
         f"{model}|{'|'.join(_file_identity(p) for p in files)}|vidclass {__version__}|"
-        f"{EXPORT_VERSION}".encode(),
+        f"{EXPORT_VERSION}|{exported.VERSION}".encode(),
         digest_size=16,
     ).hexdigest()
     return cache_dir() / "exports" / key
@@ -109,9 +112,14 @@ def plan(
         why = "OpenVINO is not installed (pip install 'vidclass[openvino]')"
         return Plan("torch", "torch", why)
     folder = cached_export(name)
-    if folder is None:
-        return Plan("export", "openvino", "a CPU runs it in OpenVINO from its export (made now)")
-    return Plan("export", "openvino", "a CPU runs it in OpenVINO from its export", folder)
+    if folder is None and kind != "builtin":  # a folder whose files cannot be listed
+        return Plan("torch", runtime, "its files cannot be listed to key an export")
+    exists = folder is not None and folder.is_dir()
+    if not exists and not installed("openvino", convert=True) and find_spec("torch"):
+        why = "exporting it for OpenVINO needs onnx (pip install 'vidclass[export]')"
+        return Plan("torch", "torch", why)
+    why = "a CPU runs it in OpenVINO from its export in the cache (made once, on first use)"
+    return Plan("export", "openvino", why, folder)
 
 
 def load_model(
@@ -142,6 +150,9 @@ def load_model(
 
 
 def _from_export(name, folder, precision, threads, runtime, download) -> Classifier | None:
+    """The model run from `folder`, an exported folder: the user's as it is; the cache's
+    made where missing or damaged. None where the cache cannot take one (it then runs
+    through torch)."""
     from .runtimes.exported import ExportedClassifier
 
     if folder == Path(name):  # the user's exported folder: as it is, or a clear error
@@ -152,22 +163,22 @@ def _from_export(name, folder, precision, threads, runtime, download) -> Classif
             "install 'vidclass[export]'; or give a folder made by `vidclass models export` "
             "as --model"
         )
-    if folder is None:  # its weights are fetched by exporting it, then it is keyed
-        return _first_export(name, download, precision, threads)
     for attempt in (0, 1):
-        if os.path.lexists(folder):
+        if folder is not None and os.path.lexists(folder):
             try:
                 model = ExportedClassifier(folder, precision, threads, entry=describe(name))
                 with contextlib.suppress(OSError):
                     os.utime(folder)  # recently used: kept when the cache is pruned
                 return model
-            except VidclassError as exc:  # ours, damaged: made again
+            except ExportDamaged as exc:  # ours, not as written: made again, once
                 if attempt:
                     raise
                 log.warning(f"{exc}; exporting it again")
                 _remove(folder)
-        if attempt == 0 and not _export_to_cache(name, folder, download):
-            return None
+        if attempt == 0:
+            folder = export_into_cache(name, download)
+            if folder is None:
+                return None
     return None
 
 
@@ -178,35 +189,36 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _first_export(name: str, download: bool, precision, threads) -> Classifier | None:
-    from .runtimes.exported import ExportedClassifier
-
-    new = cache_dir() / "exports" / f".new-{os.getpid()}"
-    if not _export_to_cache(name, new, download):
-        return None
-    folder = cached_export(name)
-    if folder is None:
-        shutil.rmtree(new, ignore_errors=True)
-        return None
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(new, folder)
-    return ExportedClassifier(folder, precision, threads, entry=describe(name))
-
-
-def _export_to_cache(name: str, folder: Path, download: bool) -> bool:
-    """Export `name` into the cache; False where that cannot be done (said once)."""
+def export_into_cache(name: str, download: bool = True) -> Path | None:
+    """Export `name` into the cache (the export later CPU runs start from) and return its
+    folder; None where that cannot be done (said once). Made in a folder of its own and
+    renamed into place, so a run reading the cache never sees half of one; where another
+    run put one there first, that one stays."""
     from .runtimes.export import export
 
+    exports = cache_dir() / "exports"
+    new = exports / f".new-{os.getpid()}-{secrets.token_hex(4)}"
     try:
-        export(name, folder, force=True, download=download)
+        exports.mkdir(parents=True, exist_ok=True)
+        export(name, new, download=download)
+        folder = cached_export(name)  # keyed now: the export fetched its weights if needed
+        if folder is None:
+            return None
+        try:
+            os.rename(new, folder)
+        except OSError:  # another run's is there: theirs stays
+            if not exported.is_exported_dir(folder):
+                raise
+        _prune(exports, keep=folder)
+        return folder
     except OSError as exc:  # the cache cannot take it: said once a run, as for the rest
-        cannot_write(folder, exc)
-        return False
+        cannot_write(new, exc)
+        return None
     except VidclassError as exc:
         log.warning(f"{name}: not exported into the cache ({exc}); it runs through torch")
-        return False
-    _prune(folder.parent, keep=folder)
-    return True
+        return None
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
 
 
 def _prune(folder: Path, keep: Path) -> None:
@@ -216,12 +228,14 @@ def _prune(folder: Path, keep: Path) -> None:
         found = [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and p != keep]
     except OSError:
         return
-    now = time.time()
+    now, ages = time.time(), {}
     for p in found:
-        if p.name.startswith(".") and now - p.stat().st_mtime > 3600:
+        with contextlib.suppress(OSError):  # gone meanwhile (another run's prune)
+            ages[p] = p.stat().st_mtime
+    for p, mtime in ages.items():
+        if p.name.startswith(".") and now - mtime > 3600:
             shutil.rmtree(p, ignore_errors=True)
-    done = [p for p in found if not p.name.startswith(".")]
-    done.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    done = sorted((p for p in ages if not p.name.startswith(".")), key=ages.get, reverse=True)
     for old in done[MAX_CACHED_EXPORTS - 1 :]:
         shutil.rmtree(old, ignore_errors=True)
 

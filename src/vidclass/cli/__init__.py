@@ -38,6 +38,24 @@ class _OneLine(logging.Formatter):
         return f"vidclass: {record.levelname.lower()}: {record.getMessage()}"
 
 
+# The extra that installs each optional module (pyproject.toml's optional-dependencies);
+# a command that needs several names its own (`extra` in its parser's defaults).
+EXTRA_OF = {
+    "torch": "torch",
+    "onnx": "export",
+    "transformers": "hf",
+    "sklearn": "train",
+    "matplotlib": "plot",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "ray": "ray",
+    "usearch": "search",
+    "openvino": "openvino",
+    "onnxruntime": "onnxruntime",
+    "nncf": "int8",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -59,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         log.error(str(exc))
+        return 1
+    except ModuleNotFoundError as exc:  # an extra this command needs is not installed
+        extra = EXTRA_OF.get((exc.name or "").partition(".")[0])
+        if args.debug or extra is None:
+            raise
+        extra = getattr(args, "extra", None) or extra  # the command's own, where it has one
+        log.error(f"this needs {exc.name}, which is not installed: pip install 'vidclass[{extra}]'")
         return 1
     except KeyboardInterrupt:
         print("vidclass: interrupted", file=sys.stderr)

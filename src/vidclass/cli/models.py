@@ -102,7 +102,8 @@ def add(sub) -> None:
     q.add_argument("--out", required=True, metavar="DIR", help="the folder to write")
     _calibration_options(q, required=True)
     q.add_argument("--force", action="store_true", help="replace an exported model in --out")
-    q.set_defaults(runtime="openvino", precision="int8")
+    e.set_defaults(extra="export")
+    q.set_defaults(runtime="openvino", precision="int8", extra="int8")
     m.set_defaults(run=run, models_command="list")  # a bare `vidclass models` lists
 
 
@@ -174,20 +175,18 @@ def _runs(name: str) -> str:
 
 def _export_into_cache(name: str) -> None:
     """`models pull`: the export later CPU runs start from, where the rule takes one."""
-    from .. import load_model
-    from ..loading import plan
+    from ..loading import export_into_cache, plan
 
     chosen = plan(name)
     if chosen.backend != "export":
         print(f"{name}: runs through torch here ({chosen.why})")
         return
-    try:
-        load_model(name)
-    except VidclassError as exc:  # the weights are in; runs go through torch
-        print(f"vidclass: warning: not exported for OpenVINO: {exc}", file=sys.stderr)
+    if chosen.folder is not None and chosen.folder.is_dir():
+        print(f"{name}: its export is in {chosen.folder}; runs of it start without torch")
         return
-    where = chosen.folder or "the cache"
-    print(f"{name}: exported for OpenVINO into {where}; runs of it start without torch")
+    folder = export_into_cache(name)  # a failure is said on stderr: runs go through torch
+    if folder is not None:
+        print(f"{name}: exported for OpenVINO into {folder}; runs of it start without torch")
 
 
 def _export(args) -> int:

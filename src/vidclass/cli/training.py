@@ -81,7 +81,7 @@ def add(sub) -> None:
     add_batch_options(tr)
     add_engine_options(tr)
     add_model_options(tr, model=False)
-    tr.set_defaults(run=run_train)
+    tr.set_defaults(run=run_train, extra="train")  # what a missing module is installed with
 
     ev = sub.add_parser(
         "evaluate",
@@ -101,7 +101,7 @@ def add(sub) -> None:
     ev.add_argument("--format", choices=("table", "json"), default="table", help="output (table)")
     add_batch_options(ev)
     add_model_options(ev, model=False)
-    ev.set_defaults(run=run_evaluate)
+    ev.set_defaults(run=run_evaluate, extra="train")
 
 
 def run_train(args) -> int:

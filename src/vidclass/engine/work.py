@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -18,9 +18,6 @@ from ..errors import VidclassError
 from ..label_choice import LabelChoice
 from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..models.spec import InputSpec
-
-if TYPE_CHECKING:
-    import torch
 
 OUTPUTS = ("scores", "features", "both", "trunk")
 
@@ -120,20 +117,19 @@ class Runner(Protocol):
         """The model's input for uint8 clips of one shape (see video.transforms)."""
         ...
 
-    # Batches, logits, scores and features: torch tensors, or numpy arrays for a
-    # runner without torch (vidclass.runtimes.light).
-    def logits(self, clips: torch.Tensor) -> torch.Tensor: ...
+    # Batches, logits, scores and features: numpy arrays, whatever runs the model.
+    def logits(self, clips: np.ndarray) -> np.ndarray: ...
 
-    def activate(self, logits: torch.Tensor) -> torch.Tensor: ...
+    def activate(self, logits: np.ndarray) -> np.ndarray: ...
 
-    def embed(self, clips: torch.Tensor) -> torch.Tensor: ...
+    def embed(self, clips: np.ndarray) -> np.ndarray: ...
 
-    def scores_and_features(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def scores_and_features(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
-    def trunk(self, clips: torch.Tensor) -> torch.Tensor: ...
+    def trunk(self, clips: np.ndarray) -> np.ndarray: ...
 
 
-def forward(model: Runner, outputs: str, x: torch.Tensor):
+def forward(model: Runner, outputs: str, x: np.ndarray):
     """(scores, features) of a batch of prepared clips, each None where not asked for."""
     if outputs == "scores":
         return model.activate(model.logits(x)), None

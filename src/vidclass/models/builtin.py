@@ -1,5 +1,5 @@
 """The built-in pretrained models. Their torch modules are imported when first built:
-listing models, and runs that never import torch (runtimes.light), need only entries."""
+listing models, and runs from an export (which never import torch), need only entries."""
 
 from __future__ import annotations
 

@@ -22,17 +22,23 @@ from pathlib import Path
 
 from ..errors import VidclassError
 from ..files import open_regular, read_json_file, sha256_hex
+from ..video.decode import INTERPOLATIONS
 from .folder_config import spec_from_dict
-from .spec import ModelEntry
+from .spec import InputSpec, ModelEntry, typical_clip
 
 MANIFEST = "vidclass-export.json"
 FORMAT = "vidclass-export"
-VERSION = 1
+VERSION = 2  # 2: OpenVINO exports hold IR, not ONNX
 RUNTIMES = ("openvino", "onnxruntime")
 PRECISIONS = ("fp32", "bf16", "int8")
 ACTIVATIONS = ("softmax", "sigmoid")
 MAX_MANIFEST_BYTES = 4 << 20  # labels and provenance: far below this
-MAX_FILE_BYTES = 8 << 30  # a graph: the largest video transformers are ~1.2 GB in fp32
+MAX_FILE_BYTES = 4 << 30  # a graph: the largest video transformers are ~1.2 GB in fp32
+# What each runtime's graphs are: OpenVINO's IR (NAME.xml and its weights, NAME.bin),
+# which names no other file; ONNX (which may name external data) only for ONNX Runtime,
+# which reads it from memory and so refuses external data.
+GRAPH_FILES = {"openvino": (".xml", ".bin"), "onnxruntime": (".onnx",)}
+MAX_CLIP = (3, 4096, 4096, 4096)  # channels, frames, height, width: far past any model
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -41,14 +47,21 @@ def is_exported_dir(name: str | os.PathLike) -> bool:
     return Path(name, MANIFEST).is_file()
 
 
-def _fail(folder: str | os.PathLike, why: str) -> VidclassError:
-    return VidclassError(f"{Path(folder, MANIFEST)}: {why}")
+class ExportDamaged(VidclassError):
+    """An exported folder that is not as an export writes it (torn, changed, forged)."""
+
+
+def _fail(folder: str | os.PathLike, why: str) -> ExportDamaged:
+    return ExportDamaged(f"{Path(folder, MANIFEST)}: {why}")
 
 
 def read_manifest(folder: str | os.PathLike) -> dict:
     """The folder's manifest, checked for what a run relies on (types, file names inside
     the folder, digests); a VidclassError naming what is wrong otherwise."""
-    manifest = read_json_file(Path(folder, MANIFEST), "export manifest", MAX_MANIFEST_BYTES)
+    try:
+        manifest = read_json_file(Path(folder, MANIFEST), "export manifest", MAX_MANIFEST_BYTES)
+    except VidclassError as exc:
+        raise ExportDamaged(str(exc)) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise _fail(folder, "not a vidclass export manifest")
     if manifest.get("version") != VERSION:
@@ -75,7 +88,7 @@ def read_manifest(folder: str | os.PathLike) -> dict:
         and all(isinstance(x, str) and x for x in labels),
         "clip": isinstance(clip, list)
         and len(clip) == 4
-        and all(type(d) is int and 0 < d < 1 << 16 for d in clip),
+        and all(type(d) is int and 0 < d <= most for d, most in zip(clip, MAX_CLIP, strict=True)),
         "any_frames": isinstance(manifest.get("any_frames"), bool),
         "features": type(manifest.get("features")) is int and manifest["features"] > 0,
         "input": isinstance(manifest.get("input"), dict),
@@ -85,16 +98,67 @@ def read_manifest(folder: str | os.PathLike) -> dict:
         raise _fail(folder, f"{', '.join(bad)} not as an export writes them")
     if manifest["precision"] == "int8" and manifest["runtime"] != "openvino":
         raise _fail(folder, "an int8 export runs in OpenVINO")
+    kinds = GRAPH_FILES[manifest["runtime"]]
+    for part, names in graphs.items():
+        stems, suffixes = zip(*(os.path.splitext(n) for n in names), strict=True)
+        if list(suffixes) != list(kinds) or len(set(stems)) != 1:
+            raise _fail(folder, f"its {part} graph is not {'+'.join(kinds)} files")
+    spec = _input(folder, manifest)
+    if typical_clip(spec) != tuple(clip):
+        raise _fail(folder, "its clip shape is not what its input makes")
     return manifest
+
+
+def _numbers(value, count: int, low: float, high: float, whole: bool = False) -> bool:
+    """`value` is a list of `count` numbers in (low, high] (ints where `whole`)."""
+    kinds = (int,) if whole else (int, float)
+    return (
+        isinstance(value, list)
+        and len(value) == count
+        and all(type(v) in kinds and low < v <= high for v in value)
+    )
+
+
+def _input(folder, manifest: dict) -> InputSpec:
+    """The manifest's input, checked as a run relies on it (types and bounds: a forged
+    size must not reach the decoder)."""
+    data = manifest["input"]
+
+    def given(key, count, low, high, whole=False, optional=True):
+        value = data.get(key)
+        if value is None:
+            return optional
+        return _numbers(value if count > 1 else [value], count, low, high, whole)
+
+    crop = data.get("crop_size")
+    ok = (
+        given("num_frames", 1, 0, 4096, whole=True, optional=False)
+        and given("fps", 1, 0, 1000)
+        and given("short_side", 1, 0, 4096, whole=True)
+        and given("size", 2, 0, 4096, whole=True)
+        and (
+            given("crop_size", 1, 0, 4096, whole=True)
+            if type(crop) is int
+            else given("crop_size", 2, 0, 4096, whole=True)
+        )
+        and given("min_frames", 1, 0, 4096, whole=True)
+        and given("value_range", 2, -1e6, 1e6)
+        and given("mean", 3, -1e6, 1e6)
+        and given("std", 3, 0, 1e6)
+        and data.get("interpolation", "bilinear") in INTERPOLATIONS
+    )
+    if not ok:
+        raise _fail(folder, "its input is not a model input")
+    try:
+        return spec_from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise _fail(folder, f"its input is not a model input ({exc})") from None
 
 
 def read_entry(folder: str | os.PathLike, manifest: dict | None = None) -> ModelEntry:
     """The folder's model entry: labels, preprocessing, activation, as exported."""
     manifest = manifest if manifest is not None else read_manifest(folder)
-    try:
-        spec = spec_from_dict(manifest["input"])
-    except (TypeError, ValueError) as exc:
-        raise _fail(folder, f"its input is not a model input ({exc})") from None
+    spec = _input(folder, manifest)
     made = manifest.get("made") if isinstance(manifest.get("made"), dict) else {}
     threshold = manifest.get("threshold")
     return ModelEntry(
@@ -119,12 +183,18 @@ def read_file(folder: str | os.PathLike, name: str, manifest: dict) -> bytes:
     manifest's sha256."""
     path = Path(folder, name)
     try:
+        if path.is_symlink():  # a link could name any file: an export holds its own
+            raise ExportDamaged(f"{path}: a link, not a file of the export")
         with os.fdopen(open_regular(path, os.O_RDONLY, "exported file"), "rb") as f:
+            if os.fstat(f.fileno()).st_size > MAX_FILE_BYTES:  # before reading any of it
+                raise ExportDamaged(f"{path}: larger than {MAX_FILE_BYTES >> 30} GB")
             data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise VidclassError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+        raise ExportDamaged(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except VidclassError as exc:  # not a regular file
+        raise ExportDamaged(str(exc)) from None
     if len(data) > MAX_FILE_BYTES or sha256_hex(data) != manifest["files"][name]:
-        raise VidclassError(
+        raise ExportDamaged(
             f"{path}: not as exported (its sha256 differs from {MANIFEST}); export the model again"
         )
     return data

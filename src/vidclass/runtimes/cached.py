@@ -6,8 +6,8 @@ back as bytes checked against it, which go to the runtime from memory: nothing r
 the file again after the check. A damaged one is files.Damaged, and its caller makes it
 again (runtimes.module: converted again through torch) with a one-line warning. Where
 the cache cannot be written (full, read-only), a graph stays in this process's memory
-for the run (`keep`), under the name it would have had. Torch-free: runs without torch
-(runtimes.light) read graphs too.
+for the run (`keep`), under the name it would have had. Torch-free: reading
+needs no torch.
 """
 
 from __future__ import annotations

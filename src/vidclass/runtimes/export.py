@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import logging
 import os
 import sys
@@ -25,15 +26,15 @@ import torch
 from ..errors import VidclassError
 from ..models import exported, folder_config
 from ..models.resolve import parse_model_name
+from ..models.spec import typical_clip
 from ..progress import tracked
 from ..version import __version__
 from ..video.transforms import clip_to_array, stack_clip
-from . import DEFAULT_MAX_CLIPS, cached, graph, require
-from .sessions import OpenVINOSession
+from . import DEFAULT_MAX_CLIPS, INT8_HINT, cached, graph, require
+from .sessions import SESSIONS
 
 log = logging.getLogger("vidclass")
 PRESET = "performance"  # symmetric quantizers: what OpenVINO's CPU kernels run fastest
-EXPORT_HINT = "vidclass models export MODEL --precision int8 --calibrate VIDEOS --out DIR"
 
 
 @dataclass
@@ -48,36 +49,36 @@ class ExportResult:
     top5_move: float = 0.0  # int8: the largest change of a top-5 score (fp32 -> int8)
 
 
-def typical_clip(spec) -> tuple[int, int, int, int] | None:
-    """The (C, T, H, W) of this model's clips of a long enough video, where its spec
-    fixes the frame size; None where the frame size follows the video."""
-    if spec.size is not None:
-        height, width = spec.crop_hw or spec.size
-        if spec.crop_hw and (height > spec.size[0] or width > spec.size[1]):
-            return None
-    elif spec.short_side is not None and spec.crop_hw is not None:
-        height, width = spec.crop_hw
-        if max(height, width) > spec.short_side:
-            return None
-    else:
-        return None
-    return (3, spec.num_frames if spec.fps else spec.pad_to, height, width)
-
-
-def head_graph(module, features: int, label: str) -> Path:
+def head_graph(module, features: int, label: str, runtime: str) -> Path:
     """The cached graph of `module.head_logits` (fp32) for `features`-wide rows, made
-    and checked against torch where it is missing."""
+    where it is missing and checked against torch in `runtime`."""
     path = graph.graph_path(graph.state_digest(module), (features,), part="head_logits")
-    threads = torch.get_num_threads()
+    threads, make = torch.get_num_threads(), SESSIONS[runtime]
     return graph.ensure(
         module,
         (features,),
         path,
         f"{label} head",
-        lambda candidate, dims: OpenVINOSession(candidate, "fp32", threads, dims, False),
+        lambda candidate, dims: make(candidate, "fp32", threads, dims, False),
         False,
         "head_logits",
     )
+
+
+def _ir(onnx: bytes, name: str) -> dict[str, bytes]:
+    """An ONNX graph (one torch exported and checked here) as OpenVINO IR, the form an
+    OpenVINO export holds: NAME.xml and NAME.bin. IR names no other file, where ONNX may
+    (external data), so a forged export cannot make OpenVINO read one. OpenVINO writes
+    it only to files: a disk that cannot take them is an OSError, as any write's."""
+    import openvino as ov
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            ov.save_model(ov.Core().read_model(onnx), f"{tmp}/{name}.xml", compress_to_fp16=False)
+        except RuntimeError as exc:  # its file streams failing (full, over a size limit)
+            first = (str(exc).strip().splitlines() or ["?"])[0]
+            raise OSError(errno.EIO, f"cannot write {name}'s graph ({first})") from None
+        return {f"{name}.{ext}": Path(tmp, f"{name}.{ext}").read_bytes() for ext in ("xml", "bin")}
 
 
 def _graph_bytes(path: Path) -> bytes:
@@ -136,7 +137,7 @@ def export(
         raise VidclassError(
             "--calibrate VIDEOS goes with --precision int8 (and int8 needs it)"
             if calibrate
-            else f"int8 is calibrated on your videos: {EXPORT_HINT}"
+            else f"int8 is calibrated on your videos: {INT8_HINT}"
         )
     if clips_per_video < 1 or max_clips < 1:
         raise VidclassError("--clips and --max-clips must be at least 1")
@@ -148,8 +149,9 @@ def export(
     clip = exportable(model)
     module = model.module
     embed = _graph_bytes(module.graph_file(clip))
-    head_path = head_graph(module.module, module._session(clip).features(), model.name)
-    files = {"head.onnx": _graph_bytes(head_path)}
+    head_path = head_graph(module.module, module._session(clip).features(), model.name, runtime)
+    head = _graph_bytes(head_path)
+    files = {"head.onnx": head} if runtime == "onnxruntime" else _ir(head, "head")
     made = {
         "from": _source_name(name),
         "vidclass": __version__,
@@ -170,9 +172,12 @@ def export(
             "method": "nncf.quantize",
             "preset": PRESET,
         }
-    else:
+    elif runtime == "onnxruntime":
         files["embed.onnx"] = embed
         embed_names = ["embed.onnx"]
+    else:
+        files.update(_ir(embed, "embed"))
+        embed_names = ["embed.xml", "embed.bin"]
     if parse_model_name(name).kind == "trained" and Path(name, folder_config.TRAINED_ON).is_file():
         files[folder_config.TRAINED_ON] = Path(name, folder_config.TRAINED_ON).read_bytes()
     manifest = {
@@ -187,7 +192,7 @@ def export(
         "clip": list(clip),
         "any_frames": bool(module.any_frames),
         "features": int(module._session(clip).features()),
-        "graphs": {"embed": embed_names, "head": ["head.onnx"]},
+        "graphs": {"embed": embed_names, "head": [n for n in files if n.startswith("head.")]},
         "made": made,
     }
     check = None

@@ -33,6 +33,8 @@ def export_precision(manifest: dict, asked: str) -> str:
             "this export is not int8; make one with: vidclass models export MODEL "
             "--precision int8 --calibrate VIDEOS --out DIR"
         )
+    if asked not in ("auto", "fp32", "bf16"):
+        raise VidclassError(f"an export computes in fp32 or bf16 on a CPU, not {asked}")
     if manifest["runtime"] == "onnxruntime":
         if asked not in ("auto", "fp32"):
             raise VidclassError(f"an ONNX Runtime export computes in fp32, not {asked}")
@@ -73,13 +75,11 @@ class ExportedClassifier(Classifier):
         self.runtime_threads = threads or available_cores()
         self._lock = threading.Lock()
         self._sessions: dict[tuple[int, ...], object] = {}
-        self.folder = os.fspath(folder)
-        # The backbone's bytes are held only while its first session opens: another clip
-        # shape (a short video) reads them again, checked again.
+        # The backbone's bytes stay held, for other clip shapes (a short video): the folder
+        # may be gone by then (another run's cache pruning, a user's move).
         self._embed = self._graph(folder, "embed")
         self._head = self._open(self._graph(folder, "head"), "fp32", (0,), False)
         embed = self._session(tuple(manifest["clip"]))
-        self._embed = None
         widths = (embed.features(), self._head.features())
         if widths != (manifest["features"], len(self.entry.labels)):
             raise VidclassError(f"{folder}: graph widths {widths} do not fit its manifest")
@@ -120,8 +120,7 @@ class ExportedClassifier(Classifier):
                         f"{self.name}: exported for clips of {'x'.join(map(str, clip))}, "
                         f"not {'x'.join(map(str, shape))}"
                     )
-                graph = self._embed or self._graph(self.folder, "embed")
-                self._sessions[shape] = self._open(graph, self.precision, shape, any_frames)
+                self._sessions[shape] = self._open(self._embed, self.precision, shape, any_frames)
             return self._sessions[shape]
 
     # -- the engine's Runner, in numpy ---------------------------------------------------

@@ -2,7 +2,7 @@
 for every clip length where the module allows it), checked against torch, and cached
 where the converted weights live, with its sha256 beside it (runtimes.cached: read back
 only as written). A model's head (`head_logits`) exports the same way, for runs without
-torch (runtimes.light)."""
+torch (an export's head.onnx, runtimes.export)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ class RuntimeModule(nn.Module):
     """`module` with `embed` run by `runtime` from a cached ONNX graph, made when a clip
     shape is first seen (one for all clip lengths where the module allows, and for all
     batch sizes). `module` keeps its weights for the head and is what the graph is
-    exported from. `graph`: a graph to run instead (a quantized model's), never made."""
+    exported from."""
 
     channels_last = False  # the runtime lays out its own memory
 
@@ -31,7 +31,6 @@ class RuntimeModule(nn.Module):
         runtime: str,
         precision: str,
         label: str,
-        graph: Path | None = None,
         fallback: bool = False,
     ):
         """`fallback`: a clip shape whose graph cannot be made runs in torch, with a
@@ -42,14 +41,10 @@ class RuntimeModule(nn.Module):
         self.precision = precision
         self.label = label
         self.any_frames = module.any_frames
-        self.graph = graph
         self.fallback = fallback
         self._digest: str | None = None
         self._sessions: dict[tuple[int, ...], object] = {}
         self._lock = threading.Lock()
-        # Called as on_open(self, shape, session, graph) once a shape's session opens
-        # (load_model: the record for runs without torch, runtimes.remember).
-        self.on_open = None
 
     def _session(self, shape: tuple[int, ...]):
         """The session for clips of `shape`; None where torch runs them (fallback)."""
@@ -62,16 +57,7 @@ class RuntimeModule(nn.Module):
                         raise
                     log.warning(f"{exc}; it runs in torch instead")
                     self._sessions[shape] = None
-                if self._sessions[shape] is not None and self.on_open is not None:
-                    self._opened(shape, self._sessions[shape])
             return self._sessions[shape]
-
-    def _opened(self, shape: tuple[int, ...], session) -> None:
-        try:
-            graph = self.graph if self.graph is not None else self.graph_file(shape)
-            self.on_open(self, shape, session, graph)
-        except Exception as exc:  # a quicker next start is not worth failing this run
-            log.warning(f"{self.label}: not recorded for runs without torch ({exc})")
 
     def graph_file(self, shape: tuple[int, ...]) -> Path:
         """The cached fp32 graph that serves clips of `shape`, made (and checked against
@@ -93,8 +79,6 @@ class RuntimeModule(nn.Module):
     def _open(self, shape: tuple[int, ...]):
         make = SESSIONS[self.runtime]
         threads = torch.get_num_threads()  # as configure_threads set it
-        if self.graph is not None:
-            return self._given(shape, make, threads)
         for attempt in (0, 1):
             path = self.graph_file(shape)
             try:
@@ -116,15 +100,6 @@ class RuntimeModule(nn.Module):
                     "use --runtime torch"
                 ) from None
         raise AssertionError("unreachable")
-
-    def _given(self, shape: tuple[int, ...], make, threads: int):
-        try:
-            return make(self.graph, self.precision, threads, shape, self.any_frames)
-        except Exception as exc:  # the user's file: say so, never touch it
-            raise VidclassError(
-                f"{self.graph}: cannot run it for {'x'.join(map(str, shape))} clips "
-                f"({str(exc).splitlines()[0]})"
-            ) from None
 
     def embed(self, clips: torch.Tensor) -> torch.Tensor:
         session = self._session(tuple(clips.shape[1:]))

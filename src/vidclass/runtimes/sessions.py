@@ -1,12 +1,14 @@
-"""Run a graph of a backbone (ONNX, or OpenVINO's IR for int8) in OpenVINO or ONNX
-Runtime: numpy clips in, features out. Both release the GIL while they compute and may
+"""Run a graph (a backbone or a head; ONNX, or OpenVINO's IR) in OpenVINO or ONNX
+Runtime: numpy arrays in and out. Both release the GIL while they compute and may
 be called from threads. A session serves clips of one shape (C, T, H, W), any batch.
 
-A graph is given as a path (a graph of the cache, read back checked: runtimes.cached;
-or a user's file, a quantized model's, run as it is) or as ONNX bytes (one just
-exported, being checked). OpenVINO's compiled models are kept by vidclass itself, not
-by OpenVINO's CACHE_DIR (whose blobs it imports unchecked: 1 MB of random bytes in one
-moved a top-1 score from 0.9986 to 0.4955, 64 KB in the head's made every score NaN):
+A graph is given as a path (a graph of the cache, read back checked: runtimes.cached),
+as ONNX bytes (one just exported, being checked, or an ONNX Runtime export's), or as
+OpenVINO IR bytes (an export's: xml, weights).
+
+OpenVINO's compiled models are kept by vidclass itself, not by OpenVINO's CACHE_DIR
+(whose blobs it imports unchecked: 1 MB of random bytes in one moved a top-1 score from
+0.9986 to 0.4955, 64 KB in the head's made every score NaN):
 exported once compiled, written with their sha256 beside them, and imported only as
 written; a damaged one is compiled again, with a one-line warning.
 """
@@ -100,11 +102,6 @@ def _prune_once(keep: Path) -> None:
         log.info(f"removed {removed / 2**20:.0f} MB of OpenVINO's least recently used cache")
 
 
-def _identity(path: Path) -> list:
-    st = os.stat(path)
-    return [os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
-
-
 def _blob_path(what: str, stem: str, config: dict, shape, any_frames: bool) -> Path:
     import openvino as ov
 
@@ -120,18 +117,11 @@ def _blob_path(what: str, stem: str, config: dict, shape, any_frames: bool) -> P
 
 
 def compiled_path(source: Path, config: dict, shape: tuple[int, ...], any_frames: bool) -> Path:
-    """Where the compiled model of graph `source` for `config` (and `shape`, where the
-    graph's clip length is free) is kept. Keyed by what the graph is (a cached graph's
-    recorded sha256, read from beside it; a user's files by identity: path, size, times,
-    inode), the settings, OpenVINO's version and the CPU, for which it is compiled.
-    Unrecorded or Damaged where a cached graph has no digest to read."""
-    if cached.is_cached_graph(source):
-        what = cached.digest(source)
-    else:
-        weights = source.with_suffix(".bin")
-        extra = [weights] if source.suffix == ".xml" and weights.is_file() else []
-        what = str([_identity(p) for p in [source, *extra]])
-    return _blob_path(what, source.stem, config, shape, any_frames)
+    """Where the compiled model of `source`, a graph of the cache, for `config` (and
+    `shape`, where the graph's clip length is free) is kept. Keyed by what the graph is
+    (its recorded sha256, read from beside it), the settings, OpenVINO's version and the
+    CPU, for which it is compiled. Unrecorded or Damaged where it has no digest to read."""
+    return _blob_path(cached.digest(source), source.stem, config, shape, any_frames)
 
 
 def _import(core, blob: Path, config: dict):
@@ -158,14 +148,12 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _onnx(source: GraphSource):
-    """What a runtime reads the graph from: ONNX bytes (given, or a cached graph read
-    back checked) or the path of a user's file."""
+def _onnx(source: GraphSource) -> bytes:
+    """The ONNX bytes a runtime reads: given, or a graph of the cache read back checked
+    (never a path: a runtime reading a file itself would not check it)."""
     if isinstance(source, bytes | bytearray | memoryview):
         return bytes(source)
-    if cached.is_cached_graph(source):
-        return cached.load(source)
-    return str(source)
+    return cached.load(source)
 
 
 class OpenVINOSession:

@@ -17,7 +17,8 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -102,10 +103,17 @@ class Batcher:
 
     def call(self, fn: Callable):
         """`fn()` in the model thread (a forward pass that does not batch: a text's
-        embedding); blocks this request thread."""
+        embedding); blocks this request thread, within the time limit in effect."""
         try:
-            return self.model_thread.submit(fn).result()
+            future = self.model_thread.submit(fn)
         except RuntimeError:  # shutting down: the pool takes no more work
+            raise VidclassError("the server is stopping") from None
+        try:
+            return future.result(timeout=remaining_time())
+        except FutureTimeout:
+            future.cancel()
+            raise TimeLimitExceeded("past the deadline waiting for the model") from None
+        except CancelledError:
             raise VidclassError("the server is stopping") from None
 
     def run(self, model: BatchedModel, path: str, work: Work) -> VideoResult:
@@ -131,7 +139,7 @@ class Batcher:
             self.model_thread.submit(self._drain)
         except RuntimeError:  # shutting down: the pool takes no more work
             self._forget([forward])
-            raise
+            raise VidclassError("the server is stopping") from None
         return forward.future.result()
 
     def close(self) -> None:

@@ -151,6 +151,10 @@ class ServerState:
     batcher: Batcher | None = None
     shared_gallery: SharedGallery | None = field(default=None)
 
+    def __post_init__(self):
+        if self.config.gallery and self.shared_gallery is None:  # made once, here
+            self.shared_gallery = SharedGallery(self.config.gallery)
+
     def gallery_path(self) -> str:
         if not self.config.gallery:
             raise HTTPException(404, "no gallery: start the server with --gallery DB")
@@ -158,8 +162,6 @@ class ServerState:
 
     def gallery(self) -> SharedGallery:
         self.gallery_path()
-        if self.shared_gallery is None:
-            self.shared_gallery = SharedGallery(self.config.gallery)
         return self.shared_gallery
 
     def close(self) -> None:

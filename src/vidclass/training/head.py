@@ -12,6 +12,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..models.head import Head
+from ..results import activate
 
 log = logging.getLogger("vidclass")
 
@@ -26,8 +27,9 @@ class TrainedHead:
 
 
 def _video_scores(logits: torch.Tensor, groups: torch.Tensor, n: int, multi: bool):
-    """Per-video probabilities: each video's views averaged, as classify --clips does."""
-    probs = torch.sigmoid(logits) if multi else torch.softmax(logits, dim=-1)
+    """Per-video probabilities: each video's views averaged, as classify --clips does
+    (scores from logits as every model gives them: results.activate)."""
+    probs = torch.from_numpy(activate(logits.numpy(), "sigmoid" if multi else "softmax"))
     out = torch.zeros(n, probs.shape[1]).index_add_(0, groups, probs)
     return out / torch.bincount(groups, minlength=n).clamp(min=1)[:, None].float()
 

@@ -14,6 +14,7 @@ from ..errors import VidclassError
 from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..models import folder_config, trained
 from ..models.resolve import parse_model_name
+from ..results import activate
 from ..version import __version__
 from .dataset import Sample, load_dataset, split_dataset
 from .features import extract_features
@@ -236,9 +237,9 @@ def train(
     import torch
 
     with torch.no_grad():
-        logits = torch.cat([net(torch.from_numpy(x[None]).float()) for x in x_val])
-        probs = torch.sigmoid(logits) if multi else torch.softmax(logits, dim=-1)
-    per_video = np.stack([probs[val_groups == i].mean(dim=0).numpy() for i in range(len(val_set))])
+        logits = torch.cat([net(torch.from_numpy(x[None]).float()) for x in x_val]).numpy()
+    probs = activate(logits, "sigmoid" if multi else "softmax")  # as the model will score
+    per_video = np.stack([probs[val_groups == i].mean(axis=0) for i in range(len(val_set))])
     metrics = validation_metrics(y_val, per_video, multi, threshold)
     config = {
         "backbone": backbone,

@@ -39,7 +39,7 @@ def stack_clip(frames: list[np.ndarray], spec: InputSpec, crop: bool = True) -> 
 
 def clip_to_array(clip: np.ndarray, spec: InputSpec) -> np.ndarray:
     """(C, T, H, W) float32 from a stacked uint8 clip, scaled as the model expects. In
-    numpy, so that runtimes without torch (vidclass.runtimes.light) prepare the same."""
+    numpy, so that every backend, torch or not, prepares the same."""
     x = np.empty((clip.shape[3], *clip.shape[:3]), np.float32)
     np.copyto(x, clip.transpose(3, 0, 1, 2), casting="unsafe")
     if spec.value_range is not None:
@@ -50,13 +50,6 @@ def clip_to_array(clip: np.ndarray, spec: InputSpec) -> np.ndarray:
         x -= np.asarray(spec.mean, np.float32).reshape(3, 1, 1, 1)
         x /= np.asarray(spec.std, np.float32).reshape(3, 1, 1, 1)
     return x
-
-
-def clip_to_tensor(clip: np.ndarray, spec: InputSpec) -> torch.Tensor:
-    """clip_to_array as a torch tensor (sharing its memory)."""
-    import torch
-
-    return torch.from_numpy(clip_to_array(clip, spec))
 
 
 def frames_to_array(frames: list[np.ndarray], spec: InputSpec, crop: bool = True) -> np.ndarray:
