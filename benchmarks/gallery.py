@@ -89,7 +89,7 @@ def time_queries(db: Path, repeats: int) -> dict:
     sim = []
     for i in range(repeats):
         t = time.perf_counter()
-        g.similar(paths[i * 7 % len(paths)], k=10)
+        g.similar(paths[i * 7 % len(paths)], limit=10)
         sim.append(time.perf_counter() - t)
     g.close()
     return {"text": text, "similar": sim, "load": load}

@@ -145,7 +145,7 @@ def test_a_rerun_with_every_video_done_gives_no_rate(tmp_path):
 
 def test_bad_option_values_are_rejected():
     proc = run("classify", "x.mp4", "--top-k", "0")
-    assert proc.returncode == 2 and "must be at least 1" in proc.stderr
+    assert proc.returncode == 2 and "must be a whole number from 1 to 1000" in proc.stderr
 
 
 @pytest.mark.slow

@@ -152,7 +152,7 @@ def test_similar_is_exact_cosine(tmp_path):
     for i, v in enumerate(vectors):
         g.store.put(record(f"/v/{i:03d}.mp4", [("x", 0.5)], feature=v))
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    found = g.similar("/v/007.mp4", k=5)
+    found = g.similar("/v/007.mp4", limit=5)
     sims = unit @ unit[7]
     expected = [f"/v/{i:03d}.mp4" for i in np.argsort(-sims) if i != 7][:5]
     assert [f["video"] for f in found] == expected

@@ -478,12 +478,12 @@ def test_an_hls_playlist_over_http(tiny_model, tmp_path):
 
 def test_options_out_of_bounds_are_one_line_errors(tiny_model):
     for options, why in [
-        ({"stride": 0.05}, "stride must be from 0.1 to 60 s"),
-        ({"window": 61.0}, "at most 60 s"),
-        ({"give_up": float("inf")}, "give_up must be a positive number"),
-        ({"window": 0.0}, "window must be more than 0"),
-        ({"top_k": 0}, "top_k must be at least 1"),
-        ({"duration": 0}, "duration must be a positive number"),
+        ({"stride": 0.01}, "stride must be a number from 0.04 to 3600, got 0.01"),
+        ({"window": 61.0}, "window must be a number more than 0 and at most 60"),
+        ({"give_up": float("inf")}, "give_up must be a number more than 0, got inf"),
+        ({"window": 0.0}, "window must be a number more than 0"),
+        ({"top_k": 0}, "top_k must be a whole number from 1 to 1000"),
+        ({"duration": 0}, "duration must be a number more than 0"),
     ]:
         with pytest.raises(VidclassError, match=why):
             vidclass.watch("-", tiny_model, **options)

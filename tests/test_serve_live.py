@@ -154,7 +154,7 @@ def test_garbage_is_one_error_and_a_close(server):
 @pytest.mark.parametrize(
     "query, needle",
     [
-        ({"stride": "0"}, "stride must be a number from 0.25 to 60"),
+        ({"stride": "0"}, "stride must be a number from 0.04 to 3600"),
         ({"stride": "nan"}, "stride must be"),
         ({"top_k": "1e9"}, "top_k must be"),
         ({"labels": "no such label"}, "no label 'no such label'"),

@@ -104,8 +104,8 @@ def test_a_gallery_holds_a_classifier_and_a_vision_language_model(indexed, tmp_p
         texts = g.search("eating", by="text", model=vl, limit=10)
         assert len(texts) == len(CLIPS)
         assert {t["label"] for t in texts[0].tags}  # text hits show the classifier's tags too
-        near = g.similar(folder / "arm_wrestling.mp4", k=2, using="features")
-        embedded = g.similar(folder / "arm_wrestling.mp4", k=2, using="embeddings", model=vl)
+        near = g.similar(folder / "arm_wrestling.mp4", limit=2, using="features")
+        embedded = g.similar(folder / "arm_wrestling.mp4", limit=2, using="embeddings", model=vl)
         assert len(near) == len(embedded) == 2
         make_checkpoint(tmp_path / "other", "siglip")
         with pytest.raises(vidclass.VidclassError, match="holds moments of"):

@@ -14,6 +14,7 @@ from .label_choice import LabelChoice, as_choice
 from .limits import DEFAULT_VIDEO_TIMEOUT
 from .loading import load_model
 from .models import DEFAULT_MODEL, list_entries
+from .options import check
 from .results import VideoResult
 from .version import __version__
 
@@ -75,6 +76,7 @@ def classify(
     The model is loaded once and kept for later calls; use `load_model` to hold it
     yourself.
     """
+    check("classify", locals())
     classifier = _cached_model(model, precision=precision, device=device, runtime=runtime)
     return classifier.classify(path, top_k=top_k, clips=clips, labels=labels)
 
@@ -82,18 +84,34 @@ def classify(
 def timeline(
     path: str | os.PathLike,
     window: float | None = None,
-    stride: float | None = None,
+    stride: float = 1.0,
     top_k: int = 3,
     model: str = DEFAULT_MODEL,
     precision: str = "auto",
     device: str = "auto",
     runtime: str = "auto",
-    **options,
+    *,
+    smooth: int = 3,
+    min_segment: float | None = None,
+    labels: list[str] | LabelChoice | None = None,
+    threads: int | None = None,
+    progress=None,
 ):
     """Labels over time: a `Timeline` of sliding windows (start, end, top-k) and segments
-    (start, end, label, score). See `VideoClassifier.timeline` for the options."""
-    return _cached_model(model, precision=precision, device=device, runtime=runtime).timeline(
-        path, window=window, stride=stride, top_k=top_k, **options
+    (start, end, label, score). See `Classifier.timeline` for the options."""
+    check("timeline", locals())
+    classifier = _cached_model(
+        model, precision=precision, threads=threads, device=device, runtime=runtime
+    )
+    return classifier.timeline(
+        path,
+        window=window,
+        stride=stride,
+        top_k=top_k,
+        smooth=smooth,
+        min_segment=min_segment,
+        labels=labels,
+        progress=progress,
     )
 
 
@@ -116,6 +134,7 @@ def watch(
     precision: str = "auto",
     device: str = "auto",
     runtime: str = "auto",
+    threads: int | None = None,
 ):
     """Labels of a live source as it plays: a `LiveSession` to iterate for timestamped
     events, each with `.kind` and `.as_dict()`:
@@ -131,19 +150,20 @@ def watch(
     `timeout`: seconds of silence after which a stream counts as dropped (a file as
     finished); `give_up`: stop reconnecting after this many seconds (None: never).
     """
-    from . import live
     from .classifier import Classifier
+    from .live import LiveSession, parse_source
 
-    classifier = (
-        model
-        if isinstance(model, Classifier)
-        else _cached_model(model, precision=precision, device=device, runtime=runtime)
-    )
-    return live.session(
-        classifier.with_labels(as_choice(labels)),
+    loaded = isinstance(model, Classifier)
+    check("watch", {k: v for k, v in locals().items() if not (k == "model" and loaded)})
+    labels = as_choice(labels)
+    source = parse_source(source, input_format, input_options)  # before the model loads
+    if not loaded:
+        model = _cached_model(
+            model, precision=precision, threads=threads, device=device, runtime=runtime
+        )
+    return LiveSession(
+        model.with_labels(labels),
         source,
-        input_format=input_format,
-        input_options=input_options,
         window=window,
         stride=stride,
         top_k=top_k,
@@ -194,6 +214,7 @@ def classify_batch(
     from .engine import DecoderPool, default_workers
     from .runtime import configure_threads
 
+    check("classify", locals())
     videos = expand_inputs([str(i) for i in inputs], recursive=recursive)
     check_output(output, engine)  # a bad name fails before the model loads
     labels = as_choice(labels)

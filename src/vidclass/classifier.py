@@ -20,6 +20,7 @@ from .errors import VidclassError
 from .label_choice import NEEDS_LABELS, LabelChoice, as_choice, match_labels
 from .limits import DEFAULT_VIDEO_TIMEOUT
 from .models.spec import ModelEntry
+from .options import check
 from .results import VideoResult, activate, top_k
 from .video.clips import read_clip_frames
 from .video.transforms import clip_to_array, stack_clip
@@ -165,6 +166,7 @@ class Classifier:
     ) -> list[dict]:
         """Top-k `[{"label", "score"}, ...]`, best first, like transformers' pipeline;
         `labels`: only these (see `with_labels`)."""
+        check("classify", locals())
         model = self.with_labels(labels)
         return model.run(path, Work(Clips(clips), top_k=top_k)).predictions
 
@@ -172,7 +174,7 @@ class Classifier:
         self,
         path: str | os.PathLike,
         window: float | None = None,
-        stride: float | None = None,
+        stride: float = 1.0,
         top_k: int = 3,
         smooth: int = 3,
         min_segment: float | None = None,
@@ -182,7 +184,7 @@ class Classifier:
         """Labels over time: top-k for sliding windows, segments of one label, and the
         top-k of the whole video (the mean of its windows).
 
-        window/stride in seconds (default: the model's clip length, else 2 s / 1 s);
+        window/stride in seconds (default: the model's clip length, else 2 s; 1 s);
         smooth: windows averaged before segmenting; min_segment: seconds (2 strides);
         labels: only these (see `with_labels`); progress: called with (windows scored,
         windows in all or None) as they are.
@@ -208,6 +210,7 @@ class Classifier:
         batch_size: clips of different videos scored in one forward pass; labels: only
         these (see `with_labels`). Results come in the order given.
         """
+        check("classify", locals())
         model = self.with_labels(labels)
         work = Work(Clips(clips), top_k=top_k, video_timeout=video_timeout)
         paths = [str(p) for p in paths]

@@ -14,6 +14,7 @@ import numpy as np
 
 from .engine import Driver, InProcess, Runner, Windows, Work
 from .errors import VidclassError
+from .options import check
 from .results import Segment, Timeline, Window
 from .results import top_k as best
 from .video.sampling import window_count, window_starts
@@ -22,7 +23,6 @@ __all__ = ["Segment", "Timeline", "Window", "compute", "segment", "window_cuts",
 
 log = logging.getLogger("vidclass")
 
-DEFAULT_STRIDE = 1.0
 DEFAULT_WINDOW = 2.0  # for models whose clip has no fixed length (frames spread)
 
 
@@ -38,7 +38,7 @@ def compute(
     clf: Runner,
     path: str | os.PathLike,
     window: float | None = None,
-    stride: float | None = None,
+    stride: float = 1.0,
     top_k: int = 3,
     smooth: int = 3,
     min_segment: float | None = None,
@@ -46,12 +46,9 @@ def compute(
 ) -> Timeline:
     """The timeline of one video, decoded and scored in this process. `progress` is
     called with (windows scored, windows in all, None where unknown) as they are."""
+    check("timeline", locals())
     if window is None:
         window = clf.spec.clip_seconds or DEFAULT_WINDOW
-    if stride is None:
-        stride = DEFAULT_STRIDE
-    if top_k < 1:
-        raise VidclassError(f"top_k must be at least 1, got {top_k}")
     work = Work(Windows(window, stride), video_timeout=None)
     on_scored = None
     if progress is not None:

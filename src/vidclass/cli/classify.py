@@ -7,14 +7,7 @@ import logging
 import sys
 
 from ..formats import csv_header, csv_line, csv_row, predictions_table, result_json
-from .options import (
-    add_batch_options,
-    add_engine_options,
-    add_label_options,
-    add_model_options,
-    chosen_labels,
-    positive_int,
-)
+from .options import add_verb_options, chosen_labels
 
 log = logging.getLogger("vidclass")
 
@@ -35,21 +28,11 @@ def add(sub) -> None:
         help="video files, folders, globs (quoted: 'clips/*.mp4') or .txt files listing "
         "videos one per line",
     )
-    c.add_argument("-k", "--top-k", type=positive_int, default=5, help="labels per video (5)")
     c.add_argument(
         "--format", choices=("table", "json", "csv"), default="table", help="output (table)"
     )
     c.add_argument(
         "--json", dest="format", action="store_const", const="json", help="same as --format json"
-    )
-    c.add_argument(
-        "--clips",
-        type=positive_int,
-        default=1,
-        help="clips spread over the whole video, scores averaged (1: one clip from the middle)",
-    )
-    c.add_argument(
-        "-r", "--recursive", action="store_true", help="look in subfolders too (and ** in globs)"
     )
     c.add_argument(
         "-o",
@@ -59,10 +42,7 @@ def add(sub) -> None:
         "skipping videos it already holds; with --engine ray also a folder (DIR/) of "
         "Parquet parts written by the workers",
     )
-    add_label_options(c)
-    add_batch_options(c)
-    add_engine_options(c)
-    add_model_options(c)
+    add_verb_options(c, "classify")
     c.set_defaults(run=run)
 
 

@@ -8,15 +8,7 @@ import os
 import sys
 
 from ..errors import VidclassError
-from .options import (
-    add_batch_options,
-    add_db,
-    add_engine_options,
-    add_model_options,
-    finite_float,
-    positive_float,
-    positive_int,
-)
+from .options import add_db, add_verb_options
 
 
 def add(sub) -> None:
@@ -30,28 +22,7 @@ def add(sub) -> None:
     )
     ix.add_argument("folders", nargs="+", metavar="DIR", help="folders (or videos) to index")
     add_db(ix)
-    ix.add_argument(
-        "-m",
-        "--model",
-        help="a classifier (the gallery's own, else i3d.kinetics400) for tags, or a "
-        "vision-language model (X-CLIP, CLIP, SigLIP) for moments to search by text",
-    )
-    ix.add_argument(
-        "--moment",
-        type=positive_float,
-        default=2.0,
-        metavar="S",
-        help="vision-language models: seconds each stored moment spans (2)",
-    )
-    ix.add_argument(
-        "--no-recursive", dest="recursive", action="store_false", help="not into subfolders"
-    )
-    ix.add_argument("--timeline", action="store_true", help="also store timeline segments (slower)")
-    ix.add_argument("--prune", action="store_true", help="remove indexed videos no longer on disk")
-    ix.add_argument("-k", "--top-k", type=positive_int, default=5, help="tags per video (5)")
-    add_batch_options(ix)
-    add_engine_options(ix)
-    add_model_options(ix, model=False)
+    add_verb_options(ix, "index")
 
     se = sub.add_parser(
         "search",
@@ -64,22 +35,9 @@ def add(sub) -> None:
         "moments where the tag occurs.",
     )
     se.add_argument("text", metavar="TEXT", help="what to look for")
-    se.add_argument(
-        "--by",
-        choices=("auto", "tags", "text"),
-        default="auto",
-        help="auto: text where the gallery has moments of a vision-language model, else "
-        "tags (auto)",
-    )
     add_db(se)
-    se.add_argument(
-        "--min-score", type=finite_float, help="ignore weaker tags, or less similar moments"
-    )
-    se.add_argument("--label", help="only this exact tag")
-    se.add_argument("--min-duration", type=finite_float, metavar="S", help="at least S seconds")
-    se.add_argument("--max-duration", type=finite_float, metavar="S", help="at most S seconds")
-    se.add_argument("-n", "--limit", type=positive_int, default=20, help="results (20)")
     se.add_argument("--format", choices=("table", "json"), default="table")
+    add_verb_options(se, "search")
 
     si = sub.add_parser(
         "similar",
@@ -88,17 +46,9 @@ def add(sub) -> None:
         "VIDEO may be outside the gallery.",
     )
     si.add_argument("video", metavar="VIDEO")
-    si.add_argument(
-        "--using",
-        choices=("auto", "features", "embeddings"),
-        default="auto",
-        help="the classifier's features, or the vision-language model's embeddings "
-        "(auto: embeddings where the gallery has them)",
-    )
     add_db(si)
-    si.add_argument("-n", "--limit", type=positive_int, default=10, help="results (10)")
     si.add_argument("--format", choices=("table", "json"), default="table")
-    add_model_options(si, model=False)
+    add_verb_options(si, "similar")
 
     tg = sub.add_parser("tags", help="the gallery's tags with counts")
     add_db(tg)
@@ -197,7 +147,7 @@ def _run_search(gallery, args) -> int:
 def _run_similar(gallery, args) -> int:
     found = gallery.similar(
         args.video,
-        k=args.limit,
+        limit=args.limit,
         precision=args.precision,
         device=args.device,
         using=args.using,

@@ -8,8 +8,7 @@ import sys
 
 from ..errors import VidclassError
 from ..models import DEFAULT_MODEL
-from ..runtimes import DEFAULT_MAX_CLIPS
-from .options import positive_int
+from .options import add_verb_options
 
 MODEL_HELP = "a model name, trained folder or transformers model"
 
@@ -77,21 +76,8 @@ def add(sub) -> None:
     )
     e.add_argument("name", metavar="MODEL", help=MODEL_HELP)
     e.add_argument("--out", required=True, metavar="DIR", help="the folder to write")
-    e.add_argument(
-        "--runtime",
-        choices=("openvino", "onnxruntime"),
-        default="openvino",
-        help="what runs it (openvino)",
-    )
-    e.add_argument(
-        "--precision",
-        choices=("fp32", "bf16", "int8"),
-        default="fp32",
-        help="what it computes in by default: fp32, bf16 (OpenVINO; a run may still ask "
-        "for fp32), int8 (OpenVINO, needs --calibrate) (fp32)",
-    )
-    _calibration_options(e, required=False)
-    e.add_argument("--force", action="store_true", help="replace an exported model in --out")
+    _calibration_option(e, required=False)
+    add_verb_options(e, "export")
     q = msub.add_parser(
         "quantize",
         help="the same as: models export MODEL --precision int8",
@@ -100,14 +86,14 @@ def add(sub) -> None:
     )
     q.add_argument("name", metavar="MODEL", help=MODEL_HELP)
     q.add_argument("--out", required=True, metavar="DIR", help="the folder to write")
-    _calibration_options(q, required=True)
-    q.add_argument("--force", action="store_true", help="replace an exported model in --out")
+    _calibration_option(q, required=True)
+    add_verb_options(q, "export", skip=("runtime", "precision"))
     e.set_defaults(extra="export")
     q.set_defaults(runtime="openvino", precision="int8", extra="int8")
     m.set_defaults(run=run, models_command="list")  # a bare `vidclass models` lists
 
 
-def _calibration_options(p, required: bool) -> None:
+def _calibration_option(p, required: bool) -> None:
     p.add_argument(
         "--calibrate",
         nargs="+",
@@ -115,15 +101,6 @@ def _calibration_options(p, required: bool) -> None:
         metavar="VIDEOS",
         help="int8: folders (searched recursively), globs or list files of calibration videos",
     )
-    p.add_argument("--clips", type=positive_int, default=1, help="clips taken from each video (1)")
-    p.add_argument(
-        "--max-clips",
-        type=positive_int,
-        default=DEFAULT_MAX_CLIPS,
-        help="calibration clips at most, from videos spread over the list; each is held "
-        f"decoded (9.6 MB for I3D) ({DEFAULT_MAX_CLIPS})",
-    )
-    p.add_argument("--threads", type=positive_int, help="CPU threads (all available cores)")
 
 
 def run(args) -> int:
@@ -198,7 +175,7 @@ def _export(args) -> int:
         runtime=args.runtime,
         precision=args.precision,
         calibrate=args.calibrate,
-        clips_per_video=args.clips,
+        clips=args.clips,
         max_clips=args.max_clips,
         threads=args.threads,
         force=args.force,

@@ -7,7 +7,7 @@ import os
 import sys
 
 from ..errors import VidclassError
-from .options import add_model_options, non_negative_int, port, positive_float, positive_int
+from .options import add_verb_options
 
 log = logging.getLogger("vidclass")
 
@@ -23,29 +23,6 @@ def add(sub) -> None:
         "page's camera); /healthz, the OpenAPI schema at /openapi.json, and a page at / to try it. "
         "Needs the serve extra: pip install 'vidclass[serve]'.",
     )
-    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    sv.add_argument("--port", type=port, default=8000, help="port (8000)")
-    sv.add_argument("--gallery", metavar="DB", help="a gallery database to search")
-    sv.add_argument("--media", metavar="DIR", help="a folder whose videos requests may name")
-    sv.add_argument(
-        "--max-upload-mb", type=positive_float, default=200.0, help="largest upload (200)"
-    )
-    sv.add_argument(
-        "--queue",
-        type=positive_int,
-        default=4,
-        help="requests running or waiting for the model; more get 503 (4)",
-    )
-    sv.add_argument(
-        "--live",
-        type=non_negative_int,
-        default=2,
-        metavar="N",
-        help="WebSocket /v1/live sessions at once; more are refused (2; 0: none)",
-    )
-    sv.add_argument(
-        "--timeout", type=positive_float, default=120.0, help="seconds per request (120)"
-    )
     sv.add_argument(
         "--api-key",
         default=os.environ.get("VIDCLASS_API_KEY"),
@@ -53,7 +30,7 @@ def add(sub) -> None:
         "subprotocol vidclass.key.BASE64URL_KEY) ($VIDCLASS_API_KEY; printable ASCII); "
         "give one when --host is not a loopback address",
     )
-    add_model_options(sv)
+    add_verb_options(sv, "serve")
     sv.set_defaults(run=run)
 
 

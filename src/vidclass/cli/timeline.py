@@ -8,13 +8,7 @@ import sys
 
 from ..formats import timeline_csv, timeline_table
 from ..progress import counted
-from .options import (
-    add_label_options,
-    add_model_options,
-    add_window_options,
-    chosen_labels,
-    positive_float,
-)
+from .options import add_verb_options, chosen_labels
 
 log = logging.getLogger("vidclass")
 
@@ -28,15 +22,8 @@ def add(sub) -> None:
         "formats (srt, vtt) always give segments.",
     )
     t.add_argument("video", metavar="VIDEO", help="a video file")
-    add_window_options(
-        t,
-        segments="print segments of one label, not windows",
-        smooth="windows whose scores are averaged before segmenting (3)",
-    )
     t.add_argument(
-        "--min-segment",
-        type=positive_float,
-        help="shorter segments join a neighbour (seconds; two strides)",
+        "--segments", action="store_true", help="print segments of one label, not windows"
     )
     t.add_argument(
         "--format",
@@ -45,24 +32,16 @@ def add(sub) -> None:
         help="output (table)",
     )
     t.add_argument("--plot", metavar="PNG", help="also draw the timeline into this picture")
-    add_label_options(t)
-    add_model_options(t)
+    add_verb_options(t, "timeline")
     t.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from ..loading import load_model
+    from .. import timeline
 
     labels = chosen_labels(args)
-    model = load_model(
-        args.model,
-        precision=args.precision,
-        threads=args.threads,
-        device=args.device,
-        runtime=args.runtime,
-    )
     with counted("timeline", enabled=sys.stderr.isatty()) as progress:
-        tl = model.timeline(
+        tl = timeline(
             args.video,
             window=args.window,
             stride=args.stride,
@@ -71,6 +50,11 @@ def run(args) -> int:
             min_segment=args.min_segment,
             labels=labels,
             progress=progress,
+            model=args.model,
+            precision=args.precision,
+            threads=args.threads,
+            device=args.device,
+            runtime=args.runtime,
         )
     out = sys.stdout
     if args.format == "json":

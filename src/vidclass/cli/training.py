@@ -7,15 +7,7 @@ import logging
 import os
 import sys
 
-from ..models import DEFAULT_MODEL
-from .options import (
-    add_batch_options,
-    add_engine_options,
-    add_model_options,
-    fraction,
-    positive_float,
-    positive_int,
-)
+from .options import add_verb_options
 
 log = logging.getLogger("vidclass")
 
@@ -33,54 +25,8 @@ def add(sub) -> None:
     )
     tr.add_argument("data", metavar="DATA", help="a folder of label subfolders, or a .csv/.jsonl")
     tr.add_argument("-o", "--out", required=True, metavar="MODEL_DIR", help="folder to write")
-    tr.add_argument("-m", "--model", default=DEFAULT_MODEL, help=f"the backbone ({DEFAULT_MODEL})")
     tr.add_argument("--val", metavar="DATA", help="validation videos (default: a split of DATA)")
-    tr.add_argument(
-        "--val-fraction", type=fraction, default=0.2, help="held back for validation (0.2)"
-    )
-    tr.add_argument("--seed", type=int, default=0, help="for the split and the head (0)")
-    tr.add_argument(
-        "--clips",
-        type=positive_int,
-        default=1,
-        help="clips per video, each a training example (1)",
-    )
-    tr.add_argument("--flip", action="store_true", help="also train on mirrored clips")
-    tr.add_argument(
-        "--head", choices=("linear", "mlp"), default="linear", help="the classifier (linear)"
-    )
-    tr.add_argument("--hidden", type=positive_int, default=256, help="MLP width (256)")
-    tr.add_argument(
-        "--finetune",
-        choices=("last-blocks",),
-        help="also train the backbone's last blocks (I3D: Mixed_5b/5c), on cached maps of "
-        "the frozen rest; slower, for more data or time",
-    )
-    tr.add_argument(
-        "--prior",
-        choices=("auto", "off"),
-        default="auto",
-        help="auto: for labels the backbone already has (matched ignoring case, _ and -), "
-        "start from its own head and learn a correction, so what it knows carries over to "
-        "other videos; off: learn every label from scratch (auto)",
-    )
-    tr.add_argument("--epochs", type=positive_int, help="at most (300; 30 with --finetune)")
-    tr.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (0.001)")
-    tr.add_argument(
-        "--patience",
-        type=positive_int,
-        help="stop after this many epochs without a better validation loss (30; 5 with --finetune)",
-    )
-    tr.add_argument(
-        "--threshold",
-        type=fraction,
-        default=0.5,
-        help="multi-label: a score at or above it counts as a tag (0.5)",
-    )
-    tr.add_argument("--force", action="store_true", help="replace MODEL_DIR if it exists")
-    add_batch_options(tr)
-    add_engine_options(tr)
-    add_model_options(tr, model=False)
+    add_verb_options(tr, "train")
     tr.set_defaults(run=run_train, extra="train")  # what a missing module is installed with
 
     ev = sub.add_parser(
@@ -95,12 +41,8 @@ def add(sub) -> None:
     ev.add_argument("data", metavar="DATA", help="a folder of label subfolders, or a .csv/.jsonl")
     ev.add_argument("--report", metavar="JSON", help="write the full report here")
     ev.add_argument("--plots", metavar="DIR", help="write a confusion-matrix picture here")
-    ev.add_argument("-k", "--top-k", type=positive_int, default=5, help="for top-k accuracy (5)")
-    ev.add_argument("--clips", type=positive_int, default=1, help="clips per video (1)")
-    ev.add_argument("--threshold", type=fraction, help="multi-label: tag threshold (the model's)")
     ev.add_argument("--format", choices=("table", "json"), default="table", help="output (table)")
-    add_batch_options(ev)
-    add_model_options(ev, model=False)
+    add_verb_options(ev, "evaluate")
     ev.set_defaults(run=run_evaluate, extra="train")
 
 
@@ -110,13 +52,14 @@ def run_train(args) -> int:
     result = train(
         args.data,
         args.out,
-        backbone=args.model,
+        backbone=args.backbone,
         val=args.val,
         val_fraction=args.val_fraction,
         seed=args.seed,
         clips=args.clips,
         flip=args.flip,
-        hidden=args.hidden if args.head == "mlp" else 0,
+        head=args.head,
+        hidden=args.hidden,
         epochs=args.epochs,
         lr=args.lr,
         patience=args.patience,
@@ -202,19 +145,15 @@ def _print_report(report: dict) -> None:
 
 
 def run_evaluate(args) -> int:
-    from ..loading import load_model
     from ..training import evaluate
 
-    model = load_model(
+    report = evaluate(
         args.model,
+        args.data,
         precision=args.precision,
         threads=args.threads,
         device=args.device,
         runtime=args.runtime,
-    )
-    report = evaluate(
-        model,
-        args.data,
         top_k=args.top_k,
         clips=args.clips,
         threshold=args.threshold,

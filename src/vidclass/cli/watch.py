@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 
 from ..errors import VidclassError
 from ..formats import csv_header, csv_line, csv_row
-from .options import (
-    add_label_options,
-    add_model_options,
-    add_window_options,
-    chosen_labels,
-    positive_float,
-)
+from .options import add_verb_options, chosen_labels
 
 log = logging.getLogger("vidclass")
 
@@ -36,44 +29,20 @@ def add(sub) -> None:
         "Ctrl-C) counts them and gives the latency from a window's last frame to its labels.",
     )
     w.add_argument("source", metavar="SOURCE", help="a URL, a camera, a file, a pipe, or -")
-    add_window_options(
-        w,
-        segments="also a line when the leading label changes (CSV: only those lines)",
-        smooth="windows averaged for the leading label (3; the last ones: live cannot look ahead)",
+    w.add_argument(
+        "--segments",
+        dest="show_segments",
+        action="store_true",
+        help="also a line when the leading label changes (CSV: only those lines)",
     )
     w.add_argument(
         "--format", choices=("table", "json", "csv"), default="table", help="output (table)"
     )
-    w.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
     w.add_argument(
         "-o",
         "--output",
         metavar="FILE",
         help="also append each window's labels to this .jsonl or .csv file",
-    )
-    w.add_argument(
-        "--reconnect",
-        action=argparse.BooleanOptionalAction,
-        help="reopen a dropped source with backoff (on for network streams)",
-    )
-    w.add_argument(
-        "--timeout",
-        type=positive_float,
-        default=10.0,
-        metavar="S",
-        help="seconds without data after which a stream counts as dropped and a growing "
-        "file as finished (10)",
-    )
-    w.add_argument(
-        "--give-up",
-        type=positive_float,
-        metavar="S",
-        help="stop reconnecting after S seconds without the source (never)",
-    )
-    w.add_argument(
-        "--input-format",
-        metavar="FMT",
-        help="FFmpeg's input format where it cannot be guessed: mpegts, v4l2, avfoundation...",
     )
     w.add_argument(
         "--input-option",
@@ -83,8 +52,7 @@ def add(sub) -> None:
         help="an FFmpeg option for the source, e.g. video_size=640x480 or framerate=30 for "
         "a camera (repeatable)",
     )
-    add_label_options(w)
-    add_model_options(w)
+    add_verb_options(w, "watch", skip=("segments",))  # the session's segments: always
     w.set_defaults(run=run)
 
 
@@ -99,40 +67,38 @@ def input_options(pairs: list[str]) -> dict[str, str]:
 
 
 def run(args) -> int:
-    from .. import live
-    from ..loading import load_model
+    from .. import watch
 
     labels = chosen_labels(args)
-    source = live.parse_source(args.source, args.input_format, input_options(args.input_option))
     store = None
     if args.output:  # a name that cannot be a live results file fails before the model loads
         from ..batch.stores import log_format, open_log
 
         log_format(args.output)
     try:
-        model = load_model(
+        session = watch(
+            args.source,
             args.model,
-            precision=args.precision,
-            threads=args.threads,
-            device=args.device,
-            runtime=args.runtime,
-        ).with_labels(labels)
-        if args.output:
-            store = open_log(args.output, model.identity, args.top_k, LIVE_COLUMNS)
-        session = live.LiveSession(
-            model,
-            source,
             window=args.window,
             stride=args.stride,
             top_k=args.top_k,
+            labels=labels,
             smooth=args.smooth,
-            segments=args.segments,
             duration=args.duration,
             reconnect=args.reconnect,
             timeout=args.timeout,
             give_up=args.give_up,
+            input_format=args.input_format,
+            input_options=input_options(args.input_option),
+            precision=args.precision,
+            device=args.device,
+            runtime=args.runtime,
+            threads=args.threads,
         )
-        printer = Printer(args.format, args.top_k, args.segments)
+        model, source = session.model, session.source
+        if args.output:
+            store = open_log(args.output, model.identity, args.top_k, LIVE_COLUMNS)
+        printer = Printer(args.format, args.top_k, args.show_segments)
         try:
             for event in session:
                 printer.show(event)
@@ -167,6 +133,8 @@ class Printer:
         sys.stdout.flush()
 
     def show(self, event) -> None:
+        if event.kind == "segment" and not self.segments:
+            return
         d = event.as_dict()
         if self.fmt == "json":
             self._out(json.dumps(d, ensure_ascii=False) + "\n")

@@ -6,10 +6,9 @@ from __future__ import annotations
 import logging
 import os
 
-import numpy as np
-
 from ..errors import VidclassError
 from ..limits import DEFAULT_VIDEO_TIMEOUT
+from ..options import check
 from .indexing import (
     DEFAULT_MOMENT,
     IndexRun,
@@ -169,13 +168,12 @@ class Gallery:
         A vision-language `model` (X-CLIP, CLIP, SigLIP) stores instead an embedding
         of each video and of each `moment` seconds of it, for `search(by="text")`; a
         gallery holds one classifier and one such model side by side."""
+        check("index", locals())
         embed = self._wants_embeddings(model)
         if embed:
             self.text_model_for(model)
         else:
             self.model_for(model)  # a mismatched model fails before any work
-        if not (moment > 0 and np.isfinite(moment)):
-            raise VidclassError(f"moment must be a positive number of seconds, got {moment}")
         run = IndexRun(
             model=model,
             recursive=recursive,
@@ -216,6 +214,7 @@ class Gallery:
         moments (`model`: that model, loaded). "auto": text where the gallery has
         moments and no `label` is asked for, else tags. `min_score`: the least tag score,
         or cosine similarity of a moment (None: any)."""
+        check("search", locals())
         return run_search(
             self, text, min_score, label, min_duration, max_duration, limit, by, model
         )
@@ -223,18 +222,19 @@ class Gallery:
     def similar(
         self,
         video: str | os.PathLike,
-        k: int = 10,
+        limit: int = 10,
         precision: str = "auto",
         model=None,
         device: str = "auto",
         using: str = "auto",
     ) -> list[dict]:
-        """The `k` indexed videos nearest to `video` by cosine similarity; `video` may be
+        """The `limit` indexed videos nearest to `video` by cosine similarity; `video` may be
         outside the gallery (it is then run through the gallery's model, or `model`, a
         loaded VideoClassifier that must be that model). using "features": the
         classifier's features; "embeddings": the vision-language model's video
         embeddings; "auto": embeddings where the gallery has them."""
-        return find_similar(self, video, k, precision, model, device, using)
+        check("similar", locals())
+        return find_similar(self, video, limit, precision, model, device, using)
 
     def tags(self) -> list[dict]:
         return [

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from ..errors import VidclassError
 from ..files import open_regular
 from ..limits import DEFAULT_VIDEO_TIMEOUT, time_limit
+from ..options import DEFAULT_MOMENT
 from ..progress import counted, tracked
 from .records import EmbeddedVideo, VideoRecord
 
 log = logging.getLogger("vidclass")
 
-DEFAULT_MOMENT = 2.0  # seconds a stored moment of a vision-language model spans
 MOMENT_SECONDS = "moment_seconds"  # meta: the length of its moments
 MIN_TAG_SCORE = 0.01  # weaker labels are not kept as tags (the best one always is)
 # A video's tags are the mean of one clip per TAG_CLIP_EVERY seconds, at most TAG_CLIPS

@@ -33,13 +33,9 @@ class Vectors:
 
 
 def find_similar(
-    gallery, video, k: int, precision: str, model, device: str, using: str
+    gallery, video, limit: int, precision: str, model, device: str, using: str
 ) -> list[dict]:
-    """Gallery.similar, which says what each argument means."""
-    if k < 1:
-        raise VidclassError(f"limit must be at least 1, got {k}")
-    if using not in SIMILAR_USING:
-        raise VidclassError(f"similar using one of {', '.join(SIMILAR_USING)}, not {using!r}")
+    """Gallery.similar, which says what each argument means and checks them."""
     embeddings = using == "embeddings" or (using == "auto" and bool(gallery.text_model_name))
     paths, matrix = gallery.vectors.matrix(gallery.store, embeddings)
     if not paths:
@@ -56,7 +52,7 @@ def find_similar(
     if query.shape[0] != matrix.shape[1]:
         raise VidclassError("the query's features do not match the gallery's model")
     sims = matrix @ (query / max(np.linalg.norm(query), 1e-12))
-    take = min(k + 1, len(sims))  # one more: the query itself may be among them
+    take = min(limit + 1, len(sims))  # one more: the query itself may be among them
     best = np.argpartition(-sims, take - 1)[:take]
     order = best[np.argsort(-sims[best], kind="stable")]
     out = []
@@ -64,7 +60,7 @@ def find_similar(
         if paths[i] == path:
             continue
         out.append({"video": paths[i], "similarity": float(sims[i])})
-        if len(out) == k:
+        if len(out) == limit:
             break
     return out
 

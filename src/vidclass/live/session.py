@@ -8,7 +8,6 @@ must. Latency is from the arrival of a window's last frame to its labels.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,8 +26,6 @@ from .windows import Grid, LiveWindows, Ready
 log = logging.getLogger("vidclass")
 
 WAIT_STEP = 0.1  # seconds between checks of the deadline and the capture's end
-MIN_STRIDE = 0.1  # ten windows a second: more would only be skipped
-MAX_WINDOW = 60.0  # seconds; a window's frames are held at once
 
 
 def _iso(unix: float) -> str:
@@ -195,7 +192,7 @@ class LiveSession:
         stride: float = 1.0,
         top_k: int = 3,
         smooth: int = 3,
-        segments: bool = False,
+        segments: bool = True,
         duration: float | None = None,
         reconnect: bool | None = None,
         timeout: float = DEFAULT_TIMEOUT,
@@ -208,23 +205,15 @@ class LiveSession:
         model is called here. `warm_up`: one pass on a blank clip before the source
         opens (a served model is warm already, and a client that never sends a stream
         should cost no forward pass)."""
+        from ..options import check
         from ..timeline import DEFAULT_WINDOW
 
+        check("watch", locals())
         spec = classifier.spec
         if window is None:
             window = spec.clip_seconds or DEFAULT_WINDOW
-        for name, value in (("timeout", timeout), ("duration", duration), ("give_up", give_up)):
-            if value is not None and not 0 < value < math.inf:
-                raise VidclassError(f"{name} must be a positive number of seconds, got {value}")
-        if not 0 < window <= MAX_WINDOW:
-            raise VidclassError(f"window must be more than 0 and at most {MAX_WINDOW:g} s live")
-        if not MIN_STRIDE <= stride <= MAX_WINDOW:
-            raise VidclassError(
-                f"stride must be from {MIN_STRIDE:g} to {MAX_WINDOW:g} s live, got {stride}"
-            )
-        if top_k < 1:
-            raise VidclassError(f"top_k must be at least 1, got {top_k}")
         self.model = classifier
+        self.source = source
         self.scorer = scorer or self._score
         self.top_k = top_k
         self.duration = duration

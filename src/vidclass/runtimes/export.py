@@ -112,7 +112,7 @@ def export(
     runtime: str = "openvino",
     precision: str = "fp32",
     calibrate: list[str] | None = None,
-    clips_per_video: int = 1,
+    clips: int = 1,
     max_clips: int = DEFAULT_MAX_CLIPS,
     threads: int | None = None,
     force: bool = False,
@@ -122,13 +122,11 @@ def export(
     """Write model `name` as the exported folder `out`: for `runtime` (openvino or
     onnxruntime), computing in `precision` (fp32, bf16: OpenVINO; int8: OpenVINO, its
     backbone calibrated on clips of the videos `calibrate` names)."""
+    from ..options import check
     from ..pipeline import load_torch_model
 
+    check("export", locals())
     out = Path(out)
-    if runtime not in exported.RUNTIMES:
-        raise VidclassError(f"--runtime is one of {', '.join(exported.RUNTIMES)}")
-    if precision not in exported.PRECISIONS:
-        raise VidclassError(f"--precision is one of {', '.join(exported.PRECISIONS)}")
     if runtime == "onnxruntime" and precision != "fp32":
         raise VidclassError(
             "an ONNX Runtime export computes in fp32; int8 and bf16 run in OpenVINO"
@@ -139,8 +137,6 @@ def export(
             if calibrate
             else f"int8 is calibrated on your videos: {INT8_HINT}"
         )
-    if clips_per_video < 1 or max_clips < 1:
-        raise VidclassError("--clips and --max-clips must be at least 1")
     require(runtime, convert=True)
     exported.writable_out(out, force)
     if exported.is_exported_dir(name):
@@ -160,7 +156,8 @@ def export(
     }
     result = ExportResult(out, runtime, precision)
     if precision == "int8":
-        clips, result = _calibrate(model, calibrate, clips_per_video, max_clips, out, progress)
+        per_video = clips
+        clips, result = _calibrate(model, calibrate, per_video, max_clips, out, progress)
         files["embed.int8.xml"], files["embed.int8.bin"] = _quantize(embed, clips, model)
         embed_names = ["embed.int8.xml", "embed.int8.bin"]
         made["calibration"] = {
@@ -168,7 +165,7 @@ def export(
             "videos_used": result.videos,
             "skipped": result.skipped,
             "clips": result.clips,
-            "clips_per_video": clips_per_video,
+            "clips_per_video": per_video,
             "method": "nncf.quantize",
             "preset": PRESET,
         }

@@ -30,6 +30,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ..errors import VidclassError
 from ..label_choice import LabelChoice, fields_choice
 from ..live import ChunkFeed, LiveSession, parse_source
+from ..options import parse_query
 from .batching import BatchedModel, Batcher
 
 log = logging.getLogger("vidclass")
@@ -39,7 +40,8 @@ MAX_AHEAD = 16 << 20  # bytes a client may be ahead of the decoder
 IDLE_S = 10.0  # seconds without a message before the session is ended
 FINISH_S = 30.0  # longest wait for the last events once the client said stop
 OUTBOX = 256  # events waiting for a slow client; windows beyond it are dropped
-MAX_TOP_K = 100
+# The watch options a client may set in the query string.
+QUERY = ("stride", "window", "top_k", "smooth", "labels", "prompt", "multi_label", "threshold")
 SUBPROTOCOL = "vidclass"
 KEY_PROTOCOL = "vidclass.key."  # + the API key in base64url: what a browser can send
 
@@ -78,47 +80,17 @@ class LiveParams:
 
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> LiveParams:
+        """The parameters from the socket's query string, as the watch verb declares
+        them (vidclass.options); a bad one ends the socket with BAD_REQUEST."""
         try:
-            labels = fields_choice(
-                query.get("labels"),
-                query.get("prompt"),
-                _flag(query, "multi_label"),
-                _number(query, "threshold", float, None, -1.0, 1.0),
+            given = parse_query("watch", query, QUERY)
+            labels = given.pop("labels")
+            chosen = fields_choice(
+                labels, given.pop("prompt"), given.pop("multi_label"), given.pop("threshold")
             )
-        except Refused:
-            raise
         except VidclassError as exc:
             raise Refused(str(exc), Close.BAD_REQUEST) from None
-        return cls(
-            stride=_number(query, "stride", float, 1.0, 0.25, 60.0),
-            window=_number(query, "window", float, None, 0.5, 30.0),
-            top_k=_number(query, "top_k", int, 3, 1, MAX_TOP_K),
-            smooth=_number(query, "smooth", int, 3, 1, 30),
-            labels=labels,
-        )
-
-
-def _number(query: Mapping[str, str], name: str, convert, default, low, high):
-    text = query.get(name)
-    if text is None:
-        return default
-    problem = f"{name} must be a number from {low:g} to {high:g}, got {text[:20]!r}"
-    try:
-        value = convert(text) if len(text) <= 40 else None
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:  # NaN fails too
-        raise Refused(problem, Close.BAD_REQUEST)
-    return value
-
-
-def _flag(query: Mapping[str, str], name: str) -> bool:
-    text = query.get(name, "false").lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise Refused(f"{name} must be true or false, got {text[:20]!r}", Close.BAD_REQUEST)
+        return cls(**given, labels=chosen)
 
 
 def given_key(websocket: WebSocket) -> bytes:

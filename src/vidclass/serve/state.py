@@ -41,6 +41,11 @@ class ServeConfig:
     api_key: str | None = None  # required as a Bearer token on /v1/ when set
     live: int = 2  # WebSocket /v1/live sessions at once (0: none)
 
+    def __post_init__(self):
+        from ..options import check
+
+        check("serve", self.__dict__)
+
     @property
     def upload_limit(self) -> int:
         return int(self.max_upload_mb * (1 << 20))

@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import VidclassError
 from ..label_choice import find_labels
 from ..limits import DEFAULT_VIDEO_TIMEOUT
+from ..options import check
 from ..progress import tracked
 from .dataset import load_dataset
 
@@ -160,15 +161,27 @@ def evaluate(
     batch_size: int | None = None,
     progress: bool = False,
     video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
+    precision: str = "auto",
+    device: str = "auto",
+    runtime: str = "auto",
+    threads: int | None = None,
 ) -> dict:
-    """Score every video of DATA and compare with its labels. Data labels are matched to
-    the model's by name; videos with no known label are left out and their labels
-    reported. Videos the model was trained or validated on (by content, where its folder
-    records them) are counted in the report and warned of. Returns the report
-    (JSON-ready)."""
+    """Score every video of DATA with `model` (a loaded model, or a name or folder to
+    load with `precision`, `device`, `runtime`, `threads`) and compare with its labels.
+    Data labels are matched to the model's by name; videos with no known label are left
+    out and their labels reported. Videos the model was trained or validated on (by
+    content, where its folder records them) are counted in the report and warned of.
+    Returns the report (JSON-ready)."""
+    from ..classifier import Classifier
     from ..engine import Clips, Driver, Work, executor_for
+    from ..loading import load_model
 
+    check("evaluate", {k: v for k, v in locals().items() if k != "model"})
     dataset = load_dataset(data)
+    if not isinstance(model, Classifier):
+        model = load_model(
+            model, precision=precision, threads=threads, device=device, runtime=runtime
+        )
     index, unknown = find_labels(model.labels, dataset.labels)
     if unknown:
         log.warning(f"labels the model does not have (left out): {', '.join(unknown)}")

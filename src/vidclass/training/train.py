@@ -12,8 +12,9 @@ import numpy as np
 
 from ..errors import VidclassError
 from ..limits import DEFAULT_VIDEO_TIMEOUT
-from ..models import folder_config, trained
+from ..models import DEFAULT_MODEL, folder_config, trained
 from ..models.resolve import parse_model_name
+from ..options import check
 from ..results import activate
 from ..version import __version__
 from .dataset import Sample, load_dataset, split_dataset
@@ -80,13 +81,14 @@ def train(
     data: str | os.PathLike,
     out: str | os.PathLike,
     *,
-    backbone: str | None = None,
+    backbone: str = DEFAULT_MODEL,
     val: str | os.PathLike | None = None,
     val_fraction: float = 0.2,
     seed: int = 0,
     clips: int = 1,
     flip: bool = False,
-    hidden: int = 0,
+    head: str = "linear",
+    hidden: int = 256,
     epochs: int | None = None,
     lr: float = 1e-3,
     patience: int | None = None,
@@ -113,14 +115,19 @@ def train(
     finetune="last-blocks" also trains the backbone's last blocks (on cached maps of the
     frozen trunk); epochs/patience then default to 30/5 instead of 300/30.
 
+    head "linear", or "mlp" (one hidden layer `hidden` wide).
+
     prior="auto": where some of the data's labels are the backbone's own (single-label
     data, frozen backbone), the head starts from the backbone's head for them and
     learns a correction, so what the backbone knows carries over to other videos;
     "off" trains from scratch.
     """
     from ..loading import load_torch
-    from ..models import DEFAULT_MODEL
     from ..pipeline import load_backbone_module
+
+    check("train", locals())
+    if head == "linear":
+        hidden = 0  # the width of an MLP's hidden layer; a linear head has none
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -139,7 +146,6 @@ def train(
         multi = dataset.multi_label
         train_set, val_set = split_dataset(dataset, val_fraction, seed)
     labels = dataset.labels
-    backbone = backbone or DEFAULT_MODEL
     if Path(backbone).is_dir():  # the model folder must find it from anywhere
         backbone = str(Path(backbone).resolve())
     kind = parse_model_name(backbone).kind

@@ -7,18 +7,18 @@ from fastapi import APIRouter, Query, Request
 
 from ..answers import answer, nothing
 from ..inputs import MAX_PATH_CHARS, VIDEO_BODY, media_video
+from ..params import query
 from ..state import Server, ServerState
 from .videos import posted
 
 router = APIRouter()
-MAX_LIMIT = 1000  # search and similar results
-MAX_TEXT = 500  # search words and labels
+MAX_TEXT = 500  # search words
 
 
 def _similar(state: ServerState, limit: int):
     def work(model, local, name):  # in a request thread; its forward passes batched
         with state.gallery().use() as gallery:
-            return gallery.similar(local, k=limit, model=state.batcher.plain(model))
+            return gallery.similar(local, limit=limit, model=state.batcher.plain(model))
 
     return work
 
@@ -29,7 +29,7 @@ async def similar(
     video: str = Query(
         min_length=1, max_length=MAX_PATH_CHARS, description="a video under --media"
     ),
-    limit: int = Query(10, ge=1, le=MAX_LIMIT),
+    limit: int = query("similar", "limit"),
 ):
     """Indexed videos nearest to a video under --media (needs --gallery)."""
     state.gallery_path()
@@ -38,9 +38,7 @@ async def similar(
 
 
 @router.post("/similar", openapi_extra={"requestBody": VIDEO_BODY})
-async def similar_upload(
-    request: Request, state: Server, limit: int = Query(10, ge=1, le=MAX_LIMIT)
-):
+async def similar_upload(request: Request, state: Server, limit: int = query("similar", "limit")):
     """Indexed videos nearest to an uploaded video, or one under --media."""
     state.gallery_path()
     return await answer(state, posted(request, state), _similar(state, limit), "similar")
@@ -50,15 +48,10 @@ async def similar_upload(
 async def search(
     state: Server,
     q: str = Query(min_length=1, max_length=MAX_TEXT, description="what to look for"),
-    by: str = Query(
-        "auto",
-        pattern="^(auto|tags|text)$",
-        description="text: moments of the gallery's vision-language model nearest to "
-        "the text; tags: tag words; auto: text where the gallery has moments",
-    ),
-    min_score: float | None = Query(None, ge=-1, le=1, allow_inf_nan=False),
-    label: str | None = Query(None, min_length=1, max_length=MAX_TEXT),
-    limit: int = Query(20, ge=1, le=MAX_LIMIT),
+    by: str = query("search", "by"),
+    min_score: float | None = query("search", "min_score"),
+    label: str | None = query("search", "label"),
+    limit: int = query("search", "limit"),
 ):
     """Gallery videos matching the text, by tags or by moments (needs --gallery)."""
     state.gallery_path()

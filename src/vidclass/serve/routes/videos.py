@@ -9,37 +9,21 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from ...engine import Clips, Work
 from ...errors import VidclassError
 from ...formats import result_json
-from ...label_choice import MAX_LABELS_TEXT, MAX_PROMPT_CHARS, LabelChoice, fields_choice
+from ...label_choice import LabelChoice, fields_choice
 from ..answers import answer, streamed
 from ..inputs import VIDEO_BODY, video_input
+from ..params import query
 from ..state import Server, ServerState
 from ..streaming import NDJSON_RESPONSE
 
 router = APIRouter()
-MAX_CLIPS = 16  # clips per request: each is ~50 MB of frames and tensors
-MAX_TOP_K = 1000
-
-LABELS = Query(
-    None,
-    min_length=1,
-    max_length=MAX_LABELS_TEXT,
-    description="comma-separated: a closed-set model keeps only these of its labels (case, "
-    "_ and - ignored); a vision-language model scores these words",
-)
 
 
 def label_choice(
-    labels: str | None = LABELS,
-    prompt: str | None = Query(
-        None,
-        min_length=1,
-        max_length=MAX_PROMPT_CHARS,
-        description="vision-language: template, {} the label",
-    ),
-    multi_label: bool = Query(False, description="vision-language: each label on its own"),
-    threshold: float | None = Query(
-        None, ge=-1, le=1, allow_inf_nan=False, description="multi-label: tags from this score"
-    ),
+    labels: str | None = query("classify", "labels"),
+    prompt: str | None = query("classify", "prompt"),
+    multi_label: bool = query("classify", "multi_label"),
+    threshold: float | None = query("classify", "threshold"),
 ) -> LabelChoice | None:
     """The label fields, checked before the video is read."""
     try:
@@ -62,8 +46,8 @@ async def classify(
     request: Request,
     state: Server,
     chosen: ChosenLabels,
-    top_k: int = Query(5, ge=1, le=MAX_TOP_K, description="labels to return"),
-    clips: int = Query(1, ge=1, le=MAX_CLIPS, description="clips averaged"),
+    top_k: int = query("classify", "top_k"),
+    clips: int = query("classify", "clips"),
 ):
     """Top-k labels of a video (see the request body for the ways to send it)."""
 
@@ -81,13 +65,9 @@ async def timeline(
     request: Request,
     state: Server,
     chosen: ChosenLabels,
-    window: float | None = Query(
-        None, gt=0, le=600, allow_inf_nan=False, description="seconds (the model's clip)"
-    ),
-    stride: float | None = Query(
-        None, ge=0.04, le=3600, allow_inf_nan=False, description="seconds (1)"
-    ),
-    top_k: int = Query(3, ge=1, le=MAX_TOP_K),
+    window: float | None = query("timeline", "window"),
+    stride: float = query("timeline", "stride"),
+    top_k: int = query("timeline", "top_k"),
     progress: bool = Query(
         False,
         description="answer NDJSON: progress lines while the windows are scored, then "
