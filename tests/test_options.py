@@ -138,9 +138,7 @@ def test_each_command_takes_its_verbs_options_as_declared(parser, verb):
             with pytest.raises(argparse.ArgumentTypeError, match=r"must be"):
                 action.type(str(value))
     undeclared = {
-        a.dest
-        for a in command._actions
-        if a.dest not in VERBS[verb] and a.dest not in COMMAND_ONLY
+        a.dest for a in command._actions if a.dest not in VERBS[verb] and a.dest not in COMMAND_ONLY
     }
     assert not undeclared, f"{verb}: options not declared in vidclass.options: {undeclared}"
 
