@@ -12,7 +12,7 @@ from . import timeline as _timeline_module  # noqa: F401
 from .errors import VidclassError
 from .label_choice import LabelChoice, as_choice
 from .limits import DEFAULT_VIDEO_TIMEOUT
-from .loading import load_model
+from .loading import export_into_cache, load_model, plan
 from .models import DEFAULT_MODEL, list_entries
 from .options import check
 from .results import VideoResult
@@ -24,15 +24,23 @@ if TYPE_CHECKING:
     from .pipeline import VideoClassifier
 
 # Imported when first used: torch (the pipeline) takes a second to import, and a run
-# from an exported model never needs it (vidclass.loading).
-_LAZY = {"Gallery": ".gallery", "VideoClassifier": ".pipeline"}
+# from an exported model never needs it (vidclass.loading). Name: (module, its name).
+_LAZY = {
+    "Gallery": (".gallery", "Gallery"),
+    "VideoClassifier": (".pipeline", "VideoClassifier"),
+    "export_model": (".runtimes.export", "export"),
+    "model_catalog": (".models.catalog", "catalog"),
+    "pull_model": (".models.catalog", "fetch"),
+    "describe_model": (".models.resolve", "describe"),
+}
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         from importlib import import_module
 
-        value = getattr(import_module(_LAZY[name], __name__), name)
+        module, attribute = _LAZY[name]
+        value = getattr(import_module(module, __name__), attribute)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -48,8 +56,14 @@ __all__ = [
     "__version__",
     "classify",
     "classify_batch",
+    "describe_model",
+    "export_into_cache",
+    "export_model",
     "list_models",
     "load_model",
+    "model_catalog",
+    "plan",
+    "pull_model",
     "timeline",
     "watch",
 ]

@@ -82,7 +82,7 @@ class _StdoutResults:
 
 def run(args) -> int:
     from .. import classify_batch
-    from ..batch import expand_inputs
+    from ..batch.sources import expand_inputs
 
     labels = chosen_labels(args)
     videos = expand_inputs(args.videos, recursive=args.recursive)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ..models import DEFAULT_MODEL
+from .. import DEFAULT_MODEL
 
 
 def add(sub) -> None:
@@ -28,9 +28,9 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
+    from .. import plan
     from ..errors import VidclassError
     from ..info import system_info
-    from ..loading import plan
 
     info = system_info(args.device, args.precision)
     try:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import sys
 
+from .. import DEFAULT_MODEL
 from ..errors import VidclassError
-from ..models import DEFAULT_MODEL
 from .options import add_verb_options
 
 MODEL_HELP = "a model name, trained folder or transformers model"
@@ -104,25 +104,25 @@ def _calibration_option(p, required: bool) -> None:
 
 
 def run(args) -> int:
-    from ..models.catalog import catalog, fetch
+    from .. import model_catalog, pull_model
 
     if args.models_command in ("export", "quantize"):
         return _export(args)
     if args.models_command == "pull":
-        print(fetch(args.name, args.source, args.force), flush=True)
+        print(pull_model(args.name, args.source, args.force), flush=True)
         if args.convert:
             _export_into_cache(args.name)
         return 0
     if args.models_command == "labels":
-        from ..models.resolve import describe
+        from .. import describe_model
 
-        entry = describe(args.name)
+        entry = describe_model(args.name)
         if entry.zero_shot:
             print(f"{entry.name} scores any labels you name (--labels)", file=sys.stderr)
         else:
             print("\n".join(entry.labels))
         return 0
-    rows = catalog(getattr(args, "models", None))  # absent for a bare `vidclass models`
+    rows = model_catalog(getattr(args, "models", None))  # absent for a bare `vidclass models`
     for r in rows:
         r["runs"] = _runs(r["name"])
     if getattr(args, "format", "table") == "json":
@@ -142,7 +142,7 @@ def run(args) -> int:
 
 def _runs(name: str) -> str:
     """What runs the model here with the default options, and why (loading.plan)."""
-    from ..loading import plan
+    from .. import plan
 
     try:
         return plan(name).describe()
@@ -152,7 +152,7 @@ def _runs(name: str) -> str:
 
 def _export_into_cache(name: str) -> None:
     """`models pull`: the export later CPU runs start from, where the rule takes one."""
-    from ..loading import export_into_cache, plan
+    from .. import export_into_cache, plan
 
     chosen = plan(name)
     if chosen.backend != "export":
@@ -167,9 +167,9 @@ def _export_into_cache(name: str) -> None:
 
 
 def _export(args) -> int:
-    from ..runtimes.export import export
+    from .. import export_model
 
-    result = export(
+    result = export_model(
         args.name,
         args.out,
         runtime=args.runtime,

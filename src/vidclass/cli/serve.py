@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 
-from ..errors import VidclassError
 from .options import add_verb_options
-
-log = logging.getLogger("vidclass")
 
 
 def add(sub) -> None:
@@ -35,38 +30,13 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
-    from ..runtime import tune_allocator
+    from ..serve import run_server
 
-    # Before any thread starts: the model thread then shares the tuned main heap.
-    tune_allocator()
-    try:
-        import uvicorn
-        import websockets  # noqa: F401  uvicorn's WebSocket protocol, for /v1/live
-
-        from ..serve.app import ServeConfig, check_api_key, create_app
-        from ..serve.live import MAX_MESSAGE
-        from ..serve.protocols import uvicorn_protocols
-    except ImportError as exc:
-        raise VidclassError(
-            f"serve needs FastAPI and uvicorn ({exc.name} is missing): "
-            "pip install 'vidclass[serve]'"
-        ) from None
-    if args.api_key:
-        check_api_key(args.api_key)  # before the model loads: a bad key is said at once
-    if args.gallery:
-        from ..gallery import Gallery
-
-        if not os.path.isfile(args.gallery):
-            raise VidclassError(
-                f"{args.gallery}: no gallery here; make one with vidclass index DIR"
-            )
-        Gallery(args.gallery).close()  # not a gallery, or damaged: said now, not per request
-    if args.media and not os.path.isdir(args.media):
-        raise VidclassError(f"{args.media}: no such folder")
-    if not args.api_key and not _is_loopback(args.host):
-        log.warning(f"serving on {args.host} without --api-key: anyone who can reach it can use it")
-    config = ServeConfig(
-        model=args.model,
+    run_server(
+        args.model,
+        host=args.host,
+        port=args.port,
+        threads=args.threads,
         precision=args.precision,
         device=args.device,
         runtime=args.runtime,
@@ -78,41 +48,4 @@ def run(args) -> int:
         timeout=args.timeout,
         api_key=args.api_key or None,
     )
-    from ..loading import load_model
-
-    # Loaded before the port opens: a bad name or missing weights is one line here.
-    model = load_model(
-        args.model,
-        precision=args.precision,
-        threads=args.threads,
-        device=args.device,
-        runtime=args.runtime,
-    )
-    print(f"vidclass: serving {args.model} on http://{args.host}:{args.port}/", file=sys.stderr)
-    uvicorn.run(
-        create_app(config, model),
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        # Connections beyond this get 503 from uvicorn itself: open sockets stay bounded.
-        limit_concurrency=max(64, 8 * args.queue),
-        # /v1/live's messages: its own limit gives the error message, this one the memory
-        # bound; recorded video does not compress, so no per-message deflate.
-        ws_max_size=MAX_MESSAGE + (64 << 10),
-        ws_per_message_deflate=False,
-        # h11 and websockets as uvicorn runs them, with a time limit on a request's head
-        # and limits on its size that are answered (see serve/protocols.py).
-        **uvicorn_protocols(),
-    )
     return 0
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -1,1 +1,5 @@
 """`vidclass serve`: a REST API and a page to try it (the `serve` extra: FastAPI, uvicorn)."""
+
+from .server import run_server
+
+__all__ = ["run_server"]
