@@ -22,6 +22,7 @@ import pytest
 
 from vidclass.live import ChunkFeed, LiveSession, parse_source
 from vidclass.models.spec import InputSpec
+from vidclass.video.transforms import clip_to_array
 
 FPS = 25
 SECONDS = 7
@@ -30,18 +31,28 @@ WHOLE = InputSpec(num_frames=8, short_side=32)  # no crop: the frames' shape fol
 
 
 class FakeModel:
-    """What a LiveSession asks of a model, without one: scores come from `score`."""
+    """What a LiveSession and the engine's Driver ask of a model, without one: every
+    window scores (0.6, 0.4); the shapes of the batches it was given are kept."""
 
     labels = ("a", "b")
     identity = "fake"
+    batch_size_hint = 1
+    min_score = None
 
     def __init__(self, spec: InputSpec):
         self.spec = spec
         self.clips: list[tuple] = []
 
-    def score(self, clips) -> np.ndarray:
-        self.clips.append(tuple(clips.shape))
-        return np.array([0.6, 0.4], dtype=np.float32)
+    def batch(self, clips) -> np.ndarray:
+        x = np.stack([clip_to_array(clip, self.spec) for clip in clips])
+        self.clips.append(tuple(x.shape))
+        return x
+
+    def logits(self, x) -> np.ndarray:
+        return np.tile(np.array([0.6, 0.4], dtype=np.float32), (len(x), 1))
+
+    def activate(self, logits) -> np.ndarray:
+        return logits
 
     def top_k(self, scores, k):
         return [{"label": "a", "score": float(scores[0])}][:k]
@@ -110,7 +121,6 @@ def live_run(spec: InputSpec, segments: list[bytes]):
         window=2.0,
         stride=1.0,
         timeout=5,
-        scorer=model.score,
         warm_up=False,
     )
     timer = threading.Timer(60, session.stop)  # no test can hang

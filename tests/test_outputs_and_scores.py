@@ -216,11 +216,15 @@ def test_the_server_answers_nan_scores_as_its_own_fault(nan_folder, tmp_path):
 def test_a_live_window_with_nan_scores_ends_the_session_with_the_error(model):
     from vidclass.live import LiveSession, parse_source
 
-    def scorer(clips):
-        return np.full(len(model.labels), np.nan, dtype=np.float32)
+    class Damaged:  # the model's forward pass gives NaN, as a damaged graph would
+        spec, labels, min_score, batch_size_hint = model.spec, model.labels, None, 1
+        batch, activate = model.batch, model.activate
+
+        def logits(self, x):
+            return np.full((len(x), len(model.labels)), np.nan, dtype=np.float32)
 
     source = parse_source(str(video("flipping_pancake.mkv")))  # a file is followed: not MP4
-    session = LiveSession(model, source, stride=1.0, scorer=scorer, warm_up=False, duration=60)
+    session = LiveSession(model, source, stride=1.0, runner=Damaged(), warm_up=False, duration=60)
     with pytest.raises(VidclassError, match="non-finite scores") as raised:
         for event in session:
             assert event.kind != "window", "a window was labelled from NaN"

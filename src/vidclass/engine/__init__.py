@@ -3,7 +3,7 @@ executor (this process, local decoding processes), or over a Ray cluster."""
 
 from .driver import Driver, RunStats, executor_for
 from .engines import ENGINES, runner_for
-from .executors import DecoderPool, InProcess, LocalProcesses, default_workers
+from .executors import DecoderPool, Handed, InProcess, LocalProcesses, default_workers
 from .work import OUTPUTS, Clips, ModelRecipe, Runner, Windows, Work
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "DecoderPool",
     "ENGINES",
     "Driver",
+    "Handed",
     "InProcess",
     "LocalProcesses",
     "ModelRecipe",

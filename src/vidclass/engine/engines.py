@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import VidclassError
+from ..options import ENGINES
 from .driver import Driver, executor_for
 from .executors import DecoderPool
 from .work import Runner, Work
-
-ENGINES = ("local", "ray")
 
 
 def runner_for(

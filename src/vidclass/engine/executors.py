@@ -112,6 +112,40 @@ class InProcess:
         self._current = None
 
 
+class Handed:
+    """Clips decoded elsewhere (a live source's windows, by its capture thread), handed
+    over one job at a time: `hand` a clip, then run the driver on one job. A fault is
+    raised, as for one video asked for by the API."""
+
+    workers = 0
+    raise_errors = True
+
+    def __init__(self):
+        self._given: deque[tuple[np.ndarray, tuple[float, float]]] = deque()
+        self._jobs: deque = deque()
+
+    def hand(self, clip: np.ndarray, span: tuple[float, float]) -> None:
+        """The next job's one clip (uint8, video.transforms.stack_clip) and its span."""
+        self._given.append((clip, span))
+
+    def open(self, spec: InputSpec, work: Work, jobs: list[Job], batch_size: int) -> int:
+        if len(jobs) > len(self._given):
+            raise VidclassError("a job was run without its clip")
+        self._jobs = deque(jobs)
+        return batch_size
+
+    def pending(self) -> bool:
+        return bool(self._jobs)
+
+    def pull(self) -> list[Event]:
+        job = self._jobs.popleft()
+        clip, span = self._given.popleft()
+        return [Event(job, clip=(0, clip)), Event(job, end=Prepared(spans={0: span}))]
+
+    def close(self) -> None:
+        self._jobs.clear()
+
+
 # -- decoding processes ----------------------------------------------------------------------
 def init_worker() -> None:
     """Leave Ctrl-C to the main process (it stops the pool), and die with it if it is

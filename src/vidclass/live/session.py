@@ -10,15 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
 
-from ..engine.driver import non_finite
+from ..engine import Driver, Handed, Runner, Windows, Work
 from ..errors import VidclassError
-from ..video.transforms import frames_to_array
+from ..video.transforms import stack_clip
 from .capture import Capture, Gap
 from .sources import DEFAULT_TIMEOUT, Source
 from .windows import Grid, LiveWindows, Ready
@@ -197,14 +196,14 @@ class LiveSession:
         reconnect: bool | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         give_up: float | None = None,
-        scorer: Callable[[np.ndarray], np.ndarray] | None = None,
+        runner: Runner | None = None,
         warm_up: bool = True,
     ):
-        """`scorer(clips)`: the scores (labels,) of one prepared clip batch (1, C, T, H, W)
-        where something else owns the model (the server's model thread); by default the
-        model is called here. `warm_up`: one pass on a blank clip before the source
-        opens (a served model is warm already, and a client that never sends a stream
-        should cost no forward pass)."""
+        """Windows are scored by the engine's Driver with `runner`, where something else
+        owns the model's forward passes (the server's model thread), else with the
+        classifier itself. `warm_up`: one pass on a blank clip before the source opens
+        (a served model is warm already, and a client that never sends a stream should
+        cost no forward pass)."""
         from ..options import check
         from ..timeline import DEFAULT_WINDOW
 
@@ -214,7 +213,9 @@ class LiveSession:
             window = spec.clip_seconds or DEFAULT_WINDOW
         self.model = classifier
         self.source = source
-        self.scorer = scorer or self._score
+        self._handed = Handed()
+        work = Work(Windows(window, stride), video_timeout=None)
+        self._driver = Driver(runner or classifier, work, self._handed, batch_size=1)
         self.top_k = top_k
         self.duration = duration
         self.report_segments = segments
@@ -253,7 +254,7 @@ class LiveSession:
             return
         grid = Grid(0.0, self.windows.window, self.windows.stride, spec)
         blank = [np.zeros((*size, 3), dtype=np.uint8)] * len(grid.times(0))
-        self.scorer(frames_to_array(blank, spec)[None])
+        self._scores(blank, (0.0, self.windows.window))
 
     def stop(self) -> None:
         """End the run: iteration stops after the window being labelled."""
@@ -301,9 +302,7 @@ class LiveSession:
 
     def _label(self, ready: Ready):
         began = time.monotonic()
-        scores = self.scorer(frames_to_array(ready.frames, self.model.spec)[None])
-        if not np.isfinite(scores).all():  # a damaged model: never labels from NaN
-            raise non_finite(self.summary.source)
+        scores = self._scores(ready.frames, ready.span)
         done = time.monotonic()
         self._model_time.add(done - began)
         latency = done - ready.captured
@@ -318,8 +317,11 @@ class LiveSession:
         if self.summary.windows % 16 == 0:
             self._update()
 
-    def _score(self, clips: np.ndarray) -> np.ndarray:
-        return self.model.activate(self.model.logits(clips))[0]
+    def _scores(self, frames: list[np.ndarray], span: tuple[float, float]) -> np.ndarray:
+        """One window's scores, through the engine's one loop (which refuses non-finite
+        rows: a damaged model never labels)."""
+        self._handed.hand(stack_clip(frames, self.model.spec), span)
+        return next(self._driver.run([self.summary.source])).clip_scores[0]
 
     def _gap(self, gap: Gap):
         closed = self.segments.close(gap.start)

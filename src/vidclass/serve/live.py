@@ -24,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum
 
-import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import VidclassError
@@ -109,20 +108,10 @@ def given_key(websocket: WebSocket) -> bytes:
     return b""
 
 
-class BatchedScorer:
-    """A LiveSession's scorer in the server: forward passes through the batcher (the
-    model thread)."""
-
-    def __init__(self, view, served, batcher: Batcher):
-        self.model = BatchedModel(view, served, batcher)
-
-    def __call__(self, clips: np.ndarray) -> np.ndarray:
-        return self.model.activate(self.model.logits(clips))[0]
-
-
 def batched_session(served, batcher: Batcher, params: LiveParams, feed: ChunkFeed) -> LiveSession:
-    """A session over `feed` of `served` with the labels asked for, scored by a
-    BatchedScorer; a one-line error for labels the model lacks."""
+    """A session over `feed` of `served` with the labels asked for, its forward passes
+    through the batcher (the model thread); a one-line error for labels the model
+    lacks."""
     view = batcher.with_labels(served, params.labels)
     return LiveSession(
         view,
@@ -133,7 +122,7 @@ def batched_session(served, batcher: Batcher, params: LiveParams, feed: ChunkFee
         smooth=params.smooth,
         segments=True,
         timeout=IDLE_S,
-        scorer=BatchedScorer(view, served, batcher),
+        runner=BatchedModel(view, served, batcher),
         warm_up=False,  # the served model is warm; a client that sends no stream costs nothing
     )
 
