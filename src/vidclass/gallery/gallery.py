@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import os
 
+import numpy as np
+
 from ..errors import VidclassError
 from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..options import check
@@ -21,7 +23,7 @@ from .indexing import (
 )
 from .records import GalleryStore, Hit
 from .search import run_search
-from .similar import Vectors, find_similar
+from .similar import Vectors, find_similar, query_for
 from .store import SqliteGalleryStore
 from .vector_index import MomentIndex
 
@@ -227,14 +229,29 @@ class Gallery:
         model=None,
         device: str = "auto",
         using: str = "auto",
+        query: np.ndarray | None = None,
     ) -> list[dict]:
         """The `limit` indexed videos nearest to `video` by cosine similarity; `video` may be
         outside the gallery (it is then run through the gallery's model, or `model`, a
         loaded VideoClassifier that must be that model). using "features": the
         classifier's features; "embeddings": the vision-language model's video
-        embeddings; "auto": embeddings where the gallery has them."""
+        embeddings; "auto": embeddings where the gallery has them. `query`: what
+        `similar_query` gave for `video`, where it was made apart."""
         check("similar", locals())
-        return find_similar(self, video, limit, precision, model, device, using)
+        return find_similar(self, video, limit, precision, model, device, using, query)
+
+    def similar_query(
+        self,
+        video: str | os.PathLike,
+        precision: str = "auto",
+        model=None,
+        device: str = "auto",
+        using: str = "auto",
+    ) -> np.ndarray:
+        """The vector `similar` compares `video` by: stored, or made by decoding it (the
+        slow part, which a server does without holding its shared gallery)."""
+        check("similar", locals())
+        return query_for(self, video, precision, model, device, using)
 
     def tags(self) -> list[dict]:
         return [

@@ -32,14 +32,14 @@ class Vectors:
         return self._read
 
 
-def find_similar(
-    gallery, video, limit: int, precision: str, model, device: str, using: str
-) -> list[dict]:
-    """Gallery.similar, which says what each argument means and checks them."""
-    embeddings = using == "embeddings" or (using == "auto" and bool(gallery.text_model_name))
-    paths, matrix = gallery.vectors.matrix(gallery.store, embeddings)
-    if not paths:
-        raise VidclassError(f"{gallery.path} has no indexed videos")
+def uses_embeddings(gallery, using: str) -> bool:
+    return using == "embeddings" or (using == "auto" and bool(gallery.text_model_name))
+
+
+def query_for(gallery, video, precision: str, model, device: str, using: str) -> np.ndarray:
+    """What `video` is compared by: its stored vector where the gallery holds it, else
+    its vector made as the gallery makes them (decoding it: Gallery.similar_query)."""
+    embeddings = uses_embeddings(gallery, using)
     path = os.path.abspath(video)
     if embeddings:
         stored = gallery.store.embedded_by_path(path)
@@ -49,6 +49,20 @@ def find_similar(
         query = record.feature if record is not None else None
     if query is None:
         query = _query_vector(gallery, video, embeddings, model, precision, device)
+    return query
+
+
+def find_similar(
+    gallery, video, limit: int, precision: str, model, device: str, using: str, query=None
+) -> list[dict]:
+    """Gallery.similar, which says what each argument means."""
+    embeddings = uses_embeddings(gallery, using)
+    paths, matrix = gallery.vectors.matrix(gallery.store, embeddings)
+    if not paths:
+        raise VidclassError(f"{gallery.path} has no indexed videos")
+    path = os.path.abspath(video)
+    if query is None:
+        query = query_for(gallery, video, precision, model, device, using)
     if query.shape[0] != matrix.shape[1]:
         raise VidclassError("the query's features do not match the gallery's model")
     sims = matrix @ (query / max(np.linalg.norm(query), 1e-12))

@@ -17,8 +17,15 @@ MAX_TEXT = 500  # search words
 
 def _similar(state: ServerState, limit: int):
     def work(model, local, name):  # in a request thread; its forward passes batched
+        from ...gallery import Gallery
+
+        plain = state.batcher.plain(model)
+        # The query is decoded on this request's own connection: the shared gallery is
+        # held only to compare.
+        with Gallery(state.gallery_path()) as own:
+            query = own.similar_query(local, model=plain)
         with state.gallery().use() as gallery:
-            return gallery.similar(local, limit=limit, model=state.batcher.plain(model))
+            return gallery.similar(local, limit=limit, model=plain, query=query)
 
     return work
 
