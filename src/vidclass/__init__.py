@@ -191,8 +191,8 @@ def classify_batch(
     `video_timeout` seconds is stopped and recorded as failed.
     """
     from .batch import check_output, classify_videos, expand_inputs
+    from .cpu import configure_threads
     from .engine import DecoderPool, default_workers
-    from .runtime import configure_threads
 
     videos = expand_inputs([str(i) for i in inputs], recursive=recursive)
     check_output(output, engine)  # a bad name fails before the model loads

@@ -34,7 +34,7 @@ class Classifier:
     runtime = "torch"
     precision = "fp32"
     # Threads the model computes on, where it holds its own (else the process's torch
-    # setting, vidclass.runtime.configure_threads).
+    # setting, vidclass.cpu.configure_threads).
     runtime_threads: int | None = None
 
     def __init__(self, entry: ModelEntry):

@@ -58,7 +58,7 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
-    from ..runtime import tune_allocator
+    from ..cpu import tune_allocator
 
     # Before any thread starts: the model thread then shares the tuned main heap.
     tune_allocator()

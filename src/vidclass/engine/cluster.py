@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cpu import allocator_env
 from ..devices import DEFAULT_BATCH
 from ..errors import VidclassError
 from ..results import VideoResult
-from ..runtime import allocator_env
 from .driver import Driver, RunStats
 from .executors import Event, run_in_worker
 from .prepare import Prepared, prepare

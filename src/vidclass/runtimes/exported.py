@@ -10,11 +10,11 @@ import threading
 import numpy as np
 
 from ..classifier import Classifier
+from ..cpu import available_cores, native_bf16
 from ..devices import DEFAULT_BATCH, pick_precision
 from ..errors import VidclassError
 from ..models import exported
 from ..models.spec import ModelEntry
-from ..runtime import available_cores, native_bf16
 from . import graph_shape, require
 
 log = logging.getLogger("vidclass")

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from ..runtime import tune_allocator
+from ..cpu import tune_allocator
 from ..version import __version__
 from .batching import BATCH_CLIPS, Batcher
 from .live import LiveSessions, batched_session, live_socket
