@@ -20,11 +20,11 @@ from .version import __version__
 if TYPE_CHECKING:
     from .classifier import Classifier
     from .gallery import Gallery
-    from .pipeline import VideoClassifier
+    from .torch_classifier import VideoClassifier
 
-# Imported when first used: torch (the pipeline) takes a second to import, and a run
+# Imported when first used: torch (torch_classifier) takes a second to import, and a run
 # from an exported model never needs it (vidclass.loading).
-_LAZY = {"Gallery": ".gallery", "VideoClassifier": ".pipeline"}
+_LAZY = {"Gallery": ".gallery", "VideoClassifier": ".torch_classifier"}
 
 
 def __getattr__(name: str):

@@ -1,7 +1,7 @@
 """Classifier: a loaded model's labels and preprocessing, and the verbs that run it
 (classify, timeline, classify_many) through the engine's one driver, and everything
 after the logits (activation, label choice, top-k), in numpy. Subclasses run only the
-forward passes: VideoClassifier through torch (vidclass.pipeline), ExportedClassifier
+forward passes: VideoClassifier through torch (vidclass.torch_classifier), ExportedClassifier
 from an exported folder without torch (vidclass.runtimes.exported)."""
 
 from __future__ import annotations

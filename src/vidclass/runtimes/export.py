@@ -122,7 +122,7 @@ def export(
     """Write model `name` as the exported folder `out`: for `runtime` (openvino or
     onnxruntime), computing in `precision` (fp32, bf16: OpenVINO; int8: OpenVINO, its
     backbone calibrated on clips of the videos `calibrate` names)."""
-    from ..pipeline import load_torch_model
+    from ..torch_classifier import load_torch_model
 
     out = Path(out)
     if runtime not in exported.RUNTIMES:

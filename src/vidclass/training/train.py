@@ -120,7 +120,7 @@ def train(
     """
     from ..loading import load_torch
     from ..models import DEFAULT_MODEL
-    from ..pipeline import load_backbone_module
+    from ..torch_classifier import load_backbone_module
 
     out = Path(out)
     if out.exists() and not out.is_dir():

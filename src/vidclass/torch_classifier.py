@@ -1,5 +1,5 @@
 """VideoClassifier: a Classifier whose forward passes run in torch (or, for the backbone,
-in a runtime of vidclass.runtimes), and load_model, which makes one."""
+in a runtime of vidclass.runtimes), and load_torch_model, which makes one."""
 
 from __future__ import annotations
 
