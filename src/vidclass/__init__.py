@@ -6,9 +6,6 @@ import os
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-# The module first: importing a submodule sets the package's attribute of its name, so
-# the module imported later (by the first timeline call) would replace the function.
-from . import timeline as _timeline_module  # noqa: F401
 from .errors import VidclassError
 from .label_choice import LabelChoice, as_choice
 from .limits import DEFAULT_VIDEO_TIMEOUT

@@ -187,7 +187,7 @@ class Classifier:
         labels: only these (see `with_labels`); progress: called with (windows scored,
         windows in all or None) as they are.
         """
-        from .timeline import compute
+        from .timelines import compute
 
         model = self.with_labels(labels)
         return compute(model, path, window, stride, top_k, smooth, min_segment, progress)

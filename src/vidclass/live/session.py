@@ -208,7 +208,7 @@ class LiveSession:
         model is called here. `warm_up`: one pass on a blank clip before the source
         opens (a served model is warm already, and a client that never sends a stream
         should cost no forward pass)."""
-        from ..timeline import DEFAULT_WINDOW
+        from ..timelines import DEFAULT_WINDOW
 
         spec = classifier.spec
         if window is None:
