@@ -29,7 +29,7 @@ log = logging.getLogger("vidclass")
 
 class Classifier:
     """A loaded model's labels and verbs; a subclass runs its forward passes (the
-    engine's Runner: batch, logits, activate, embed, scores_and_features, trunk)."""
+    engine's ClipModel: batch, logits, activate, embed, scores_and_features, trunk)."""
 
     runtime = "torch"
     precision = "fp32"

@@ -32,7 +32,7 @@ from ..results import VideoResult
 from .driver import Driver, RunStats
 from .executors import Event, run_in_worker
 from .prepare import Prepared, prepare
-from .work import Clips, ModelRecipe, Runner, Work
+from .work import ClipModel, Clips, ModelRecipe, Work
 
 log = logging.getLogger("vidclass")
 
@@ -318,7 +318,7 @@ class ClusterRun:
 
     def __init__(
         self,
-        model: Runner,
+        model: ClipModel,
         recipe: ModelRecipe,
         work: Work,
         batch_size: int | None = None,

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from ..errors import VidclassError
 from .driver import Driver, executor_for
 from .executors import DecoderPool
-from .work import Runner, Work
+from .work import ClipModel, Work
 
 ENGINES = ("local", "ray")
 
 
 def runner_for(
-    model: Runner,
+    model: ClipModel,
     work: Work,
     count: int,
     *,

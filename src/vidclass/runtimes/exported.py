@@ -123,7 +123,7 @@ class ExportedClassifier(Classifier):
                 self._sessions[shape] = self._open(self._embed, self.precision, shape, any_frames)
             return self._sessions[shape]
 
-    # -- the engine's Runner, in numpy ---------------------------------------------------
+    # -- the engine's ClipModel, in numpy ------------------------------------------------
     def embed(self, clips: np.ndarray) -> np.ndarray:
         return self._session(tuple(clips.shape[1:]))(np.ascontiguousarray(clips))
 
