@@ -48,7 +48,7 @@ def measure(variant: str, videos: Path, repeats: int) -> dict:
     import vidclass
     from vidclass.models import get_entry
     from vidclass.models.weights import load_state_dict
-    from vidclass.pipeline import VideoClassifier
+    from vidclass.torch_classifier import VideoClassifier
 
     if optimised:
         # torch: this compares its variants; benchmarks/runtimes.py compares runtimes.
@@ -99,7 +99,7 @@ def main() -> None:
     if args.variant:
         print(json.dumps(measure(args.variant, args.videos, args.repeats)))
         return
-    from vidclass.runtime import native_bf16
+    from vidclass.cpu import native_bf16
 
     missing = [c for c in CLIPS if not (args.videos / c).exists()]
     if missing:

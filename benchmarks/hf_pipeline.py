@@ -127,7 +127,7 @@ def main() -> None:
     if args.variant:
         print(json.dumps(measure(args.variant, args.checkpoint, args.videos, args.repeats)))
         return
-    from vidclass.runtime import native_bf16
+    from vidclass.cpu import native_bf16
 
     missing = [c for c in CLIPS if not (args.videos / c).exists()]
     if missing:

@@ -213,8 +213,8 @@ def main() -> None:
     if not VIDEO.is_file():
         sys.exit(f"missing {VIDEO}")
     from vidclass import runtimes
+    from vidclass.cpu import native_bf16
     from vidclass.info import cpu, cpu_line
-    from vidclass.runtime import native_bf16
 
     info = cpu()
     print(cpu_line())

@@ -25,7 +25,7 @@ def clip(value: int, shape=SMALL) -> np.ndarray:
     return np.full(shape, value, dtype=np.uint8)
 
 
-class FakeRunner:
+class FakeClipModel:
     """A model whose rows are worked out from each clip's value v: scores (v, 100 - v,
     50) and features (v, 2v). `passes`: the clip values of each forward pass, in order."""
 
@@ -113,7 +113,7 @@ def decoded(videos: dict[str, list | str]) -> list[list[Event]]:
 def run(videos, batch_size=4, work: Work | None = None, **options):
     """(results, model, decoder, driver) of running `videos` (see `decoded`), all of
     them decoded before the model would wait."""
-    model = FakeRunner()
+    model = FakeClipModel()
     decoder = FakeDecoder(decoded(videos), most_ready=100)
     driver = Driver(model, work or Work(top_k=2), decoder, batch_size=batch_size, **options)
     return list(driver.run(list(videos))), model, decoder, driver
@@ -155,7 +155,7 @@ def test_a_video_handed_over_whole_is_scored_batch_size_clips_at_a_time():
     """Decoding processes hand over all of a video's clips at once: more than a batch."""
     job = (0, "a")
     steps = [[*(Event(job, clip=(k, clip(k + 1))) for k in range(5)), Event(job, end=Prepared())]]
-    model = FakeRunner()
+    model = FakeClipModel()
     (result,) = Driver(model, Work(), FakeDecoder(steps), batch_size=2).run(["a"])
     assert model.passes == [[1, 2], [3, 4], [5]]
     assert result.clip_scores[:, 0].tolist() == [1, 2, 3, 4, 5]
@@ -167,10 +167,10 @@ def test_batch_size_one_scores_each_clip_alone():
 
 
 def test_the_model_s_hint_is_the_batch_size_when_none_is_given():
-    model = FakeRunner()
+    model = FakeClipModel()
     decoder = FakeDecoder(decoded({"a": [clip(v) for v in range(1, 8)]}), most_ready=100)
     list(Driver(model, Work(), decoder).run(["a"]))
-    assert model.passes == [[1, 2, 3], [4, 5, 6], [7]]  # FakeRunner.batch_size_hint
+    assert model.passes == [[1, 2, 3], [4, 5, 6], [7]]  # FakeClipModel.batch_size_hint
 
 
 # -- the order of results ----------------------------------------------------------------------
@@ -188,7 +188,7 @@ def _slow_first():
 
 def test_results_come_as_videos_finish():
     decoder = FakeDecoder(_slow_first())
-    results = Driver(FakeRunner(), Work(), decoder, batch_size=1).run(["a", "b"])
+    results = Driver(FakeClipModel(), Work(), decoder, batch_size=1).run(["a", "b"])
     first = next(results)
     assert first.video == "b"
     assert decoder.pulls == 3, "b's result waited for a's decoding"
@@ -198,7 +198,7 @@ def test_results_come_as_videos_finish():
 
 def test_ordered_results_come_in_the_order_given():
     decoder = FakeDecoder(_slow_first())
-    driver = Driver(FakeRunner(), Work(), decoder, batch_size=1, ordered=True)
+    driver = Driver(FakeClipModel(), Work(), decoder, batch_size=1, ordered=True)
     results = list(driver.run(["a", "b"]))
     assert [r.video for r in results] == ["a", "b"]
     assert [r.clip_scores[:, 0].tolist() for r in results] == [[1, 3], [2]]
@@ -225,7 +225,7 @@ def test_a_video_that_fails_after_some_of_its_clips_is_failed_and_the_others_go_
         [Event(b, clip=(0, clip(2)))],
         [Event(b, end=Prepared())],
     ]
-    driver = Driver(FakeRunner(), Work(), FakeDecoder(steps), batch_size=4, ordered=True)
+    driver = Driver(FakeClipModel(), Work(), FakeDecoder(steps), batch_size=4, ordered=True)
     results = list(driver.run(["a", "b"]))
     assert [(r.video, r.error) for r in results] == [
         ("a", "a: decoding took over 1 s; stopped"),
@@ -254,7 +254,7 @@ def test_a_nan_feature_fails_its_video_with_features_asked_for():
 
 
 def test_a_nan_row_is_raised_with_raise_errors():
-    model = FakeRunner()
+    model = FakeClipModel()
     steps = decoded({"nan": [clip(POISON)]})
     driver = Driver(model, Work(), FakeDecoder(steps, raise_errors=True), batch_size=1)
     with pytest.raises(NonFiniteScores, match="nan: the model gave non-finite scores"):
@@ -324,7 +324,7 @@ def test_a_video_past_its_timeout_in_this_process_fails_naming_the_limit():
 
     from .conftest import video
 
-    model = FakeRunner()
+    model = FakeClipModel()
     model.spec = get_entry(DEFAULT_MODEL).input  # decoded as the default model's clips
     work = Work(Windows(2.56, 1.0), video_timeout=0.3)
     paths = [str(video("long/people_139s.mp4")), str(video("cleaning_pool_1s.mp4"))]

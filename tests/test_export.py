@@ -307,9 +307,10 @@ def test_an_old_quantized_folder_says_how_to_make_it_again(tmp_path):
 
 
 def test_the_timeline_function_stays_a_function_once_its_module_is_imported():
-    import vidclass.timeline  # noqa: F401  (what the first timeline call imports)
+    import vidclass.timelines  # noqa: F401  (what the first timeline call imports)
 
     assert callable(vidclass.timeline) and vidclass.timeline.__module__ == "vidclass"
+    assert vidclass.timelines.compute is not None  # the module has its own name
 
 
 # -- int8 ----------------------------------------------------------------------------------

@@ -239,7 +239,7 @@ def _python_verbs(tmp_path):
     from vidclass.live import LiveSession
     from vidclass.runtimes.export import export
     from vidclass.serve.state import ServeConfig
-    from vidclass.timeline import compute
+    from vidclass.timelines import compute
     from vidclass.training import evaluate, train
 
     gallery = Gallery(tmp_path / "g.sqlite")

@@ -148,7 +148,7 @@ def test_results_files_record_the_error_not_nan(nan_model, tmp_path, name):
 
 
 def test_one_video_and_a_timeline_raise_a_vidclass_error(nan_model):
-    from vidclass.timeline import compute
+    from vidclass.timelines import compute
 
     with pytest.raises(VidclassError, match="non-finite scores"):
         nan_model.classify(str(video(BAD)))

@@ -3,8 +3,8 @@
 import pytest
 
 import vidclass
+from vidclass.cpu import native_bf16
 from vidclass.devices import place
-from vidclass.runtime import native_bf16
 
 from .conftest import VIDEOS, labelled_clips, video
 

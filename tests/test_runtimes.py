@@ -50,7 +50,7 @@ def test_fp32_logits_equal_torch_on_real_clips(runtime, reference, clips):
 
 @pytest.mark.slow
 def test_openvino_bf16_moves_logits_little_and_keeps_the_labels(reference, clips):
-    if not vidclass.runtime.native_bf16():
+    if not vidclass.cpu.native_bf16():
         pytest.skip("this CPU has no native bf16 (avx512_bf16 or AMX)")
     model = load_model(precision="bf16", runtime="openvino")
     expected, got = reference.logits(clips), model.logits(clips)

@@ -10,7 +10,7 @@ import pytest
 
 from vidclass.engine import Windows, Work
 from vidclass.subtitles import to_srt, to_vtt
-from vidclass.timeline import Segment, segment, window_starts
+from vidclass.timelines import Segment, segment, window_starts
 from vidclass.video import decode, read_frames
 
 from .conftest import run_cli, run_on_a_terminal, video

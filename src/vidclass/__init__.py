@@ -6,9 +6,6 @@ import os
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-# The module first: importing a submodule sets the package's attribute of its name, so
-# the module imported later (by the first timeline call) would replace the function.
-from . import timeline as _timeline_module  # noqa: F401
 from .errors import VidclassError
 from .label_choice import LabelChoice, as_choice
 from .limits import DEFAULT_VIDEO_TIMEOUT
@@ -21,13 +18,13 @@ from .version import __version__
 if TYPE_CHECKING:
     from .classifier import Classifier
     from .gallery import Gallery
-    from .pipeline import VideoClassifier
+    from .torch_classifier import VideoClassifier
 
-# Imported when first used: torch (the pipeline) takes a second to import, and a run
+# Imported when first used: torch (torch_classifier) takes a second to import, and a run
 # from an exported model never needs it (vidclass.loading). Name: (module, its name).
 _LAZY = {
     "Gallery": (".gallery", "Gallery"),
-    "VideoClassifier": (".pipeline", "VideoClassifier"),
+    "VideoClassifier": (".torch_classifier", "VideoClassifier"),
     "export_model": (".runtimes.export", "export"),
     "model_catalog": (".models.catalog", "catalog"),
     "pull_model": (".models.catalog", "fetch"),
@@ -225,8 +222,8 @@ def classify_batch(
     `video_timeout` seconds is stopped and recorded as failed.
     """
     from .batch import check_output, classify_videos, expand_inputs
+    from .cpu import configure_threads
     from .engine import DecoderPool, default_workers
-    from .runtime import configure_threads
 
     check("classify", locals())
     videos = expand_inputs([str(i) for i in inputs], recursive=recursive)

@@ -1,7 +1,7 @@
 """Classifier: a loaded model's labels and preprocessing, and the verbs that run it
 (classify, timeline, classify_many) through the engine's one driver, and everything
 after the logits (activation, label choice, top-k), in numpy. Subclasses run only the
-forward passes: VideoClassifier through torch (vidclass.pipeline), ExportedClassifier
+forward passes: VideoClassifier through torch (vidclass.torch_classifier), ExportedClassifier
 from an exported folder without torch (vidclass.runtimes.exported)."""
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ log = logging.getLogger("vidclass")
 
 class Classifier:
     """A loaded model's labels and verbs; a subclass runs its forward passes (the
-    engine's Runner: batch, logits, activate, embed, scores_and_features, trunk)."""
+    engine's ClipModel: batch, logits, activate, embed, scores_and_features, trunk)."""
 
     runtime = "torch"
     precision = "fp32"
     # Threads the model computes on, where it holds its own (else the process's torch
-    # setting, vidclass.runtime.configure_threads).
+    # setting, vidclass.cpu.configure_threads).
     runtime_threads: int | None = None
 
     def __init__(self, entry: ModelEntry):
@@ -189,7 +189,7 @@ class Classifier:
         labels: only these (see `with_labels`); progress: called with (windows scored,
         windows in all or None) as they are.
         """
-        from .timeline import compute
+        from .timelines import compute
 
         model = self.with_labels(labels)
         return compute(model, path, window, stride, top_k, smooth, min_segment, progress)

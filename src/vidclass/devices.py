@@ -13,8 +13,8 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .cpu import native_bf16
 from .errors import VidclassError
-from .runtime import native_bf16
 
 if TYPE_CHECKING:  # imported where a device is resolved: the option lists need no torch
     import torch

@@ -9,9 +9,9 @@ from importlib import import_module
 from importlib.util import find_spec
 from pathlib import Path
 
+from .cpu import available_cores, native_bf16
 from .devices import pick_precision, place
 from .errors import VidclassError
-from .runtime import available_cores, native_bf16
 from .version import __version__
 
 # CPU features that decide how fast the model runs (and whether bf16 pays).

@@ -255,7 +255,7 @@ def load_torch(
             f"{name} runs through torch, which is not installed: pip install "
             "'vidclass[torch]'; or give a folder made by `vidclass models export` as --model"
         )
-    from .pipeline import load_torch_model
+    from .torch_classifier import load_torch_model
 
     model = load_torch_model(name, precision, threads, download, device, runtime)
     model.recipe = ModelRecipe(load_torch, name, precision, threads, runtime=runtime)

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from .errors import VidclassError
-from .timeline import Timeline, window_cuts
+from .timelines import Timeline, window_cuts
 
 MAX_ROWS = 12
 MIN_SCORE = 0.05  # labels that never reach this in a window are left out

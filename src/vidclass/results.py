@@ -1,5 +1,5 @@
 """What a run gives back: predictions, per-video results, timelines. Plain data, shared
-by the pipeline, the engine, the CLI and the server (imports nothing of vidclass)."""
+by the classifiers, the engine, the CLI and the server (imports nothing of vidclass)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .timeline import Segment
+from .timelines import Segment
 
 
 def _clock(seconds: float, decimal: str) -> str:

@@ -4,7 +4,7 @@ executor (this process, local decoding processes), or over a Ray cluster."""
 from .driver import Driver, RunStats, executor_for
 from .engines import ENGINES, runner_for
 from .executors import DecoderPool, Handed, InProcess, LocalProcesses, default_workers
-from .work import OUTPUTS, Clips, ModelRecipe, Runner, Windows, Work
+from .work import OUTPUTS, ClipModel, Clips, ModelRecipe, Windows, Work
 
 __all__ = [
     "OUTPUTS",
@@ -17,7 +17,7 @@ __all__ = [
     "LocalProcesses",
     "ModelRecipe",
     "RunStats",
-    "Runner",
+    "ClipModel",
     "Windows",
     "Work",
     "default_workers",

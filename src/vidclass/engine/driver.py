@@ -26,7 +26,7 @@ from ..limits import check_time
 from ..results import VideoResult, top_k
 from .executors import DecoderPool, Event, InProcess, Job, LocalProcesses, default_workers
 from .prepare import Prepared
-from .work import Clips, Runner, Work, forward, stack
+from .work import ClipModel, Clips, Work, forward, stack
 
 log = logging.getLogger("vidclass")
 
@@ -103,7 +103,7 @@ class Driver:
 
     def __init__(
         self,
-        model: Runner,
+        model: ClipModel,
         work: Work,
         executor=None,
         batch_size: int | None = None,

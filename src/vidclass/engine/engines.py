@@ -9,11 +9,11 @@ from ..errors import VidclassError
 from ..options import ENGINES
 from .driver import Driver, executor_for
 from .executors import DecoderPool
-from .work import Runner, Work
+from .work import ClipModel, Work
 
 
 def runner_for(
-    model: Runner,
+    model: ClipModel,
     work: Work,
     count: int,
     *,

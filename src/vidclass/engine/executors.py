@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..cpu import available_cores
 from ..errors import VidclassError
 from ..limits import time_limit
 from ..models.spec import InputSpec
-from ..runtime import available_cores
 from .prepare import Preparation, Prepared, prepare
 from .work import Work
 

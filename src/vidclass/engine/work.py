@@ -98,7 +98,7 @@ class ModelRecipe:
         return model.with_labels(self.labels) if self.labels is not None else model
 
 
-class Runner(Protocol):
+class ClipModel(Protocol):
     """What the driver needs of a loaded model (a VideoClassifier is one)."""
 
     @property
@@ -129,7 +129,7 @@ class Runner(Protocol):
     def trunk(self, clips: np.ndarray) -> np.ndarray: ...
 
 
-def forward(model: Runner, outputs: str, x: np.ndarray):
+def forward(model: ClipModel, outputs: str, x: np.ndarray):
     """(scores, features) of a batch of prepared clips, each None where not asked for."""
     if outputs == "scores":
         return model.activate(model.logits(x)), None

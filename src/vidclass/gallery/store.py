@@ -1,6 +1,10 @@
 """Where a gallery lives: SQLite (FTS5 for labels, WAL), behind the `GalleryStore`
 interface (records.py) that everything else goes through, so that a server database
 could replace SQLite without touching indexing or search.
+
+Here: opening the file, its meta values, and the classified videos (tags, timeline
+segments, features) with the tag search over them; the embedded videos and moments of
+vision-language models are embedded_store.py's.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ import numpy as np
 
 from ..errors import StorageError, VidclassError
 from ..sqlite_files import open_own_sqlite
-from .records import EmbeddedVideo, Hit, VideoRecord
+from .embedded_store import EmbeddedTables, stored_vector
+from .records import Hit, VideoRecord
 from .schema import REQUIRED, create_or_upgrade
 
 
 def _database_errors_as_user_errors(cls):
-    """Every public method of `cls` turns SQLite's errors (a damaged or locked file, a
-    page that no longer parses) into a StorageError naming the database."""
+    """Every public method of `cls`, its bases' too, turns SQLite's errors (a damaged or
+    locked file, a page that no longer parses) into a StorageError naming the database."""
 
     def guard(method):
         @functools.wraps(method)
@@ -34,29 +39,20 @@ def _database_errors_as_user_errors(cls):
 
         return guarded
 
-    for name, member in list(vars(cls).items()):
-        if callable(member) and not name.startswith("_"):
-            setattr(cls, name, guard(member))
+    public = {}
+    for klass in reversed(cls.__mro__[:-1]):  # a subclass's own methods win
+        public.update(
+            (name, member)
+            for name, member in vars(klass).items()
+            if callable(member) and not name.startswith("_")
+        )
+    for name, member in public.items():
+        setattr(cls, name, guard(member))
     return cls
 
 
-def _vector(blob, dtype=np.float32) -> np.ndarray | None:
-    """A stored vector as float32; anything but finite `dtype` bytes counts as none."""
-    size = np.dtype(dtype).itemsize
-    if not isinstance(blob, bytes) or not blob or len(blob) % size or len(blob) > 1 << 16:
-        return None
-    vector = np.frombuffer(blob, dtype=dtype).astype(np.float32)
-    return vector if np.isfinite(vector).all() else None
-
-
-def _half(vector: np.ndarray) -> bytes:
-    """Embeddings are stored as float16: half the space, and search recall is the same
-    (benchmarks/search.py)."""
-    return np.asarray(vector, dtype=np.float16).tobytes()
-
-
 @_database_errors_as_user_errors
-class SqliteGalleryStore:
+class SqliteGalleryStore(EmbeddedTables):
     """A gallery in one SQLite file: WAL, one transaction per video."""
 
     def __init__(self, path: str | Path, any_thread: bool = False):
@@ -88,20 +84,8 @@ class SqliteGalleryStore:
 
     # -- videos -----------------------------------------------------------------------
     def _record(self, row) -> VideoRecord:
-        (
-            vid,
-            path,
-            digest,
-            size,
-            mtime,
-            model,
-            duration,
-            width,
-            height,
-            feature,
-            error,
-            tags_from,
-        ) = row
+        vid, path, digest, size, mtime, model, duration, width, height = row[:9]
+        feature, error, tags_from = row[9:]
         tags = [
             {"label": label, "score": score}
             for label, score in self.conn.execute(
@@ -118,7 +102,7 @@ class SqliteGalleryStore:
                 (vid,),
             )
         ]
-        vector = _vector(feature)
+        vector = stored_vector(feature)
         return VideoRecord(
             path,
             digest,
@@ -215,125 +199,6 @@ class SqliteGalleryStore:
             self.conn.execute("DELETE FROM videos WHERE path = ?", (path,))
             self.conn.execute("DELETE FROM embedded WHERE path = ?", (path,))
 
-    # -- embeddings (vision-language models) -------------------------------------------
-    _EMBEDDED = (
-        "CAST(path AS TEXT), CAST(hash AS TEXT), CAST(size AS INTEGER), CAST(mtime AS REAL), "
-        "CAST(model AS TEXT), CAST(duration AS REAL), vector, CAST(error AS TEXT)"
-    )
-
-    def _embedded(self, row) -> EmbeddedVideo:
-        path, digest, size, mtime, model, duration, vector, error = row
-        return EmbeddedVideo(
-            path, digest, size, mtime, model, duration, _vector(vector, np.float16), error=error
-        )
-
-    def embedded_by_path(self, path: str) -> EmbeddedVideo | None:
-        row = self.conn.execute(
-            f"SELECT {self._EMBEDDED} FROM embedded WHERE path = ?", (path,)
-        ).fetchone()
-        return self._embedded(row) if row else None
-
-    def embedded_by_hash(self, digest: str) -> list[EmbeddedVideo]:
-        rows = self.conn.execute(f"SELECT {self._EMBEDDED} FROM embedded WHERE hash = ?", (digest,))
-        return [self._embedded(r) for r in rows.fetchall()]
-
-    def put_embedded(self, video: EmbeddedVideo) -> None:
-        """Insert or replace one embedded video with its moments, in one transaction."""
-        vector = _half(video.vector) if video.vector is not None else None
-        with self.conn:
-            self.conn.execute("DELETE FROM embedded WHERE path = ?", (video.path,))
-            self.conn.execute(
-                "INSERT INTO embedded VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    video.path,
-                    video.hash,
-                    video.size,
-                    video.mtime,
-                    video.model,
-                    video.duration,
-                    vector,
-                    video.error,
-                    time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                ),
-            )
-            self.conn.executemany(
-                "INSERT INTO moments (path, start, end, vector) VALUES (?, ?, ?, ?)",
-                [(video.path, a, b, _half(v)) for a, b, v in video.moments],
-            )
-
-    def copy_embedded(self, source: str, path: str, mtime: float) -> None:
-        """`path` is a copy of the embedded `source`: the same vectors under its name."""
-        with self.conn:
-            self.conn.execute("DELETE FROM embedded WHERE path = ?", (path,))
-            self.conn.execute(
-                "INSERT INTO embedded SELECT ?, hash, size, ?, model, duration, vector, error, "
-                "indexed_at FROM embedded WHERE path = ?",
-                (path, mtime, source),
-            )
-            self.conn.execute(
-                "INSERT INTO moments (path, start, end, vector) "
-                "SELECT ?, start, end, vector FROM moments WHERE path = ? ORDER BY id",
-                (path, source),
-            )
-
-    def move_embedded(self, old: str, new: str, mtime: float) -> None:
-        with self.conn:  # its moments follow (ON UPDATE CASCADE)
-            self.conn.execute(
-                "UPDATE embedded SET path = ?, mtime = ? WHERE path = ?", (new, mtime, old)
-            )
-
-    def moment_count(self) -> int:
-        return self.conn.execute("SELECT COUNT(*) FROM moments").fetchone()[0]
-
-    def moment_vectors(self, after: int = 0, chunk: int = 50_000):
-        """(ids, float32 vectors) of the moments with an id above `after`, in chunks of
-        `chunk`, in id order; vectors of another length or not finite are left out."""
-        last, dim = after, None
-        while True:
-            rows = self.conn.execute(
-                "SELECT id, vector FROM moments WHERE id > ? ORDER BY id LIMIT ?", (last, chunk)
-            ).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
-            ids, vectors = [], []
-            for key, blob in rows:
-                vector = _vector(blob, np.float16)
-                dim = dim or (len(vector) if vector is not None else None)
-                if vector is not None and len(vector) == dim:
-                    ids.append(key)
-                    vectors.append(vector)
-            if ids:
-                yield np.array(ids, dtype=np.int64), np.stack(vectors)
-
-    def moments_by_id(self, ids: list[int]) -> dict[int, tuple[str, float, float]]:
-        """{id: (path, start, end)} of those of `ids` that exist."""
-        found = {}
-        for start in range(0, len(ids), 500):
-            part = [int(i) for i in ids[start : start + 500]]
-            marks = ",".join("?" * len(part))
-            for key, path, a, b in self.conn.execute(
-                "SELECT id, CAST(path AS TEXT), CAST(start AS REAL), CAST(end AS REAL) "
-                f"FROM moments WHERE id IN ({marks})",
-                part,
-            ):
-                found[key] = (path, a, b)
-        return found
-
-    def embedded_vectors(self) -> tuple[list[str], np.ndarray]:
-        """(paths, float32 vectors) of the embedded videos, for `similar`."""
-        paths, vectors = [], []
-        for path, blob in self.conn.execute(
-            "SELECT CAST(path AS TEXT), vector FROM embedded WHERE vector IS NOT NULL ORDER BY path"
-        ):
-            vector = _vector(blob, np.float16)
-            if vector is not None and (not vectors or len(vector) == len(vectors[0])):
-                paths.append(path)
-                vectors.append(vector)
-        if not vectors:
-            return [], np.zeros((0, 0), dtype=np.float32)
-        return paths, np.stack(vectors)
-
     # -- search -----------------------------------------------------------------------
     def match_labels(self, query: str) -> list[str]:
         """Labels matching an FTS5 query, best match first."""
@@ -410,7 +275,7 @@ class SqliteGalleryStore:
         for path, blob in self.conn.execute(
             "SELECT CAST(path AS TEXT), feature FROM videos WHERE feature IS NOT NULL ORDER BY id"
         ):
-            vector = _vector(blob)
+            vector = stored_vector(blob)
             if vector is not None and (not vectors or len(vector) == len(vectors[0])):
                 paths.append(path)
                 vectors.append(vector)

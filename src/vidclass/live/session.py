@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from ..engine import Driver, Handed, Runner, Windows, Work
+from ..engine import ClipModel, Driver, Handed, Windows, Work
 from ..errors import VidclassError
 from ..video.transforms import stack_clip
 from .capture import Capture, Gap
@@ -196,7 +196,7 @@ class LiveSession:
         reconnect: bool | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         give_up: float | None = None,
-        runner: Runner | None = None,
+        runner: ClipModel | None = None,
         warm_up: bool = True,
     ):
         """Windows are scored by the engine's Driver with `runner`, where something else
@@ -205,7 +205,7 @@ class LiveSession:
         (a served model is warm already, and a client that never sends a stream should
         cost no forward pass)."""
         from ..options import check
-        from ..timeline import DEFAULT_WINDOW
+        from ..timelines import DEFAULT_WINDOW
 
         check("watch", locals())
         spec = classifier.spec

@@ -123,7 +123,7 @@ def export(
     onnxruntime), computing in `precision` (fp32, bf16: OpenVINO; int8: OpenVINO, its
     backbone calibrated on clips of the videos `calibrate` names)."""
     from ..options import check
-    from ..pipeline import load_torch_model
+    from ..torch_classifier import load_torch_model
 
     check("export", locals())
     out = Path(out)

@@ -10,11 +10,11 @@ import threading
 import numpy as np
 
 from ..classifier import Classifier
+from ..cpu import available_cores, native_bf16
 from ..devices import DEFAULT_BATCH, pick_precision
 from ..errors import VidclassError
 from ..models import exported
 from ..models.spec import ModelEntry
-from ..runtime import available_cores, native_bf16
 from . import graph_shape, require
 
 log = logging.getLogger("vidclass")
@@ -123,7 +123,7 @@ class ExportedClassifier(Classifier):
                 self._sessions[shape] = self._open(self._embed, self.precision, shape, any_frames)
             return self._sessions[shape]
 
-    # -- the engine's Runner, in numpy ---------------------------------------------------
+    # -- the engine's ClipModel, in numpy ------------------------------------------------
     def embed(self, clips: np.ndarray) -> np.ndarray:
         return self._session(tuple(clips.shape[1:]))(np.ascontiguousarray(clips))
 

@@ -51,7 +51,7 @@ async def answer(state: ServerState, get_video, work: Callable, kind: str):
     async def handle():
         nonlocal item
         item = await get_video()
-        return await state.runner.run(job, deadline, kind)
+        return await state.model_thread.run(job, deadline, kind)
 
     try:
         return await asyncio.wait_for(handle(), timeout)

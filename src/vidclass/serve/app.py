@@ -23,12 +23,12 @@ from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from ..runtime import tune_allocator
+from ..cpu import tune_allocator
 from ..version import __version__
 from .batching import BATCH_CLIPS, Batcher
 from .live import LiveSessions, batched_session, live_socket
 from .routes import gallery, system, videos
-from .state import Runner, ServeConfig, ServerState, check_api_key, require_key
+from .state import ModelThread, ServeConfig, ServerState, check_api_key, require_key
 
 __all__ = ["ServeConfig", "check_api_key", "create_app"]
 
@@ -51,7 +51,7 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
     tune_allocator()  # before the model thread's first allocation (see tune_allocator)
     if config.api_key is not None:
         check_api_key(config.api_key)
-    state = ServerState(config, Runner(config.queue), LiveSessions(config.live), model)
+    state = ServerState(config, ModelThread(config.queue), LiveSessions(config.live), model)
 
     def load() -> None:  # in the model thread, before the port opens
         if state.model is None:
@@ -64,9 +64,11 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app):
-        await asyncio.get_running_loop().run_in_executor(state.runner.model, load)
+        await asyncio.get_running_loop().run_in_executor(state.model_thread.model, load)
         clips = max(state.model.batch_size_hint, BATCH_CLIPS)
-        state.batcher = Batcher(state.runner.model, clips, lambda: state.runner.inflight)
+        state.batcher = Batcher(
+            state.model_thread.model, clips, lambda: state.model_thread.inflight
+        )
         yield
         state.close()
 
@@ -118,7 +120,7 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
             "model": model.name if model is not None else config.model,
             "gallery": bool(config.gallery),
             "api_key": config.api_key is not None,
-            "queue": {"inflight": state.runner.inflight, "limit": state.runner.limit},
+            "queue": {"inflight": state.model_thread.inflight, "limit": state.model_thread.limit},
             "batching": state.batcher.stats.as_dict() if state.batcher else None,
             "live": state.live_sessions.as_dict(),
         }

@@ -230,11 +230,11 @@ class Batcher:
 
 
 class BatchedModel:
-    """A served model with a request's labels (the driver's Runner), whose forward passes
-    go through the batcher. A closed-set model's views share the served model's weights:
-    the served model runs and the view's labels are picked from its logits after, as
-    `VideoClassifier._keep` does; any other view (a vision-language model's label set)
-    runs itself."""
+    """A served model with a request's labels (a ClipModel for the driver), whose
+    forward passes go through the batcher. A closed-set model's views share the served
+    model's weights: the served model runs and the view's labels are picked from its
+    logits after, as `VideoClassifier._keep` does; any other view (a vision-language
+    model's label set) runs itself."""
 
     def __init__(self, view, served, batcher: Batcher):
         self.view = view

@@ -17,7 +17,7 @@ def run_server(
 ) -> None:
     """Serve `model` on host:port until interrupted; `config`: the other ServeConfig
     fields (gallery, media, api_key, queue, ...), as `vidclass serve` takes them."""
-    from ..runtime import tune_allocator
+    from ..cpu import tune_allocator
 
     # Before any thread starts: the model thread then shares the tuned main heap.
     tune_allocator()

@@ -68,10 +68,10 @@ class Busy(Exception):
     pass
 
 
-class Runner:
-    """One model thread and a request thread per slot; at most `limit` requests hold a
-    slot (waiting or running). Requests' work runs in the request threads; the model
-    thread runs only forward passes (the batcher's)."""
+class ModelThread:
+    """The one thread that runs model work (`model`: only forward passes, the
+    batcher's), beside a request thread per slot (`requests`); at most `limit` requests
+    hold a slot (waiting or running). Requests' work runs in the request threads."""
 
     def __init__(self, limit: int):
         self.model = ThreadPoolExecutor(1, thread_name_prefix="vidclass-model")
@@ -150,7 +150,7 @@ class SharedGallery:
 @dataclass
 class ServerState:
     config: ServeConfig
-    runner: Runner
+    model_thread: ModelThread
     live_sessions: LiveSessions
     model: Classifier | None = None  # loaded before the port opens (app's lifespan)
     batcher: Batcher | None = None
@@ -171,7 +171,7 @@ class ServerState:
 
     def close(self) -> None:
         self.live_sessions.close()
-        self.runner.close()
+        self.model_thread.close()
         if self.batcher is not None:
             self.batcher.close()
         if self.shared_gallery is not None:

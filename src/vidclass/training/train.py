@@ -123,7 +123,7 @@ def train(
     "off" trains from scratch.
     """
     from ..loading import load_torch
-    from ..pipeline import load_backbone_module
+    from ..torch_classifier import load_backbone_module
 
     check("train", locals())
     if head == "linear":

@@ -76,7 +76,7 @@ async def timeline(
 ):
     """Windows and segments over time, and the whole video's top labels (the mean of
     its windows), as `vidclass timeline --format json`."""
-    from ...timeline import compute
+    from ...timelines import compute
 
     def work(model, local, name, report=None):  # in a request thread
         view = state.batcher.view(model, chosen)

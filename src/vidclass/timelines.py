@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .engine import Driver, InProcess, Runner, Windows, Work
+from .engine import ClipModel, Driver, InProcess, Windows, Work
 from .errors import VidclassError
 from .options import check
 from .results import Segment, Timeline, Window
@@ -35,7 +35,7 @@ def window_cuts(spans: list[tuple[float, float]], duration: float) -> list[float
 
 
 def compute(
-    clf: Runner,
+    clf: ClipModel,
     path: str | os.PathLike,
     window: float | None = None,
     stride: float = 1.0,

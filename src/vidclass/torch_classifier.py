@@ -1,5 +1,5 @@
 """VideoClassifier: a Classifier whose forward passes run in torch (or, for the backbone,
-in a runtime of vidclass.runtimes), and load_model, which makes one."""
+in a runtime of vidclass.runtimes), and load_torch_model, which makes one."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .classifier import Classifier
+from .cpu import configure_threads, tune_allocator
 from .devices import place
 from .errors import VidclassError
 from .label_choice import LabelChoice
@@ -18,7 +19,6 @@ from .models import DEFAULT_MODEL, resolve
 from .models.spec import ModelEntry
 from .models.vision_language import LabelledModule, TextVideoModel, check_prompt, fill_prompt
 from .results import Prediction, VideoResult
-from .runtime import configure_threads, tune_allocator
 from .runtimes import pick_runtime, runtime_precision
 from .runtimes.module import RuntimeModule
 
