@@ -38,6 +38,7 @@ from .models import DEFAULT_MODEL, exported
 from .models.exported import ExportDamaged
 from .models.resolve import describe, parse_model_name, source_files
 from .models.weights import cache_dir
+from .options import check
 from .runtimes import EXPORT_VERSION, RUNTIMES, installed
 from .version import __version__
 
@@ -139,6 +140,8 @@ def load_model(
     onnxruntime.
     """
     name = os.fspath(name)
+    values = {"model": name, "precision": precision, "threads": threads, "runtime": runtime}
+    check("classify", {**values, "device": device or "auto"})
     chosen = plan(name, device, precision, runtime)
     model = None
     if chosen.backend == "export":

@@ -3,7 +3,6 @@ Runtime, with preprocessing and scores in numpy: it never imports torch."""
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 
@@ -15,9 +14,7 @@ from ..devices import DEFAULT_BATCH, pick_precision
 from ..errors import VidclassError
 from ..models import exported
 from ..models.spec import ModelEntry
-from . import graph_shape, require
-
-log = logging.getLogger("vidclass")
+from . import INT8_HINT, graph_shape, require
 
 
 def export_precision(manifest: dict, asked: str) -> str:
@@ -29,10 +26,7 @@ def export_precision(manifest: dict, asked: str) -> str:
             raise VidclassError(f"an int8 export computes in int8, not {asked}")
         return "int8"
     if asked == "int8":
-        raise VidclassError(
-            "this export is not int8; make one with: vidclass models export MODEL "
-            "--precision int8 --calibrate VIDEOS --out DIR"
-        )
+        raise VidclassError(f"this export is not int8; make one with: {INT8_HINT}")
     if asked not in ("auto", "fp32", "bf16"):
         raise VidclassError(f"an export computes in fp32 or bf16 on a CPU, not {asked}")
     if manifest["runtime"] == "onnxruntime":
@@ -61,7 +55,8 @@ class ExportedClassifier(Classifier):
         description, not the folder's)."""
         manifest = exported.read_manifest(folder)
         if entry is not None and list(entry.labels) != manifest["labels"]:
-            raise VidclassError(f"{folder}: its labels are not {entry.name}'s")
+            # an export in the cache that is not the model's own: made again (loading)
+            raise exported.ExportDamaged(f"{folder}: its labels are not {entry.name}'s")
         super().__init__(entry if entry is not None else exported.read_entry(folder, manifest))
         if runtime not in ("auto", manifest["runtime"]):
             raise VidclassError(
