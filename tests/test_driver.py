@@ -332,3 +332,31 @@ def test_a_video_past_its_timeout_in_this_process_fails_naming_the_limit():
     assert long.error is not None
     assert re.fullmatch(r".*people_139s\.mp4: decoding took over 0\.3 s; stopped", long.error)
     assert short.error is None and len(short.spans) == 1
+
+
+# -- clips decoded elsewhere (a live source's windows) ----------------------------------------
+def test_a_handed_clip_is_scored_as_its_own_job_with_its_span():
+    from vidclass.engine import Handed
+
+    model, handed = FakeClipModel(), Handed()
+    driver = Driver(model, Work(Windows(2.0, 1.0)), handed, batch_size=1)
+    for value, span in ((7, (0.0, 2.0)), (9, (1.0, 3.0))):
+        handed.hand(np.full((2, 2), value, np.uint8), span)
+        (result,) = driver.run(["live"])
+        assert result.spans == [span] and result.clip_scores[0][0] == value
+    assert model.passes == [[7], [9]]
+
+
+def test_a_handed_clip_left_over_is_refused_not_scored_for_the_next_window():
+    from vidclass.engine import Handed
+    from vidclass.errors import VidclassError
+
+    model, handed = FakeClipModel(), Handed()
+    driver = Driver(model, Work(Windows(2.0, 1.0)), handed, batch_size=1)
+    handed.hand(np.full((2, 2), 1, np.uint8), (0.0, 2.0))
+    handed.hand(np.full((2, 2), 2, np.uint8), (1.0, 3.0))  # one too many: a lost job
+    with pytest.raises(VidclassError, match="1 jobs were run with 2 clips"):
+        list(driver.run(["live"]))
+    handed.hand(np.full((2, 2), 3, np.uint8), (2.0, 4.0))  # the next window is its own
+    (result,) = driver.run(["live"])
+    assert result.clip_scores[0][0] == 3 and model.passes == [[3]]

@@ -117,7 +117,7 @@ def test_each_command_takes_its_verbs_options_as_declared(parser, verb):
     actions = {a.dest: a for a in command._actions}
     for name, option in VERBS[verb].items():
         if (verb, name) in NOT_ON_THE_COMMAND_LINE:
-            assert name not in actions or name in COMMAND_ONLY
+            assert name not in actions, f"{verb}: {name} is on the command after all"
             continue
         action = actions.get(name)
         assert action is not None, f"{verb}: --{name} is declared but not on the command"
@@ -306,3 +306,24 @@ def test_label_fields_given_to_python_are_bounded_as_declared(tmp_path):
         vidclass.classify(tmp_path / "x.mp4", labels=LabelChoice(("a",), threshold=2.0))
     with pytest.raises(VidclassError, match="^prompt must be"):
         vidclass.classify(tmp_path / "x.mp4", labels=LabelChoice(("a",), prompt="x" * 201))
+
+
+def test_a_path_names_a_model_as_its_text_does(tmp_path):
+    from vidclass.options import check
+
+    check("classify", {"model": tmp_path / "my_model"})
+    with pytest.raises(VidclassError, match="^model must be"):
+        check("classify", {"model": 3})
+
+
+def test_a_python_timeline_takes_stride_none_as_the_default():
+    stride = VERBS["timeline"]["stride"]
+    assert stride.check(None) is None and stride.default == 1.0
+
+
+def test_hidden_without_an_mlp_head_is_an_error_not_a_linear_head(tmp_path):
+    pytest.importorskip("torch", reason="train needs torch")
+    from vidclass.training import train
+
+    with pytest.raises(VidclassError, match="give head='mlp' too"):
+        train(tmp_path / "data", tmp_path / "out", hidden=64)

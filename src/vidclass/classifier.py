@@ -191,6 +191,7 @@ class Classifier:
         """
         from .timelines import compute
 
+        check("timeline", locals())  # before the labels are encoded
         model = self.with_labels(labels)
         return compute(model, path, window, stride, top_k, smooth, min_segment, progress)
 

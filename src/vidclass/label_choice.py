@@ -76,18 +76,13 @@ def fields_choice(
     multi_label: bool = False,
     threshold: float | None = None,
 ) -> LabelChoice | None:
-    """serve's label fields (`labels` comma-separated) as one choice, the same for every
-    endpoint; the vision-language options mean nothing without labels."""
+    """serve's label fields (`labels` comma-separated), each already checked as its
+    option declares it, as one choice, the same for every endpoint; the
+    vision-language options mean nothing without labels."""
     if labels is None:
         if prompt is not None or multi_label or threshold is not None:
             raise VidclassError("prompt, multi_label and threshold need labels")
         return None
-    if len(labels) > MAX_LABELS_TEXT:
-        raise VidclassError(f"labels: over {MAX_LABELS_TEXT} characters")
-    if prompt is not None and not 0 < len(prompt) <= MAX_PROMPT_CHARS:
-        raise VidclassError(f"prompt: 1 to {MAX_PROMPT_CHARS} characters")
-    if threshold is not None and not -1 <= threshold <= 1:
-        raise VidclassError(f"threshold must be from -1 to 1, got {threshold}")
     return LabelChoice(tuple(parse_labels(labels)), prompt, multi_label, threshold)
 
 

@@ -30,6 +30,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from .classifier import Classifier
+from .cpu import tune_allocator
 from .devices import gpu_present
 from .engine import ModelRecipe
 from .errors import VidclassError
@@ -143,6 +144,7 @@ def load_model(
     values = {"model": name, "precision": precision, "threads": threads, "runtime": runtime}
     check("classify", {**values, "device": device or "auto"})
     chosen = plan(name, device, precision, runtime)
+    tune_allocator()  # whatever runs it: its activations stay in the heap between passes
     model = None
     if chosen.backend == "export":
         model = _from_export(name, chosen.folder, precision, threads, runtime, download)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .engine import ClipModel, Driver, InProcess, Windows, Work
 from .errors import VidclassError
-from .options import check
+from .options import check, option
 from .results import Segment, Timeline, Window
 from .results import top_k as best
 from .video.sampling import window_count, window_starts
@@ -47,6 +47,7 @@ def compute(
     """The timeline of one video, decoded and scored in this process. `progress` is
     called with (windows scored, windows in all, None where unknown) as they are."""
     check("timeline", locals())
+    stride = option("timeline", "stride").default if stride is None else stride
     if window is None:
         window = clf.spec.clip_seconds or DEFAULT_WINDOW
     work = Work(Windows(window, stride), video_timeout=None)

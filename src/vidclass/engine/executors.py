@@ -129,8 +129,10 @@ class Handed:
         self._given.append((clip, span))
 
     def open(self, spec: InputSpec, work: Work, jobs: list[Job], batch_size: int) -> int:
-        if len(jobs) > len(self._given):
-            raise VidclassError("a job was run without its clip")
+        if len(jobs) != len(self._given):  # one clip for each job, never one left over
+            problem = f"{len(jobs)} jobs were run with {len(self._given)} clips"
+            self.close()
+            raise VidclassError(problem)
         self._jobs = deque(jobs)
         return batch_size
 
@@ -144,6 +146,7 @@ class Handed:
 
     def close(self) -> None:
         self._jobs.clear()
+        self._given.clear()
 
 
 # -- decoding processes ----------------------------------------------------------------------

@@ -23,7 +23,7 @@ from .indexing import (
 )
 from .records import GalleryStore, Hit
 from .search import run_search
-from .similar import Vectors, find_similar, query_for
+from .similar import Vectors, find_similar, query_for, query_model
 from .store import SqliteGalleryStore
 from .vector_index import MomentIndex
 
@@ -249,9 +249,19 @@ class Gallery:
         using: str = "auto",
     ) -> np.ndarray:
         """The vector `similar` compares `video` by: stored, or made by decoding it (the
-        slow part, which a server does without holding its shared gallery)."""
+        slow part, which a server does on a connection of its own, `using` and `model`
+        fixed beforehand by `similar_model`)."""
         check("similar", locals())
         return query_for(self, video, precision, model, device, using)
+
+    def similar_model(
+        self, model=None, using: str = "auto", precision: str = "auto", device: str = "auto"
+    ):
+        """("features" or "embeddings", the model `similar` runs a video outside the
+        gallery through): `model` where it is the gallery's, else the gallery's own,
+        loaded once and kept."""
+        check("similar", locals())
+        return query_model(self, using, model, precision, device)
 
     def tags(self) -> list[dict]:
         return [

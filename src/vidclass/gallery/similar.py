@@ -10,8 +10,6 @@ import numpy as np
 from ..errors import VidclassError
 from .indexing import DEFAULT_MOMENT, MOMENT_SECONDS
 
-SIMILAR_USING = ("auto", "features", "embeddings")
-
 
 class Vectors:
     """A gallery's normalised vectors (the classifier's features, or the vision-language
@@ -87,22 +85,32 @@ def _moment_seconds(gallery) -> float:
     return seconds if 0 < seconds < 3600 else DEFAULT_MOMENT
 
 
-def _query_vector(gallery, video, embeddings: bool, model, precision: str, device: str):
-    """A video outside the gallery as the gallery stores videos."""
-    from ..engine import Windows, Work
-
-    if embeddings:
+def query_model(gallery, using: str, model, precision: str, device: str):
+    """("features" or "embeddings", the model a video outside the gallery is run
+    through): `model` where it is the gallery's, else the gallery's own, loaded once."""
+    if uses_embeddings(gallery, using):
         name = gallery.text_model_for(None)
         if model is None or model.name != name:
             model = gallery.load_text_model(None, precision, device)
-        moment = _moment_seconds(gallery)
-        return model.run(video, Work(Windows(moment, moment), outputs="features")).features.mean(
-            axis=0
-        )
+        return "embeddings", model
     clf = gallery.load_model(None, precision, device) if model is None else model
     if clf.name != gallery.model_for(None):
         raise VidclassError(
             f"{gallery.path} is indexed with {gallery.model_for(None)!r}, not {clf.name!r}: "
             "its features cannot be compared"
         )
-    return clf.run(video, Work(outputs="features")).features.mean(axis=0)
+    return "features", clf
+
+
+def _query_vector(gallery, video, embeddings: bool, model, precision: str, device: str):
+    """A video outside the gallery as the gallery stores videos."""
+    from ..engine import Windows, Work
+
+    using, model = query_model(
+        gallery, "embeddings" if embeddings else "features", model, precision, device
+    )
+    if using == "embeddings":
+        moment = _moment_seconds(gallery)
+        work = Work(Windows(moment, moment), outputs="features")
+        return model.run(video, work).features.mean(axis=0)
+    return model.run(video, Work(outputs="features")).features.mean(axis=0)

@@ -7,6 +7,7 @@ must. Latency is from the arrival of a window's last frame to its labels.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import deque
@@ -204,10 +205,11 @@ class LiveSession:
         classifier itself. `warm_up`: one pass on a blank clip before the source opens
         (a served model is warm already, and a client that never sends a stream should
         cost no forward pass)."""
-        from ..options import check
+        from ..options import check, option
         from ..timelines import DEFAULT_WINDOW
 
         check("watch", locals())
+        stride = option("watch", "stride").default if stride is None else stride
         spec = classifier.spec
         if window is None:
             window = spec.clip_seconds or DEFAULT_WINDOW
@@ -321,7 +323,8 @@ class LiveSession:
         """One window's scores, through the engine's one loop (which refuses non-finite
         rows: a damaged model never labels)."""
         self._handed.hand(stack_clip(frames, self.model.spec), span)
-        return next(self._driver.run([self.summary.source])).clip_scores[0]
+        with contextlib.closing(self._driver.run([self.summary.source])) as results:
+            return next(results).clip_scores[0]
 
     def _gap(self, gap: Gap):
         closed = self.segments.close(gap.start)

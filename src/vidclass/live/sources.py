@@ -21,6 +21,7 @@ import av
 from ..errors import VidclassError
 from ..files import open_regular, path_error
 from ..limits import check_frame_size
+from ..options import option
 from ..video.container import error_reason
 
 NETWORK = ("rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "rtp", "tcp", "http", "https")
@@ -32,7 +33,8 @@ PROTOCOL_OPTIONS = {
 }
 # A live stream needs no 5 s of probing (FFmpeg's default) before its first frame.
 LIVE_OPTIONS = {"analyzeduration": "1000000"}
-DEFAULT_TIMEOUT = 10.0  # seconds of silence after which a source counts as dropped
+# Seconds of silence after which a source counts as dropped (the watch verb's --timeout).
+DEFAULT_TIMEOUT = option("watch", "timeout").default
 CHUNK = 1 << 16
 
 

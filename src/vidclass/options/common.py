@@ -29,7 +29,7 @@ WINDOW = Option(
     gt=0,
     le=60,
 )
-STRIDE = Option("stride", float, 1.0, "seconds between windows", ge=0.04, le=3600)
+STRIDE = Option("stride", float, 1.0, "seconds between windows", ge=0.04, le=3600, none_means="1 s")
 SMOOTH = Option("smooth", int, 3, "windows averaged for the leading label", ge=1, le=100)
 LABELS = Option(
     "labels",

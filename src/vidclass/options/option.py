@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from dataclasses import dataclass, replace
 
 from ..errors import VidclassError
@@ -97,6 +98,8 @@ class Option:
         if self.kind is bool:
             return isinstance(value, bool)
         if self.kind is str:
+            if isinstance(value, os.PathLike):  # a model or gallery named by a Path
+                value = os.fspath(value)
             return (
                 isinstance(value, str)
                 and len(value) >= 1

@@ -151,13 +151,13 @@ VERBS: dict[str, dict[str, Option]] = {
         PRECISION,
     ),
     "train": table(
-        MODEL.but(name="backbone", help="the backbone"),
+        MODEL.but(name="backbone", help="the backbone", none_means="the default model"),
         Option("val_fraction", float, 0.2, "held back for validation", gt=0, le=0.9),
         Option("seed", int, 0, "for the split and the head", ge=0, le=2**32 - 1),
         CLIPS.but(help="clips per video, each a training example"),
         Option("flip", bool, False, "also train on mirrored clips"),
         Option("head", str, "linear", "the classifier", choices=("linear", "mlp")),
-        Option("hidden", int, 256, "MLP width", ge=1, le=65536),
+        Option("hidden", int, 256, "MLP width (with --head mlp)", ge=0, le=65536),
         Option(
             "finetune",
             str,

@@ -123,9 +123,10 @@ def export(
     onnxruntime), computing in `precision` (fp32, bf16: OpenVINO; int8: OpenVINO, its
     backbone calibrated on clips of the videos `calibrate` names)."""
     from ..options import check
+
+    check("export", locals())  # before torch is imported: a bad value is said at once
     from ..torch_classifier import load_torch_model
 
-    check("export", locals())
     out = Path(out)
     if runtime == "onnxruntime" and precision != "fp32":
         raise VidclassError(

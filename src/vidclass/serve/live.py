@@ -71,11 +71,11 @@ class Refused(VidclassError):
 class LiveParams:
     """The query parameters of /v1/live."""
 
-    stride: float = 1.0
-    window: float | None = None
-    top_k: int = 3
-    smooth: int = 3
-    labels: LabelChoice | None = None
+    stride: float  # each as the watch verb declares it: LiveParams.parse
+    window: float | None
+    top_k: int
+    smooth: int
+    labels: LabelChoice | None
 
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> LiveParams:

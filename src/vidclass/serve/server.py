@@ -36,22 +36,20 @@ def run_server(
     from ..options import check
 
     check("serve", {"host": host, "port": port, "threads": threads})
-    api_key = config.get("api_key")
+    settings = ServeConfig(model=model, **config)  # every option checked before any work
+    api_key, gallery, media = settings.api_key, settings.gallery, settings.media
     if api_key:
         check_api_key(api_key)  # before the model loads: a bad key is said at once
-    gallery = config.get("gallery")
     if gallery:
         from ..gallery import Gallery
 
         if not os.path.isfile(gallery):
             raise VidclassError(f"{gallery}: no gallery here; make one with vidclass index DIR")
         Gallery(gallery).close()  # not a gallery, or damaged: said now, not per request
-    media = config.get("media")
     if media and not os.path.isdir(media):
         raise VidclassError(f"{media}: no such folder")
     if not api_key and not _is_loopback(host):
         log.warning(f"serving on {host} without --api-key: anyone who can reach it can use it")
-    settings = ServeConfig(model=model, **config)
     from .. import load_model
 
     # Loaded before the port opens: a bad name or missing weights is one line here.

@@ -14,7 +14,7 @@ from ..errors import VidclassError
 from ..limits import DEFAULT_VIDEO_TIMEOUT
 from ..models import DEFAULT_MODEL, folder_config, trained
 from ..models.resolve import parse_model_name
-from ..options import check
+from ..options import check, option
 from ..results import activate
 from ..version import __version__
 from .dataset import Sample, load_dataset, split_dataset
@@ -122,12 +122,15 @@ def train(
     learns a correction, so what the backbone knows carries over to other videos;
     "off" trains from scratch.
     """
+    check("train", locals())  # before torch is imported: a bad value is said at once
     from ..loading import load_torch
     from ..torch_classifier import load_backbone_module
 
-    check("train", locals())
+    backbone = os.fspath(backbone or DEFAULT_MODEL)
     if head == "linear":
-        hidden = 0  # the width of an MLP's hidden layer; a linear head has none
+        if hidden not in (0, option("train", "hidden").default):  # once, hidden > 0 was an MLP
+            raise VidclassError(f"hidden={hidden} is an MLP's width: give head='mlp' too")
+        hidden = 0  # a linear head has no hidden layer
 
     out = Path(out)
     if out.exists() and not out.is_dir():

@@ -19,13 +19,15 @@ def _similar(state: ServerState, limit: int):
     def work(model, local, name):  # in a request thread; its forward passes batched
         from ...gallery import Gallery
 
-        plain = state.batcher.plain(model)
-        # The query is decoded on this request's own connection: the shared gallery is
-        # held only to compare.
-        with Gallery(state.gallery_path()) as own:
-            query = own.similar_query(local, model=plain)
+        # The shared gallery is held to choose the vectors and the model (its own, loaded
+        # once and kept, where the served one is not it) and to compare; the query video
+        # is decoded on this request's own connection, holding nothing.
         with state.gallery().use() as gallery:
-            return gallery.similar(local, limit=limit, model=plain, query=query)
+            using, query_model = gallery.similar_model(state.batcher.plain(model))
+        with Gallery(state.gallery_path()) as own:
+            query = own.similar_query(local, model=query_model, using=using)
+        with state.gallery().use() as gallery:
+            return gallery.similar(local, limit=limit, model=query_model, using=using, query=query)
 
     return work
 
