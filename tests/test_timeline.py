@@ -123,7 +123,7 @@ def test_cli_outputs(tmp_path):
     csv_rows = run_cli("timeline", path, "--format", "csv", "--segments").stdout.splitlines()
     assert csv_rows[0] == "start,end,label,score" and "cleaning pool" in csv_rows[1]
     bad = run_cli("timeline", path, "--stride", "0")
-    assert bad.returncode == 2 and "must be more than 0" in bad.stderr
+    assert bad.returncode == 2 and "--stride: must be a number from 0.04 to 3600" in bad.stderr
 
 
 @pytest.mark.slow
