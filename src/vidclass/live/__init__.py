@@ -15,19 +15,4 @@ __all__ = [
     "LiveWindow",
     "Source",
     "parse_source",
-    "session",
 ]
-
-
-def session(
-    classifier,
-    source,
-    *,
-    input_format: str | None = None,
-    input_options: dict[str, str] | None = None,
-    **options,
-) -> LiveSession:
-    """A LiveSession of a loaded model (a VideoClassifier, labels chosen) over `source`:
-    a URL, a camera (/dev/videoN), a file being written, a named pipe, "-" (standard
-    input) or a ChunkFeed. The source is checked now and opened when iteration starts."""
-    return LiveSession(classifier, parse_source(source, input_format, input_options), **options)
