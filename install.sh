@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
-EXTRAS="torch,export,hf,plot,train,serve,ray,search,openvino,onnxruntime,int8,test"
+EXTRAS="torch,export,hf,plot,train,serve,ray,search,openvino,onnxruntime,int8,docs,test"
 LATEST=${VIDCLASS_LATEST:-0}
 WRITE_LOCK=0
 for arg in "$@"; do
