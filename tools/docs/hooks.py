@@ -46,6 +46,7 @@ def _link(match: re.Match, source: str, page: str) -> str:
     elif repo_path in PAGES:
         shown = PAGES[repo_path]
     else:
-        return f"{match['text']} (`{repo_path}`)" if match["text"] != repo_path else f"`{repo_path}`"
+        code = f"`{repo_path}`"
+        return code if match["text"] in (repo_path, code) else f"{match['text']} ({code})"
     relative = posixpath.relpath(shown, posixpath.dirname(page))
     return f"[{match['text']}]({relative}{'#' + anchor if anchor else ''})"
