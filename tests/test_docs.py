@@ -63,6 +63,21 @@ def test_there_are_examples_to_run_in_the_readme_and_the_guides():
     assert sum(n.startswith("docs/guides/") for n in names) >= 8
 
 
+def test_the_readme_is_short_and_a_click_from_each_answer():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 150
+    links = set(re.findall(r"\]\(([^)#]+)", readme))
+    for page in (
+        "docs/getting-started/install.md",  # how to install
+        "docs/guides/classify-many.md",  # how to run a folder of videos
+        "docs/guides/own-classifier.md",  # how to train on their labels
+        "docs/reference/cli.md",  # every option of a command
+        "docs/reference/file-formats.md",  # every field of a result file
+        "docs/reference/http.md",  # every endpoint of the server
+    ):
+        assert page in links and (ROOT / page).is_file(), page
+
+
 def test_shown_output_is_compared_with_tolerance_and_ellipses():
     assert line_matches("  arm wrestling  0.998", "arm wrestling 1.000")
     assert not line_matches("arm wrestling 0.90", "arm wrestling 1.000")
