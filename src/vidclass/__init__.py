@@ -6,17 +6,17 @@ import os
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from .classifier import Classifier
 from .errors import VidclassError
 from .label_choice import LabelChoice, as_choice
 from .limits import DEFAULT_VIDEO_TIMEOUT
 from .loading import export_into_cache, load_model, plan
 from .models import DEFAULT_MODEL, list_entries
 from .options import check
-from .results import VideoResult
+from .results import Segment, Timeline, VideoResult, Window
 from .version import __version__
 
 if TYPE_CHECKING:
-    from .classifier import Classifier
     from .gallery import Gallery
     from .torch_classifier import VideoClassifier
 
@@ -44,12 +44,16 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "Classifier",
     "DEFAULT_MODEL",
     "Gallery",
     "LabelChoice",
+    "Segment",
+    "Timeline",
     "VidclassError",
     "VideoClassifier",
     "VideoResult",
+    "Window",
     "__version__",
     "classify",
     "classify_batch",

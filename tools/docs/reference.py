@@ -49,12 +49,6 @@ PACKAGES = {
     "vidclass.engine": "What a verb runs: the work on each video, and the one driver loop.",
     "vidclass.live": "Live sources and their sessions.",
 }
-# Types the verbs return that live in no package's __all__ of their own.
-RETURNED = [
-    "vidclass.timelines.Timeline",
-    "vidclass.timelines.Window",
-    "vidclass.timelines.Segment",
-]
 
 
 def _cell(text: object) -> str:
@@ -156,15 +150,13 @@ def python_page() -> str:
                 value = getattr(importlib.import_module(package), n)
                 lines.append(f"| `{package}.{n}` | `{_cell(repr(value))[:120]}` |")
             lines.append("")
-        for n in names:
+        module = importlib.import_module(package)
+        # The verbs first, then the types they take and return.
+        for n in sorted(names, key=lambda n: inspect.isclass(getattr(module, n))):
             where = _where(package, n)
             if where:
                 if not where.endswith(f".{n}"):  # exported under another name
                     lines += [f"`{package}.{n}` is `{where.rsplit('.', 1)[1]}`:", ""]
-                lines += [f"::: {where}", "    options:", "      heading_level: 3", ""]
-        if package == "vidclass":
-            lines += ["Returned by `timeline`:", ""]
-            for where in RETURNED:
                 lines += [f"::: {where}", "    options:", "      heading_level: 3", ""]
     return "\n".join(lines)
 
