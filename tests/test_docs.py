@@ -233,7 +233,7 @@ def run_block(block: Block, workspace: Workspace) -> None:
         assert done.returncode == 0, f"{block.name}:\n{done.stdout}{done.stderr}"
     elif block.language == "console":
         for command, shown in console_steps(text):
-            done = workspace.run(["bash", "-o", "pipefail", "-c", command + " 2>&1"])
+            done = workspace.run(["bash", "-o", "pipefail", "-c", f"{{ {command}\n}} 2>&1"])
             got = done.stdout.splitlines()
             assert done.returncode == 0, f"{block.name}: $ {command}\n{done.stdout}"
             if "varies" not in block.marks and shown:
