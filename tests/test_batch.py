@@ -266,3 +266,34 @@ def test_a_video_named_twice_gets_two_results(model):
     assert [r.video for r in results] == [clip, clip]
     assert results[0].predictions == results[1].predictions
     assert results[0].predictions[0]["label"] == "cleaning pool"
+
+
+def test_a_parquet_results_folder_reads_as_one_table_and_old_folders_resume(tmp_path):
+    """The marker's leading "_" makes pyarrow (and pandas) skip it when reading the folder;
+    a folder with the marker's earlier name resumes as before."""
+    pytest.importorskip("pyarrow", reason="Parquet results need pyarrow (the ray extra)")
+    import pyarrow.parquet as pq
+
+    from vidclass.batch.parquet_folder import OLD_MARKER, ParquetFolder, PartWriter
+    from vidclass.results import VideoResult
+
+    folder = ParquetFolder(tmp_path / "parts", "i3d.kinetics400", 1)
+    try:
+        PartWriter(str(folder.path), folder.model, 1)(
+            [VideoResult("a.mp4", [{"label": "x", "score": 0.9}])]
+        )
+    finally:
+        folder.close()
+    assert pq.read_table(tmp_path / "parts").column("video").to_pylist() == ["a.mp4"]
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / OLD_MARKER).write_text('{"vidclass": "results", "model": "i3d.kinetics400", "top_k": 1}')
+    for part in (tmp_path / "parts").glob("part-*.parquet"):
+        (old / part.name).write_bytes(part.read_bytes())
+    again = ParquetFolder(old, "i3d.kinetics400", 1)
+    try:
+        assert again.done == {"a.mp4"}
+    finally:
+        again.close()
+    assert sorted(p.name for p in old.iterdir() if not p.name.startswith("part-")) == [OLD_MARKER]

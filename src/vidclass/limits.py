@@ -49,7 +49,7 @@ def check_frame_size(width: int, height: int, what: str) -> None:
     limit = max_frame_pixels()
     if width * height > limit:
         raise VidclassError(
-            f"{what}: frames of {width}x{height} are over the limit of {limit / 1e6:.0f} "
+            f"{what}: frames of {width}x{height} are over the limit of {limit / 1e6:g} "
             "megapixels (VIDCLASS_MAX_FRAME_PIXELS raises it)"
         )
 

@@ -28,7 +28,10 @@ from .writer_lock import hold
 
 log = logging.getLogger("vidclass")
 
-MARKER = "vidclass-results.json"
+# Named with a leading "_" so that pyarrow and pandas, which skip such files, read the
+# folder as a dataset; folders written before kept it without (read, never renamed).
+MARKER = "_vidclass-results.json"
+OLD_MARKER = "vidclass-results.json"
 PART_GLOB = "part-*.parquet"
 MAX_MARKER_BYTES = 4096
 
@@ -111,6 +114,8 @@ class ParquetFolder:
     def _read(self, pq) -> None:
         try:
             marker = self.path / MARKER
+            if not marker.exists() and (self.path / OLD_MARKER).exists():
+                marker = self.path / OLD_MARKER
             if marker.exists():
                 self._check_marker(marker)
             elif any(self.path.iterdir()):

@@ -20,7 +20,9 @@ def catalog(names: list[str] | None = None) -> list[dict]:
     classifiers in the Hugging Face cache."""
     rows = [{**e.summary(), "cached": weights_path(e).is_file()} for e in list_entries()]
     for name in names or []:
-        rows.append({**describe(name).summary(), "cached": True})
+        row = describe(name).summary()
+        if all(r["name"] != row["name"] for r in rows):  # a built-in one is listed already
+            rows.append({**row, "cached": True})
     if not names:
         for name in hf.cached_hub_models():
             try:
