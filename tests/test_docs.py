@@ -223,8 +223,10 @@ def run_block(block: Block, workspace: Workspace) -> None:
     if block.language in ("sh", "bash"):
         done = workspace.run(["bash", "-euo", "pipefail", "-c", text])
         assert done.returncode == 0, f"{block.name}:\n{text}\n{done.stdout}{done.stderr}"
-    elif block.language == "python":
-        done = workspace.run([sys.executable, "-"], stdin=text)
+    elif block.language == "python":  # from a file, as a user's script (spawned decoders
+        script = workspace.folder / f"example_{block.line}.py"  # import it as __mp_main__)
+        script.write_text(text, encoding="utf-8")
+        done = workspace.run([sys.executable, script.name])
         assert done.returncode == 0, f"{block.name}:\n{done.stdout}{done.stderr}"
     elif block.language == "pycon":
         runner = Path(__file__).with_name("docs_pycon.py")
