@@ -183,7 +183,7 @@ def test_index_search_similar_and_reindex(tmp_path):
     (lib / "copy.avi").symlink_to(video("soccer_juggling.avi"))
     moved = run_cli("index", lib, "--db", db)
     assert "0 classified" in moved.stderr and "1 moved" in moved.stderr
-    assert "1 copies of indexed videos" in moved.stderr
+    assert "1 copy of indexed videos" in moved.stderr
     hits = json.loads(run_cli("search", "arm wrestling", "--db", db, "--format", "json").stdout)
     assert [Path(h["video"]).name for h in hits] == ["moved.mp4"]
     (lib / "sub" / "moved.mp4").unlink()

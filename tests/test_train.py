@@ -102,6 +102,7 @@ def test_training_writes_a_self_describing_folder(trained, pieces):
     assert config["input"]["num_frames"] == 64 and config["input"]["fps"] == 25
     t = config["training"]
     assert (t["train_videos"], t["val_videos"]) == (8, 4)  # one of three per label held back
+    assert t["validation"] == "0.2 split, seed 0"
     assert 0 <= config["metrics"]["validation"]["accuracy"] <= 1
     assert "validated on 4" in proc.stdout and f"--model {out}" in proc.stdout
     # The kept epoch, said in words (epoch 0 being the head before any training).
@@ -278,6 +279,24 @@ def test_multi_label_tags_get_sigmoid_scores_and_map(trained, pieces, tmp_path):
     assert report["multi_label"] and report["mAP"] is not None
     assert {r["label"] for r in report["per_class"]} == {"ball", "food", "sport"}
     assert all("average_precision" in r for r in report["per_class"])
+
+
+@pytest.mark.slow
+def test_a_split_column_chooses_the_validation_videos_and_the_record_says_so(
+    trained, pieces, tmp_path
+):
+    data, _ = pieces
+    rows = [("path", "label", "split")]
+    for label in SOURCES:
+        for i, clip in enumerate(sorted((data / label).iterdir())):
+            rows.append((str(clip), label, "val" if i == 0 else "train"))
+    table = tmp_path / "split.csv"
+    with open(table, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    result = vidclass.training.train(table, tmp_path / "m", precision="fp32", workers=0)
+    t = result.config["training"]
+    assert t["validation"] == "the data's split column"
+    assert t["val_videos"] == len(SOURCES)  # the one row of each label marked val
 
 
 @pytest.mark.slow

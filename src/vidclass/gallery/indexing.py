@@ -51,7 +51,8 @@ class IndexSummary:
         if self.moved:
             parts.append(f"{self.moved} moved")
         if self.copied:
-            parts.append(f"{self.copied} copies of indexed videos")
+            copies = "copy" if self.copied == 1 else "copies"
+            parts.append(f"{self.copied} {copies} of indexed videos")
         if self.pruned:
             parts.append(f"{self.pruned} removed")
         if self.gone:

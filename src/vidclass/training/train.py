@@ -270,7 +270,13 @@ def train(
                 else "frozen backbone, head on pooled features"
             ),
             "data": str(data),
-            "validation": str(val) if val is not None else f"{val_fraction:g} split, seed {seed}",
+            "validation": (
+                str(val)
+                if val is not None
+                else "the data's split column"
+                if any(s.split for s in train_set + val_set)
+                else f"{val_fraction:g} split, seed {seed}"
+            ),
             "videos": len(train_set) + len(val_set),
             "train_videos": len(train_set),
             "val_videos": len(val_set),
