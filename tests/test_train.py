@@ -310,6 +310,13 @@ def test_force_replaces_a_model_folder(trained, pieces, tmp_path):
     proc = cli("train", data, "--out", out, "--force", "--precision", "fp32")
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "vidclass.json").read_text())["labels"] == sorted(SOURCES)
+    mine = tmp_path / "mine"  # a user's folder that is not a model: never written into
+    mine.mkdir()
+    (mine / "head.safetensors").write_bytes(b"my own file")
+    kept = cli("train", data, "--out", mine, "--force")
+    assert kept.returncode == 1 and "no vidclass model" in kept.stderr
+    assert [p.name for p in mine.iterdir()] == ["head.safetensors"]
+    assert (mine / "head.safetensors").read_bytes() == b"my own file"
 
 
 def test_bad_data_gives_clear_errors(tmp_path, pieces):

@@ -135,8 +135,14 @@ def train(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise VidclassError(f"{out} is a file; --out needs a folder")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise VidclassError(f"{out} exists and is not empty; give --force to replace it")
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise VidclassError(f"{out} exists and is not empty; give --force to replace it")
+        if not folder_config.is_trained_dir(out):  # --force replaces only a model of ours
+            raise VidclassError(
+                f"{out} holds files but no vidclass model ({folder_config.CONFIG}); --force "
+                "replaces only a folder vidclass train wrote: name a new or empty folder"
+            )
     dataset = load_dataset(data)
     if val is not None:
         held = load_dataset(val)
