@@ -254,3 +254,24 @@ def _cuda() -> bool:
 def test_the_workspace_names_only_shared_videos():
     assert all(not Path(s).is_absolute() and ".." not in s for s in WORKSPACE.values())
     assert shutil.which("bash")
+
+
+@pytest.mark.slow
+def test_the_site_builds_strictly_and_loads_nothing_from_elsewhere(tmp_path):
+    """What CI runs, and a site that works offline: no script, style or font from a host."""
+    pytest.importorskip("mkdocs", reason="needs the docs extra")
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    pages = list(tmp_path.rglob("*.html"))
+    assert len(pages) >= 25
+    loaded = re.compile(
+        r"<(?:script|img|iframe)[^>]+src=\"(?:https?:)?//|<link[^>]+href=\"(?:https?:)?//"
+    )
+    assert not [p.name for p in pages if loaded.search(p.read_text(encoding="utf-8"))]
