@@ -301,6 +301,15 @@ def test_a_growing_file_is_followed_until_it_stops_growing(tiny_model, short_cli
     assert session.summary.stream_seconds == pytest.approx(4.0, abs=0.1)
 
 
+def test_a_stream_that_ends_before_any_frame_is_an_error_that_says_why(tiny_model):
+    """An MP4 whose index is at its end cannot be read as it is written: no frame
+    decodes, and the run says so rather than ending quietly with nothing labelled."""
+    session = vidclass.watch(str(video("arm_wrestling.mp4")), tiny_model, timeout=1)
+    with pytest.raises(VidclassError, match="ended before a frame could be decoded.*MPEG-TS"):
+        run_session(session)
+    assert session.summary.windows == 0 and "before a frame" in session.summary.ended
+
+
 @pytest.mark.slow
 def test_a_killed_stream_is_reopened_and_the_gap_reported(tiny_model, short_clip):
     port = free_port()

@@ -289,6 +289,10 @@ class LiveSession:
                         if self.capture.error is not None:
                             self.summary.ended = str(self.capture.error)
                             raise self.capture.error
+                        if self.windows.frames_seen == 0:
+                            error = VidclassError(no_frames(self.source))
+                            self.summary.ended = str(error)
+                            raise error
                         self.summary.ended = "end of stream"
                         break
                     continue
@@ -358,3 +362,14 @@ class LiveSession:
         s.model_seconds = self._model_time.quantile(0.5)
         s.load = None if s.model_seconds is None else s.model_seconds / self.windows.stride
         s.reconnects = self.capture.reconnects
+
+
+def no_frames(source) -> str:
+    """Why a stream that ended gave no frame, and what to do instead."""
+    text = f"{source.name}: the stream ended before a frame could be decoded"
+    if source.kind in ("file", "pipe", "stdin", "feed"):
+        text += (
+            " (it is read as it is written, from its start: an MP4 whose index is at its end "
+            "cannot be; record MPEG-TS or Matroska, or use vidclass timeline on a finished file)"
+        )
+    return text
