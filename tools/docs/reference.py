@@ -70,6 +70,8 @@ def commands(parser: argparse.ArgumentParser, prefix: str = "vidclass"):
 def _takes(action: argparse.Action, declared) -> str:
     if action.nargs == 0:
         return "flag"
+    if isinstance(action.metavar, str) and "|" in action.metavar:
+        return "one of " + action.metavar.replace("|", ", ")  # values the metavar lists
     if declared is not None:
         return declared.need()
     if action.choices:
@@ -105,7 +107,8 @@ def cli_page() -> str:
             ):
                 continue
             declared = VERBS[verb].get(action.dest) if verb else None
-            flags = ", ".join(f"`{f}`" for f in action.option_strings) or f"`{action.metavar}`"
+            flags = ", ".join(f"`{f}`" for f in action.option_strings)
+            flags = flags or f"`{action.metavar or action.dest.upper()}`"
             text = formatter._expand_help(action) if action.help else ""
             rows.append(f"| {flags} | {_cell(_takes(action, declared))} | {_cell(text)} |")
         for action in parser._actions:
@@ -116,7 +119,26 @@ def cli_page() -> str:
                 lines += [f"Commands: {subs}.", ""]
         if rows:
             lines += ["| Option | Takes | What it does |", "|---|---|---|", *rows, ""]
-    return "\n".join(lines)
+    return "\n".join(lines + EXIT_CODES)
+
+
+# What cli.main returns; one place for every guide to link to (#exit-codes).
+EXIT_CODES = [
+    "## Exit codes",
+    "",
+    "| Code | When |",
+    "|---|---|",
+    "| 0 | the command did what it was asked; for `watch`, also a run ended by Ctrl-C, "
+    "`--duration` or the end of the stream (it prints its summary) |",
+    "| 1 | an error, said in one line on stderr (`vidclass: error: ...`); for `classify` "
+    "and `index`, at least one video failed (the others were still done and recorded) |",
+    "| 2 | the command line itself is wrong (an unknown option, a value out of bounds), "
+    "or no command was given |",
+    "| 130 | interrupted with Ctrl-C (`vidclass: interrupted`); a results file keeps every "
+    "video finished so far, and the same command carries on |",
+    "",
+    "`--debug` shows the traceback behind an error.",
+]
 
 
 # --- the Python API -------------------------------------------------------------------
@@ -137,24 +159,30 @@ def python_page() -> str:
         "# Python API",
         "",
         "`import vidclass` is the way in; the command line and the server are clients of",
-        "these names. Everything else in the package is internal and may change.",
+        "these names and of the packages below. A module or name not on this page is",
+        "internal and may change.",
         "",
     ]
+    shown: dict[str, str] = {}  # where each object is defined: the first name it got
     for package, about in PACKAGES.items():
-        names = importlib.import_module(package).__all__
+        module = importlib.import_module(package)
+        names = module.__all__
         lines += [f"## {package}", "", about, ""]
         values = [n for n in names if not _where(package, n)]
         if values:
             lines += ["| Name | Value |", "|---|---|"]
             for n in values:
-                value = getattr(importlib.import_module(package), n)
-                lines.append(f"| `{package}.{n}` | `{_cell(repr(value))[:120]}` |")
+                value = repr(getattr(module, n))  # a long one by its type (a dict of words)
+                value = value if len(value) <= 80 else type(getattr(module, n)).__name__
+                lines.append(f"| `{package}.{n}` | `{_cell(value)}` |")
             lines.append("")
-        module = importlib.import_module(package)
         # The verbs first, then the types they take and return.
         for n in sorted(names, key=lambda n: inspect.isclass(getattr(module, n))):
             where = _where(package, n)
-            if where:
+            if where in shown:  # shown under an earlier package already
+                lines += [f"`{package}.{n}` is [`{shown[where]}`](#{where}) above.", ""]
+            elif where:
+                shown[where] = f"{package}.{n}"
                 if not where.endswith(f".{n}"):  # exported under another name
                     lines += [f"`{package}.{n}` is `{where.rsplit('.', 1)[1]}`:", ""]
                 lines += [f"::: {where}", "    options:", "      heading_level: 3", ""]
