@@ -25,8 +25,8 @@ def add(sub) -> None:
         "videos",
         nargs="+",
         metavar="VIDEO",
-        help="video files, folders, globs (quoted: 'clips/*.mp4') or .txt files listing "
-        "videos one per line",
+        help="video files, folders, globs (quoted: 'clips/*.mp4') or .txt (.list, .lst) "
+        "files listing videos one per line",
     )
     c.add_argument(
         "--format", choices=("table", "json", "csv"), default="table", help="output (table)"

@@ -36,7 +36,7 @@ def add(sub) -> None:
     )
     se.add_argument("text", metavar="TEXT", help="what to look for")
     add_db(se)
-    se.add_argument("--format", choices=("table", "json"), default="table")
+    se.add_argument("--format", choices=("table", "json"), default="table", help="output (table)")
     add_verb_options(se, "search")
 
     si = sub.add_parser(
@@ -45,16 +45,25 @@ def add(sub) -> None:
         description="The nearest indexed videos by cosine similarity of model features. "
         "VIDEO may be outside the gallery.",
     )
-    si.add_argument("video", metavar="VIDEO")
+    si.add_argument("video", metavar="VIDEO", help="the video to match: in the gallery or not")
     add_db(si)
-    si.add_argument("--format", choices=("table", "json"), default="table")
+    si.add_argument("--format", choices=("table", "json"), default="table", help="output (table)")
     add_verb_options(si, "similar")
 
-    tg = sub.add_parser("tags", help="the gallery's tags with counts")
+    tg = sub.add_parser(
+        "tags",
+        help="the gallery's tags with counts",
+        description="Every tag of the gallery's videos, with how many videos have it.",
+    )
     add_db(tg)
-    tg.add_argument("--format", choices=("table", "json"), default="table")
+    tg.add_argument("--format", choices=("table", "json"), default="table", help="output (table)")
 
-    ex = sub.add_parser("export", help="write the gallery as CSV or JSON")
+    ex = sub.add_parser(
+        "export",
+        help="write the gallery as CSV or JSON",
+        description="The gallery's videos with their tags and scores, as CSV or JSON (not a "
+        "model export: that is vidclass models export).",
+    )
     add_db(ex)
     ex.add_argument(
         "out", nargs="?", metavar="FILE", help="a .csv or .json file (default: JSON on stdout)"

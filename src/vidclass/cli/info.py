@@ -23,7 +23,7 @@ def add(sub) -> None:
     p.add_argument(
         "--model", default=DEFAULT_MODEL, help=f"the model to say what runs ({DEFAULT_MODEL})"
     )
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output (table)")
     p.set_defaults(run=run)
 
 

@@ -24,7 +24,7 @@ def add(sub) -> None:
         "or hub id) as vidclass will run it.",
     )
     ml.add_argument("models", nargs="*", metavar="MODEL", help="transformers folders or hub ids")
-    ml.add_argument("--format", choices=("table", "json"), default="table")
+    ml.add_argument("--format", choices=("table", "json"), default="table", help="output (table)")
     mp = msub.add_parser(
         "pull",
         help="fetch, verify and convert a model's weights into the cache",

@@ -23,14 +23,11 @@ def cli_type(option: Option):
 
 
 def help_text(option: Option) -> str:
-    """The declared help, with the default in brackets as every option here shows it."""
+    """The declared help, with the default as every option here shows it."""
     if option.kind is bool or option.default is None:
         return option.help
-    return (
-        f"{option.help} ({option.default:g})"
-        if isinstance(option.default, float)
-        else f"{option.help} ({option.default})"
-    )
+    default = f"{option.default:g}" if isinstance(option.default, float) else option.default
+    return f"{option.help} (default: {default})"
 
 
 def add_option(parser, option: Option) -> None:

@@ -12,8 +12,8 @@ def add(sub) -> None:
         "serve",
         help="a REST API and a web page to try the model",
         description="Serve POST /v1/classify and /v1/timeline (multipart upload, raw "
-        "video bytes, or a path under --media), GET /v1/models, /v1/info, /v1/search, and "
-        "with --gallery GET /v1/similar (a path under --media) and POST /v1/similar (an "
+        "video bytes, or a path under --media), GET /v1/models, /v1/info, and with --gallery "
+        "GET /v1/search, GET /v1/similar (a path under --media) and POST /v1/similar (an "
         "upload), WebSocket /v1/live (labels of a recording as it is sent, such as the "
         "page's camera); /healthz, the OpenAPI schema at /openapi.json, and a page at / to try it. "
         "Needs the serve extra: pip install 'vidclass[serve]'.",

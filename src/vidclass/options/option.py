@@ -15,6 +15,11 @@ _FALSE = ("0", "false", "no", "off")
 _KINDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
 
 
+def _number(x: float) -> str:
+    """A bound as a person writes it: 4294967295, not 4.29497e+09; 0.04 as it is."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
 @dataclass(frozen=True)
 class Option:
     """One option of a verb. `ge`/`gt` and `le` bound numbers; `choices` and `max_chars`
@@ -51,14 +56,14 @@ class Option:
         low = self.ge if self.ge is not None else self.gt
         if low is not None and self.le is not None:
             if self.gt is None:
-                return f"{text} from {low:g} to {self.le:g}"
-            return f"{text} more than {low:g} and at most {self.le:g}"
+                return f"{text} from {_number(low)} to {_number(self.le)}"
+            return f"{text} more than {_number(low)} and at most {_number(self.le)}"
         if self.ge is not None:
-            return f"{text} of at least {self.ge:g}"
+            return f"{text} of at least {_number(self.ge)}"
         if self.gt is not None:
-            return f"{text} more than {self.gt:g}"
+            return f"{text} more than {_number(self.gt)}"
         if self.le is not None:
-            return f"{text} of at most {self.le:g}"
+            return f"{text} of at most {_number(self.le)}"
         return "a finite number" if self.kind is float else text
 
     def problem(self, value) -> str:

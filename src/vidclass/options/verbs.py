@@ -193,7 +193,7 @@ VERBS: dict[str, dict[str, Option]] = {
             gt=0,
             le=1,
         ),
-        Option("force", bool, False, "replace MODEL_DIR if it exists"),
+        Option("force", bool, False, "replace a model folder vidclass train wrote at --out"),
         *BATCH_OPTIONS,
         *ENGINE_OPTIONS,
         DEVICE,
