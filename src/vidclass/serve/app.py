@@ -29,21 +29,12 @@ from .batching import BATCH_CLIPS, Batcher
 from .live import LiveSessions, batched_session, live_socket
 from .routes import gallery, system, videos
 from .state import ModelThread, ServeConfig, ServerState, check_api_key, require_key
+from .statuses import answers, errors
 
 __all__ = ["ServeConfig", "check_api_key", "create_app"]
 
 log = logging.getLogger("vidclass")
 STATIC = Path(__file__).parent / "static"
-ERRORS = {
-    401: {"description": "missing or wrong API key (with --api-key)"},
-    403: {"description": "a path outside --media, or paths without --media"},
-    404: {"description": "no such video under --media"},
-    413: {"description": "body over --max-upload-mb (JSON: over 64 KiB)"},
-    415: {"description": "not a readable video, or a body of another type"},
-    422: {"description": "a parameter out of bounds, or a video that decodes to nothing"},
-    503: {"description": "busy (every slot taken; see Retry-After), or gallery unusable"},
-    504: {"description": "over --timeout; the work was stopped"},
-}
 
 
 def create_app(config: ServeConfig, model=None) -> FastAPI:
@@ -97,7 +88,7 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
                     )
         return await call_next(request)
 
-    api = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=ERRORS)
+    api = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=errors(401))
     for routes in (videos, gallery, system):
         api.include_router(routes.router)
     app.include_router(api)
@@ -112,7 +103,13 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
 
         await live_socket(websocket, state.live_sessions, config.api_key, make_session)
 
-    @app.get("/healthz")
+    @app.get(
+        "/healthz",
+        responses=answers(
+            '{"status": "ok" or "loading", "model", "gallery", "api_key", "queue": '
+            '{"inflight", "limit"}, "batching", "live"}'
+        ),
+    )
     def healthz():
         model = state.model
         return {

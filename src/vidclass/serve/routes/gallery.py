@@ -9,6 +9,7 @@ from ..answers import answer, nothing
 from ..inputs import MAX_PATH_CHARS, VIDEO_BODY, media_video
 from ..params import query
 from ..state import Server, ServerState
+from ..statuses import NO_GALLERY, VIDEO, answers
 from .videos import posted
 
 router = APIRouter()
@@ -32,7 +33,13 @@ def _similar(state: ServerState, limit: int):
     return work
 
 
-@router.get("/similar")
+SIMILAR = (
+    "the indexed videos nearest to it, nearest first: what vidclass similar --format json prints"
+)
+SIMILAR_404 = f"{NO_GALLERY}, or no such video under --media"
+
+
+@router.get("/similar", responses=answers(SIMILAR, 403, 404, 422, 503, 504, s404=SIMILAR_404))
 async def similar(
     state: Server,
     video: str = Query(
@@ -46,14 +53,29 @@ async def similar(
     return await answer(state, lambda: media_video(media, video), _similar(state, limit), "similar")
 
 
-@router.post("/similar", openapi_extra={"requestBody": VIDEO_BODY})
+@router.post(
+    "/similar",
+    openapi_extra={"requestBody": VIDEO_BODY},
+    responses=answers(SIMILAR, *VIDEO, s404=SIMILAR_404),
+)
 async def similar_upload(request: Request, state: Server, limit: int = query("similar", "limit")):
     """Indexed videos nearest to an uploaded video, or one under --media."""
     state.gallery_path()
     return await answer(state, posted(request, state), _similar(state, limit), "similar")
 
 
-@router.get("/search")
+@router.get(
+    "/search",
+    responses=answers(
+        "the matching videos, best first, with the tags or moments that matched: what "
+        "vidclass search --format json prints",
+        404,
+        422,
+        503,
+        504,
+        s404=NO_GALLERY,
+    ),
+)
 async def search(
     state: Server,
     q: str = Query(min_length=1, max_length=MAX_TEXT, description="what to look for"),

@@ -14,6 +14,7 @@ from ..answers import answer, streamed
 from ..inputs import VIDEO_BODY, video_input
 from ..params import query
 from ..state import Server, ServerState
+from ..statuses import VIDEO, answers, errors
 from ..streaming import NDJSON_RESPONSE
 
 router = APIRouter()
@@ -41,7 +42,15 @@ def posted(request: Request, state: ServerState):
     return lambda: video_input(request, config.media, config.upload_limit, config.max_upload_mb)
 
 
-@router.post("/classify", openapi_extra={"requestBody": VIDEO_BODY})
+@router.post(
+    "/classify",
+    openapi_extra={"requestBody": VIDEO_BODY},
+    responses=answers(
+        '{"video", "predictions": [{"label", "score"}, ...]}, best first: what vidclass '
+        "classify --format json gives for one video",
+        *VIDEO,
+    ),
+)
 async def classify(
     request: Request,
     state: Server,
@@ -60,7 +69,11 @@ async def classify(
     return await answer(state, posted(request, state), work, "classify")
 
 
-@router.post("/timeline", openapi_extra={"requestBody": VIDEO_BODY}, responses=NDJSON_RESPONSE)
+@router.post(
+    "/timeline",
+    openapi_extra={"requestBody": VIDEO_BODY},
+    responses={**NDJSON_RESPONSE, **errors(*VIDEO)},
+)
 async def timeline(
     request: Request,
     state: Server,
