@@ -17,12 +17,14 @@ from .results import Segment, Timeline, VideoResult, Window
 from .version import __version__
 
 if TYPE_CHECKING:
+    from .batch import BatchSummary
     from .gallery import Gallery
     from .torch_classifier import VideoClassifier
 
 # Imported when first used: torch (torch_classifier) takes a second to import, and a run
 # from an exported model never needs it (vidclass.loading). Name: (module, its name).
 _LAZY = {
+    "BatchSummary": (".batch", "BatchSummary"),
     "Gallery": (".gallery", "Gallery"),
     "VideoClassifier": (".torch_classifier", "VideoClassifier"),
     "export_model": (".runtimes.export", "export"),
@@ -44,6 +46,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "BatchSummary",
     "Classifier",
     "DEFAULT_MODEL",
     "Gallery",
