@@ -3,6 +3,7 @@ prints what the page shows (tests/docs_examples.py says how blocks are found and
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import MISSING, VIDEOS
+from .conftest import MISSING, VIDEOS, free_port
 from .docs_examples import (
     MARKS,
     ROOT,
@@ -161,12 +162,6 @@ def read(log) -> str:
     return Path(log.name).read_text()[-3000:]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def workspaces(tmp_path_factory):
     made: dict[Path, Workspace] = {}
@@ -181,12 +176,18 @@ def workspaces(tmp_path_factory):
         workspace.stop()
 
 
+@functools.cache
 def registry_reachable() -> bool:
+    """Asked of pip, which the examples use: it knows the index and proxy configured."""
     try:
-        socket.create_connection(("pypi.org", 443), timeout=5).close()
-        return True
-    except OSError:
+        asked = subprocess.run(
+            [sys.executable, "-m", "pip", "index", "versions", "pip"],
+            capture_output=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
         return False
+    return asked.returncode == 0
 
 
 def last_of_its_page(block: Block) -> bool:

@@ -10,10 +10,11 @@ MEANING = {
     413: "body over --max-upload-mb (JSON: over 64 KiB)",
     415: "not a readable video, or a body of another type",
     422: "a parameter out of bounds, or a video that decodes to nothing",
-    503: "busy (every slot taken; see Retry-After), or gallery unusable",
+    503: "busy (every slot taken; see Retry-After)",
     504: "over --timeout; the work was stopped",
 }
 NO_GALLERY = "no gallery (the server was started without --gallery)"
+GALLERY_BUSY = f"{MEANING[503]}, or the gallery cannot be read"
 # A video sent or named: what each of the ways to send it can fail with.
 VIDEO = (403, 404, 413, 415, 422, 503, 504)
 

@@ -9,7 +9,7 @@ from ..answers import answer, nothing
 from ..inputs import MAX_PATH_CHARS, VIDEO_BODY, media_video
 from ..params import query
 from ..state import Server, ServerState
-from ..statuses import NO_GALLERY, VIDEO, answers
+from ..statuses import GALLERY_BUSY, NO_GALLERY, VIDEO, answers
 from .videos import posted
 
 router = APIRouter()
@@ -39,7 +39,10 @@ SIMILAR = (
 SIMILAR_404 = f"{NO_GALLERY}, or no such video under --media"
 
 
-@router.get("/similar", responses=answers(SIMILAR, 403, 404, 422, 503, 504, s404=SIMILAR_404))
+@router.get(
+    "/similar",
+    responses=answers(SIMILAR, 403, 404, 422, 503, 504, s404=SIMILAR_404, s503=GALLERY_BUSY),
+)
 async def similar(
     state: Server,
     video: str = Query(
@@ -56,7 +59,7 @@ async def similar(
 @router.post(
     "/similar",
     openapi_extra={"requestBody": VIDEO_BODY},
-    responses=answers(SIMILAR, *VIDEO, s404=SIMILAR_404),
+    responses=answers(SIMILAR, *VIDEO, s404=SIMILAR_404, s503=GALLERY_BUSY),
 )
 async def similar_upload(request: Request, state: Server, limit: int = query("similar", "limit")):
     """Indexed videos nearest to an uploaded video, or one under --media."""
@@ -74,6 +77,7 @@ async def similar_upload(request: Request, state: Server, limit: int = query("si
         503,
         504,
         s404=NO_GALLERY,
+        s503=GALLERY_BUSY,
     ),
 )
 async def search(
