@@ -254,7 +254,7 @@ def test_an_interrupted_run_resumes_without_losing_or_repeating(tmp_path, name, 
     assert rerun.returncode == failed, stderr
     if out.suffix == ".csv":
         rows = list(csv.reader(out.open()))
-        assert all(len(r) == len(rows[0]) == 7 for r in rows)
+        assert all(len(r) == len(rows[0]) == 9 for r in rows)
     if out.suffix == ".sqlite":
         with sqlite3.connect(out) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)

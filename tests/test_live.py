@@ -373,12 +373,14 @@ def test_ctrl_c_ends_cleanly_with_a_summary_and_csv_rows(tiny_videomae, short_cl
     assert watch.returncode == 0, err
     assert (
         header.strip()
-        == "start,end,captured,latency,label_1,score_1,label_2,score_2,label_3,score_3"
+        == "start,end,captured,latency,ood_score,unknown,label_1,score_1,label_2,score_2,"
+        "label_3,score_3"
     )
     for row in rows:
-        start, end, captured, latency, label, score = row.split(",")[:6]
+        start, end, captured, latency, ood, unknown, label, score = row.split(",")[:8]
         assert float(end) - float(start) == pytest.approx(2.0)
         assert captured.startswith("20") and float(latency) >= 0 and 0 <= float(score) <= 1
+        assert 0 <= float(ood) <= 1 and unknown == ""  # a score; no threshold to say unknown
     summary = err.strip().splitlines()[-1]
     assert "windows labelled" in summary and "ended: stopped" in summary, err
 

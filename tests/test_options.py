@@ -18,12 +18,14 @@ from vidclass.options import VERBS, Option
 COMMANDS = {
     "classify": ["classify"],
     "timeline": ["timeline"],
+    "explain": ["explain"],
     "watch": ["watch"],
     "index": ["index"],
     "search": ["search"],
     "similar": ["similar"],
     "train": ["train"],
     "evaluate": ["evaluate"],
+    "calibrate": ["calibrate"],
     "export": ["models", "export"],
     "serve": ["serve"],
 }
@@ -240,7 +242,7 @@ def _python_verbs(tmp_path):
     from vidclass.runtimes.export import export
     from vidclass.serve.state import ServeConfig
     from vidclass.timelines import compute
-    from vidclass.training import evaluate, train
+    from vidclass.training import calibrate, evaluate, train
 
     gallery = Gallery(tmp_path / "g.sqlite")
     missing = str(tmp_path / "missing.mp4")
@@ -252,6 +254,11 @@ def _python_verbs(tmp_path):
         ("timeline", vidclass.timeline, lambda **o: vidclass.timeline(missing, **o)),
         ("timeline", Classifier.timeline, None),
         ("timeline", compute, None),
+        (
+            "explain",
+            vidclass.explain,
+            lambda **o: vidclass.explain(o.pop("model", vidclass.DEFAULT_MODEL), missing, **o),
+        ),
         ("watch", vidclass.watch, lambda **o: vidclass.watch(missing, **o)),
         ("watch", LiveSession.__init__, None),
         ("index", Gallery.index, lambda **o: gallery.index([missing], **o)),
@@ -259,6 +266,7 @@ def _python_verbs(tmp_path):
         ("similar", Gallery.similar, lambda **o: gallery.similar(missing, **o)),
         ("train", train, lambda **o: train(missing, out, **o)),
         ("evaluate", evaluate, lambda **o: evaluate("model", missing, **o)),
+        ("calibrate", calibrate, lambda **o: calibrate("model", missing, out, **o)),
         ("export", export, lambda **o: export("model", out, **o)),
         ("serve", ServeConfig, lambda **o: ServeConfig(**{"model": "m", **o})),
     ]

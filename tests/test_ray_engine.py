@@ -303,7 +303,17 @@ def test_workers_write_a_resumable_parquet_folder(cluster, tmp_path):
     assert "3 skipped" in second.stderr
     table = read_folder(out).to_pylist()
     assert sorted(r["video"] for r in table) == sorted(map(str, videos))
-    assert list(table[0]) == ["video", "model", "error", "label_1", "score_1", "label_2", "score_2"]
+    assert list(table[0]) == [
+        "video",
+        "model",
+        "error",
+        "ood_score",
+        "unknown",
+        "label_1",
+        "score_1",
+        "label_2",
+        "score_2",
+    ]
     bad = next(r for r in table if r["video"].endswith("not_a_video.mp4"))
     assert bad["error"] and bad["label_1"] is None
     good = [r for r in table if r["error"] is None]

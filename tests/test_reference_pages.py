@@ -310,7 +310,16 @@ def test_every_field_of_the_jsonl_results_is_named(results_files):
     assert sorted(records[0]) != sorted(records[1])  # a result and an error
     keys = {k for r in records for k in r}
     keys |= {k for r in records for p in r.get("predictions", []) for k in p}
-    assert {"video", "model", "predictions", "error", "label", "score"} == keys
+    assert {
+        "video",
+        "model",
+        "predictions",
+        "ood_score",
+        "unknown",
+        "error",
+        "label",
+        "score",
+    } == keys
     assert not unnamed(keys, section(FORMATS, "Results files"))
 
 

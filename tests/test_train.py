@@ -82,6 +82,7 @@ def test_training_writes_a_self_describing_folder(trained, pieces):
     assert [p.name for p in files] == [
         "head.safetensors",
         "training_videos.sha256",
+        "unknown.safetensors",
         "vidclass.json",
     ]
     # Every file with the mode of any new file of the user's, none private (0600).
@@ -153,11 +154,15 @@ def test_evaluate_warns_of_videos_the_model_was_trained_on(trained, pieces, tmp_
         f"vidclass: warning: evaluate: 2 of 4 videos were used to train {out}; "
         "its figures on them are not a fair test"
     ]
-    # A folder made before models recorded their videos: no warning, no failure.
+    # A folder made before models recorded their videos (or had unknown answers, or a
+    # temperature): no warning, no failure.
     old = tmp_path / "old-model"
     old.mkdir()
-    for name in ("head.safetensors", "vidclass.json"):
-        (old / name).write_bytes((out / name).read_bytes())
+    (old / "head.safetensors").write_bytes((out / "head.safetensors").read_bytes())
+    config = json.loads((out / "vidclass.json").read_text())
+    for later in ("unknown", "temperature", "calibration"):
+        del config[later]
+    (old / "vidclass.json").write_text(json.dumps(config))
     proc = cli("evaluate", old, mixed, "--precision", "fp32", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     assert "used to train" not in proc.stderr
@@ -374,6 +379,7 @@ def test_finetuning_the_last_blocks_saves_only_those_and_reloads(pieces, trained
         "backbone.safetensors",
         "head.safetensors",
         "training_videos.sha256",
+        "unknown.safetensors",
         "vidclass.json",
     ]
     from safetensors import safe_open

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from .classifier import Classifier
 from .errors import VidclassError
+from .explanations import Explanation, explain
 from .label_choice import LabelChoice, as_choice
 from .limits import DEFAULT_VIDEO_TIMEOUT
 from .loading import export_into_cache, load_model, plan
@@ -49,6 +50,7 @@ __all__ = [
     "BatchSummary",
     "Classifier",
     "DEFAULT_MODEL",
+    "Explanation",
     "Gallery",
     "LabelChoice",
     "Segment",
@@ -61,6 +63,7 @@ __all__ = [
     "classify",
     "classify_batch",
     "describe_model",
+    "explain",
     "export_into_cache",
     "export_model",
     "list_models",
@@ -114,6 +117,7 @@ def timeline(
     labels: list[str] | LabelChoice | None = None,
     threads: int | None = None,
     progress=None,
+    unknown: str = "auto",
 ):
     """Labels over time: a `Timeline` of sliding windows (start, end, top-k) and segments
     (start, end, label, score). See `Classifier.timeline` for the options."""
@@ -130,6 +134,7 @@ def timeline(
         min_segment=min_segment,
         labels=labels,
         progress=progress,
+        unknown=unknown,
     )
 
 
@@ -153,13 +158,16 @@ def watch(
     device: str = "auto",
     runtime: str = "auto",
     threads: int | None = None,
+    unknown: str = "auto",
 ):
     """Labels of a live source as it plays: a `LiveSession` to iterate for timestamped
     events, each with `.kind` and `.as_dict()`:
 
     - "window": `start`, `end` (seconds from the first frame), `predictions` (top-k),
-      `latency` (seconds from the arrival of its last frame), `captured` (unix time);
-    - "segment" (with `segments`): a stretch of one leading label, when it ends;
+      `ood_score` and `unknown` (with `unknown` "auto"), `latency` (seconds from the
+      arrival of its last frame), `captured` (unix time);
+    - "segment" (with `segments`): a stretch of one leading label ("unknown" for a run
+      of unknown windows), when it ends;
     - "gap": the source was lost and came back (`reconnect`, on for network streams).
 
     `source`: rtsp/rtmp/udp/tcp/http(s) URL, a camera (/dev/video0), a file being
@@ -191,6 +199,7 @@ def watch(
         reconnect=reconnect,
         timeout=timeout,
         give_up=give_up,
+        unknown=unknown,
     )
 
 
@@ -214,6 +223,7 @@ def classify_batch(
     ray_address: str | None = None,
     labels: list[str] | LabelChoice | None = None,
     runtime: str = "auto",
+    unknown: str = "auto",
 ):
     """Classify videos, folders, globs and list files, as `vidclass classify` does;
     results go to `output` (.jsonl/.csv/.sqlite, resumed if it exists; with the ray
@@ -269,6 +279,7 @@ def classify_batch(
         video_timeout=video_timeout,
         engine=engine,
         ray_address=ray_address,
+        unknown=unknown,
     )
 
 

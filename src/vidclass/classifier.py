@@ -22,6 +22,7 @@ from .limits import DEFAULT_VIDEO_TIMEOUT
 from .models.spec import ModelEntry
 from .options import check
 from .results import VideoResult, activate, top_k
+from .unknown import Detector, from_config
 from .video.clips import read_clip_frames
 from .video.transforms import clip_to_array, stack_clip
 
@@ -46,6 +47,7 @@ class Classifier:
         self.min_score: float | None = None  # multi-label: predictions from this score
         self._base: Classifier | None = None  # with_labels: the model it views
         self._views: dict[LabelChoice, Classifier] = {}
+        self._detector: Detector | None = None
 
     @property
     def batch_size_hint(self) -> int:
@@ -113,6 +115,19 @@ class Classifier:
         return self.entry.input
 
     @property
+    def detector(self) -> Detector:
+        """How far a clip lies outside what the model knows, and its threshold
+        (vidclass.unknown): from the model's folder, else one minus the top score."""
+        if self._base is not None:  # a label view: its model's
+            return self._base.detector
+        if self._detector is None:
+            meta = self.entry.meta
+            config = meta.get("unknown")
+            bank = meta.get("unknown_bank")  # reads its bank, where it has one
+            self._detector = from_config(config, bank() if callable(bank) and config else None)
+        return self._detector
+
+    @property
     def threshold(self) -> float | None:
         """Multi-label models: the score from which a label counts as a tag."""
         return self.entry.meta.get("threshold")
@@ -127,9 +142,34 @@ class Classifier:
         """Logits (N, labels kept) float32: the backend's forward pass."""
         raise NotImplementedError
 
+    @property
+    def temperature(self) -> float:
+        """What a single-label model's logits are divided by before the softmax (1: as
+        trained; vidclass train and calibrate fit one on held-out videos)."""
+        return self.entry.meta.get("temperature") or 1.0
+
     def activate(self, logits: np.ndarray) -> np.ndarray:
-        """Scores from logits, as the model's entry says (results.activate)."""
+        """Scores from logits, as the model's entry says (results.activate), at the
+        model's temperature."""
+        temperature = self.temperature
+        if temperature != 1.0 and self.entry.activation == "softmax":
+            logits = np.asarray(logits, dtype=np.float32) / np.float32(temperature)
         return activate(logits, self.entry.activation)
+
+    def logits_and_features(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(logits of the labels kept, backbone features) from one forward pass."""
+        raise NotImplementedError
+
+    def scores_and_features(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(scores (N, labels), features (N, D)) from one forward pass: what a gallery
+        stores for each video, and what a feature-space unknown score needs."""
+        logits, features = self.logits_and_features(clips)
+        return self.activate(logits), features
+
+    def joined(self, clips: np.ndarray) -> np.ndarray:
+        """logits_and_features as one array (N, labels + D): what a server's batched
+        forward pass hands back by rows."""
+        return np.concatenate(self.logits_and_features(clips), axis=1)
 
     # -- video -------------------------------------------------------------------------
     def clip_frames(self, path: str | os.PathLike, clips: int = 1) -> list[list[np.ndarray]]:
@@ -165,10 +205,24 @@ class Classifier:
         labels: list[str] | LabelChoice | None = None,
     ) -> list[dict]:
         """Top-k `[{"label", "score"}, ...]`, best first, like transformers' pipeline;
-        `labels`: only these (see `with_labels`)."""
+        `labels`: only these (see `with_labels`). Whether the video lies outside what
+        the model knows: `answer`."""
         check("classify", locals())
         model = self.with_labels(labels)
-        return model.run(path, Work(Clips(clips), top_k=top_k)).predictions
+        return model.run(path, Work(Clips(clips), top_k=top_k, unknown=False)).predictions
+
+    def answer(
+        self,
+        path: str | os.PathLike,
+        top_k: int = 5,
+        clips: int = 1,
+        labels: list[str] | LabelChoice | None = None,
+    ) -> VideoResult:
+        """The video's VideoResult: `predictions` as `classify` gives them, `ood_score`
+        (how far outside what the model knows) and `unknown` (past the model's
+        threshold; None where it has none), in one pass."""
+        check("classify", locals())
+        return self.with_labels(labels).run(path, Work(Clips(clips), top_k=top_k))
 
     def timeline(
         self,
@@ -180,6 +234,7 @@ class Classifier:
         min_segment: float | None = None,
         labels: list[str] | LabelChoice | None = None,
         progress=None,
+        unknown: str = "auto",
     ):
         """Labels over time: top-k for sliding windows, segments of one label, and the
         top-k of the whole video (the mean of its windows).
@@ -187,13 +242,14 @@ class Classifier:
         window/stride in seconds (default: the model's clip length, else 2 s; 1 s);
         smooth: windows averaged before segmenting; min_segment: seconds (2 strides);
         labels: only these (see `with_labels`); progress: called with (windows scored,
-        windows in all or None) as they are.
+        windows in all or None) as they are; unknown: "auto" (each window's ood_score,
+        and "unknown" segments where the model has a threshold) or "off".
         """
         from .timelines import compute
 
         check("timeline", locals())  # before the labels are encoded
         model = self.with_labels(labels)
-        return compute(model, path, window, stride, top_k, smooth, min_segment, progress)
+        return compute(model, path, window, stride, top_k, smooth, min_segment, progress, unknown)
 
     def classify_many(
         self,
@@ -204,16 +260,20 @@ class Classifier:
         batch_size: int | None = None,
         video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
         labels: list[str] | LabelChoice | None = None,
+        unknown: str = "auto",
     ) -> Iterator[VideoResult]:
         """Classify each video; a bad file gives a result with its error, not an exception.
 
         workers: decoding processes running ahead of the model (0: decode in this one);
         batch_size: clips of different videos scored in one forward pass; labels: only
-        these (see `with_labels`). Results come in the order given.
+        these (see `with_labels`); unknown: "auto" (each result's ood_score and unknown)
+        or "off". Results come in the order given.
         """
         check("classify", locals())
         model = self.with_labels(labels)
-        work = Work(Clips(clips), top_k=top_k, video_timeout=video_timeout)
+        work = Work(
+            Clips(clips), top_k=top_k, video_timeout=video_timeout, unknown=unknown != "off"
+        )
         paths = [str(p) for p in paths]
         executor = executor_for(workers, len(paths))
         return Driver(model, work, executor, batch_size, ordered=True).run(paths)

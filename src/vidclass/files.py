@@ -218,17 +218,26 @@ def _inside(path: Path, folder: str | os.PathLike) -> bool:
     return os.path.commonpath([real, root]) == root
 
 
-def read_json_file(path: str | os.PathLike, what: str, max_bytes: int):
-    """The JSON in `path`, a user's small file (a model's config, an export's manifest):
-    a regular file of at most `max_bytes`, read from one descriptor; a VidclassError
-    saying why not otherwise."""
+def read_user_file(path: str | os.PathLike, what: str, max_bytes: int) -> bytes:
+    """The bytes of `path`, a user's file of a model folder: a regular file of at most
+    `max_bytes`, read from one descriptor; a VidclassError saying why not otherwise."""
     try:
         with os.fdopen(open_regular(path, os.O_RDONLY, what), "rb") as f:
             raw = f.read(max_bytes + 1)
-        if len(raw) > max_bytes:
-            raise ValueError(f"larger than {max_bytes >> 20} MB")
+    except OSError as exc:
+        raise VidclassError(f"{path}: not a readable {what} ({exc})") from None
+    if len(raw) > max_bytes:
+        raise VidclassError(f"{path}: not a readable {what} (larger than {max_bytes >> 20} MB)")
+    return raw
+
+
+def read_json_file(path: str | os.PathLike, what: str, max_bytes: int):
+    """The JSON in `path`, a user's small file (a model's config, an export's manifest)
+    (read_user_file)."""
+    raw = read_user_file(path, what, max_bytes)
+    try:
         return json.loads(raw)
-    except (OSError, ValueError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise VidclassError(f"{path}: not a readable {what} ({exc})") from None
 
 

@@ -151,6 +151,7 @@ def load_model(
     if model is None:
         model = load_torch(name, precision, threads, device, runtime, download)
     model.recipe = ModelRecipe(load_model, name, precision, threads, runtime=runtime)
+    _ = model.detector  # read now: a damaged unknown detector fails the load, not a run
     return model
 
 

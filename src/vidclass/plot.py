@@ -1,13 +1,18 @@
-"""Pictures: a timeline (labels over time) and evaluation charts (confusion matrix)."""
+"""Pictures: a timeline (labels over time), an explanation (the seconds and regions
+behind a label) and evaluation charts (confusion matrix)."""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import VidclassError
 from .timelines import Timeline, window_cuts
+
+if TYPE_CHECKING:
+    from .explanations import Explanation
 
 MAX_ROWS = 12
 MIN_SCORE = 0.05  # labels that never reach this in a window are left out
@@ -66,6 +71,58 @@ def plot_timeline(tl: Timeline, out: str | os.PathLike) -> None:
     plt.close(fig)
 
 
+MAX_FRAMES = 8  # frames in an explanation's strip: its most important windows
+
+
+def plot_explanation(ex: Explanation, out: str | os.PathLike) -> None:
+    """A strip of frames, one per explained window (the middle frame the model sees),
+    each cell tinted by how much greying it out lowers the label's score; below, each
+    window's importance over time, the explained ones marked."""
+    plt = _pyplot("--format png")
+    best = sorted(range(len(ex.regions)), key=lambda i: ex.regions[i].score, reverse=True)
+    shown = sorted(best[:MAX_FRAMES])
+    columns = max(1, len(shown))
+    fig = plt.figure(figsize=(max(6.0, 1.9 * columns), 4.6))
+    grid = fig.add_gridspec(2, columns, height_ratios=[1.1, 1], hspace=0.45)
+    top = max((max(map(max, r.grid)) for r in ex.regions), default=0.0)
+    for column, i in enumerate(shown):
+        region, ax = ex.regions[i], fig.add_subplot(grid[0, column])
+        frame = ex.frames[i] if i < len(ex.frames) else None
+        height, width = frame.shape[:2] if frame is not None else (1, 1)
+        if frame is not None:
+            ax.imshow(frame)
+        # Red, as opaque as the cell's drop is large (none where it is not positive).
+        heat = np.clip(np.asarray(region.grid), 0, None) / max(top, 1e-6)
+        tint = np.zeros((*heat.shape, 4))
+        tint[..., 0], tint[..., 3] = 0.85, 0.7 * heat
+        ax.imshow(tint, extent=(0, width, height, 0), interpolation="nearest")
+        cells = len(region.grid)
+        for k in range(1, cells):
+            ax.axhline(k * height / cells, color="white", linewidth=0.5, alpha=0.6)
+            ax.axvline(k * width / cells, color="white", linewidth=0.5, alpha=0.6)
+        ax.set_xlim(0, width)
+        ax.set_ylim(height, 0)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{region.start:g}-{region.end:g} s\nscore {region.score:.2f}", fontsize=8)
+    curve = fig.add_subplot(grid[1, :])
+    centres = [(s.start + s.end) / 2 for s in ex.seconds]
+    curve.axhline(0, color="grey", linewidth=0.8)
+    curve.plot(centres, [s.importance for s in ex.seconds], marker="o", markersize=3)
+    for region in ex.regions:
+        curve.axvspan(region.start, region.end, color="tab:red", alpha=0.08)
+    end = max((s.end for s in ex.seconds), default=1.0)
+    curve.set_xlim(0, end)
+    curve.set_xlabel("time (s): each window at its centre; shaded: the windows above")
+    curve.set_ylabel("importance")
+    title = f"{os.path.basename(ex.video)}: why {ex.label} ({ex.score:.2f}), {ex.passes} passes"
+    if len(shown) < len(ex.regions):
+        title += f"; the {len(shown)} best of {len(ex.regions)} explained windows shown"
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
 def plot_confusion(labels: list[str], matrix: list[list[int]], out: str | os.PathLike) -> None:
     """Rows: true labels; columns: predicted; each row coloured by its share."""
     plt = _pyplot("--plots")
@@ -85,6 +142,47 @@ def plot_confusion(labels: list[str], matrix: list[list[int]], out: str | os.Pat
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     fig.colorbar(image, ax=ax, label="share of the true label", fraction=0.046, pad=0.04)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_reliability(calibration: dict, out: str | os.PathLike) -> None:
+    """A reliability diagram: each confidence bin's accuracy against its confidence
+    (on the diagonal: calibrated), with how many videos fall in each bin."""
+    plt = _pyplot("--plots")
+    bins = calibration["reliability"]
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], color="#9ca3af", linestyle="--", linewidth=1, label="calibrated")
+    width = 1.0 / calibration["bins"]
+    ax.bar(
+        [b["low"] for b in bins],
+        [b["accuracy"] for b in bins],
+        width=width,
+        align="edge",
+        color="#2563eb",
+        alpha=0.8,
+        label="accuracy",
+    )
+    ax.plot(
+        [b["confidence"] for b in bins],
+        [b["accuracy"] for b in bins],
+        "o",
+        color="#b91c1c",
+        markersize=4,
+        label="mean confidence",
+    )
+    for b in bins:
+        ax.text(b["low"] + width / 2, b["accuracy"] + 0.02, b["count"], ha="center", fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.08)
+    ax.set_xlabel("confidence (top score)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(
+        f"ECE {calibration['ece']:.3f} at temperature {calibration['temperature']:.3g} "
+        f"(1: {calibration['ece_at_temperature_1']:.3f})",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8, loc="upper left")
     fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
 

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+UNKNOWN = "unknown"  # the answer shown first, and a timeline's segment label, where unknown
+
 
 @dataclass
 class Prediction:
@@ -24,7 +26,9 @@ class VideoResult:
     `scores` holds every label's score averaged over the clips; `clip_scores` each
     clip's (clips, labels); `features` the backbone features per clip (clips, D), where
     they were asked for; `spans` the (start, end) seconds of each clip for sliding
-    windows; `duration` how much of the video decoded (windows).
+    windows; `duration` how much of the video decoded (windows). `ood_score`: how far
+    outside what the model knows (the mean of its clips', `clip_ood`), `unknown`: past
+    the model's threshold (None: it has none; both None where not asked for).
     """
 
     video: str
@@ -34,11 +38,19 @@ class VideoResult:
     features: np.ndarray | None = field(default=None, repr=False)
     clip_scores: np.ndarray | None = field(default=None, repr=False)
     spans: list[tuple[float, float]] | None = field(default=None, repr=False)
+    ood_score: float | None = None
+    unknown: bool | None = None
+    clip_ood: np.ndarray | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
         if self.error is not None:
             return {"video": self.video, "error": self.error}
-        return {"video": self.video, "predictions": self.predictions}
+        return {
+            "video": self.video,
+            "predictions": self.predictions,
+            "ood_score": self.ood_score,
+            "unknown": self.unknown,
+        }
 
 
 @dataclass
@@ -46,14 +58,16 @@ class Window:
     start: float
     end: float
     predictions: list[dict]  # top-k [{"label", "score"}], best first
+    ood_score: float | None = None
+    unknown: bool | None = None
 
 
 @dataclass
 class Segment:
     start: float
     end: float
-    label: str
-    score: float  # mean probability of the label over the segment's windows
+    label: str  # "unknown" for a run of unknown windows
+    score: float  # mean probability of the label over its windows (unknown: their share)
 
 
 @dataclass
@@ -69,9 +83,19 @@ class Timeline:
     windows: list[Window] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
     predictions: list[dict] = field(default_factory=list)
+    ood_score: float | None = None  # the mean of its windows'
+    unknown: bool | None = None  # the whole video, as classify would say
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def with_unknown(scores: np.ndarray, unknown) -> np.ndarray:
+    """Scores (labels last axis) with one more label, UNKNOWN: 1 where `unknown` (a bool
+    per row), whose other labels then score 0; so a run of unknown windows becomes an
+    UNKNOWN segment like any label's."""
+    column = np.asarray(unknown, dtype=np.float32)[..., None]
+    return np.concatenate([scores * (1 - column), column], axis=-1)
 
 
 def activate(logits: np.ndarray, activation: str) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from .engine import ClipModel, Driver, InProcess, Windows, Work
 from .errors import VidclassError
 from .options import check, option
-from .results import Segment, Timeline, Window
+from .results import UNKNOWN, Segment, Timeline, Window, with_unknown
 from .results import top_k as best
 from .video.sampling import window_count, window_starts
 
@@ -43,6 +43,7 @@ def compute(
     smooth: int = 3,
     min_segment: float | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    unknown: str = "auto",
 ) -> Timeline:
     """The timeline of one video, decoded and scored in this process. `progress` is
     called with (windows scored, windows in all, None where unknown) as they are."""
@@ -50,7 +51,7 @@ def compute(
     stride = option("timeline", "stride").default if stride is None else stride
     if window is None:
         window = clf.spec.clip_seconds or DEFAULT_WINDOW
-    work = Work(Windows(window, stride), video_timeout=None)
+    work = Work(Windows(window, stride), video_timeout=None, unknown=unknown != "off")
     on_scored = None
     if progress is not None:
         total, done = planned_windows(path, window, stride), 0
@@ -64,13 +65,29 @@ def compute(
     result = next(driver.run([path]))
     probs, spans = result.clip_scores, result.spans
     end = spans[-1][1]
+    ood = result.clip_ood if result.clip_ood is not None else [None] * len(spans)
+    detector = driver.detector
     windows = [
-        Window(a, b, best(clf.labels, p, top_k)) for (a, b), p in zip(spans, probs, strict=True)
+        Window(a, b, best(clf.labels, p, top_k), *answer(detector, o))
+        for (a, b), p, o in zip(spans, probs, ood, strict=True)
     ]
     min_segment = 2 * stride if min_segment is None else min_segment
-    segs = segment(probs, spans, end, clf.labels, smooth=smooth, min_length=min_segment)
+    unknown = [w.unknown for w in windows] if unknown_known(windows) else None
+    segs = segment(probs, spans, end, clf.labels, smooth, min_segment, unknown)
     whole = best(clf.labels, probs.mean(axis=0), top_k, clf.min_score)
-    return Timeline(str(path), end, window, stride, windows, segs, whole)
+    timeline = Timeline(str(path), end, window, stride, windows, segs, whole)
+    timeline.ood_score, timeline.unknown = result.ood_score, result.unknown
+    return timeline
+
+
+def answer(detector, ood) -> tuple[float | None, bool | None]:
+    """A window's (ood_score, unknown), None where not scored."""
+    return (None, None) if ood is None else (float(ood), detector.is_unknown(float(ood)))
+
+
+def unknown_known(windows: list[Window]) -> bool:
+    """Whether the windows say unknown or not (the model has a threshold)."""
+    return bool(windows) and all(w.unknown is not None for w in windows)
 
 
 def planned_windows(path: str | os.PathLike, window: float, stride: float) -> int | None:
@@ -92,13 +109,19 @@ def segment(
     labels: tuple[str, ...],
     smooth: int = 3,
     min_length: float = 2.0,
+    unknown: list[bool] | None = None,
 ) -> list[Segment]:
     """Merge windows into segments of one top label.
 
     Scores are averaged over `smooth` neighbouring windows before the top label is
     taken, so one noisy window does not split a segment; a segment shorter than
     `min_length` seconds joins the neighbour whose label scores higher over it.
+    `unknown` (each window's answer): an unknown window scores 1 for a label "unknown"
+    and a known one 0, so runs of unknown windows become "unknown" segments (their
+    score: the share of unknown windows in them).
     """
+    if unknown is not None:
+        probs, labels = with_unknown(probs, unknown), (*labels, UNKNOWN)
     n = len(probs)
     if smooth > 1 and n > 1:
         half = smooth // 2

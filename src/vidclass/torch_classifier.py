@@ -129,13 +129,11 @@ class VideoClassifier(Classifier):
         return self._text_model.encode_text(texts).float().cpu().numpy()
 
     @torch.inference_mode()
-    def scores_and_features(self, clips) -> tuple[np.ndarray, np.ndarray]:
-        """(scores (N, classes), features (N, D)) from one forward pass: what a gallery
-        stores for each video."""
+    def logits_and_features(self, clips) -> tuple[np.ndarray, np.ndarray]:
         with self._autocast():
             features = self.module.embed(self._inputs(clips)).float()
         logits = self.module.head_logits(features).float().cpu().numpy()
-        return self.activate(self._keep(logits)), features.cpu().numpy()
+        return self._keep(logits), features.cpu().numpy()
 
     @torch.inference_mode()
     def trunk(self, clips) -> np.ndarray:

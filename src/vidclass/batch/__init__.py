@@ -84,6 +84,7 @@ def classify_videos(
     video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT,
     engine: str = "local",
     ray_address: str | None = None,
+    unknown: str = "auto",
 ) -> BatchSummary:
     """Classify `videos` with a loaded model; each result goes to `output` (.jsonl, .csv
     or .sqlite, or a folder of Parquet parts written by the ray engine's workers) as it
@@ -92,7 +93,7 @@ def classify_videos(
     Videos already in `output` are skipped, so rerunning an interrupted run finishes it.
     `decoders`: a DecoderPool started before the model was loaded (it is closed here).
     `engine`: local, or ray (the cluster at `ray_address`, else $RAY_ADDRESS, else a
-    local Ray).
+    local Ray). `unknown`: "auto" (each result's ood_score and unknown) or "off".
     """
     try:
         check_output(output, engine)
@@ -105,7 +106,7 @@ def classify_videos(
     skipped = len(videos) - len(todo)
     if skipped:
         log.info(f"{skipped} of {len(videos)} videos already in {output}; skipping them")
-    work = Work(Clips(clips), top_k=top_k, video_timeout=video_timeout)
+    work = Work(Clips(clips), top_k=top_k, video_timeout=video_timeout, unknown=unknown != "off")
     try:
         runner = runner_for(
             model,

@@ -58,11 +58,12 @@ def part_name(videos: list[str]) -> str:
     return f"part-{digest.hexdigest()[:32]}.parquet"
 
 
-def _schema(top_k: int):
+def _schema(top_k: int, unknown: bool):
     pa, _ = _import_parquet()
+    kinds = {"ood_score": pa.float64(), "unknown": pa.bool_()}
     fields = []
-    for name in csv_header(top_k):
-        kind = pa.float64() if name.startswith("score_") else pa.string()
+    for name in csv_header(top_k, unknown=unknown):
+        kind = pa.float64() if name.startswith("score_") else kinds.get(name, pa.string())
         fields.append((name, kind))
     return pa.schema(fields)
 
@@ -74,13 +75,17 @@ class PartWriter:
     folder: str
     model: str
     top_k: int
+    unknown: bool = True  # the ood_score and unknown columns (a folder begun before: not)
 
     def __call__(self, results: list[VideoResult]) -> None:
         if not results:
             return
         pa, pq = _import_parquet()
-        rows = [result_columns({"model": self.model, **r.as_dict()}, self.top_k) for r in results]
-        table = pa.Table.from_pylist(rows, schema=_schema(self.top_k))
+        rows = [
+            result_columns({"model": self.model, **r.as_dict()}, self.top_k, (), self.unknown)
+            for r in results
+        ]
+        table = pa.Table.from_pylist(rows, schema=_schema(self.top_k, self.unknown))
         final = Path(self.folder) / part_name([r.video for r in results])
         with written_whole(final, durable=True) as partial:
             pq.write_table(table, partial)
@@ -96,6 +101,7 @@ class ParquetFolder:
         self.path = Path(path)
         self.model = model
         self.top_k = top_k
+        self.unknown = True  # a folder begun without the unknown columns goes on without
         self.done: set[str] = set()
         _, pq = _import_parquet()
         try:
@@ -126,7 +132,12 @@ class ParquetFolder:
             else:
                 fd = open_regular(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, "results marker")
                 with os.fdopen(fd, "w") as f:
-                    info = {"vidclass": "results", "model": self.model, "top_k": self.top_k}
+                    info = {
+                        "vidclass": "results",
+                        "model": self.model,
+                        "top_k": self.top_k,
+                        "unknown": True,
+                    }
                     json.dump(info, f)
             for stale in self.path.glob(".part-*"):  # left by a killed worker
                 if is_partial(stale):
@@ -160,9 +171,10 @@ class ParquetFolder:
                 f"{self.path} holds the top {info.get('top_k')} labels; resume it with "
                 f"--top-k {info.get('top_k')} or write to another folder"
             )
+        self.unknown = info.get("unknown") is True
 
     def sink(self) -> PartWriter:
-        return PartWriter(str(self.path.resolve()), self.model, self.top_k)
+        return PartWriter(str(self.path.resolve()), self.model, self.top_k, self.unknown)
 
     def write(self, record: dict) -> None:
         self.done.add(record["video"])

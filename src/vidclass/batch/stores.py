@@ -223,12 +223,14 @@ class JsonlStore(_AppendFile):
 
 
 class CsvStore(_AppendFile):
-    """One row per video: video, model, error, the `extra` columns, then label_i/score_i
-    for the top k."""
+    """One row per video: video, model, error, the `extra` columns, ood_score and
+    unknown, then label_i/score_i for the top k. A file begun by a vidclass without the
+    unknown columns goes on in its own columns."""
 
     def __init__(self, path: Path, model: str, top_k: int, extra: tuple[str, ...] = ()):
         self.path, self.model, self.done = path, model, set()
         self.top_k, self.extra = top_k, extra
+        self.unknown = True
         self.header = csv_header(top_k, extra)
         self.fresh = True
         super().__init__(path)
@@ -243,6 +245,9 @@ class CsvStore(_AppendFile):
         if not first and header.startswith(data):  # torn in the header itself
             _cut_tail(path, data)
             return
+        earlier = csv_header(self.top_k, self.extra, unknown=False)
+        if data[:first] == csv_line(earlier).encode():
+            self.header, self.unknown, header = earlier, False, data[:first]
         if data[:first] != header:
             if first and data.endswith(b"\n"):
                 raise VidclassError(
@@ -271,7 +276,7 @@ class CsvStore(_AppendFile):
             self._append(csv_line(self.header))
 
     def write(self, record: dict) -> None:
-        self._append(csv_line(csv_row(record, self.top_k, self.extra)))
+        self._append(csv_line(csv_row(record, self.top_k, self.extra, self.unknown)))
         self.done.add(record["video"])
 
 
@@ -304,10 +309,12 @@ class SqliteStore:
             score REAL,
             predictions TEXT,     -- JSON list of {"label", "score"}, best first
             error TEXT,
-            finished_at TEXT NOT NULL
+            finished_at TEXT NOT NULL,
+            ood_score REAL,       -- how far outside what the model knows
+            unknown INTEGER       -- 1: past the model's threshold (NULL: it has none)
         )"""
 
-    COLUMNS = {"video", "model", "label", "score", "predictions", "error", "finished_at"}
+    EARLIER = {"video", "model", "label", "score", "predictions", "error", "finished_at"}
 
     conn = None
 
@@ -323,12 +330,17 @@ class SqliteStore:
 
     def _open(self) -> None:
         path = self.path
-        self.conn = open_own_sqlite(path, {"results": self.COLUMNS}, "vidclass results file")
+        # a file begun by an earlier vidclass has the EARLIER columns; the rest are added
+        self.conn = open_own_sqlite(path, {"results": self.EARLIER}, "vidclass results file")
         try:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             with self.conn:
                 self.conn.execute(self.SCHEMA)
+                have = {row[1] for row in self.conn.execute("PRAGMA table_info(results)")}
+                if "ood_score" not in have:  # begun by an earlier vidclass: known ours now
+                    self.conn.execute("ALTER TABLE results ADD COLUMN ood_score REAL")
+                    self.conn.execute("ALTER TABLE results ADD COLUMN unknown INTEGER")
             models = [_name(m) for (m,) in self.conn.execute("SELECT DISTINCT model FROM results")]
             self.done = {_name(v) for (v,) in self.conn.execute("SELECT video FROM results")}
         except sqlite3.DatabaseError as exc:
@@ -341,7 +353,8 @@ class SqliteStore:
         top = preds[0] if preds else {"label": None, "score": None}
         with self.conn:  # one transaction per video
             self.conn.execute(
-                "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO results (video, model, label, score, predictions, error, "
+                "finished_at, ood_score, unknown) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     _stored_name(record["video"]),
                     _stored_name(record["model"]),
@@ -350,6 +363,8 @@ class SqliteStore:
                     json.dumps(preds) if preds is not None else None,
                     _readable(record.get("error")),
                     time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    record.get("ood_score"),
+                    record.get("unknown"),
                 ),
             )
         self.done.add(record["video"])

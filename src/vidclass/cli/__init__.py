@@ -13,10 +13,10 @@ import threading
 
 from ..errors import VidclassError
 from ..version import __version__
-from . import classify, gallery, info, models, sample, serve, timeline, training, watch
+from . import classify, explain, gallery, info, models, sample, serve, timeline, training, watch
 
 log = logging.getLogger("vidclass")
-FAMILIES = (classify, timeline, watch, training, gallery, serve, models, sample, info)
+FAMILIES = (classify, timeline, explain, watch, training, gallery, serve, models, sample, info)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -112,6 +112,7 @@ def run(args) -> int:
         engine=args.engine,
         ray_address=args.ray_address,
         labels=labels,
+        unknown=args.unknown,
     )
     if printer is not None:
         printer.finish()

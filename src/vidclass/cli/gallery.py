@@ -133,6 +133,7 @@ def _run_search(gallery, args) -> int:
         max_duration=args.max_duration,
         limit=args.limit,
         by=args.by,
+        known_only=args.known_only,
     )
     if args.format == "json":
         json.dump([h.as_dict() for h in hits], sys.stdout, indent=2)
@@ -142,7 +143,8 @@ def _run_search(gallery, args) -> int:
         print(f"no videos found for {args.text!r}", file=sys.stderr)
     for h in hits:
         tags = ", ".join(f"{t['label']} {t['score']:.2f}" for t in h.tags)
-        print(f"{h.score:.3f}  {_duration(h.duration):>9}  {h.path}")
+        unknown = "  unknown: outside what its model knows" if h.unknown else ""
+        print(f"{h.score:.3f}  {_duration(h.duration):>9}  {h.path}{unknown}")
         if tags:  # the whole video's tags, and how they were made
             print(f"       {tags}" + (f"  (whole video: {h.tags_from})" if h.tags_from else ""))
         for m in h.moments:
@@ -200,6 +202,8 @@ def _run_export(gallery, args) -> int:
                     "model",
                     "tags",
                     "tags_from",
+                    "ood_score",
+                    "unknown",
                     "segments",
                     "error",
                 ]
@@ -220,6 +224,8 @@ def _run_export(gallery, args) -> int:
                         r["model"],
                         tags,
                         r["tags_from"] or "",
+                        "" if r["ood_score"] is None else f"{r['ood_score']:.6f}",
+                        {None: "", True: "true", False: "false"}[r["unknown"]],
                         segments,
                         r["error"] or "",
                     ]

@@ -50,6 +50,7 @@ def run(args) -> int:
             min_segment=args.min_segment,
             labels=labels,
             progress=progress,
+            unknown=args.unknown,
             model=args.model,
             precision=args.precision,
             threads=args.threads,

@@ -29,6 +29,20 @@ def add(sub) -> None:
     add_verb_options(tr, "train")
     tr.set_defaults(run=run_train, extra="train")  # what a missing module is installed with
 
+    ca = sub.add_parser(
+        "calibrate",
+        help="fit a pretrained model to your videos: unknown answers, calibrated scores",
+        description="Write a model folder (like train's) that is MODEL with its own head, "
+        "plus an unknown threshold set on DATA (videos of the kind the model will see: a "
+        "folder, a list file or globs; labels are not needed) and, where DATA is labelled "
+        "as for train with labels the model has, a temperature that calibrates its scores.",
+    )
+    ca.add_argument("model", metavar="MODEL", help="a registered or transformers model")
+    ca.add_argument("data", metavar="DATA", help="videos, or labelled videos as for train")
+    ca.add_argument("-o", "--out", required=True, metavar="MODEL_DIR", help="folder to write")
+    add_verb_options(ca, "calibrate")
+    ca.set_defaults(run=run_calibrate, extra="train")
+
     ev = sub.add_parser(
         "evaluate",
         help="measure a model on labelled videos",
@@ -40,7 +54,12 @@ def add(sub) -> None:
     ev.add_argument("model", metavar="MODEL", help="a model name or folder, as --model takes")
     ev.add_argument("data", metavar="DATA", help="a folder of label subfolders, or a .csv/.jsonl")
     ev.add_argument("--report", metavar="JSON", help="write the full report here")
-    ev.add_argument("--plots", metavar="DIR", help="write a confusion-matrix picture here")
+    ev.add_argument(
+        "--plots",
+        metavar="DIR",
+        help="write pictures here: the confusion matrix and the reliability diagram "
+        "(single-label), or per-label scores (multi-label)",
+    )
     ev.add_argument("--format", choices=("table", "json"), default="table", help="output (table)")
     add_verb_options(ev, "evaluate")
     ev.set_defaults(run=run_evaluate, extra="train")
@@ -64,6 +83,7 @@ def run_train(args) -> int:
         lr=args.lr,
         patience=args.patience,
         threshold=args.threshold,
+        false_unknown=args.false_unknown,
         workers=args.workers,
         batch_size=args.batch_size,
         precision=args.precision,
@@ -88,10 +108,64 @@ def run_train(args) -> int:
         f"head {result.head_seconds:.1f} s ({t['epochs_run']} epochs)"
     )
     print(_best_epoch(result.config))
+    print(_unknown_line(result.config))
+    if (c := result.config.get("calibration")) is not None:
+        print(
+            f"temperature {c['temperature']:.3g}, fit on {c['set_on']} validation clips "
+            f"(their log loss {c['nll_before']:.3f} -> {c['nll_after']:.3f}); vidclass "
+            "evaluate on other videos gives the calibration error"
+        )
     if result.skipped:
         print(f"skipped {len(result.skipped)} unreadable videos: " + ", ".join(result.skipped))
     print(f"model written to {result.out}; use it with --model {result.out}")
     return 0
+
+
+def run_calibrate(args) -> int:
+    from ..training import calibrate
+
+    result = calibrate(
+        args.model,
+        args.data,
+        args.out,
+        false_unknown=args.false_unknown,
+        clips=args.clips,
+        recursive=args.recursive,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        device=args.device,
+        runtime=args.runtime,
+        threads=args.threads,
+        progress=sys.stderr.isatty(),
+        force=args.force,
+        video_timeout=args.video_timeout,
+    )
+    print(_unknown_line(result.config))
+    c = result.config["calibration"]
+    if c is None:
+        print("no temperature: give labelled videos (as for train) to fit one")
+    else:
+        print(
+            f"temperature {c['temperature']:.3g}, fit on {c['set_on']} clips of "
+            f"{c['videos']} labelled videos (their log loss {c['nll_before']:.3f} -> "
+            f"{c['nll_after']:.3f})"
+        )
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} unreadable videos: " + ", ".join(result.skipped))
+    print(f"model written to {result.out}; use it with --model {result.out}")
+    return 0
+
+
+def _unknown_line(config: dict) -> str:
+    """How the model says unknown, and how often it did on its own videos, each scored
+    without itself."""
+    u = config["unknown"]
+    return (
+        f"unknown: past {u['threshold']:.3f} from the nearest of {u['bank_rows']} training "
+        f"clips, set to call {u['false_unknown']:.0%} of its {u['set_on']} clips unknown, "
+        f"each scored without its own video; its videos so answered: {u['unknown_rate']:.0%}"
+    )
 
 
 def _best_epoch(config: dict) -> str:
@@ -121,6 +195,20 @@ def _print_report(report: dict) -> None:
         tops = "  ".join(f"{k.replace('_', '-')} {v:.3f}" for k, v in report["top_k"].items())
         print(f"{report['evaluated']} videos, accuracy {report['accuracy']:.3f}  {tops}")
         averages = ("macro", "weighted", "micro")
+    if (c := report.get("calibration")) is not None:
+        without = (
+            f" ({c['ece_at_temperature_1']:.3f} without its temperature {c['temperature']:.3g})"
+            if abs(c["temperature"] - 1.0) > 1e-3
+            else ""
+        )
+        print(f"calibration error (ECE, {c['bins']} bins): {c['ece']:.3f}{without}")
+    u = report["unknown_answers"]
+    if u["false_unknown_here"] is not None:
+        print(
+            f"answered unknown: {u['false_unknown_here']:.1%} of these videos of its labels "
+            f"(the threshold, {u['threshold']:.3f}, was set to call {u['false_unknown']:.0%} "
+            "of its own clips unknown)"
+        )
     for average in averages:
         m = report[average]
         print(
@@ -172,7 +260,7 @@ def run_evaluate(args) -> int:
             json.dump(report, f, indent=2)
             f.write("\n")
     if args.plots:
-        from ..plot import plot_confusion, plot_per_label
+        from ..plot import plot_confusion, plot_per_label, plot_reliability
 
         os.makedirs(args.plots, exist_ok=True)
         if report["multi_label"]:
@@ -182,5 +270,8 @@ def run_evaluate(args) -> int:
             target = os.path.join(args.plots, "confusion_matrix.png")
             cm = report["confusion_matrix"]
             plot_confusion(cm["labels"], cm["matrix"], target)
+            reliability = os.path.join(args.plots, "reliability.png")
+            plot_reliability(report["calibration"], reliability)
+            log.info(f"picture written to {reliability}")
         log.info(f"picture written to {target}")
     return 0

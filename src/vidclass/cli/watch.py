@@ -7,7 +7,7 @@ import logging
 import sys
 
 from ..errors import VidclassError
-from ..formats import csv_header, csv_line, csv_row
+from ..formats import UNKNOWN, csv_header, csv_line, csv_row
 from .options import add_verb_options, chosen_labels
 
 log = logging.getLogger("vidclass")
@@ -88,6 +88,7 @@ def run(args) -> int:
             reconnect=args.reconnect,
             timeout=args.timeout,
             give_up=args.give_up,
+            unknown=args.unknown,
             input_format=args.input_format,
             input_options=input_options(args.input_option),
             precision=args.precision,
@@ -162,6 +163,8 @@ def table_line(event) -> str:
     when = f"{event.start:8.2f} {event.end:8.2f}"
     if event.kind == "window":
         labels = "  ".join(f"{p['label']} {p['score']:.3f}" for p in event.predictions)
+        if event.unknown:
+            labels = f"{UNKNOWN} (ood {event.ood_score:.3f})  {labels}"
         return f"{when}  {labels}  ({event.latency:.2f} s late)"
     if event.kind == "segment":
         then = f"; now {event.next}" if event.next else ""

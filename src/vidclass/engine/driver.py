@@ -79,6 +79,7 @@ class _Video:
 
     scores: dict = field(default_factory=dict)  # clip index: its row
     features: dict = field(default_factory=dict)
+    ood: dict = field(default_factory=dict)  # clip index: its ood_score
     end: Prepared | None = None  # set once every clip has been made
     made: int = 0
     error: str | None = None  # a clip's row was not finite: the video fails
@@ -121,6 +122,8 @@ class Driver:
         self.executor = executor if executor is not None else InProcess()
         self.batch_size = max(1, batch_size or model.batch_size_hint)
         self.stats = RunStats()
+        # Each clip's unknown score comes with its scores (no pass of its own).
+        self.detector = getattr(model, "detector", None) if work.unknown else None
 
     def run(self, paths: Iterable[str]) -> Iterator[VideoResult]:
         start = time.perf_counter()
@@ -163,7 +166,7 @@ class Driver:
                 continue
             if not ready:
                 return
-            for job, index, scores, features, finite in self._forward(ready):
+            for job, index, scores, features, ood, finite in self._forward(ready):
                 video = videos[job]
                 if not finite and video.error is None:
                     error = non_finite(job[1], "scores" if scores is not None else "features")
@@ -174,6 +177,8 @@ class Driver:
                     video.scores[index] = scores
                 if features is not None:
                     video.features[index] = features
+                if ood is not None:
+                    video.ood[index] = float(ood)
                 if (result := self._finished(job, video)) is not None:
                     del videos[job]
                     yield job[0], result
@@ -220,7 +225,7 @@ class Driver:
         check_time()  # a request past its deadline stops here, before the model
         x = self.model.batch([clip for _, _, clip in group])
         start = time.perf_counter()
-        scores, features = forward(self.model, self.work.outputs, x)
+        scores, features, ood = forward(self.model, self.work.outputs, x, self.detector)
         self.stats.model_seconds += time.perf_counter() - start
         self.stats.forward_passes += 1
         self.stats.clips += len(group)
@@ -232,10 +237,9 @@ class Driver:
         ]
         scores = scores if scores is not None else [None] * n
         features = features if features is not None else [None] * n
-        return [
-            (job, index, s, f, ok)
-            for (job, index, _), s, f, ok in zip(group, scores, features, finite, strict=True)
-        ]
+        ood = ood if ood is not None else [None] * n
+        rows = zip(group, scores, features, ood, finite, strict=True)
+        return [(job, index, s, f, o, ok) for (job, index, _), s, f, o, ok in rows]
 
     # -- postprocess ------------------------------------------------------------------------
     def _finished(self, job: Job, video: _Video) -> VideoResult | None:
@@ -251,6 +255,10 @@ class Driver:
         features = stack([video.features[i] for i in sorted(video.features)])
         clip_scores = stack([video.scores[i] for i in sorted(video.scores)])
         result = VideoResult(job[1], features=features, clip_scores=clip_scores)
+        if video.ood:
+            result.clip_ood = np.array([video.ood[i] for i in sorted(video.ood)], np.float32)
+            result.ood_score = float(result.clip_ood.mean())
+            result.unknown = self.detector.is_unknown(result.ood_score)
         if isinstance(self.work.sampling, Clips):
             if clip_scores is not None:
                 result.scores = clip_scores.mean(axis=0)

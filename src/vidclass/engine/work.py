@@ -62,13 +62,15 @@ class Work:
     outputs: "scores" (each clip's class scores), "features" (the backbone features a
     head sees), "both" (from one forward pass, what a gallery stores) or "trunk" (the
     frozen part's maps, for fine-tuning). top_k: predictions per video (clips).
-    video_timeout: seconds a video's decoding may take (None: no limit).
+    video_timeout: seconds a video's decoding may take (None: no limit). unknown: each
+    clip's ood_score with its scores, and the model's unknown answer (vidclass.unknown).
     """
 
     sampling: Clips | Windows = Clips()
     outputs: str = "scores"
     top_k: int = 5
     video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT
+    unknown: bool = True
 
     def __post_init__(self):
         if self.outputs not in OUTPUTS:
@@ -129,8 +131,21 @@ class ClipModel(Protocol):
     def trunk(self, clips: np.ndarray) -> np.ndarray: ...
 
 
-def forward(model: ClipModel, outputs: str, x: np.ndarray):
-    """(scores, features) of a batch of prepared clips, each None where not asked for."""
+def forward(model: ClipModel, outputs: str, x: np.ndarray, detector=None):
+    """(scores, features, ood scores) of a batch of prepared clips, each None where not
+    asked for: ood scores with scores where a `detector` (vidclass.unknown) is given,
+    from the same pass (one whose detector needs features gets them too)."""
+    if detector is not None and outputs in ("scores", "both"):
+        if detector.needs_features or outputs == "both":
+            scores, features = model.scores_and_features(x)
+        else:
+            scores, features = model.activate(model.logits(x)), None
+        ood = detector.score(scores, features)
+        return scores, features if outputs == "both" else None, ood
+    return (*_forward(model, outputs, x), None)
+
+
+def _forward(model: ClipModel, outputs: str, x: np.ndarray):
     if outputs == "scores":
         return model.activate(model.logits(x)), None
     if outputs == "both":

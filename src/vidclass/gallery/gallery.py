@@ -209,16 +209,18 @@ class Gallery:
         limit: int = 20,
         by: str = "auto",
         model=None,
+        known_only: bool = False,
     ) -> list[Hit]:
         """Videos matching `text`, best first. by "tags": tags matching the words
         (prefixes, stems, synonyms), best tag first. by "text": the videos whose moments
         are nearest to the text in the vision-language model's space, each with its best
         moments (`model`: that model, loaded). "auto": text where the gallery has
         moments and no `label` is asked for, else tags. `min_score`: the least tag score,
-        or cosine similarity of a moment (None: any)."""
+        or cosine similarity of a moment (None: any). `known_only`: by tags, leave out
+        the videos answered unknown (outside what the gallery's model knows)."""
         check("search", locals())
         return run_search(
-            self, text, min_score, label, min_duration, max_duration, limit, by, model
+            self, text, min_score, label, min_duration, max_duration, limit, by, model, known_only
         )
 
     def similar(
@@ -282,6 +284,8 @@ class Gallery:
                 "model": r.model,
                 "tags": r.tags,
                 "tags_from": r.tags_from,
+                "ood_score": r.ood_score,
+                "unknown": r.unknown,
                 "segments": r.segments,
                 "error": r.error,
             }

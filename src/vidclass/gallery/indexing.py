@@ -332,6 +332,7 @@ def _classify(gallery, clf, todo, run: IndexRun, summary: IndexSummary) -> None:
                 f"mean of {clips} clips across the video" if clips > 1 else "its middle clip"
             )
             record.feature = result.features.mean(axis=0)
+            record.ood_score, record.unknown = result.ood_score, result.unknown
             tl = _timeline(clf, result.video, run) if run.timeline else None
             if tl is not None:
                 record.segments = [
@@ -340,6 +341,7 @@ def _classify(gallery, clf, todo, run: IndexRun, summary: IndexSummary) -> None:
                 ]
                 top = tl.predictions
                 record.tags_from = f"mean of its timeline's {len(tl.windows)} windows"
+                record.ood_score, record.unknown = tl.ood_score, tl.unknown
             record.tags = top[:1] + [t for t in top[1:] if t["score"] >= MIN_TAG_SCORE]
             summary.classified += 1
         gallery.store.put(record)

@@ -27,6 +27,8 @@ class VideoRecord:
     error: str | None = None  # could not be classified
     id: int | None = None
     tags_from: str | None = None  # how the tags were made ("mean of 5 clips across ...")
+    ood_score: float | None = None  # how far outside what the model knows
+    unknown: bool | None = None  # past the model's threshold (None: it has none)
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Hit:
     tags: list[dict]
     moments: list[dict]
     tags_from: str | None = None
+    unknown: bool | None = None  # the video as a whole is outside what its model knows
 
     def as_dict(self) -> dict:
         return {
@@ -65,6 +68,7 @@ class Hit:
             "duration": self.duration,
             "tags": self.tags,
             "tags_from": self.tags_from,
+            "unknown": self.unknown,
             "moments": self.moments,
         }
 
@@ -86,6 +90,7 @@ class GalleryStore(Protocol):
         min_duration: float | None,
         max_duration: float | None,
         limit: int,
+        known_only: bool = False,
     ) -> list[Hit]: ...
     def features(self) -> tuple[list[str], np.ndarray]: ...
     def embedded_by_path(self, path: str) -> EmbeddedVideo | None: ...

@@ -20,7 +20,9 @@ CREATE TABLE IF NOT EXISTS videos (
     feature BLOB,
     error TEXT,
     indexed_at TEXT NOT NULL,
-    tags_from TEXT
+    tags_from TEXT,
+    ood_score REAL,
+    unknown INTEGER
 );
 CREATE INDEX IF NOT EXISTS videos_hash ON videos(hash);
 CREATE TABLE IF NOT EXISTS tags (
@@ -83,3 +85,6 @@ def create_or_upgrade(conn: sqlite3.Connection) -> None:
         columns = {r[1] for r in conn.execute("PRAGMA table_info(videos)")}
         if "tags_from" not in columns:  # a gallery made before tags said their source
             conn.execute("ALTER TABLE videos ADD COLUMN tags_from TEXT")
+        if "ood_score" not in columns:  # made before videos had unknown answers
+            conn.execute("ALTER TABLE videos ADD COLUMN ood_score REAL")
+            conn.execute("ALTER TABLE videos ADD COLUMN unknown INTEGER")

@@ -46,7 +46,16 @@ def fts_query(text: str) -> str:
 
 
 def run_search(
-    gallery, text: str, min_score, label, min_duration, max_duration, limit: int, by: str, model
+    gallery,
+    text: str,
+    min_score,
+    label,
+    min_duration,
+    max_duration,
+    limit: int,
+    by: str,
+    model,
+    known_only: bool = False,
 ) -> list[Hit]:
     """Gallery.search, which says what each argument means and checks them."""
     try:  # a terminal's undecodable bytes arrive as lone surrogates
@@ -62,7 +71,9 @@ def run_search(
     labels = gallery.store.match_labels(fts_query(text)) if text.strip() else []
     if label is not None:
         labels = [x for x in labels if x == label] if text.strip() else [label]
-    return gallery.store.tagged(labels, min_score or 0.0, min_duration, max_duration, limit)
+    return gallery.store.tagged(
+        labels, min_score or 0.0, min_duration, max_duration, limit, known_only
+    )
 
 
 def _search_text(gallery, text, min_score, min_duration, max_duration, limit, model) -> list[Hit]:
@@ -98,7 +109,8 @@ def _search_text(gallery, text, min_score, min_duration, max_duration, limit, mo
         tags = record.tags[:3] if record is not None else []
         best = moments[:MOMENTS_PER_HIT]
         tags_from = record.tags_from if record is not None else None
-        hits.append(Hit(path, best[0]["score"], duration, tags, best, tags_from))
+        unknown = record.unknown if record is not None else None  # its classifier's answer
+        hits.append(Hit(path, best[0]["score"], duration, tags, best, tags_from, unknown))
     return hits
 
 

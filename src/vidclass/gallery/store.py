@@ -85,7 +85,7 @@ class SqliteGalleryStore(EmbeddedTables):
     # -- videos -----------------------------------------------------------------------
     def _record(self, row) -> VideoRecord:
         vid, path, digest, size, mtime, model, duration, width, height = row[:9]
-        feature, error, tags_from = row[9:]
+        feature, error, tags_from, ood_score, unknown = row[9:]
         tags = [
             {"label": label, "score": score}
             for label, score in self.conn.execute(
@@ -118,6 +118,8 @@ class SqliteGalleryStore(EmbeddedTables):
             error,
             vid,
             tags_from,
+            ood_score,
+            None if unknown is None else bool(unknown),
         )
 
     # Read with the types vidclass wrote: a crafted file's text in a number column
@@ -126,7 +128,7 @@ class SqliteGalleryStore(EmbeddedTables):
         "id, CAST(path AS TEXT), CAST(hash AS TEXT), CAST(size AS INTEGER), "
         "CAST(mtime AS REAL), CAST(model AS TEXT), CAST(duration AS REAL), "
         "CAST(width AS INTEGER), CAST(height AS INTEGER), feature, CAST(error AS TEXT), "
-        "CAST(tags_from AS TEXT)"
+        "CAST(tags_from AS TEXT), CAST(ood_score AS REAL), CAST(unknown AS INTEGER)"
     )
 
     def by_path(self, path: str) -> VideoRecord | None:
@@ -157,8 +159,8 @@ class SqliteGalleryStore(EmbeddedTables):
             self.conn.execute("DELETE FROM videos WHERE path = ?", (record.path,))
             cur = self.conn.execute(
                 "INSERT INTO videos (path, hash, size, mtime, model, duration, width, height, "
-                "feature, error, indexed_at, tags_from) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "feature, error, indexed_at, tags_from, ood_score, unknown) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.path,
                     record.hash,
@@ -172,6 +174,8 @@ class SqliteGalleryStore(EmbeddedTables):
                     record.error,
                     time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     record.tags_from,
+                    record.ood_score,
+                    record.unknown,
                 ),
             )
             vid = cur.lastrowid
@@ -210,9 +214,18 @@ class SqliteGalleryStore(EmbeddedTables):
             raise VidclassError(f"cannot search for {query!r} ({exc})") from None
         return [r[0] for r in rows]
 
-    def tagged(self, labels, min_score=0.0, min_duration=None, max_duration=None, limit=20):
+    def tagged(
+        self,
+        labels,
+        min_score=0.0,
+        min_duration=None,
+        max_duration=None,
+        limit=20,
+        known_only=False,
+    ):
         """Videos with any of `labels` as a tag of the whole video or as the label of a
-        stretch of its timeline (a stored segment), best score first."""
+        stretch of its timeline (a stored segment), best score first; `known_only`:
+        not videos answered unknown."""
         if not labels:
             return []
         marks = ",".join("?" * len(labels))
@@ -223,8 +236,10 @@ class SqliteGalleryStore(EmbeddedTables):
         for table, index in (("tags", "tags_label"), ("segments", "segments_label")):
             where, args = ["t.label = ?", "t.score >= ?"], [min_score]
             join = ""
-            if min_duration is not None or max_duration is not None:
+            if min_duration is not None or max_duration is not None or known_only:
                 join = "JOIN videos v ON v.id = t.video_id"
+                if known_only:
+                    where.append("v.unknown IS NOT 1")
                 if min_duration is not None:
                     where.append("v.duration >= ?")
                     args.append(min_duration)
@@ -242,9 +257,9 @@ class SqliteGalleryStore(EmbeddedTables):
         top = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:limit]
         hits = []
         for vid, best in top:
-            path, duration, tags_from = self.conn.execute(
-                "SELECT CAST(path AS TEXT), CAST(duration AS REAL), CAST(tags_from AS TEXT) "
-                "FROM videos WHERE id = ?",
+            path, duration, tags_from, unknown = self.conn.execute(
+                "SELECT CAST(path AS TEXT), CAST(duration AS REAL), CAST(tags_from AS TEXT), "
+                "CAST(unknown AS INTEGER) FROM videos WHERE id = ?",
                 (vid,),
             ).fetchone()
             tags = [
@@ -267,7 +282,8 @@ class SqliteGalleryStore(EmbeddedTables):
                     (vid, *labels, min_score),
                 )
             ]
-            hits.append(Hit(path, best, duration, tags, moments, tags_from))
+            unknown = None if unknown is None else bool(unknown)
+            hits.append(Hit(path, best, duration, tags, moments, tags_from, unknown))
         return hits
 
     def features(self) -> tuple[list[str], np.ndarray]:

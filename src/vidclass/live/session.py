@@ -18,6 +18,7 @@ import numpy as np
 
 from ..engine import ClipModel, Driver, Handed, Windows, Work
 from ..errors import VidclassError
+from ..results import UNKNOWN, with_unknown
 from ..video.transforms import stack_clip
 from .capture import Capture, Gap
 from .sources import DEFAULT_TIMEOUT, Source
@@ -42,6 +43,8 @@ class LiveWindow:
     latency: float
     captured: float  # unix time its last frame arrived
     scores: np.ndarray = field(repr=False)
+    ood_score: float | None = None
+    unknown: bool | None = None  # past the model's threshold (None: it has none)
     kind: str = "window"
 
     def as_dict(self) -> dict:
@@ -51,6 +54,8 @@ class LiveWindow:
             "end": round(self.end, 3),
             "captured": _iso(self.captured),
             "latency": round(self.latency, 3),
+            "ood_score": self.ood_score,
+            "unknown": self.unknown,
             "predictions": self.predictions,
         }
 
@@ -121,10 +126,19 @@ class LiveSummary:
     load: float | None = None  # model_seconds / stride: over 1, windows must be skipped
     gaps: int = 0
     reconnects: int = 0
+    unknown_windows: int | None = None  # answered unknown (None: the model has no threshold)
     ended: str = ""
 
+    @property
+    def unknown_share(self) -> float | None:
+        """The share of windows answered unknown: a source drifting away from what the
+        model knows shows here first."""
+        if self.unknown_windows is None or not self.windows:
+            return None
+        return self.unknown_windows / self.windows
+
     def as_dict(self) -> dict:
-        out = {"type": "summary", **self.__dict__}
+        out = {"type": "summary", **self.__dict__, "unknown_share": self.unknown_share}
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
     def describe(self) -> str:
@@ -136,7 +150,9 @@ class LiveSummary:
             f"{self.stream_seconds:.1f} s of stream in {self.wall_seconds:.1f} s; latency "
             f"median {s(self.latency_median)}, p95 {s(self.latency_p95)}; model "
             f"{s(self.model_seconds)} a window (load {self.load or 0:.2f}); "
-            f"{self.gaps} gaps; ended: {self.ended}"
+            f"{self.gaps} gaps; "
+            + ("" if self.unknown_share is None else f"{self.unknown_share:.0%} unknown; ")
+            + f"ended: {self.ended}"
         )
 
 
@@ -199,12 +215,14 @@ class LiveSession:
         give_up: float | None = None,
         runner: ClipModel | None = None,
         warm_up: bool = True,
+        unknown: str = "auto",
     ):
         """Windows are scored by the engine's Driver with `runner`, where something else
         owns the model's forward passes (the server's model thread), else with the
         classifier itself. `warm_up`: one pass on a blank clip before the source opens
         (a served model is warm already, and a client that never sends a stream should
-        cost no forward pass)."""
+        cost no forward pass). `unknown`: "auto" (each window's ood_score and unknown
+        answer; runs of unknown windows are segments) or "off"."""
         from ..options import check, option
         from ..timelines import DEFAULT_WINDOW
 
@@ -216,16 +234,20 @@ class LiveSession:
         self.model = classifier
         self.source = source
         self._handed = Handed()
-        work = Work(Windows(window, stride), video_timeout=None)
+        work = Work(Windows(window, stride), video_timeout=None, unknown=unknown != "off")
         self._driver = Driver(runner or classifier, work, self._handed, batch_size=1)
+        detector = self._driver.detector
+        self._answers = detector is not None and detector.threshold is not None
         self.top_k = top_k
         self.duration = duration
         self.report_segments = segments
         self.windows = LiveWindows(spec, window, stride, source.name)
         reconnect = source.network if reconnect is None else reconnect
         self.capture = Capture(source, self.windows, reconnect, timeout, give_up)
-        self.segments = Segments(classifier.labels, smooth)
+        labels = (*classifier.labels, UNKNOWN) if self._answers else classifier.labels
+        self.segments = Segments(labels, smooth)
         self.summary = LiveSummary(source.name, classifier.identity, window, stride)
+        self.summary.unknown_windows = 0 if self._answers else None
         self._latency = Histogram()
         self._model_time = Histogram()
         self._started: float | None = None
@@ -308,7 +330,7 @@ class LiveSession:
 
     def _label(self, ready: Ready):
         began = time.monotonic()
-        scores = self._scores(ready.frames, ready.span)
+        scores, ood = self._scores(ready.frames, ready.span)
         done = time.monotonic()
         self._model_time.add(done - began)
         latency = done - ready.captured
@@ -316,19 +338,25 @@ class LiveSession:
         self.summary.windows += 1
         captured = time.time() - (done - ready.captured)
         predictions = self.model.top_k(scores, self.top_k)
-        yield LiveWindow(*ready.span, predictions, latency, captured, scores)
+        unknown = None if ood is None else self._driver.detector.is_unknown(ood)
+        yield LiveWindow(*ready.span, predictions, latency, captured, scores, ood, unknown)
+        if self._answers:
+            self.summary.unknown_windows += bool(unknown)
+            scores = with_unknown(scores, bool(unknown))
         closed = self.segments.add(scores, ready.span)
         if closed is not None and self.report_segments:
             yield closed
         if self.summary.windows % 16 == 0:
             self._update()
 
-    def _scores(self, frames: list[np.ndarray], span: tuple[float, float]) -> np.ndarray:
-        """One window's scores, through the engine's one loop (which refuses non-finite
-        rows: a damaged model never labels)."""
+    def _scores(self, frames: list[np.ndarray], span: tuple[float, float]):
+        """One window's (scores, ood_score or None), through the engine's one loop (which
+        refuses non-finite rows: a damaged model never labels)."""
         self._handed.hand(stack_clip(frames, self.model.spec), span)
         with contextlib.closing(self._driver.run([self.summary.source])) as results:
-            return next(results).clip_scores[0]
+            result = next(results)
+        ood = None if result.clip_ood is None else float(result.clip_ood[0])
+        return result.clip_scores[0], ood
 
     def _gap(self, gap: Gap):
         closed = self.segments.close(gap.start)

@@ -14,6 +14,7 @@ repaired (it is the user's).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -22,8 +23,9 @@ from pathlib import Path
 
 from ..errors import VidclassError
 from ..files import open_regular, read_json_file, sha256_hex
+from ..unknown import BANK
 from ..video.decode import INTERPOLATIONS
-from .folder_config import spec_from_dict
+from .folder_config import spec_from_dict, temperature_of
 from .spec import InputSpec, ModelEntry, typical_clip
 
 MANIFEST = "vidclass-export.json"
@@ -173,9 +175,19 @@ def read_entry(folder: str | os.PathLike, manifest: dict | None = None) -> Model
         source=f"{Path(folder)} (exported)",
         meta={
             "threshold": threshold if isinstance(threshold, int | float) else None,
+            "temperature": temperature_of(manifest, folder),
             "export": manifest,
+            "unknown": manifest.get("unknown")
+            if isinstance(manifest.get("unknown"), dict)
+            else None,
+            "unknown_bank": functools.partial(_bank, folder, manifest),
         },
     )
+
+
+def _bank(folder: str | os.PathLike, manifest: dict) -> bytes | None:
+    """The unknown detector's bank, where the export holds one (checked as every file)."""
+    return read_file(folder, BANK, manifest) if BANK in manifest["files"] else None
 
 
 def read_file(folder: str | os.PathLike, name: str, manifest: dict) -> bytes:

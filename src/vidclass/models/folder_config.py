@@ -4,13 +4,15 @@ Read without torch, so that a run from an export can still tell what a folder ho
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import VidclassError
-from ..files import open_regular, read_json_file, written_whole
+from ..files import open_regular, read_json_file, read_user_file, written_whole
+from ..unknown import BANK, MAX_BANK_BYTES
 from .spec import InputSpec, ModelEntry
 
 CONFIG = "vidclass.json"
@@ -80,8 +82,35 @@ def read_entry(folder: str | Path) -> ModelEntry:
         build=None,
         activation="sigmoid" if multi else "softmax",
         source=f"{Path(folder) / HEAD_WEIGHTS} on {config['backbone']}",
-        meta={"threshold": config.get("threshold"), "config": config},
+        meta={
+            "threshold": config.get("threshold"),
+            "temperature": temperature_of(config, folder),
+            "config": config,
+            "unknown": config.get("unknown"),
+            "unknown_bank": functools.partial(_bank, folder),
+        },
     )
+
+
+def _bank(folder) -> bytes:
+    """The folder's unknown bank (BANK), which its config says it has."""
+    path = Path(folder, BANK)
+    try:
+        return read_user_file(path, "unknown bank", MAX_BANK_BYTES)
+    except VidclassError as exc:
+        raise VidclassError(
+            f"{exc}; the model's unknown answers need it: copy the whole model folder"
+        ) from None
+
+
+def temperature_of(config: dict, where) -> float | None:
+    """A model's temperature from its config (None: none), checked: a positive number."""
+    t = config.get("temperature")
+    if t is None:
+        return None
+    if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t < 1e6:
+        raise VidclassError(f"{where}: its temperature {t!r} is not a positive number")
+    return float(t)
 
 
 def write_trained_on(folder: str | Path, digests: Iterable[str]) -> None:

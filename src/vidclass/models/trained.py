@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import VidclassError
 from ..files import written_whole
+from ..unknown import BANK
 from .folder_config import (
     BACKBONE_WEIGHTS,
     CONFIG,
@@ -60,11 +61,13 @@ def save(
     head: nn.Module,
     backbone_state: dict[str, torch.Tensor] | None = None,
     trained_on: Iterable[str] | None = None,
+    bank: bytes | None = None,
 ):
     """Write the folder: weights first, the config last (its presence marks it complete).
     `backbone_state`: the fine-tuned part of the backbone, keys as in its state dict.
     `trained_on`: sha256 digests of the videos it was trained and validated on (kept in
-    TRAINED_ON, by which evaluate tells them in its data)."""
+    TRAINED_ON, by which evaluate tells them in its data). `bank`: the unknown
+    detector's (BANK)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with written_whole(folder / HEAD_WEIGHTS) as partial:
@@ -74,6 +77,11 @@ def save(
             save_file(backbone_state, partial)
     else:  # left by an earlier fine-tuned model in this folder (--force)
         (folder / BACKBONE_WEIGHTS).unlink(missing_ok=True)
+    if bank is not None:
+        with written_whole(folder / BANK) as partial:
+            partial.write_bytes(bank)
+    else:  # left by an earlier model in this folder (--force)
+        (folder / BANK).unlink(missing_ok=True)
     if trained_on is not None:
         write_trained_on(folder, trained_on)
     else:  # left by an earlier model in this folder (--force): not this one's videos

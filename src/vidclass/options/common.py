@@ -30,6 +30,24 @@ WINDOW = Option(
     le=60,
 )
 STRIDE = Option("stride", float, 1.0, "seconds between windows", ge=0.04, le=3600, none_means="1 s")
+UNKNOWN = Option(
+    "unknown",
+    str,
+    "auto",
+    "auto: each result's ood_score, and 'unknown' where it passes the model's threshold "
+    "(a model trained or calibrated by vidclass has one); off: neither",
+    choices=("auto", "off"),
+)
+FALSE_UNKNOWN = Option(
+    "false_unknown",
+    float,
+    0.05,
+    "the share of clips of its own videos the unknown threshold calls unknown, each "
+    "scored without its own video",
+    gt=0,
+    le=0.5,
+    metavar="RATE",
+)
 SMOOTH = Option("smooth", int, 3, "windows averaged for the leading label", ge=1, le=100)
 LABELS = Option(
     "labels",

@@ -10,6 +10,7 @@ from .common import (
     DEFAULT_MOMENT,
     DEVICE,
     ENGINE_OPTIONS,
+    FALSE_UNKNOWN,
     LABEL_OPTIONS,
     LIMIT,
     MODEL,
@@ -21,6 +22,7 @@ from .common import (
     STRIDE,
     THREADS,
     TOP_K,
+    UNKNOWN,
     WINDOW,
     table,
 )
@@ -28,7 +30,14 @@ from .option import Option
 
 VERBS: dict[str, dict[str, Option]] = {
     "classify": table(
-        TOP_K, CLIPS, RECURSIVE, *LABEL_OPTIONS, *MODEL_OPTIONS, *BATCH_OPTIONS, *ENGINE_OPTIONS
+        TOP_K,
+        CLIPS,
+        UNKNOWN,
+        RECURSIVE,
+        *LABEL_OPTIONS,
+        *MODEL_OPTIONS,
+        *BATCH_OPTIONS,
+        *ENGINE_OPTIONS,
     ),
     "timeline": table(
         WINDOW,
@@ -43,7 +52,31 @@ VERBS: dict[str, dict[str, Option]] = {
             gt=0,
             le=3600,
         ),
+        UNKNOWN,
         *LABEL_OPTIONS,
+        *MODEL_OPTIONS,
+    ),
+    "explain": table(
+        Option("label", str, None, "the label to explain (the video's top label)", max_chars=200),
+        WINDOW,
+        STRIDE,
+        Option(
+            "grid",
+            int,
+            3,
+            "regions: cells across and down the picture, each greyed out in turn",
+            ge=2,
+            le=8,
+        ),
+        Option(
+            "budget",
+            int,
+            200,
+            "clips scored at most: the windows, then grid x grid per window explained",
+            ge=1,
+            le=100_000,
+            metavar="N",
+        ),
         *MODEL_OPTIONS,
     ),
     "watch": table(
@@ -53,6 +86,7 @@ VERBS: dict[str, dict[str, Option]] = {
         SMOOTH.but(
             help="windows averaged for the leading label (the last ones: live cannot look ahead)"
         ),
+        UNKNOWN,
         Option("segments", bool, True, "also an event when the leading label changes"),
         Option("duration", float, None, "stop after S seconds", gt=0, metavar="S"),
         Option(
@@ -135,6 +169,12 @@ VERBS: dict[str, dict[str, Option]] = {
         Option("label", str, None, "only this exact tag", max_chars=500),
         Option("min_duration", float, None, "at least S seconds", ge=0, metavar="S"),
         Option("max_duration", float, None, "at most S seconds", ge=0, metavar="S"),
+        Option(
+            "known_only",
+            bool,
+            False,
+            "by tags: leave out videos answered unknown (outside what the model knows)",
+        ),
         LIMIT,
     ),
     "similar": table(
@@ -193,9 +233,21 @@ VERBS: dict[str, dict[str, Option]] = {
             gt=0,
             le=1,
         ),
+        FALSE_UNKNOWN,
         Option("force", bool, False, "replace a model folder vidclass train wrote at --out"),
         *BATCH_OPTIONS,
         *ENGINE_OPTIONS,
+        DEVICE,
+        PRECISION,
+        RUNTIME,
+        THREADS,
+    ),
+    "calibrate": table(
+        FALSE_UNKNOWN,
+        CLIPS.but(default=4, help="clips per video"),
+        RECURSIVE,
+        Option("force", bool, False, "replace a model folder vidclass wrote at --out"),
+        *BATCH_OPTIONS,
         DEVICE,
         PRECISION,
         RUNTIME,

@@ -28,6 +28,7 @@ from ..models import exported, folder_config
 from ..models.resolve import parse_model_name
 from ..models.spec import typical_clip
 from ..progress import tracked
+from ..unknown import BANK, bank_bytes
 from ..version import __version__
 from ..video.transforms import clip_to_array, stack_clip
 from . import DEFAULT_MAX_CLIPS, INT8_HINT, cached, graph, require
@@ -178,6 +179,9 @@ def export(
         embed_names = ["embed.xml", "embed.bin"]
     if parse_model_name(name).kind == "trained" and Path(name, folder_config.TRAINED_ON).is_file():
         files[folder_config.TRAINED_ON] = Path(name, folder_config.TRAINED_ON).read_bytes()
+    detector = model.detector  # a trained model's unknown answers go with it
+    if detector.bank is not None:
+        files[BANK] = bank_bytes(detector)
     manifest = {
         "format": exported.FORMAT,
         "version": exported.VERSION,
@@ -186,6 +190,8 @@ def export(
         "labels": list(model.entry.labels),
         "activation": model.entry.activation,
         "threshold": model.threshold,
+        "temperature": model.entry.meta.get("temperature"),
+        "unknown": detector.describe() if detector.threshold is not None else None,
         "input": folder_config.spec_to_dict(model.spec),
         "clip": list(clip),
         "any_frames": bool(module.any_frames),

@@ -128,9 +128,9 @@ class ExportedClassifier(Classifier):
     def logits(self, clips: np.ndarray) -> np.ndarray:
         return self._keep(self._head_logits(self.embed(clips)))
 
-    def scores_and_features(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def logits_and_features(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         features = self.embed(clips)
-        return self.activate(self._keep(self._head_logits(features))), features
+        return self._keep(self._head_logits(features)), features
 
     def trunk(self, clips: np.ndarray) -> np.ndarray:
         raise VidclassError(

@@ -50,7 +50,8 @@ class BatchStats:
         return {**dataclasses.asdict(self), "wait_ms": BATCH_WAIT_S * 1000}
 
 
-PARTS = ("logits", "embed")  # what a forward pass gives: a model's method of that name
+# What a forward pass gives: a model's method of that name (joined: logits and features).
+PARTS = ("logits", "embed", "joined")
 
 
 @dataclass
@@ -270,6 +271,16 @@ class BatchedModel:
 
     def activate(self, logits: np.ndarray) -> np.ndarray:
         return self.view.activate(logits)
+
+    @property
+    def detector(self):
+        return self.view.detector
+
+    def scores_and_features(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.batcher.logits(self.source, clips, part="joined")
+        width = len(self.source.labels)
+        logits = rows[:, :width] if self.keep is None else rows[:, self.keep]
+        return self.activate(logits), rows[:, width:]
 
     # What the gallery asks of a model: its name, features of a video, a text's embedding.
     @property

@@ -40,7 +40,17 @@ IDLE_S = 10.0  # seconds without a message before the session is ended
 FINISH_S = 30.0  # longest wait for the last events once the client said stop
 OUTBOX = 256  # events waiting for a slow client; windows beyond it are dropped
 # The watch options a client may set in the query string.
-QUERY = ("stride", "window", "top_k", "smooth", "labels", "prompt", "multi_label", "threshold")
+QUERY = (
+    "stride",
+    "window",
+    "top_k",
+    "smooth",
+    "unknown",
+    "labels",
+    "prompt",
+    "multi_label",
+    "threshold",
+)
 SUBPROTOCOL = "vidclass"
 KEY_PROTOCOL = "vidclass.key."  # + the API key in base64url: what a browser can send
 
@@ -75,6 +85,7 @@ class LiveParams:
     window: float | None
     top_k: int
     smooth: int
+    unknown: str
     labels: LabelChoice | None
 
     @classmethod
@@ -120,6 +131,7 @@ def batched_session(served, batcher: Batcher, params: LiveParams, feed: ChunkFee
         stride=params.stride,
         top_k=params.top_k,
         smooth=params.smooth,
+        unknown=params.unknown,
         segments=True,
         timeout=IDLE_S,
         runner=BatchedModel(view, served, batcher),

@@ -37,6 +37,17 @@ class Dataset:
         return Counter(label for s in self.samples for label in s.labels)
 
 
+def is_labelled(data: str | os.PathLike) -> bool:
+    """Whether `data` names labelled videos (a .csv or .jsonl list, or a folder of label
+    subfolders) rather than videos alone."""
+    path = Path(data)
+    if path.is_file():
+        return path.suffix.lower() in (".csv", ".jsonl", ".ndjson")
+    if path.is_dir():
+        return any(p.is_dir() and not p.name.startswith(".") for p in path.iterdir())
+    return False
+
+
 def load_dataset(data: str | os.PathLike) -> Dataset:
     """Read DATA: a folder with one subfolder of videos per label, or a .csv/.jsonl file
     of `path,label` (a path may repeat, or a cell hold `a|b`, for several labels; an

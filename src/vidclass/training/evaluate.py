@@ -120,6 +120,14 @@ def _multi_label(model, samples, scores, index, threshold: float) -> dict:
     return report
 
 
+def _unknown_report(model, answers: list[bool | None]) -> dict:
+    """How the model says unknown, and the share of these videos (all of its labels)
+    it answered unknown: its false-unknown rate here (None: it has no threshold)."""
+    detector = model.detector
+    rate = None if detector.threshold is None else float(np.mean([bool(a) for a in answers]))
+    return {**detector.describe(), "false_unknown_here": rate}
+
+
 def _trained_on(name: str) -> frozenset[str] | None:
     """Digests of the videos model `name` was trained and validated on, where its folder
     records them (a trained model's, or an export of one); else None."""
@@ -192,6 +200,8 @@ def evaluate(
     if not samples:
         raise VidclassError(f"{data}: none of its labels is one of the model's labels")
     scores: dict[str, np.ndarray] = {}
+    clip_scores: dict[str, np.ndarray] = {}
+    answered_unknown: dict[str, bool | None] = {}
     failed: dict[str, str] = {}
     work = Work(Clips(clips), video_timeout=video_timeout)
     runner = Driver(model, work, executor_for(workers, len(samples)), batch_size)
@@ -202,6 +212,8 @@ def evaluate(
             log.warning(f"skipped: {result.error}")
         else:
             scores[result.video] = result.scores
+            clip_scores[result.video] = result.clip_scores
+            answered_unknown[result.video] = result.unknown
     samples = [s for s in samples if s.path in scores]
     if not samples:
         raise VidclassError(f"{data}: no video could be read")
@@ -220,10 +232,32 @@ def evaluate(
         "used_in_training": used,  # None: the model does not record its videos
         "failed": failed,
         "unknown_labels": unknown,
+        "unknown_answers": _unknown_report(model, [answered_unknown[s.path] for s in samples]),
     }
     if multi:
         threshold = threshold if threshold is not None else model.entry.meta.get("threshold")
         report.update(_multi_label(model, samples, matrix, index, threshold or 0.5))
     else:
         report.update(_single_label(model, samples, matrix, index, top_k))
+        clips = [clip_scores[s.path] for s in samples]
+        report["calibration"] = _calibration(model, clips, matrix, report["videos"])
     return report
+
+
+def _calibration(model, clips: list[np.ndarray], scores: np.ndarray, videos: list) -> dict:
+    """The calibration error (ECE) of the videos' scores as the model gives them (at its
+    temperature), and as they would be without it (temperature 1): each clip's scores
+    taken back to temperature 1, then averaged per video as classify does."""
+    from ..calibration import BINS, at_temperature, expected_calibration_error, reliability
+
+    index = {name: i for i, name in enumerate(model.labels)}
+    y = np.array([index[v["true"]] for v in videos])
+    temperature = model.temperature if model.entry.activation == "softmax" else 1.0
+    raw = np.stack([at_temperature(c, temperature).mean(axis=0) for c in clips])
+    return {
+        "temperature": temperature,
+        "bins": BINS,
+        "ece": expected_calibration_error(scores, y),
+        "ece_at_temperature_1": expected_calibration_error(raw, y),
+        "reliability": reliability(scores, y),
+    }

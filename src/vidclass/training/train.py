@@ -16,12 +16,22 @@ from ..models import DEFAULT_MODEL, folder_config, trained
 from ..models.resolve import parse_model_name
 from ..options import check, option
 from ..results import activate
+from ..unknown import (
+    DEFAULT_FALSE_UNKNOWN,
+    FEW_CLIPS,
+    Detector,
+    bank_bytes,
+    bank_of,
+    held_out_scores,
+    thinned,
+)
+from ..unknown import fit as set_threshold
 from ..version import __version__
 from .dataset import Sample, load_dataset, split_dataset
 from .features import extract_features
 from .finetune import check_supported, finetune_last_blocks
 from .head import train_head
-from .prior import backbone_rows
+from .prior import backbone_rows, linear_head
 
 log = logging.getLogger("vidclass")
 
@@ -51,6 +61,23 @@ def _rows(samples: list[Sample], features: dict[str, np.ndarray]):
     rows = [view for s in samples for view in features[s.path]]
     groups = np.array([i for i, s in enumerate(samples) for _ in features[s.path]])
     return rows, groups
+
+
+def writable_model_folder(out: str | os.PathLike, force: bool) -> Path:
+    """`out` as a folder a model may be written to: new, empty, or with `force` a model
+    folder vidclass wrote (nothing else of a user's is replaced)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise VidclassError(f"{out} is a file; --out needs a folder")
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise VidclassError(f"{out} exists and is not empty; give --force to replace it")
+        if not folder_config.is_trained_dir(out):  # --force replaces only a model of ours
+            raise VidclassError(
+                f"{out} holds files but no vidclass model ({folder_config.CONFIG}); --force "
+                "replaces only a folder vidclass wrote: name a new or empty folder"
+            )
+    return out
 
 
 def validation_metrics(y_true: np.ndarray, scores: np.ndarray, multi: bool, threshold: float):
@@ -93,6 +120,7 @@ def train(
     lr: float = 1e-3,
     patience: int | None = None,
     threshold: float = 0.5,
+    false_unknown: float = DEFAULT_FALSE_UNKNOWN,
     workers: int | None = None,
     batch_size: int | None = None,
     precision: str = "auto",
@@ -117,6 +145,9 @@ def train(
 
     head "linear", or "mlp" (one hidden layer `hidden` wide).
 
+    false_unknown: the unknown threshold is set to call this share of the validation
+    clips unknown (vidclass.unknown: distance to the nearest training clip's features).
+
     prior="auto": where some of the data's labels are the backbone's own (single-label
     data, frozen backbone), the head starts from the backbone's head for them and
     learns a correction, so what the backbone knows carries over to other videos;
@@ -132,23 +163,13 @@ def train(
             raise VidclassError(f"hidden={hidden} is an MLP's width: give head='mlp' too")
         hidden = 0  # a linear head has no hidden layer
 
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise VidclassError(f"{out} is a file; --out needs a folder")
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise VidclassError(f"{out} exists and is not empty; give --force to replace it")
-        if not folder_config.is_trained_dir(out):  # --force replaces only a model of ours
-            raise VidclassError(
-                f"{out} holds files but no vidclass model ({folder_config.CONFIG}); --force "
-                "replaces only a folder vidclass train wrote: name a new or empty folder"
-            )
+    out = writable_model_folder(out, force)
     dataset = load_dataset(data)
     if val is not None:
         held = load_dataset(val)
-        unknown = sorted(set(held.labels) - set(dataset.labels))
-        if unknown:
-            raise VidclassError(f"{val}: labels not in the training data: {unknown}")
+        unseen = sorted(set(held.labels) - set(dataset.labels))
+        if unseen:
+            raise VidclassError(f"{val}: labels not in the training data: {unseen}")
         train_set, val_set = dataset.samples, held.samples
         multi = dataset.multi_label or held.multi_label
     else:
@@ -253,14 +274,29 @@ def train(
 
     with torch.no_grad():
         logits = torch.cat([net(torch.from_numpy(x[None]).float()) for x in x_val]).numpy()
-    probs = activate(logits, "sigmoid" if multi else "softmax")  # as the model will score
+    calibration = None if multi else fit_calibration(logits, y_val, val_groups)
+    temperature = 1.0 if calibration is None else calibration["temperature"]
+    # as the model will score: at its temperature, each video the mean of its clips
+    probs = activate(logits / temperature, "sigmoid" if multi else "softmax")
     per_video = np.stack([probs[val_groups == i].mean(axis=0) for i in range(len(val_set))])
     metrics = validation_metrics(y_val, per_video, multi, threshold)
+    embed = net.embed if finetune else None
+    every = [*x_train, *x_val]  # each video once: train_groups, then the validation videos
+    owners = np.concatenate([train_groups, val_groups + len(train_set)])
+    detector, per_video = fit_detector(model.module, embed, every, owners, false_unknown)
     config = {
         "backbone": backbone,
         "labels": list(labels),
         "multi_label": multi,
         "threshold": threshold if multi else None,
+        "temperature": None if multi else temperature,
+        "calibration": calibration,
+        "unknown": {
+            **detector.describe(),
+            "videos": len(per_video),
+            # new videos of its labels answered unknown (each scored without itself)
+            "unknown_rate": float((per_video > detector.threshold).mean()),
+        },
         "input": folder_config.spec_to_dict(model.spec),
         "head": {
             "in_dim": int(in_dim),
@@ -303,5 +339,51 @@ def train(
     }
     # What it learnt from (and was stopped on): evaluate warns of these among its videos.
     trained_on = [digests[s.path] for s in train_set + val_set]
-    trained.save(out, config, fit.head, backbone_state, trained_on=trained_on)
+    bank = bank_bytes(detector)
+    trained.save(out, config, fit.head, backbone_state, trained_on=trained_on, bank=bank)
     return TrainResult(out, config, errors, extract_seconds, head_seconds)
+
+
+def fit_calibration(logits: np.ndarray, y_val: np.ndarray, val_groups: np.ndarray) -> dict:
+    """The temperature that calibrates a single-label head, fit on its validation clips,
+    and their negative log-likelihood without and with it (`evaluate` gives the
+    calibration error on other videos: a few validation videos cannot say it)."""
+    from ..calibration import fit_temperature, nll
+
+    targets = y_val[val_groups]
+    temperature = fit_temperature(logits, targets)
+    return {
+        "temperature": temperature,
+        "set_on": len(logits),
+        "nll_before": nll(logits, targets),
+        "nll_after": nll(logits, targets, temperature),
+    }
+
+
+def fit_detector(backbone, embed, rows, groups, false_unknown: float):
+    """The knn unknown detector over every training and validation clip (`rows`, of the
+    videos `groups` numbers): each clip seen through the `backbone` module's own head
+    where it is linear. Its threshold is set on each video's clips scored without that
+    video in the bank (leave one video out), so it says how a new video of these labels
+    fares. `embed`: features from rows (a fine-tuned backbone's tail over trunk maps;
+    None: the rows are features). Returns (detector, each video's mean ood_score)."""
+    import torch
+
+    if embed is None:
+        features = np.asarray(rows, dtype=np.float32)
+    else:
+        with torch.no_grad():
+            # trunk maps are kept as float16: the tail computes in float32
+            features = torch.cat([embed(torch.as_tensor(r)[None].float()) for r in rows]).numpy()
+    head = linear_head(backbone, features.shape[1])
+    head = None if head is None else (head[0].numpy(), head[1].numpy())
+    kept = thinned(len(features))
+    detector = Detector("knn", bank=bank_of(features[kept], head), head=head)
+    ood = held_out_scores(detector, features, groups, groups[kept])
+    if len(ood) < FEW_CLIPS:
+        log.warning(
+            f"the unknown threshold is set on {len(ood)} clips: its false-unknown rate "
+            f"({false_unknown:g}) holds roughly; more videos (or --clips) set it better"
+        )
+    per_video = np.array([ood[groups == g].mean() for g in np.unique(groups)])
+    return set_threshold(detector, ood, false_unknown), per_video

@@ -87,10 +87,11 @@ async def search(
     min_score: float | None = query("search", "min_score"),
     label: str | None = query("search", "label"),
     limit: int = query("search", "limit"),
+    known_only: bool = query("search", "known_only"),
 ):
     """Gallery videos matching the text, by tags or by moments (needs --gallery)."""
     state.gallery_path()
-    options = {"min_score": min_score, "label": label, "limit": limit}
+    options = {"min_score": min_score, "label": label, "limit": limit, "known_only": known_only}
 
     def work(model, _local, _name):  # in a request thread
         from ...gallery import Gallery

@@ -46,8 +46,8 @@ def posted(request: Request, state: ServerState):
     "/classify",
     openapi_extra={"requestBody": VIDEO_BODY},
     responses=answers(
-        '{"video", "predictions": [{"label", "score"}, ...]}, best first: what vidclass '
-        "classify --format json gives for one video",
+        '{"video", "predictions": [{"label", "score"}, ...] best first, "ood_score", '
+        '"unknown"}: what vidclass classify --format json gives for one video',
         *VIDEO,
     ),
 )
@@ -57,12 +57,15 @@ async def classify(
     chosen: ChosenLabels,
     top_k: int = query("classify", "top_k"),
     clips: int = query("classify", "clips"),
+    unknown: str = query("classify", "unknown"),
 ):
-    """Top-k labels of a video (see the request body for the ways to send it)."""
+    """Top-k labels of a video (see the request body for the ways to send it), with
+    its ood_score and unknown answer."""
 
     def work(model, local, name):  # in a request thread
         view = state.batcher.view(model, chosen)
-        result = state.batcher.run(view, local, Work(Clips(clips), top_k=top_k))
+        work = Work(Clips(clips), top_k=top_k, unknown=unknown != "off")
+        result = state.batcher.run(view, local, work)
         result.video = name
         return result_json(result)
 
@@ -81,6 +84,7 @@ async def timeline(
     window: float | None = query("timeline", "window"),
     stride: float = query("timeline", "stride"),
     top_k: int = query("timeline", "top_k"),
+    unknown: str = query("timeline", "unknown"),
     progress: bool = Query(
         False,
         description="answer NDJSON: progress lines while the windows are scored, then "
@@ -93,7 +97,15 @@ async def timeline(
 
     def work(model, local, name, report=None):  # in a request thread
         view = state.batcher.view(model, chosen)
-        tl = compute(view, local, window=window, stride=stride, top_k=top_k, progress=report)
+        tl = compute(
+            view,
+            local,
+            window=window,
+            stride=stride,
+            top_k=top_k,
+            progress=report,
+            unknown=unknown,
+        )
         result = tl.as_dict()
         result["video"] = name
         return result

@@ -1,6 +1,7 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const COLOURS = ["#2563eb", "#16a34a", "#db2777", "#ea580c", "#7c3aed", "#0891b2", "#65a30d", "#b45309"];
+const UNKNOWN_COLOUR = "#6b7280"; // grey: windows outside what the model knows
 
 function status(text, error = false) {
   $("status").textContent = text;
@@ -70,10 +71,22 @@ async function timelineOf(file, signal, onProgress) {
   throw new Error("the server closed the connection before the timeline was done");
 }
 
-// `caption`: where the labels come from (the whole video, or the camera's last window).
-function showBars(predictions, caption) {
+// `caption`: where the labels come from (the whole video, or the camera's last window);
+// `answer`: its {unknown, ood_score}: "unknown" goes first where the model is not sure.
+function showBars(predictions, caption, answer = {}) {
   const list = $("bars");
   list.replaceChildren();
+  if (answer.unknown) {
+    const item = document.createElement("li");
+    item.className = "unknown";
+    const name = document.createElement("span");
+    name.className = "label";
+    name.textContent = "unknown";
+    const why = document.createElement("span");
+    why.textContent = `outside what the model knows (ood ${answer.ood_score.toFixed(3)}); its best guesses:`;
+    item.append(name, why);
+    list.append(item);
+  }
   for (const p of predictions) {
     const item = document.createElement("li");
     const name = document.createElement("span");
@@ -103,7 +116,7 @@ function showTimeline(tl) {
   const colour = new Map();
   const duration = tl.duration || 1;
   for (const s of tl.segments) {
-    if (!colour.has(s.label)) colour.set(s.label, COLOURS[colour.size % COLOURS.length]);
+    if (!colour.has(s.label)) colour.set(s.label, s.label === "unknown" ? UNKNOWN_COLOUR : COLOURS[colour.size % COLOURS.length]);
     const button = document.createElement("button");
     button.className = "segment";
     button.setAttribute("role", "listitem");
@@ -171,7 +184,7 @@ async function classify(file) {
   try {
     const tl = await timelineOf(file, run.signal, progress);
     const n = tl.windows.length;
-    showBars(tl.predictions || [], `Whole video: mean of ${n} window${n === 1 ? "" : "s"} of ${seconds(tl.window)} s`);
+    showBars(tl.predictions || [], `Whole video: mean of ${n} window${n === 1 ? "" : "s"} of ${seconds(tl.window)} s`, tl);
     showTimeline(tl);
     status(`Done: ${file.name}`);
   } catch (err) {

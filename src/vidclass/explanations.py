@@ -1,0 +1,273 @@
+"""Why a label: which seconds and which regions of the picture drive it, by occlusion.
+
+No gradients: only the ClipModel's forward passes, so any runtime explains (torch,
+OpenVINO, ONNX Runtime, int8 exports). Every clip goes through the engine's one loop,
+the Driver: the windows as `vidclass timeline` makes them, then greyed-out copies of
+the chosen windows' clips, handed over (engine.Handed) in chunks so memory stays
+bounded however fine the grid.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .engine import ClipModel, Clips, Driver, Handed, InProcess, Windows, Work
+from .engine.prepare import Preparation
+from .errors import VidclassError
+from .label_choice import NEEDS_LABELS, match_labels
+from .models.spec import InputSpec
+from .options import check
+from .timelines import DEFAULT_WINDOW, planned_windows
+
+__all__ = ["Explanation", "Region", "Span", "explain"]
+
+log = logging.getLogger("vidclass")
+
+CHUNK = 8  # greyed-out clips held at once (9.6 MB each for I3D), at least a batch
+
+
+@dataclass
+class Span:
+    """One window: the label's `score` in it and its `importance` for the whole video."""
+
+    start: float
+    end: float
+    score: float
+    importance: float
+
+
+@dataclass
+class Region:
+    """One explained window: `grid[row][column]` is how much the label's score drops
+    when that cell of the picture (what the model sees: the centre crop) is greyed out
+    in every frame of the window; negative where greying it out raises the score."""
+
+    start: float
+    end: float
+    score: float
+    grid: list[list[float]]
+
+
+@dataclass
+class Explanation:
+    """What `explain` found. `score`: the label's score over the whole video (the mean
+    of its windows'); `passes`: clips scored in all (the windows, then the greyed-out
+    copies), never over `budget`; `regions`: the windows explained, in time order;
+    `frames`: the middle frame each of those windows shows the model (uint8 RGB, for
+    pictures); `note`: what the budget left out, if anything."""
+
+    video: str
+    label: str
+    score: float
+    window: float
+    stride: float
+    grid: int
+    budget: int
+    passes: int
+    seconds: list[Span]
+    regions: list[Region]
+    note: str | None = None
+    frames: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    def as_dict(self) -> dict:
+        """The JSON form (`vidclass explain --format json`)."""
+        return {
+            "video": self.video,
+            "label": self.label,
+            "passes": self.passes,
+            "seconds": [asdict(s) for s in self.seconds],
+            "regions": [asdict(r) for r in self.regions],
+            "score": self.score,
+            "window": self.window,
+            "stride": self.stride,
+            "grid": self.grid,
+            "budget": self.budget,
+            "note": self.note,
+        }
+
+
+def explain(
+    model: str | os.PathLike | ClipModel,
+    path: str | os.PathLike,
+    label: str | None = None,
+    window: float | None = None,
+    stride: float = 1.0,
+    grid: int = 3,
+    budget: int = 200,
+    *,
+    precision: str = "auto",
+    device: str = "auto",
+    runtime: str = "auto",
+    threads: int | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> Explanation:
+    """Which seconds and which regions of the picture drive `label` in a video.
+
+    `model`: a loaded model (`vidclass.load_model`: load it once to explain many videos;
+    a vision-language model with its labels, `with_labels`), or a name, loaded with
+    `precision`, `device`, `runtime` and `threads`. `label`: the video's top label when
+    None. The windows are the timeline's (`window` seconds, the model's clip by default,
+    every `stride` seconds).
+
+    Seconds: a window's importance is its score for the label minus the mean score of
+    the other windows. The whole video's score is the mean of its windows', so this is
+    exactly how much leaving the window out lowers it (times the number of windows, so
+    that it reads on the scale of a score whatever the length): positive where the
+    window shows the label more than the rest does. It costs no pass beyond the
+    timeline's, where greying out a window's frames would re-score every window that
+    overlaps it, on frames the model never saw in training.
+
+    Regions: each cell of a `grid` x `grid` split of the picture is greyed out (the
+    colour the model's input centres on) in every frame of a window, which is scored
+    again: the drop in the label's score is the cell's importance. `budget` bounds the
+    clips scored in all: the windows first, then `grid`² per explained window, the
+    windows most important for the label first when it cannot cover them all.
+    `progress(done, total)` is called as clips are scored.
+    """
+    loaded = not isinstance(model, (str, os.PathLike))
+    check("explain", {k: v for k, v in locals().items() if not (k == "model" and loaded)})
+    if not loaded:
+        from .loading import load_model
+
+        model = load_model(model, precision, threads, device, runtime)
+    if not model.labels:
+        raise VidclassError(NEEDS_LABELS)
+    wanted = None if label is None else match_labels(model.labels, [label])[0]
+    window = window or model.spec.clip_seconds or DEFAULT_WINDOW
+    stride = 1.0 if stride is None else stride
+    planned = planned_windows(path, window, stride)
+    if planned is not None and planned > budget:
+        raise VidclassError(
+            f"{path}: its {planned} windows of {window:g} s every {stride:g} s take "
+            f"{planned} passes, over the budget of {budget}; give a budget of at least "
+            f"{planned} or a longer stride"
+        )
+    done = 0
+
+    def scored(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
+    # The windows, as the timeline scores them.
+    total = planned
+    work = Work(Windows(window, stride), video_timeout=None)
+    result = next(Driver(model, work, InProcess(raise_errors=True), on_scored=scored).run([path]))
+    probs, spans = result.clip_scores, result.spans
+    k = int(probs.mean(axis=0).argmax()) if wanted is None else wanted
+    scores = probs[:, k].astype(np.float64)
+    n = len(scores)
+    importance = scores - (scores.sum() - scores) / (n - 1) if n > 1 else scores.copy()
+    seconds = [
+        Span(_num(a), _num(b), _num(s), _num(i))
+        for (a, b), s, i in zip(spans, scores, importance, strict=True)
+    ]
+
+    # The regions of the windows the budget covers, the most important first.
+    room = max(0, (budget - done) // (grid * grid))
+    chosen = sorted(np.argsort(-importance, kind="stable")[:room].tolist())
+    total = done + len(chosen) * grid * grid
+    note = None
+    if len(chosen) < n:
+        note = (
+            f"the budget of {budget} passes covers the regions of {len(chosen)} of {n} "
+            f"windows: the most important for {model.labels[k]}"
+        )
+        log.info(note)
+    regions, frames = [], []
+    for row, clip in _clips(path, model.spec, Windows(window, stride), spans, chosen):
+        name = f"{path} ({spans[row][0]:g}-{spans[row][1]:g} s)"
+        after = _occluded_scores(model, clip, grid, k, name, scored)
+        drop = [[_num(scores[row] - s) for s in line] for line in after]
+        start, end = spans[row]
+        regions.append(Region(_num(start), _num(end), _num(scores[row]), drop))
+        frames.append(clip[len(clip) // 2].copy())
+    return Explanation(
+        video=str(path),
+        label=model.labels[k],
+        score=_num(scores.mean()),
+        window=float(window),
+        stride=float(stride),
+        grid=grid,
+        budget=budget,
+        passes=done,
+        seconds=seconds,
+        regions=regions,
+        note=note,
+        frames=frames,
+    )
+
+
+def _num(x) -> float:
+    return round(float(x), 6)
+
+
+def _clips(path, spec: InputSpec, sampling: Windows, spans: list, wanted: list[int]):
+    """(row, uint8 clip) of the windows in rows `wanted` of the timeline (whose windows
+    span `spans`), from a second pass over the file that stops after the last one."""
+    rows = {spans[row]: row for row in wanted}
+    if not rows:
+        return
+    preparation = Preparation(path, spec, sampling)
+    made = iter(preparation)
+    try:
+        for index, clip in made:
+            row = rows.pop(preparation.spans[index], None)
+            if row is not None:
+                yield row, clip
+            if not rows:
+                return
+    finally:
+        made.close()  # the file, where the last one came before its end
+
+
+def fill_colour(spec: InputSpec) -> np.ndarray:
+    """The uint8 RGB the model's input centres on: its normalisation mean where it has
+    one, else mid-grey."""
+    if spec.mean is None or spec.value_range is None:
+        return np.full(3, 128, np.uint8)
+    lo, hi = spec.value_range
+    return np.clip(np.round((np.asarray(spec.mean) - lo) / (hi - lo) * 255), 0, 255).astype(
+        np.uint8
+    )
+
+
+def cells(height: int, width: int, grid: int) -> Iterator[tuple[int, int, slice, slice]]:
+    """(row, column, rows, columns) of a grid x grid split of a picture, row by row."""
+    ys = np.linspace(0, height, grid + 1).round().astype(int)
+    xs = np.linspace(0, width, grid + 1).round().astype(int)
+    for i in range(grid):
+        for j in range(grid):
+            yield i, j, slice(ys[i], ys[i + 1]), slice(xs[j], xs[j + 1])
+
+
+def _occluded_scores(
+    model: ClipModel, clip: np.ndarray, grid: int, k: int, name: str, scored
+) -> list[list[float]]:
+    """The label's score (index `k`) of `clip` with each grid cell greyed out in turn.
+
+    The copies go through the Driver as jobs of one clip each, handed over CHUNK at a
+    time; the Driver batches them (batch_size_hint) as it batches any videos' clips."""
+    colour = fill_colour(model.spec)
+    out = np.zeros((grid, grid))
+    todo = list(cells(clip.shape[1], clip.shape[2], grid))
+    step = max(CHUNK, model.batch_size_hint)
+    for first in range(0, len(todo), step):
+        part = todo[first : first + step]
+        handed = Handed()
+        for _, _, ys, xs in part:
+            copy = clip.copy()
+            copy[:, ys, xs] = colour
+            handed.hand(copy, (0.0, 0.0))
+        work = Work(Clips(), video_timeout=None)
+        driver = Driver(model, work, handed, ordered=True, on_scored=scored)
+        names = [f"{name}, cell {i + 1},{j + 1}" for i, j, _, _ in part]
+        for (i, j, _, _), result in zip(part, driver.run(names), strict=True):
+            out[i, j] = float(result.clip_scores[0, k])
+    return out.tolist()
