@@ -83,6 +83,12 @@ def test_upload_shows_bars_and_a_clickable_timeline(browser, server):
     last.focus()
     page.keyboard.press("Enter")
     page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {start}) < 1")
+    # ... and says why it has its label: each window's share, and parts of the picture
+    page.wait_for_selector("#why-heading:has-text('Why arm wrestling')", timeout=180_000)
+    assert page.locator("#why-seconds span").count() == int(found[1])
+    assert page.locator("#why-regions figure").count() == 2
+    assert page.locator("#why-regions .cells span").count() == 8  # 2x2 each
+    assert "/v1/explain?" in posts[-1] and "label=arm+wrestling" in posts[-1]
     # the gallery search is there when the server has a gallery
     page.fill("#query", "guitar")
     page.press("#query", "Enter")

@@ -75,6 +75,21 @@ def test_timeline_models_gallery_and_schema(server):
     )
     assert status == 200 and tl["windows"] and tl["segments"]
     assert tl["segments"][0]["label"] == "cleaning pool"
+    assert tl["windows"][0]["ood_score"] >= 0 and tl["windows"][0]["unknown"] is None
+    # Why: the page asks on a budget of every window and a 2x2 grid of the two that matter.
+    budget = len(tl["windows"]) + 8
+    status, _, why = call(
+        server["url"] + f"/v1/explain?grid=2&budget={budget}&stride=0.5",
+        file=video("cleaning_pool_1s.mp4"),
+    )
+    assert status == 200 and why["label"] == "cleaning pool" and why["passes"] <= budget
+    assert len(why["seconds"]) == len(tl["windows"])
+    assert len(why["regions"]) == min(2, len(tl["windows"]))
+    assert all(len(r["grid"]) == 2 for r in why["regions"])
+    status, _, body = call(
+        server["url"] + "/v1/explain?label=no%20such%20label", file=video("cleaning_pool_1s.mp4")
+    )
+    assert status == 422 and "no such label" in body["detail"]
     status, _, models = call(server["url"] + "/v1/models")
     assert status == 200 and models[0]["name"] == "i3d.kinetics400"
     assert models[0]["labels"] == 400
@@ -85,7 +100,7 @@ def test_timeline_models_gallery_and_schema(server):
     assert status == 200 and len(near) == 2
     assert near[0]["video"].endswith("arm_wrestling_vp9.webm") and near[0]["similarity"] > 0.9
     status, _, schema = call(server["url"] + "/openapi.json")
-    assert {"/v1/classify", "/v1/timeline", "/v1/models", "/healthz"} <= set(schema["paths"])
+    assert {"/v1/classify", "/v1/timeline", "/v1/explain", "/v1/models"} <= set(schema["paths"])
 
 
 def test_overload_gets_503_and_every_request_an_answer(server):

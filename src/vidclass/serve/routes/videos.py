@@ -1,4 +1,5 @@
-"""POST /v1/classify and /v1/timeline: labels of a video, and labels over time."""
+"""POST /v1/classify, /v1/timeline and /v1/explain: labels of a video, labels over time,
+and what drives a label."""
 
 from __future__ import annotations
 
@@ -113,3 +114,38 @@ async def timeline(
     if progress:
         return await streamed(state, posted(request, state), work, "timeline")
     return await answer(state, posted(request, state), work, "timeline")
+
+
+@router.post(
+    "/explain",
+    openapi_extra={"requestBody": VIDEO_BODY},
+    responses=answers(
+        '{"video", "label", "passes", "seconds": [{"start", "end", "score", "importance"}], '
+        '"regions": [{"start", "end", "score", "grid"}], ...}: what vidclass explain '
+        "--format json prints",
+        *VIDEO,
+        s422="a parameter out of bounds, a label the model lacks, or a video that decodes "
+        "to nothing",
+    ),
+)
+async def explain(
+    request: Request,
+    state: Server,
+    label: str | None = query("explain", "label"),
+    window: float | None = query("explain", "window"),
+    stride: float = query("explain", "stride"),
+    grid: int = query("explain", "grid"),
+    budget: int = query("explain", "budget"),
+):
+    """Which seconds and which regions of the picture drive a label (the video's top
+    label by default), by occlusion; at most `budget` clips scored, within --timeout."""
+    from ...explanations import explain as explained
+
+    def work(model, local, name):  # in a request thread
+        view = state.batcher.view(model, None)
+        found = explained(view, local, label, window, stride, grid, budget)
+        result = found.as_dict()
+        result["video"] = name
+        return result
+
+    return await answer(state, posted(request, state), work, "explain")

@@ -130,18 +130,89 @@ function showTimeline(tl) {
       const player = $("player");
       player.currentTime = s.start;
       player.play().catch(() => {});
+      if (s.label !== "unknown") explainLabel(s.label, tl);
     });
     box.append(button);
   }
-  $("timeline-caption").textContent = `Per window: a window of ${seconds(tl.window)} s every ${seconds(tl.stride)} s, runs of one label joined; press one to play from there.`;
+  $("timeline-caption").textContent = `Per window: a window of ${seconds(tl.window)} s every ${seconds(tl.stride)} s, runs of one label joined; press one to play from there and see why it has its label.`;
   $("timeline-heading").hidden = $("timeline-caption").hidden = false;
+}
+
+let shownFile = null; // the file whose timeline the page shows: what a label is explained in
+let asking = null; // the AbortController of the explanation being made
+
+// Why `label`: which seconds and which parts of the picture drive it (POST /v1/explain),
+// on a small budget (every window once, then a 2x2 grid of the two windows that matter
+// most) so that a click answers in seconds on a CPU.
+async function explainLabel(label, tl) {
+  if (!shownFile) return;
+  if (asking) asking.abort();
+  const run = new AbortController();
+  asking = run;
+  const budget = tl.windows.length + 8;
+  const params = new URLSearchParams({ label, grid: "2", budget: String(budget), stride: String(tl.stride) });
+  const body = new FormData();
+  body.append("file", shownFile);
+  status(`Finding why ${label}: ${budget} passes…`);
+  try {
+    const response = await api(`/v1/explain?${params}`, { method: "POST", body, signal: run.signal });
+    const data = await response.json().catch(() => null);
+    if (!response.ok) throw new Error(detailText(data, response));
+    showWhy(data, tl.duration || 1);
+    status(`Why ${label}: ${data.passes} passes`);
+  } catch (err) {
+    if (run.signal.aborted) return;
+    status(`Could not explain ${label}: ${err.message}`, true);
+  }
+}
+
+function showWhy(ex, duration) {
+  const box = $("why");
+  box.replaceChildren();
+  const strip = document.createElement("div");
+  strip.id = "why-seconds";
+  strip.setAttribute("role", "img");
+  for (const s of ex.seconds) {
+    const bar = document.createElement("span");
+    bar.style.height = `${Math.max(0.02, s.score) * 100}%`;
+    if (s.importance < 0) bar.className = "below";
+    bar.title = `${s.start.toFixed(1)}–${s.end.toFixed(1)} s: score ${s.score.toFixed(3)}, ${s.importance >= 0 ? "+" : ""}${s.importance.toFixed(3)} against the rest`;
+    strip.append(bar);
+  }
+  strip.setAttribute("aria-label", `importance of each window for ${ex.label}, over ${seconds(duration)} s`);
+  const regions = document.createElement("div");
+  regions.id = "why-regions";
+  for (const r of ex.regions) {
+    const figure = document.createElement("figure");
+    const cells = document.createElement("div");
+    cells.className = "cells";
+    cells.style.gridTemplateColumns = `repeat(${r.grid.length}, 1fr)`;
+    const most = Math.max(1e-6, ...r.grid.flat());
+    for (const value of r.grid.flat()) {
+      const cell = document.createElement("span");
+      cell.style.opacity = `${Math.max(0.05, Math.max(0, value) / most)}`;
+      cell.title = value.toFixed(3);
+      cells.append(cell);
+    }
+    const caption = document.createElement("figcaption");
+    caption.textContent = `${r.start.toFixed(1)}–${r.end.toFixed(1)} s`;
+    figure.append(cells, caption);
+    regions.append(figure);
+  }
+  box.append(strip, regions);
+  $("why-heading").textContent = `Why ${ex.label}`;
+  $("why-caption").textContent = "Bars: the label's score in each window, blue where it is above the rest of the video, grey where below. Squares: the parts of the picture that, greyed out, lower it most (darker: more).";
+  box.hidden = $("why-heading").hidden = $("why-caption").hidden = false;
 }
 
 // What the page showed for the video before: gone before the next one is tried.
 function clearResults() {
   $("bars").replaceChildren();
   $("timeline").replaceChildren();
-  for (const id of ["labels-heading", "labels-caption", "timeline", "timeline-heading", "timeline-caption"]) $(id).hidden = true;
+  $("why").replaceChildren();
+  shownFile = null;
+  if (asking) asking.abort();
+  for (const id of ["labels-heading", "labels-caption", "timeline", "timeline-heading", "timeline-caption", "why", "why-heading", "why-caption"]) $(id).hidden = true;
 }
 
 function clearPlayer() {
@@ -186,6 +257,7 @@ async function classify(file) {
     const n = tl.windows.length;
     showBars(tl.predictions || [], `Whole video: mean of ${n} window${n === 1 ? "" : "s"} of ${seconds(tl.window)} s`, tl);
     showTimeline(tl);
+    shownFile = file;
     status(`Done: ${file.name}`);
   } catch (err) {
     if (run.signal.aborted) return; // replaced by a newer file, which has the page now
