@@ -136,6 +136,20 @@ def test_calibrate_on_unlabelled_videos_sets_only_the_unknown_threshold(tmp_path
     assert again.returncode == 1 and "give --force" in again.stderr
 
 
+def test_a_folder_of_videos_with_a_subfolder_is_not_labelled(tmp_path):
+    """A folder holding videos of its own is videos to calibrate on, whatever subfolders
+    it has; only a folder of label subfolders alone is labelled."""
+    from vidclass.training.dataset import is_labelled
+
+    (tmp_path / "mixed" / "extra").mkdir(parents=True)
+    (tmp_path / "mixed" / "a.mp4").write_bytes(b"")
+    (tmp_path / "labelled" / "squat").mkdir(parents=True)
+    (tmp_path / "labelled" / "squat" / "a.mp4").write_bytes(b"")
+    (tmp_path / "list.csv").write_text("video,label\n")
+    assert not is_labelled(tmp_path / "mixed")
+    assert is_labelled(tmp_path / "labelled") and is_labelled(tmp_path / "list.csv")
+
+
 def test_calibrate_refuses_what_it_cannot_fit(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine")

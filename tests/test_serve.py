@@ -86,6 +86,11 @@ def test_timeline_models_gallery_and_schema(server):
     assert len(why["seconds"]) == len(tl["windows"])
     assert len(why["regions"]) == min(2, len(tl["windows"]))
     assert all(len(r["grid"]) == 2 for r in why["regions"])
+    status, _, why = call(  # only the labels asked for, as the timeline had them
+        server["url"] + "/v1/explain?labels=surfing%20water,cleaning%20pool&grid=2&budget=5",
+        file=video("cleaning_pool_1s.mp4"),
+    )
+    assert status == 200 and why["label"] == "cleaning pool"
     status, _, body = call(
         server["url"] + "/v1/explain?label=no%20such%20label", file=video("cleaning_pool_1s.mp4")
     )

@@ -256,8 +256,14 @@ def test_a_damaged_bank_fails_the_load_and_says_which_file(tmp_path):
             from_config(config["unknown"], damaged)
     with pytest.raises(VidclassError, match="missing"):
         from_config(config["unknown"], None)
-    with pytest.raises(VidclassError, match="not readable"):
-        from_config({"method": "knn", "threshold": "high"}, bank_bytes(detector))
+    for bad in ({"threshold": "high"}, {"threshold": True}, {"threshold": 0.5, "set_on": 1e999}):
+        with pytest.raises(VidclassError, match="not readable|not a number"):
+            from_config({"method": "knn", **bad}, bank_bytes(detector))
+    # a head over other features than the model's: said, not a numpy error mid-run
+    head = (np.ones((3, 8), np.float32), np.zeros(3, np.float32))
+    wide = Detector("knn", bank=bank_of(np.ones((2, 8), np.float32), head), head=head)
+    with pytest.raises(VidclassError, match="does not fit"):
+        wide.score(None, np.ones((1, 4), np.float32))
 
 
 @pytest.mark.slow

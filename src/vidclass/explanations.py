@@ -100,6 +100,7 @@ def explain(
     grid: int = 3,
     budget: int = 200,
     *,
+    labels=None,
     precision: str = "auto",
     device: str = "auto",
     runtime: str = "auto",
@@ -108,11 +109,11 @@ def explain(
 ) -> Explanation:
     """Which seconds and which regions of the picture drive `label` in a video.
 
-    `model`: a loaded model (`vidclass.load_model`: load it once to explain many videos;
-    a vision-language model with its labels, `with_labels`), or a name, loaded with
-    `precision`, `device`, `runtime` and `threads`. `label`: the video's top label when
-    None. The windows are the timeline's (`window` seconds, the model's clip by default,
-    every `stride` seconds).
+    `model`: a loaded model (`vidclass.load_model`: load it once to explain many videos),
+    or a name, loaded with `precision`, `device`, `runtime` and `threads`; `labels`: only
+    these (a vision-language model needs them; see `Classifier.with_labels`). `label`:
+    the video's top label when None. The windows are the timeline's (`window` seconds,
+    the model's clip by default, every `stride` seconds).
 
     Seconds: a window's importance is its score for the label minus the mean score of
     the other windows. The whole video's score is the mean of its windows', so this is
@@ -135,6 +136,8 @@ def explain(
         from .loading import load_model
 
         model = load_model(model, precision, threads, device, runtime)
+    if labels is not None:
+        model = model.with_labels(labels)
     if not model.labels:
         raise VidclassError(NEEDS_LABELS)
     wanted = None if label is None else match_labels(model.labels, [label])[0]
@@ -152,12 +155,17 @@ def explain(
     def scored(n: int) -> None:
         nonlocal done
         done += n
+        if done > budget:  # more windows than planned (a duration not known ahead)
+            raise VidclassError(
+                f"{path}: its windows of {window:g} s every {stride:g} s take over the budget "
+                f"of {budget} passes; give a larger budget or a longer stride"
+            )
         if progress is not None:
             progress(done, total)
 
     # The windows, as the timeline scores them.
     total = planned
-    work = Work(Windows(window, stride), video_timeout=None)
+    work = Work(Windows(window, stride), video_timeout=None, unknown=False)
     result = next(Driver(model, work, InProcess(raise_errors=True), on_scored=scored).run([path]))
     probs, spans = result.clip_scores, result.spans
     k = int(probs.mean(axis=0).argmax()) if wanted is None else wanted

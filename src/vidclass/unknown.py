@@ -65,6 +65,9 @@ class Detector:
     def score(self, scores: np.ndarray | None, features: np.ndarray | None) -> np.ndarray:
         """Each row's ood_score (N,), from what one forward pass gave."""
         if self.method == "knn":
+            width = self.bank.shape[1] if self.head is None else self.head[0].shape[1]
+            if features is None or features.shape[1] != width:
+                raise VidclassError("the unknown bank does not fit this model's features")
             rows = view(features, self.head)
             if rows.shape[1] != self.bank.shape[1]:
                 raise VidclassError("the unknown bank does not fit this model's features")
@@ -166,10 +169,13 @@ def from_config(config: dict | None, bank_bytes: bytes | None = None) -> Detecto
         threshold = None if threshold is None else float(threshold)
         rate = None if rate is None else float(rate)
         set_on = int(config.get("set_on", 0))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise VidclassError("the model's unknown detector is not readable") from None
-    if threshold is not None and not np.isfinite(threshold):
-        raise VidclassError("the model's unknown threshold is not a number")
+    numbers = [v for v in (config.get("threshold"), config.get("false_unknown")) if v is not None]
+    if any(isinstance(v, bool) for v in numbers) or not all(
+        np.isfinite(v) for v in (threshold, rate) if v is not None
+    ):
+        raise VidclassError("the model's unknown threshold or rate is not a number")
     bank = head = None
     if method == "knn":
         bank, head = read_bank(bank_bytes)

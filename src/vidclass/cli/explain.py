@@ -8,7 +8,7 @@ import sys
 
 from ..errors import VidclassError
 from ..progress import counted
-from .options import add_verb_options
+from .options import add_verb_options, chosen_labels
 
 log = logging.getLogger("vidclass")
 BAR = 20  # characters for an importance of 1
@@ -53,6 +53,7 @@ def run(args) -> int:
             stride=args.stride,
             grid=args.grid,
             budget=args.budget,
+            labels=chosen_labels(args),
             precision=args.precision,
             device=args.device,
             runtime=args.runtime,

@@ -161,6 +161,8 @@ def _unknown_line(config: dict) -> str:
     """How the model says unknown, and how often it did on its own videos, each scored
     without itself."""
     u = config["unknown"]
+    if u.get("false_unknown") is None:  # a folder not made by train or calibrate
+        return f"unknown: past {u['threshold']:.3f}"
     return (
         f"unknown: past {u['threshold']:.3f} from the nearest of {u['bank_rows']} training "
         f"clips, set to call {u['false_unknown']:.0%} of its {u['set_on']} clips unknown, "
@@ -203,7 +205,7 @@ def _print_report(report: dict) -> None:
         )
         print(f"calibration error (ECE, {c['bins']} bins): {c['ece']:.3f}{without}")
     u = report["unknown_answers"]
-    if u["false_unknown_here"] is not None:
+    if u["false_unknown_here"] is not None and u.get("false_unknown") is not None:
         print(
             f"answered unknown: {u['false_unknown_here']:.1%} of these videos of its labels "
             f"(the threshold, {u['threshold']:.3f}, was set to call {u['false_unknown']:.0%} "

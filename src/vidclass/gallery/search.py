@@ -67,7 +67,8 @@ def run_search(
     if by == "text":
         if label is not None:
             raise VidclassError("label is a tag filter: search by tags to use it")
-        return _search_text(gallery, text, min_score, min_duration, max_duration, limit, model)
+        hits = _search_text(gallery, text, min_score, min_duration, max_duration, limit, model)
+        return [h for h in hits if not (known_only and h.unknown)]
     labels = gallery.store.match_labels(fts_query(text)) if text.strip() else []
     if label is not None:
         labels = [x for x in labels if x == label] if text.strip() else [label]

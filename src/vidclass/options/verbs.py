@@ -77,6 +77,7 @@ VERBS: dict[str, dict[str, Option]] = {
             le=100_000,
             metavar="N",
         ),
+        *LABEL_OPTIONS,
         *MODEL_OPTIONS,
     ),
     "watch": table(
@@ -173,7 +174,7 @@ VERBS: dict[str, dict[str, Option]] = {
             "known_only",
             bool,
             False,
-            "by tags: leave out videos answered unknown (outside what the model knows)",
+            "leave out videos answered unknown (outside what the model knows)",
         ),
         LIMIT,
     ),

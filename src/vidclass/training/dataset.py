@@ -39,12 +39,15 @@ class Dataset:
 
 def is_labelled(data: str | os.PathLike) -> bool:
     """Whether `data` names labelled videos (a .csv or .jsonl list, or a folder of label
-    subfolders) rather than videos alone."""
+    subfolders and no videos of its own) rather than videos alone."""
     path = Path(data)
     if path.is_file():
         return path.suffix.lower() in (".csv", ".jsonl", ".ndjson")
     if path.is_dir():
-        return any(p.is_dir() and not p.name.startswith(".") for p in path.iterdir())
+        entries = [p for p in path.iterdir() if not p.name.startswith(".")]
+        if any(p.is_file() and is_video_name(p) for p in entries):
+            return False  # videos of its own: a folder of videos, subfolders or not
+        return any(p.is_dir() for p in entries)
     return False
 
 

@@ -131,6 +131,7 @@ async def timeline(
 async def explain(
     request: Request,
     state: Server,
+    chosen: ChosenLabels,
     label: str | None = query("explain", "label"),
     window: float | None = query("explain", "window"),
     stride: float = query("explain", "stride"),
@@ -142,7 +143,7 @@ async def explain(
     from ...explanations import explain as explained
 
     def work(model, local, name):  # in a request thread
-        view = state.batcher.view(model, None)
+        view = state.batcher.view(model, chosen)
         found = explained(view, local, label, window, stride, grid, budget)
         result = found.as_dict()
         result["video"] = name

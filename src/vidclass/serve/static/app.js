@@ -151,6 +151,8 @@ async function explainLabel(label, tl) {
   asking = run;
   const budget = tl.windows.length + 8;
   const params = new URLSearchParams({ label, grid: "2", budget: String(budget), stride: String(tl.stride) });
+  const labels = $("labels").value.trim(); // the labels the timeline was made with
+  if (labels) params.set("labels", labels);
   const body = new FormData();
   body.append("file", shownFile);
   status(`Finding why ${label}: ${budget} passes…`);
@@ -374,7 +376,7 @@ function liveMessage(m) {
     status(`Live: ${m.model}, a window of ${m.window} s every ${m.stride} s`);
   } else if (m.type === "window") {
     live.windows += 1;
-    showBars(m.predictions, `The camera's latest window, ${m.start.toFixed(1)}–${m.end.toFixed(1)} s`);
+    showBars(m.predictions, `The camera's latest window, ${m.start.toFixed(1)}–${m.end.toFixed(1)} s`, m);
     $("live-stats").textContent = `${live.windows} windows · latest ${m.start.toFixed(1)}–${m.end.toFixed(1)} s · latency ${m.latency.toFixed(2)} s`;
   } else if (m.type === "segment") {
     addSegment(m);
