@@ -21,10 +21,11 @@ from .indexing import (
     index_lock,
     run_index,
 )
-from .records import GalleryStore, Hit
+from .records import GalleryStore, Hit, VideoRecord
 from .search import run_search
-from .similar import Vectors, find_similar, query_for, query_model
+from .similar import Vectors, find_similar, moment_seconds, query_for, query_model
 from .store import SqliteGalleryStore
+from .thumbnails import Thumbnail, frame_at
 from .vector_index import MomentIndex
 
 log = logging.getLogger("vidclass")
@@ -265,6 +266,77 @@ class Gallery:
         check("similar", locals())
         return query_model(self, using, model, precision, device)
 
+    # -- browsing ---------------------------------------------------------------------------
+    def about(self) -> dict:
+        """What the gallery holds and how it can be searched: {"videos", "model" (its
+        classifier, for tags), "text_model" (its vision-language model, for moments),
+        "moment_seconds", "searches" (the `by` values that find something)}."""
+        total, _ = self.store.listing(None, False, 0, 0)
+        text_model = self.text_model_name
+        return {
+            "videos": total,
+            "model": self.model_name,
+            "text_model": text_model,
+            "moment_seconds": moment_seconds(self) if text_model else None,
+            "searches": (["text"] if text_model else [])
+            + (["tags"] if self.store.has_tags() else []),
+        }
+
+    def browse(
+        self,
+        *,
+        tag: str | None = None,
+        known_only: bool = False,
+        offset: int = 0,
+        limit: int = 24,
+    ) -> dict:
+        """A page of the gallery's videos: {"total", "offset", "limit", "tag", "videos"},
+        each video with its best tags, its answer (`unknown`) and whether it has a
+        thumbnail. With `tag`: the videos with that tag, best score first (its score as
+        `tag_score`); else every video by path. `known_only`: not videos answered
+        unknown."""
+        check("browse", locals())
+        total, videos = self.store.listing(tag, known_only, offset, limit)
+        return {"total": total, "offset": offset, "limit": limit, "tag": tag, "videos": videos}
+
+    def video(self, path: str | os.PathLike) -> dict | None:
+        """One indexed video as `export` gives it, with `thumbnail` (whether it has one);
+        a video only embedded by a vision-language model has its duration and no tags.
+        None where the gallery does not hold `path`."""
+        path = os.fspath(path)
+        record = self.store.by_path(path)
+        if record is not None:
+            found = _exported(record)
+        else:
+            embedded = self.store.embedded_by_path(path)
+            if embedded is None:
+                return None
+            found = {"video": path, "hash": embedded.hash, "size": embedded.size}
+            found.update(duration=embedded.duration, model=embedded.model, tags=[])
+            found.update(segments=[], error=embedded.error, unknown=None)
+        found["thumbnail"] = self.store.thumbnail(path) is not None
+        return found
+
+    def thumbnail(self, path: str | os.PathLike) -> Thumbnail | None:
+        """The picture kept for an indexed video (made when it was indexed)."""
+        return self.store.thumbnail(os.fspath(path))
+
+    def held(self, path: str | os.PathLike) -> tuple[int | None, int | None] | None:
+        """(width, height) as stored (None where not known) where the gallery holds a
+        video at `path`; else None."""
+        return self.store.held(os.fspath(path))
+
+    def frame(self, path: str | os.PathLike, t: float) -> Thumbnail:
+        """A small picture of an indexed video at `t` seconds, decoded now (a moment's
+        picture). Only for videos the gallery holds: any other path is refused."""
+        path = os.fspath(path)
+        size = self.held(path)
+        if size is None:
+            raise VidclassError(f"{path}: not in the gallery {self.path}")
+        if not (isinstance(t, (int, float)) and 0 <= t < 1e7):
+            raise VidclassError(f"t must be a number of seconds from 0, not {t!r}")
+        return frame_at(path, float(t), *size)
+
     def tags(self) -> list[dict]:
         return [
             {"label": label, "videos": n, "best_score": best}
@@ -273,21 +345,22 @@ class Gallery:
 
     def export(self) -> list[dict]:
         """Every indexed video as a dict (no feature vectors), sorted by path."""
-        return [
-            {
-                "video": r.path,
-                "hash": r.hash,
-                "size": r.size,
-                "duration": r.duration,
-                "width": r.width,
-                "height": r.height,
-                "model": r.model,
-                "tags": r.tags,
-                "tags_from": r.tags_from,
-                "ood_score": r.ood_score,
-                "unknown": r.unknown,
-                "segments": r.segments,
-                "error": r.error,
-            }
-            for r in self.store.records()
-        ]
+        return [_exported(r) for r in self.store.records()]
+
+
+def _exported(r: VideoRecord) -> dict:
+    return {
+        "video": r.path,
+        "hash": r.hash,
+        "size": r.size,
+        "duration": r.duration,
+        "width": r.width,
+        "height": r.height,
+        "model": r.model,
+        "tags": r.tags,
+        "tags_from": r.tags_from,
+        "ood_score": r.ood_score,
+        "unknown": r.unknown,
+        "segments": r.segments,
+        "error": r.error,
+    }

@@ -40,6 +40,8 @@ class IndexSummary:
     pruned: int = 0
     gone: int = 0  # indexed files that no longer exist (kept without --prune)
     moments: str = ""  # vision-language galleries: how their moments are searched
+    thumbnails: int = 0  # pictures made, for this run's videos and any that had none
+    thumbnails_added: int = 0  # of which for videos indexed before (older galleries)
 
     def describe(self) -> str:
         parts = [
@@ -59,6 +61,8 @@ class IndexSummary:
             parts.append(f"{self.gone} gone from disk (remove them with --prune)")
         if self.moments:
             parts.append(self.moments)
+        if self.thumbnails_added:
+            parts.append(f"{self.thumbnails_added} thumbnails added to videos indexed before")
         return ", ".join(parts)
 
 
@@ -245,6 +249,7 @@ def run_index(gallery, inputs: list[str | os.PathLike], run: IndexRun, side: Sid
             todo.append((path, digest, st))
     if todo:
         side.process(todo, run, summary)
+    add_thumbnails(gallery, {t[0] for t in todo}, run, summary)
 
     def under_roots(path: str) -> bool:
         return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
@@ -261,6 +266,27 @@ def run_index(gallery, inputs: list[str | os.PathLike], run: IndexRun, side: Sid
     ):  # a moment index found damaged (or missing where search needs one) is built again
         summary.moments = gallery.moments().refresh()
     return summary
+
+
+def add_thumbnails(gallery, new: set[str], run: IndexRun, summary: IndexSummary) -> None:
+    """A picture for each video that has none: those just indexed, and those of a
+    gallery made before thumbnails (or a run stopped between a video and its picture).
+    One transaction each; a video whose picture cannot be made keeps its tags."""
+    from .thumbnails import FRAME_TIMEOUT, video_thumbnail
+
+    missing = [m for m in gallery.store.without_thumbnails() if os.path.exists(m[0])]
+    timeout = min(FRAME_TIMEOUT, run.video_timeout or FRAME_TIMEOUT)
+    for path, digest, duration, width, height in tracked(
+        missing, len(missing), "thumbnails", enabled=run.progress and len(missing) > 1
+    ):
+        try:
+            picture = video_thumbnail(path, duration, width, height, timeout)
+        except (VidclassError, OSError) as exc:
+            log.warning(f"{path}: no thumbnail ({exc})")
+            continue
+        gallery.store.put_thumbnail(digest, picture)
+        summary.thumbnails += 1
+        summary.thumbnails_added += path not in new
 
 
 def _run(clf, work, todo, run: IndexRun):

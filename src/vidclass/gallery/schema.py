@@ -65,6 +65,24 @@ CREATE TABLE IF NOT EXISTS moments (
     vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS moments_path ON moments(path);
+-- A picture per content hash: copies share it, a moved file keeps it, and it goes when
+-- the last video of that content does (the triggers).
+CREATE TABLE IF NOT EXISTS thumbnails (
+    hash TEXT PRIMARY KEY,
+    jpeg BLOB NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS videos_thumbnail AFTER DELETE ON videos BEGIN
+    DELETE FROM thumbnails WHERE hash = OLD.hash
+        AND NOT EXISTS (SELECT 1 FROM videos WHERE hash = OLD.hash)
+        AND NOT EXISTS (SELECT 1 FROM embedded WHERE hash = OLD.hash);
+END;
+CREATE TRIGGER IF NOT EXISTS embedded_thumbnail AFTER DELETE ON embedded BEGIN
+    DELETE FROM thumbnails WHERE hash = OLD.hash
+        AND NOT EXISTS (SELECT 1 FROM videos WHERE hash = OLD.hash)
+        AND NOT EXISTS (SELECT 1 FROM embedded WHERE hash = OLD.hash);
+END;
 CREATE VIRTUAL TABLE IF NOT EXISTS labels_fts
     USING fts5(label, tokenize='porter unicode61', prefix='2 3 4');
 """

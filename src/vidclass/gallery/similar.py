@@ -77,7 +77,8 @@ def find_similar(
     return out
 
 
-def _moment_seconds(gallery) -> float:
+def moment_seconds(gallery) -> float:
+    """The length of the gallery's moments, as stored (a damaged value: the default)."""
     try:
         seconds = float(gallery.store.get_meta(MOMENT_SECONDS) or DEFAULT_MOMENT)
     except ValueError:
@@ -110,7 +111,7 @@ def _query_vector(gallery, video, embeddings: bool, model, precision: str, devic
         gallery, "embeddings" if embeddings else "features", model, precision, device
     )
     if using == "embeddings":
-        moment = _moment_seconds(gallery)
+        moment = moment_seconds(gallery)
         work = Work(Windows(moment, moment), outputs="features")
         return model.run(video, work).features.mean(axis=0)
     return model.run(video, Work(outputs="features")).features.mean(axis=0)

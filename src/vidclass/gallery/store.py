@@ -4,7 +4,7 @@ could replace SQLite without touching indexing or search.
 
 Here: opening the file, its meta values, and the classified videos (tags, timeline
 segments, features) with the tag search over them; the embedded videos and moments of
-vision-language models are embedded_store.py's.
+vision-language models are embedded_store.py's, pages and thumbnails browse_store.py's.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import StorageError, VidclassError
 from ..sqlite_files import open_own_sqlite
+from .browse_store import BrowseTables
 from .embedded_store import EmbeddedTables, stored_vector
 from .records import Hit, VideoRecord
 from .schema import REQUIRED, create_or_upgrade
@@ -52,7 +53,7 @@ def _database_errors_as_user_errors(cls):
 
 
 @_database_errors_as_user_errors
-class SqliteGalleryStore(EmbeddedTables):
+class SqliteGalleryStore(EmbeddedTables, BrowseTables):
     """A gallery in one SQLite file: WAL, one transaction per video."""
 
     def __init__(self, path: str | Path, any_thread: bool = False):

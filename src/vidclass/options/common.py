@@ -171,6 +171,9 @@ RECURSIVE = Option(
     "look in subfolders too (and ** in globs)",
     flags=("-r", "--recursive"),
 )
+KNOWN_ONLY = Option(
+    "known_only", bool, False, "leave out videos answered unknown (outside what the model knows)"
+)
 LIMIT = Option("limit", int, 20, "results", ge=1, le=1000, flags=("-n", "--limit"))
 CALIBRATION = (
     CLIPS.but(help="clips taken from each calibration video"),

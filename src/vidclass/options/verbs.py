@@ -11,6 +11,7 @@ from .common import (
     DEVICE,
     ENGINE_OPTIONS,
     FALSE_UNKNOWN,
+    KNOWN_ONLY,
     LABEL_OPTIONS,
     LIMIT,
     MODEL,
@@ -170,13 +171,14 @@ VERBS: dict[str, dict[str, Option]] = {
         Option("label", str, None, "only this exact tag", max_chars=500),
         Option("min_duration", float, None, "at least S seconds", ge=0, metavar="S"),
         Option("max_duration", float, None, "at most S seconds", ge=0, metavar="S"),
-        Option(
-            "known_only",
-            bool,
-            False,
-            "leave out videos answered unknown (outside what the model knows)",
-        ),
+        KNOWN_ONLY,
         LIMIT,
+    ),
+    "browse": table(
+        Option("tag", str, None, "only videos with this tag, best score first", max_chars=500),
+        KNOWN_ONLY,
+        Option("offset", int, 0, "videos to skip (the page's start)", ge=0, le=10**9),
+        LIMIT.but(default=24, le=200, help="videos on the page"),
     ),
     "similar": table(
         Option(
