@@ -160,6 +160,7 @@ ENDPOINTS = {
     ("/v1/search", "get"): "search",
     ("/v1/similar", "get"): "similar",
     ("/v1/similar", "post"): "similar",
+    ("/v1/gallery/videos", "get"): "browse",
 }
 NOT_OPTIONS = {"progress", "q", "video"}
 
@@ -169,11 +170,12 @@ def openapi():
     pytest.importorskip("fastapi", reason="needs the serve extra")
     from fastapi import FastAPI
 
-    from vidclass.serve.routes import gallery, videos
+    from vidclass.serve.routes import browse, gallery, videos
 
     app = FastAPI()
     app.include_router(videos.router, prefix="/v1")
     app.include_router(gallery.router, prefix="/v1")
+    app.include_router(browse.router, prefix="/v1")
     return app.openapi()
 
 
@@ -263,6 +265,7 @@ def _python_verbs(tmp_path):
         ("watch", LiveSession.__init__, None),
         ("index", Gallery.index, lambda **o: gallery.index([missing], **o)),
         ("search", Gallery.search, lambda **o: gallery.search("words", **o)),
+        ("browse", Gallery.browse, lambda **o: gallery.browse(**o)),
         ("similar", Gallery.similar, lambda **o: gallery.similar(missing, **o)),
         ("train", train, lambda **o: train(missing, out, **o)),
         ("evaluate", evaluate, lambda **o: evaluate("model", missing, **o)),

@@ -27,8 +27,15 @@ from ..cpu import tune_allocator
 from ..version import __version__
 from .batching import BATCH_CLIPS, Batcher
 from .live import LiveSessions, batched_session, live_socket
-from .routes import gallery, system, videos
-from .state import ModelThread, ServeConfig, ServerState, check_api_key, require_key
+from .routes import browse, gallery, media, system, videos
+from .state import (
+    ModelThread,
+    ServeConfig,
+    ServerState,
+    check_api_key,
+    require_key,
+    require_key_or_cookie,
+)
 from .statuses import answers, errors
 
 __all__ = ["ServeConfig", "check_api_key", "create_app"]
@@ -89,9 +96,16 @@ def create_app(config: ServeConfig, model=None) -> FastAPI:
         return await call_next(request)
 
     api = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=errors(401))
-    for routes in (videos, gallery, system):
+    for routes in (videos, gallery, browse, media, system):
         api.include_router(routes.router)
     app.include_router(api)
+    # What <img> and <video> fetch: they cannot send the key as a header.
+    shown = APIRouter(
+        prefix="/v1", dependencies=[Depends(require_key_or_cookie)], responses=errors(401)
+    )
+    shown.include_router(browse.pictures)
+    shown.include_router(media.files)
+    app.include_router(shown)
 
     @app.websocket("/v1/live")
     async def live(websocket: WebSocket):

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import unquote
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -20,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ..errors import VidclassError
 from ..limits import check_time, remaining_time, time_limit
 from .live import LiveSessions
+from .pictures import MomentPictures
 
 if TYPE_CHECKING:
     from ..classifier import Classifier
@@ -155,10 +157,15 @@ class ServerState:
     model: Classifier | None = None  # loaded before the port opens (app's lifespan)
     batcher: Batcher | None = None
     shared_gallery: SharedGallery | None = field(default=None)
+    # A second connection for pages and thumbnails: browsing never waits behind a
+    # similar or a text search, which hold the shared one while they compare.
+    browsing: SharedGallery | None = field(default=None)
+    pictures: MomentPictures = field(default_factory=MomentPictures)
 
     def __post_init__(self):
         if self.config.gallery and self.shared_gallery is None:  # made once, here
             self.shared_gallery = SharedGallery(self.config.gallery)
+            self.browsing = SharedGallery(self.config.gallery)
 
     def gallery_path(self) -> str:
         if not self.config.gallery:
@@ -174,8 +181,9 @@ class ServerState:
         self.model_thread.close()
         if self.batcher is not None:
             self.batcher.close()
-        if self.shared_gallery is not None:
-            self.shared_gallery.close()
+        for shared in (self.shared_gallery, self.browsing):
+            if shared is not None:
+                shared.close()
 
 
 def server(request: Request) -> ServerState:
@@ -191,6 +199,13 @@ BearerToken = Annotated[
 ]
 
 
+KEY_COOKIE = "vidclass_key"  # the page's copy of the key, for <img> and <video>
+
+
+def _refused() -> HTTPException:
+    return HTTPException(401, "missing or wrong API key", headers={"WWW-Authenticate": "Bearer"})
+
+
 def require_key(state: Server, credentials: BearerToken) -> None:
     key = state.config.api_key
     if key is None:
@@ -198,4 +213,16 @@ def require_key(state: Server, credentials: BearerToken) -> None:
     # Header values arrive decoded as Latin-1: that gives back the bytes sent.
     given = credentials.credentials.encode("latin-1") if credentials is not None else b""
     if not hmac.compare_digest(given, key.encode()):
-        raise HTTPException(401, "missing or wrong API key", headers={"WWW-Authenticate": "Bearer"})
+        raise _refused()
+
+
+def require_key_or_cookie(request: Request, state: Server, credentials: BearerToken) -> None:
+    """The key as a Bearer header, or as the page's cookie (SameSite=Strict): an <img>
+    or a <video> cannot send headers. Only for GETs that read pictures and media."""
+    key = state.config.api_key
+    if key is None or credentials is not None:
+        require_key(state, credentials)
+        return
+    cookie = unquote(request.cookies.get(KEY_COOKIE, ""))
+    if not (cookie.isascii() and hmac.compare_digest(cookie.encode(), key.encode())):
+        raise _refused()

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+import asyncio
 
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from ...limits import time_limit
 from ..answers import answer, nothing
-from ..inputs import MAX_PATH_CHARS, VIDEO_BODY, media_video
+from ..inputs import MAX_PATH_CHARS, VIDEO_BODY, VideoInput, media_video
 from ..params import query
 from ..state import Server, ServerState
 from ..statuses import GALLERY_BUSY, NO_GALLERY, VIDEO, answers
@@ -36,7 +39,7 @@ def _similar(state: ServerState, limit: int):
 SIMILAR = (
     "the indexed videos nearest to it, nearest first: what vidclass similar --format json prints"
 )
-SIMILAR_404 = f"{NO_GALLERY}, or no such video under --media"
+SIMILAR_404 = f"{NO_GALLERY}, or no such video under --media or in the gallery"
 
 
 @router.get(
@@ -46,14 +49,34 @@ SIMILAR_404 = f"{NO_GALLERY}, or no such video under --media"
 async def similar(
     state: Server,
     video: str = Query(
-        min_length=1, max_length=MAX_PATH_CHARS, description="a video under --media"
+        min_length=1,
+        max_length=MAX_PATH_CHARS,
+        description="a video under --media, or an indexed one by its stored path",
     ),
     limit: int = query("similar", "limit"),
 ):
-    """Indexed videos nearest to a video under --media (needs --gallery)."""
+    """Indexed videos nearest to a video under --media, or to one the gallery holds
+    (by its stored path; needs --gallery)."""
     state.gallery_path()
-    media = state.config.media
-    return await answer(state, lambda: media_video(media, video), _similar(state, limit), "similar")
+    return await answer(state, lambda: _named(state, video), _similar(state, limit), "similar")
+
+
+async def _named(state: ServerState, video: str) -> VideoInput:
+    """A video under --media, or else one the gallery holds, by its stored path (the
+    page's cards name videos so; their stored features answer without decoding)."""
+    try:
+        return await media_video(state.config.media, video)
+    except HTTPException as exc:
+        if exc.status_code not in (403, 404):
+            raise
+
+        def held():
+            with time_limit(state.config.timeout, "similar"), state.browsing.use() as gallery:
+                return gallery.held(video)
+
+        if await asyncio.to_thread(held) is None:
+            raise
+        return VideoInput(video, video)
 
 
 @router.post(
