@@ -134,15 +134,18 @@ def cut_piece(source: Path, start: float, seconds: float, out: Path, short: int 
 
 
 def write_video(path, frames, fps=25, crf="18", gop: int | None = None) -> Path:
-    """Encode RGB uint8 frames as an H.264 MP4 (the tests' own made-up videos); `gop`:
-    frames between keyframes (x264 decides otherwise), as live senders keep it short."""
+    """Encode RGB uint8 frames as an H.264 MP4 (the tests' own made-up videos), or as
+    VP8 in WebM where `path` ends so (what a browser without H.264 plays); `gop`: frames
+    between keyframes (the encoder decides otherwise), as live senders keep it short."""
     import av
 
+    webm = str(path).endswith(".webm")
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
+        stream = out.add_stream("libvpx" if webm else "libx264", rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": crf, "preset": "veryfast", **({"g": str(gop)} if gop else {})}
+        quality = {"crf": "10", "b": "1M"} if webm else {"crf": crf, "preset": "veryfast"}
+        stream.options = {**quality, **({"g": str(gop)} if gop else {})}
         for f in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 out.mux(packet)
@@ -205,6 +208,13 @@ def model():
     import vidclass
 
     return vidclass.load_model(precision="fp32")
+
+
+@pytest.fixture(scope="session")
+def long_timeline(model):
+    """A real timeline of the 139 s shared video (people walking by), every 2 s: made
+    once (about a minute of CPU) for the tests that draw long timelines."""
+    return model.timeline(video("long/people_139s.mp4"), stride=2.0)
 
 
 @pytest.fixture(scope="session")

@@ -89,12 +89,15 @@ def test_upload_shows_bars_and_a_clickable_timeline(browser, server):
     assert page.locator("#why-regions figure").count() == 2
     assert page.locator("#why-regions .cells span").count() == 8  # 2x2 each
     assert "/v1/explain?" in posts[-1] and "label=arm+wrestling" in posts[-1]
-    # the gallery search is there when the server has a gallery
+    # the gallery search is there when the server has a gallery, a view away
+    page.click("#view-gallery")
     page.fill("#query", "guitar")
     page.press("#query", "Enter")
-    page.wait_for_selector("#results li")
-    hit = page.locator("#results li").first.text_content()
-    assert "/v/a.mp4" in hit and "undefined" not in hit and "null" not in hit
+    page.wait_for_selector("#results-caption:text-matches('^2 videos for')")
+    hit = page.locator("#results .card").first
+    assert hit.get_attribute("data-video") == "/v/a.mp4"
+    text = hit.text_content()
+    assert "a.mp4" in text and "undefined" not in text and "null" not in text
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "page.png"), full_page=True)
     assert (ARTIFACTS / "page.png").stat().st_size > 10_000
@@ -133,14 +136,16 @@ def test_search_hits_say_how_their_tags_and_moments_were_found(browser, server):
     page, errors, _ = open_page(browser, server)
     page.fill("#query", "tai chi")
     page.press("#query", "Enter")
-    page.wait_for_selector("#results > li")
+    page.wait_for_selector("#results .moment")
     items = page.locator("#results > li")
     assert items.count() == 1
-    first = items.nth(0).evaluate("e => e.firstChild.textContent")
-    assert first == (
-        "/v/taichi.mp4 (140.0 s, 0.81): tai chi 0.26 (tags: mean of its timeline's 138 windows)"
-    )
-    moments = items.nth(0).locator(".moments li").all_text_contents()
+    hit = items.nth(0)
+    assert hit.get_attribute("data-video") == "/v/taichi.mp4"
+    assert hit.locator(".name").text_content() == "taichi.mp4"
+    assert hit.locator(".meta").text_content() == "2:20 · score 0.81"
+    assert hit.locator(".tags").text_content() == "tai chi 0.26"
+    assert hit.locator(".made").text_content() == "tags: mean of its timeline's 138 windows"
+    moments = hit.locator(".moments li").all_text_contents()
     assert moments == ["12.0–62.0 s: tai chi 0.81 (timeline)"]
     assert errors == []
     page.close()

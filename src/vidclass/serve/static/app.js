@@ -2,6 +2,8 @@
 const $ = (id) => document.getElementById(id);
 const COLOURS = ["#2563eb", "#16a34a", "#db2777", "#ea580c", "#7c3aed", "#0891b2", "#65a30d", "#b45309"];
 const UNKNOWN_COLOUR = "#6b7280"; // grey: windows outside what the model knows
+const PAGE_SIZE = 24; // videos on a page of the gallery
+const TAGS_SHOWN = 16; // tags offered as filters before "More tags"
 
 function status(text, error = false) {
   $("status").textContent = text;
@@ -9,10 +11,16 @@ function status(text, error = false) {
 }
 
 // With `vidclass serve --api-key`, /v1/ needs the key; it is asked for once and kept
-// for this tab only.
+// for this tab only, and as a cookie for the pictures and videos the page shows (an
+// <img> or <video> cannot send a header).
 function authHeaders() {
   const key = sessionStorage.getItem("vidclass-key");
   return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+function keyCookie() {
+  const key = sessionStorage.getItem("vidclass-key");
+  if (key) document.cookie = `vidclass_key=${encodeURIComponent(key)}; path=/v1; SameSite=Strict`;
 }
 
 async function api(url, options = {}) {
@@ -24,6 +32,14 @@ async function api(url, options = {}) {
   return response;
 }
 
+// The JSON answer of a GET, or an Error with the server's words.
+async function getJson(url, signal) {
+  const response = await api(url, { signal });
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new Error(detailText(data, response));
+  return data;
+}
+
 function detailText(data, response) {
   const detail = data && data.detail;
   if (Array.isArray(detail)) return detail.map((d) => d.msg).join("; ");
@@ -32,45 +48,91 @@ function detailText(data, response) {
 
 // Seconds as the page shows them: 2.56, 1, 0.5.
 const seconds = (x) => `${Number(x.toFixed(2))}`;
+// A time on a clock: 0:07, 2:19, 1:02:05.
+function clock(t) {
+  const s = Math.floor(t % 60), m = Math.floor(t / 60) % 60, h = Math.floor(t / 3600);
+  const ss = String(s).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+const baseName = (path) => path.split("/").pop();
+// A model as the page names it: a hub name whole, a local folder by its last part.
+const modelName = (name) => (name && name.startsWith("/") ? baseName(name.replace(/\/+$/, "")) : name);
+const mediaUrl = (name) => `/v1/media?video=${encodeURIComponent(name)}`;
+const pictureUrl = (path, t) => `/v1/gallery/thumbnail?video=${encodeURIComponent(path)}${t == null ? "" : `&t=${t.toFixed(1)}`}`;
 
-// One upload to POST /v1/timeline?progress=true: NDJSON lines of progress while its
-// windows are scored, then the timeline (with the whole video's top labels), or an error.
-async function timelineOf(file, signal, onProgress) {
-  const params = new URLSearchParams({ progress: "true", top_k: "5" });
-  const labels = $("labels").value.trim();
-  if (labels) params.set("labels", labels);
-  const body = new FormData();
-  body.append("file", file);
-  const response = await api(`/v1/timeline?${params}`, { method: "POST", body, signal });
-  if (!response.ok) {
-    const data = await response.json().catch(() => null);
-    throw new Error(detailText(data, response));
-  }
-  onProgress(null);
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf("\n")) >= 0) {
-        const line = buffer.slice(0, end).trim();
-        buffer = buffer.slice(end + 1);
-        if (!line) continue;
-        const m = JSON.parse(line);
-        if (m.type === "progress") onProgress(m);
-        else if (m.type === "error") throw new Error(m.detail);
-        else if (m.type === "timeline") return m;
-      }
-    }
-  } finally {
-    reader.cancel().catch(() => {});
-  }
-  throw new Error("the server closed the connection before the timeline was done");
+// `text` with the seconds so far, every second, in `element`, until the returned
+// function is called.
+function ticking(element, text) {
+  const began = performance.now();
+  const show = () => { element.textContent = `${text} ${Math.round((performance.now() - began) / 1000)} s`; };
+  show();
+  const timer = setInterval(show, 1000);
+  return () => clearInterval(timer);
 }
 
+// -- views ----------------------------------------------------------------------------
+function showView(name) {
+  for (const [view, button] of [["try", "view-try"], ["gallery", "view-gallery"]]) {
+    $(view).hidden = view !== name;
+    $(button).setAttribute("aria-pressed", String(view === name));
+  }
+}
+$("view-try").addEventListener("click", () => showView("try"));
+$("view-gallery").addEventListener("click", () => showView("gallery"));
+
+// -- what plays -------------------------------------------------------------------------
+// A video the page works on: a chosen file, or a path under the server's --media.
+// `shown` is the one whose timeline the page shows: what a label is explained in.
+let shown = null;
+
+function formFor(source) {
+  const body = new FormData();
+  if (source.file) body.append("file", source.file);
+  else body.append("path", source.path);
+  return body;
+}
+
+function play(source, at = null) {
+  const player = $("player");
+  clearPlayer();
+  player.src = source.file ? URL.createObjectURL(source.file) : mediaUrl(source.path);
+  player.hidden = false;
+  $("stage-empty").hidden = true;
+  $("now-playing").textContent = source.name;
+  $("now-playing").hidden = false;
+  if (at != null) {
+    const seek = () => {
+      player.currentTime = at;
+      player.play().catch(() => {});
+    };
+    if (player.readyState >= 1) seek();
+    else player.addEventListener("loadedmetadata", seek, { once: true });
+  }
+}
+
+// A file the browser cannot decode (H.264 in a browser built without it, HEVC, AVI):
+// said plainly; its labels and timeline are still shown.
+$("player").addEventListener("error", () => {
+  const player = $("player");
+  if (!player.getAttribute("src")) return;
+  const note = $("player-note");
+  note.textContent = `This browser cannot play ${$("now-playing").textContent.split(" · ")[0]} (its format); its labels and timeline are still here.`;
+  note.hidden = false;
+});
+
+function clearPlayer() {
+  const player = $("player");
+  $("player-note").hidden = true;
+  player.pause();
+  if (player.src.startsWith("blob:")) URL.revokeObjectURL(player.src);
+  player.removeAttribute("src");
+  player.load();
+  player.hidden = true;
+  $("now-playing").hidden = true;
+  $("stage-empty").hidden = false;
+}
+
+// -- labels -------------------------------------------------------------------------------
 // `caption`: where the labels come from (the whole video, or the camera's last window);
 // `answer`: its {unknown, ood_score}: "unknown" goes first where the model is not sure.
 function showBars(predictions, caption, answer = {}) {
@@ -109,55 +171,161 @@ function showBars(predictions, caption, answer = {}) {
   $("labels-heading").hidden = $("labels-caption").hidden = false;
 }
 
-function showTimeline(tl) {
+// -- the timeline -------------------------------------------------------------------------
+// Segments over a time axis, with a legend, a playhead that follows the player and
+// highlights the segment playing, scores on hover; a label is written in its segment
+// only where it fits whole (else the legend, the hover and the screen reader say it).
+const TICK_STEPS = [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200];
+const MIN_TICK_PX = 64;
+let timeline = null; // {duration, segments, buttons}: the one shown
+
+function labelColours(segments) {
+  const colour = new Map();
+  for (const s of segments) {
+    if (!colour.has(s.label)) colour.set(s.label, s.label === "unknown" ? UNKNOWN_COLOUR : COLOURS[[...colour.keys()].filter((l) => l !== "unknown").length % COLOURS.length]);
+  }
+  return colour;
+}
+
+const segmentText = (s) => `${s.label} ${s.start.toFixed(1)}–${s.end.toFixed(1)} s, score ${s.score.toFixed(2)}`;
+
+// `caption`: how the timeline was made; `explain`: whether a press also asks why.
+function showTimeline(tl, caption, explain = true) {
   const box = $("timeline");
   box.replaceChildren();
-  box.hidden = false;
-  const colour = new Map();
-  const duration = tl.duration || 1;
+  const duration = tl.duration || Math.max(1, ...tl.segments.map((s) => s.end));
+  const colour = labelColours(tl.segments);
+  const buttons = [];
   for (const s of tl.segments) {
-    if (!colour.has(s.label)) colour.set(s.label, s.label === "unknown" ? UNKNOWN_COLOUR : COLOURS[colour.size % COLOURS.length]);
     const button = document.createElement("button");
+    button.type = "button";
     button.className = "segment";
     button.setAttribute("role", "listitem");
     button.style.left = `${(100 * s.start) / duration}%`;
     button.style.width = `${(100 * (s.end - s.start)) / duration}%`;
     button.style.background = colour.get(s.label);
-    button.textContent = s.label;
-    button.title = `${s.label} ${s.start.toFixed(1)}–${s.end.toFixed(1)} s (${s.score.toFixed(2)})`;
-    button.setAttribute("aria-label", `${s.label} from ${s.start.toFixed(1)} s to ${s.end.toFixed(1)} s, play from there`);
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = s.label;
+    button.append(name);
+    button.title = segmentText(s);
+    button.setAttribute("aria-label", `${s.label} from ${s.start.toFixed(1)} s to ${s.end.toFixed(1)} s, score ${s.score.toFixed(2)}, play from there`);
     button.addEventListener("click", () => {
       const player = $("player");
       player.currentTime = s.start;
       player.play().catch(() => {});
-      if (s.label !== "unknown") explainLabel(s.label, tl);
+      if (explain && s.label !== "unknown") explainLabel(s.label, tl);
     });
+    button.addEventListener("mouseenter", () => { $("segment-info").textContent = segmentText(s); });
+    button.addEventListener("mouseleave", follow);
+    button.addEventListener("focus", () => { $("segment-info").textContent = segmentText(s); });
     box.append(button);
+    buttons.push(button);
   }
-  $("timeline-caption").textContent = `Per window: a window of ${seconds(tl.window)} s every ${seconds(tl.stride)} s, runs of one label joined; press one to play from there and see why it has its label.`;
-  $("timeline-heading").hidden = $("timeline-caption").hidden = false;
+  const legend = $("legend");
+  legend.replaceChildren();
+  for (const [label, c] of colour) {
+    const item = document.createElement("li");
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = c;
+    item.append(swatch, label === "unknown" ? "unknown (outside what the model knows)" : label);
+    legend.append(item);
+  }
+  timeline = { duration, segments: tl.segments, buttons };
+  $("timeline-caption").textContent = caption;
+  $("timeline-box").hidden = $("timeline-heading").hidden = $("timeline-caption").hidden = false;
+  layoutTimeline();
+  follow();
 }
 
-let shownFile = null; // the file whose timeline the page shows: what a label is explained in
+function hideTimeline() {
+  timeline = null;
+  $("timeline").replaceChildren();
+  $("legend").replaceChildren();
+  $("segment-info").textContent = "";
+  for (const id of ["timeline-box", "timeline-heading", "timeline-caption"]) $(id).hidden = true;
+}
+
+// What depends on the drawn width: which labels fit, and the axis's ticks.
+function layoutTimeline() {
+  if (!timeline) return;
+  for (const button of timeline.buttons) {
+    const name = button.firstChild;
+    name.hidden = false;
+    if (button.scrollWidth > button.clientWidth + 0.5) name.hidden = true;
+  }
+  const axis = $("axis");
+  axis.replaceChildren();
+  const width = $("timeline").clientWidth;
+  if (!width) return;
+  const { duration } = timeline;
+  const step = TICK_STEPS.find((s) => (duration / s) * MIN_TICK_PX <= width) || TICK_STEPS[TICK_STEPS.length - 1];
+  const count = Math.floor(duration / step + 1e-9);
+  for (let i = 0; i <= count; i++) {
+    const t = i * step;
+    const tick = document.createElement("div");
+    tick.className = "tick";
+    if (i === 0) tick.classList.add("first");
+    if ((width * (duration - t)) / duration < MIN_TICK_PX / 2) tick.classList.add("last");
+    tick.style.left = `${(100 * t) / duration}%`;
+    const text = document.createElement("span");
+    text.textContent = duration >= 60 ? clock(t) : `${seconds(t)} s`;
+    tick.append(text);
+    axis.append(tick);
+  }
+}
+new ResizeObserver(() => layoutTimeline()).observe($("timeline"));
+
+// The playhead where the player is, and the segment playing highlighted.
+function follow() {
+  const head = $("playhead");
+  const player = $("player");
+  if (!timeline || player.hidden || !player.src) {
+    head.hidden = true;
+    return;
+  }
+  const t = player.currentTime;
+  head.hidden = false;
+  head.style.left = `${Math.min(100, (100 * t) / timeline.duration)}%`;
+  let current = null;
+  timeline.segments.forEach((s, i) => {
+    const on = s.start <= t && t < s.end;
+    timeline.buttons[i].classList.toggle("current", on);
+    if (on) {
+      timeline.buttons[i].setAttribute("aria-current", "true");
+      current = s;
+    } else timeline.buttons[i].removeAttribute("aria-current");
+  });
+  $("segment-info").textContent = current ? `Now ${clock(t)}: ${segmentText(current)}` : "";
+}
+function following() {
+  follow();
+  if (!$("player").paused) requestAnimationFrame(following);
+}
+for (const event of ["timeupdate", "seeked", "loadedmetadata"]) $("player").addEventListener(event, follow);
+$("player").addEventListener("play", following);
+
+// -- why a label ----------------------------------------------------------------------------
 let asking = null; // the AbortController of the explanation being made
 
 // Why `label`: which seconds and which parts of the picture drive it (POST /v1/explain),
 // on a small budget (every window once, then a 2x2 grid of the two windows that matter
 // most) so that a click answers in seconds on a CPU.
 async function explainLabel(label, tl) {
-  if (!shownFile) return;
+  if (!shown) return;
   if (asking) asking.abort();
   const run = new AbortController();
   asking = run;
-  const budget = tl.windows.length + 8;
-  const params = new URLSearchParams({ label, grid: "2", budget: String(budget), stride: String(tl.stride) });
+  const windows = tl.windows && tl.windows.length ? tl.windows.length : 16;
+  const stride = tl.stride || Math.max(1, Math.round((tl.duration || 16) / 16));
+  const budget = windows + 8;
+  const params = new URLSearchParams({ label, grid: "2", budget: String(budget), stride: String(stride) });
   const labels = $("labels").value.trim(); // the labels the timeline was made with
-  if (labels) params.set("labels", labels);
-  const body = new FormData();
-  body.append("file", shownFile);
+  if (labels && !shown.indexed) params.set("labels", labels);
   status(`Finding why ${label}: ${budget} passes…`);
   try {
-    const response = await api(`/v1/explain?${params}`, { method: "POST", body, signal: run.signal });
+    const response = await api(`/v1/explain?${params}`, { method: "POST", body: formFor(shown), signal: run.signal });
     const data = await response.json().catch(() => null);
     if (!response.ok) throw new Error(detailText(data, response));
     showWhy(data, tl.duration || 1);
@@ -210,70 +378,123 @@ function showWhy(ex, duration) {
 // What the page showed for the video before: gone before the next one is tried.
 function clearResults() {
   $("bars").replaceChildren();
-  $("timeline").replaceChildren();
   $("why").replaceChildren();
-  shownFile = null;
+  hideTimeline();
+  shown = null;
   if (asking) asking.abort();
-  for (const id of ["labels-heading", "labels-caption", "timeline", "timeline-heading", "timeline-caption", "why", "why-heading", "why-caption"]) $(id).hidden = true;
+  for (const id of ["labels-heading", "labels-caption", "why", "why-heading", "why-caption"]) $(id).hidden = true;
+  for (const card of document.querySelectorAll(".card.playing")) card.classList.remove("playing");
 }
 
-function clearPlayer() {
-  const player = $("player");
-  player.pause();
-  if (player.src.startsWith("blob:")) URL.revokeObjectURL(player.src);
-  player.removeAttribute("src");
-  player.load();
-  player.hidden = true;
+// -- a video tried: an upload or an example ----------------------------------------------
+// One POST /v1/timeline?progress=true: NDJSON lines of progress while its windows are
+// scored, then the timeline (with the whole video's top labels), or an error.
+async function timelineOf(source, signal, onProgress) {
+  const params = new URLSearchParams({ progress: "true", top_k: "5" });
+  const labels = $("labels").value.trim();
+  if (labels) params.set("labels", labels);
+  const response = await api(`/v1/timeline?${params}`, { method: "POST", body: formFor(source), signal });
+  if (!response.ok) {
+    const data = await response.json().catch(() => null);
+    throw new Error(detailText(data, response));
+  }
+  onProgress(null);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, end).trim();
+        buffer = buffer.slice(end + 1);
+        if (!line) continue;
+        const m = JSON.parse(line);
+        if (m.type === "progress") onProgress(m);
+        else if (m.type === "error") throw new Error(m.detail);
+        else if (m.type === "timeline") return m;
+      }
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  throw new Error("the server closed the connection before the timeline was done");
 }
 
-let upload = null; // the AbortController of the upload being labelled
+let upload = null; // the AbortController of the video being labelled
 
-async function classify(file) {
+async function classify(source) {
   stopCamera(true);
-  if (upload) upload.abort(); // a newer file: the older one's answer is not wanted
+  showView("try");
+  if (upload) upload.abort(); // a newer video: the older one's answer is not wanted
   const run = new AbortController();
   upload = run;
   clearResults();
-  clearPlayer();
   $("strip").hidden = $("strip-heading").hidden = $("live-stats").hidden = true;
-  const player = $("player");
-  player.src = URL.createObjectURL(file);
-  player.hidden = false;
+  play(source);
   // The status line, with the time so far, every second and as windows are scored.
   const began = performance.now();
-  let step = `Sending ${file.name}…`;
+  let step = `Sending ${source.name}…`;
   let count = "";
   const show = () => {
     const elapsed = Math.round((performance.now() - began) / 1000);
     status(`${step} ${count}${elapsed} s`);
   };
   const progress = (m) => {
-    step = `Finding where things happen in ${file.name}…`;
+    step = `Finding where things happen in ${source.name}…`;
     if (m) count = m.total == null ? `${m.done} windows, ` : `${m.done} of ${m.total} windows, `;
     show();
   };
   show();
   const timer = setInterval(show, 1000);
   try {
-    const tl = await timelineOf(file, run.signal, progress);
+    const tl = await timelineOf(source, run.signal, progress);
     const n = tl.windows.length;
     showBars(tl.predictions || [], `Whole video: mean of ${n} window${n === 1 ? "" : "s"} of ${seconds(tl.window)} s`, tl);
-    showTimeline(tl);
-    shownFile = file;
-    status(`Done: ${file.name}`);
+    showTimeline(tl, `Per window: a window of ${seconds(tl.window)} s every ${seconds(tl.stride)} s, runs of one label joined; press one to play from there and see why it has its label.`);
+    shown = source;
+    status(`Done: ${source.name}`);
   } catch (err) {
-    if (run.signal.aborted) return; // replaced by a newer file, which has the page now
+    if (run.signal.aborted) return; // replaced by a newer video, which has the page now
     clearPlayer();
-    status(`Could not classify ${file.name}: ${err.message}`, true);
+    status(`Could not classify ${source.name}: ${err.message}`, true);
   } finally {
     clearInterval(timer);
     if (upload === run) upload = null;
   }
 }
 
-// Camera: MediaRecorder's chunks of one WebM recording go to WebSocket /v1/live as
-// binary messages; the server answers each labelled window, each finished segment and,
-// after "stop", a summary (see src/vidclass/serve/live.py).
+const fromFile = (file) => ({ file, name: file.name });
+
+async function loadExamples() {
+  let found;
+  try {
+    found = await getJson("/v1/media/examples?limit=8");
+  } catch {
+    return; // no examples: the page works without them
+  }
+  const list = $("examples");
+  list.replaceChildren();
+  for (const e of found) {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = baseName(e.video);
+    button.title = e.video;
+    button.setAttribute("aria-label", `Try ${e.video}`);
+    button.addEventListener("click", () => classify({ path: e.video, name: baseName(e.video) }));
+    item.append(button);
+    list.append(item);
+  }
+  $("examples-box").hidden = found.length === 0;
+}
+
+// -- the camera ---------------------------------------------------------------------------
+// MediaRecorder's chunks of one WebM recording go to WebSocket /v1/live as binary
+// messages; the server answers each labelled window, each finished segment and, after
+// "stop", a summary (see src/vidclass/serve/live.py).
 const TIMESLICE_MS = 300; // a chunk every 0.3 s: little delay, few messages
 const MAX_BUFFERED = 8 << 20; // bytes the socket has not sent yet: the link is too slow
 const MAX_STRIP = 100; // segments kept on screen
@@ -330,6 +551,7 @@ async function startCamera() {
   if (upload) upload.abort();
   clearResults();
   clearPlayer();
+  $("stage-empty").hidden = true;
   $("strip").replaceChildren();
   $("strip").hidden = $("strip-heading").hidden = false;
   $("live-stats").textContent = "";
@@ -390,7 +612,7 @@ function liveMessage(m) {
 }
 
 function addSegment(s) {
-  if (!live.colours.has(s.label)) live.colours.set(s.label, COLOURS[live.colours.size % COLOURS.length]);
+  if (!live.colours.has(s.label)) live.colours.set(s.label, s.label === "unknown" ? UNKNOWN_COLOUR : COLOURS[live.colours.size % COLOURS.length]);
   const item = document.createElement("li");
   item.className = "live-segment";
   item.style.background = live.colours.get(s.label);
@@ -439,7 +661,7 @@ $("camera-start").addEventListener("click", startCamera);
 $("camera-stop").addEventListener("click", () => stopCamera());
 window.addEventListener("pagehide", () => { if (live.socket) live.socket.close(); });
 
-$("file").addEventListener("change", (e) => { if (e.target.files[0]) classify(e.target.files[0]); });
+$("file").addEventListener("change", (e) => { if (e.target.files[0]) classify(fromFile(e.target.files[0])); });
 const drop = $("drop");
 drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); $("file").click(); } });
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
@@ -447,53 +669,298 @@ drop.addEventListener("dragleave", () => drop.classList.remove("over"));
 drop.addEventListener("drop", (e) => {
   e.preventDefault();
   drop.classList.remove("over");
-  if (e.dataTransfer.files[0]) classify(e.dataTransfer.files[0]);
+  if (e.dataTransfer.files[0]) classify(fromFile(e.dataTransfer.files[0]));
 });
 
-$("search-form").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  const q = $("query").value;
-  const list = $("results");
-  list.replaceChildren();
-  const by = $("search-by").value;
-  const response = await api(`/v1/search?q=${encodeURIComponent(q)}&by=${by}`);
-  const hits = await response.json();
-  if (!response.ok) { list.textContent = detailText(hits, response); return; }
-  if (!hits.length) { list.textContent = `No videos found for "${q}".`; return; }
-  for (const h of hits) list.append(hitItem(h));
-});
+// -- the gallery ----------------------------------------------------------------------------
+const gallery = { about: null, tags: [], allTags: false, tag: null, offset: 0, asking: null };
 
-// A search hit; `tags_from` (how its tags were made) and each moment's `source`
-// ("timeline" or "text") where the gallery has them.
-function hitItem(h) {
-  const item = document.createElement("li");
-  const tags = (h.tags || []).map((t) => `${t.label} ${t.score.toFixed(2)}`).join(", ");
-  const made = tags && h.tags_from ? ` (tags: ${h.tags_from})` : "";
-  const length = h.duration ? h.duration.toFixed(1) + " s" : "?";
-  const score = typeof h.score === "number" ? `, ${h.score.toFixed(2)}` : "";
-  item.textContent = `${h.video} (${length}${score})${tags ? ": " + tags + made : ""}`;
-  if (h.moments && h.moments.length) {
-    const moments = document.createElement("ul");
-    moments.className = "moments";
-    for (const m of h.moments) {
-      const row = document.createElement("li");
-      const source = m.source ? ` (${m.source})` : "";
-      row.textContent = `${m.start.toFixed(1)}–${m.end.toFixed(1)} s: ${m.label} ${m.score.toFixed(2)}${source}`;
-      moments.append(row);
-    }
-    item.append(moments);
+// One request for the results at a time: a newer one replaces the older, and the
+// caption says what is being done, with the time so far.
+async function results(what, url, render) {
+  if (gallery.asking) gallery.asking.abort();
+  const run = new AbortController();
+  gallery.asking = run;
+  const caption = $("results-caption");
+  caption.classList.remove("error");
+  const stop = ticking(caption, `${what}…`);
+  try {
+    const data = await getJson(url, run.signal);
+    stop();
+    render(data);
+  } catch (err) {
+    stop();
+    if (run.signal.aborted) return;
+    caption.textContent = `${what} failed: ${err.message}`;
+    caption.classList.add("error");
+  } finally {
+    if (gallery.asking === run) gallery.asking = null;
   }
+}
+
+function browse(tag = gallery.tag, offset = 0) {
+  gallery.tag = tag;
+  gallery.offset = offset;
+  showTags();
+  const params = new URLSearchParams({ offset: String(offset), limit: String(PAGE_SIZE) });
+  if (tag) params.set("tag", tag);
+  const what = tag ? `Finding the videos tagged ${tag}` : "Loading the gallery";
+  results(what, `/v1/gallery/videos?${params}`, (page) => {
+    const first = page.total ? page.offset + 1 : 0;
+    const last = page.offset + page.videos.length;
+    $("results-caption").textContent = tag
+      ? `Videos tagged ${tag}, best score first: ${first}–${last} of ${page.total}`
+      : `All videos, by name: ${first}–${last} of ${page.total}`;
+    showCards(page.videos.map((v) => card(v, { score: v.tag_score })));
+    $("pager").hidden = page.total <= page.limit;
+    $("page-line").textContent = `Page ${Math.floor(page.offset / page.limit) + 1} of ${Math.max(1, Math.ceil(page.total / page.limit))}`;
+    $("page-prev").disabled = page.offset === 0;
+    $("page-next").disabled = last >= page.total;
+  });
+}
+$("page-prev").addEventListener("click", () => browse(gallery.tag, Math.max(0, gallery.offset - PAGE_SIZE)));
+$("page-next").addEventListener("click", () => browse(gallery.tag, gallery.offset + PAGE_SIZE));
+$("show-all").addEventListener("click", () => browse(null, 0));
+
+function showCards(cards) {
+  $("results").replaceChildren(...cards);
+}
+
+// A video of the gallery as a card: its picture, name, length, best tags; a press
+// opens it in the player; search hits add the moments that matched, each its picture.
+function card(v, { score = null, scoreName = "score", moments = [] } = {}) {
+  const item = document.createElement("li");
+  item.className = "card";
+  item.dataset.video = v.video;
+  const open = document.createElement("button");
+  open.type = "button";
+  open.className = "open";
+  open.title = v.video;
+  const length = v.duration ? clock(v.duration) : "";
+  open.setAttribute("aria-label", `Open ${baseName(v.video)}${length ? `, ${length} long` : ""}`);
+  open.addEventListener("click", () => openIndexed(v.video));
+  open.append(thumbnail(v.video, v.thumbnail === false ? null : undefined));
+  const name = document.createElement("span");
+  name.className = "name";
+  name.textContent = baseName(v.video);
+  const meta = document.createElement("span");
+  meta.className = "meta";
+  meta.textContent = [length, typeof score === "number" ? `${scoreName} ${score.toFixed(2)}` : ""].filter(Boolean).join(" · ");
+  open.append(name, meta);
+  item.append(open);
+  if (v.unknown) {
+    const mark = document.createElement("span");
+    mark.className = "unknown-mark";
+    mark.textContent = "unknown: outside what the model knows";
+    item.append(mark);
+  }
+  if (v.tags && v.tags.length) {
+    const tags = document.createElement("span");
+    tags.className = "tags";
+    tags.textContent = v.tags.map((t) => `${t.label} ${t.score.toFixed(2)}`).join(", ");
+    item.append(tags);
+    if (v.tags_from) {
+      const made = document.createElement("span");
+      made.className = "made";
+      made.textContent = `tags: ${v.tags_from}`;
+      item.append(made);
+    }
+  }
+  if (v.error) {
+    const error = document.createElement("span");
+    error.className = "error";
+    error.textContent = v.error;
+    item.append(error);
+  }
+  if (moments.length) {
+    const list = document.createElement("ul");
+    list.className = "moments";
+    list.setAttribute("aria-label", `Moments of ${baseName(v.video)} that matched`);
+    for (const m of moments) {
+      const row = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "moment";
+      const source = m.source ? ` (${m.source})` : "";
+      const text = document.createElement("span");
+      text.textContent = `${m.start.toFixed(1)}–${m.end.toFixed(1)} s: ${m.label} ${m.score.toFixed(2)}${source}`;
+      button.setAttribute("aria-label", `Play ${baseName(v.video)} from ${m.start.toFixed(1)} s: ${m.label}`);
+      button.append(thumbnail(v.video, Math.min(m.start + 1, (m.start + m.end) / 2)), text);
+      button.addEventListener("click", () => openIndexed(v.video, m.start));
+      row.append(button);
+      list.append(row);
+    }
+    item.append(list);
+  }
+  const similar = document.createElement("button");
+  similar.type = "button";
+  similar.className = "similar";
+  similar.textContent = "Similar";
+  similar.setAttribute("aria-label", `Videos similar to ${baseName(v.video)}`);
+  similar.addEventListener("click", () => findSimilar(v.video));
+  item.append(similar);
   return item;
+}
+
+// `t`: a moment's picture, decoded by the server; undefined: the video's own; null: none.
+function thumbnail(path, t) {
+  if (t === null) {
+    const none = document.createElement("div");
+    none.className = "thumb";
+    return none;
+  }
+  const image = document.createElement("img");
+  image.className = "thumb";
+  image.alt = "";
+  image.loading = "lazy";
+  image.src = pictureUrl(path, t);
+  return image;
+}
+
+async function openIndexed(path, at = null) {
+  let v;
+  try {
+    v = await getJson(`/v1/gallery/video?video=${encodeURIComponent(path)}`);
+  } catch (err) {
+    $("results-caption").textContent = `Could not open ${baseName(path)}: ${err.message}`;
+    return;
+  }
+  if (upload) upload.abort();
+  stopCamera(true);
+  clearResults();
+  for (const c of document.querySelectorAll(".card")) c.classList.toggle("playing", c.dataset.video === path);
+  const name = baseName(path);
+  if (v.media) {
+    play({ path: v.media, name }, at ?? 0);
+    shown = { path: v.media, name, indexed: true };
+  } else {
+    clearPlayer();
+    $("stage-empty").hidden = true;
+    $("player-note").textContent = `${name} is not under the server's --media folder, so it cannot be played here.`;
+    $("player-note").hidden = false;
+  }
+  const tags = v.tags.map((t) => `${t.label} ${t.score.toFixed(2)}`).join(", ");
+  const answer = v.unknown ? "unknown (outside what the model knows); best guesses: " : "";
+  $("now-playing").textContent = `${name}${v.duration ? ` · ${clock(v.duration)}` : ""}${tags ? ` · ${answer}${tags}` : ""}`;
+  $("now-playing").hidden = false;
+  if (v.segments.length) {
+    showTimeline(
+      { duration: v.duration, segments: v.segments },
+      `Stored when the gallery was indexed: ${v.segments.length} segment${v.segments.length === 1 ? "" : "s"}; press one to play from there${v.media ? " and see why it has its label" : ""}.`,
+      Boolean(v.media),
+    );
+  } else {
+    hideTimeline();
+    $("timeline-caption").textContent = "No timeline is stored for this video (vidclass index --timeline keeps one).";
+    $("timeline-caption").hidden = false;
+  }
+}
+
+function findSimilar(path) {
+  const params = new URLSearchParams({ video: path, limit: String(PAGE_SIZE) });
+  results(`Finding videos like ${baseName(path)}`, `/v1/similar?${params}`, (found) => {
+    $("results-caption").textContent = `Videos like ${baseName(path)}, most similar first: ${found.length}`;
+    $("pager").hidden = true;
+    showCards(found.map((f) => card(f, { score: f.similarity, scoreName: "similarity" })));
+  });
+}
+
+$("search-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const q = $("query").value.trim();
+  if (!q) return;
+  const by = $("search-by").value;
+  const params = new URLSearchParams({ q, by, limit: String(PAGE_SIZE) });
+  gallery.tag = null;
+  showTags();
+  results(`Searching for "${q}"`, `/v1/search?${params}`, (hits) => {
+    $("pager").hidden = true;
+    const how = by === "text" ? "moments nearest to the words" : "tags matching the words";
+    $("results-caption").textContent = hits.length
+      ? `${hits.length} video${hits.length === 1 ? "" : "s"} for "${q}" (${how}), best first`
+      : `No videos found for "${q}" (${how}).`;
+    showCards(hits.map((h) => card(h, { score: h.score, moments: h.moments })));
+  });
+});
+
+function showTags() {
+  const box = $("tag-filter");
+  box.replaceChildren();
+  const shownTags = gallery.allTags ? gallery.tags.slice(0, 200) : gallery.tags.slice(0, TAGS_SHOWN);
+  for (const t of shownTags) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.setAttribute("aria-pressed", String(gallery.tag === t.label));
+    button.append(t.label);
+    const count = document.createElement("span");
+    count.className = "count";
+    count.textContent = t.videos;
+    button.append(count);
+    button.setAttribute("aria-label", `${t.label}: ${t.videos} video${t.videos === 1 ? "" : "s"}`);
+    button.addEventListener("click", () => browse(gallery.tag === t.label ? null : t.label, 0));
+    box.append(button);
+  }
+  if (gallery.tags.length > TAGS_SHOWN) {
+    const more = document.createElement("button");
+    more.type = "button";
+    more.textContent = gallery.allTags ? "Fewer tags" : `More tags (${gallery.tags.length})`;
+    more.addEventListener("click", () => { gallery.allTags = !gallery.allTags; showTags(); });
+    box.append(more);
+  }
+}
+
+// The search box and its modes say what this gallery can do.
+function describeGallery(about) {
+  const select = $("search-by");
+  select.replaceChildren();
+  const modes = {
+    text: `words: moments that look like them (${modelName(about.text_model)})`,
+    tags: "tags: labels whose words match",
+  };
+  for (const by of about.searches) select.append(new Option(modes[by], by));
+  select.hidden = $("search-by-label").hidden = about.searches.length < 2; // one way: no choice
+  const query = $("query");
+  query.placeholder = about.searches[0] === "text" ? "a person lifting weights" : "a tag's words, e.g. squat";
+  query.disabled = about.searches.length === 0;
+  const parts = [`${about.videos} video${about.videos === 1 ? "" : "s"}`];
+  if (about.model) parts.push(`tagged by ${about.model}`);
+  if (about.text_model) parts.push(`moments of ${seconds(about.moment_seconds)} s by ${modelName(about.text_model)}`);
+  $("gallery-line").textContent = parts.join(" · ");
+  $("search-help").textContent = about.text_model
+    ? "Search by words finds the moments that look most like them; by tags, the videos whose labels match the words (prefixes, stems, a few synonyms)."
+    : about.model
+      ? "Search finds the videos whose tags match the words (prefixes, stems, a few synonyms); this gallery has no moments for free-text search (index it with a vision-language model for that)."
+      : "This gallery has nothing indexed yet: vidclass index FOLDER --db GALLERY.";
+}
+
+async function startGallery() {
+  try {
+    gallery.about = await getJson("/v1/gallery");
+    describeGallery(gallery.about);
+    gallery.tags = await getJson("/v1/gallery/tags");
+  } catch (err) {
+    $("gallery-line").textContent = `The gallery cannot be read: ${err.message}`;
+    return;
+  }
+  browse(null, 0);
 }
 
 fetch("/healthz").then((r) => r.json()).then((h) => {
   $("model-line").textContent = `Model: ${h.model}`;
-  $("gallery").hidden = !h.gallery;
+  $("views").hidden = !h.gallery;
+  if (h.gallery) {
+    showView("gallery");
+    startGallery();
+  }
+  loadExamples();
 });
 
+keyCookie();
 $("key-form").addEventListener("submit", (e) => {
   e.preventDefault();
   sessionStorage.setItem("vidclass-key", $("key").value);
+  keyCookie();
   $("key-form").hidden = true;
   status("API key set for this tab; try again.");
+  if (gallery.about === null && !$("views").hidden) startGallery();
 });
