@@ -72,6 +72,6 @@ def run(args) -> int:
     if args.plot:
         from ..plot import plot_timeline
 
-        plot_timeline(tl, args.plot)
+        plot_timeline(tl, args.plot, model=args.model)
         log.info(f"timeline picture written to {args.plot}")
     return 0

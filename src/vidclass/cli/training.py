@@ -265,15 +265,16 @@ def run_evaluate(args) -> int:
         from ..plot import plot_confusion, plot_per_label, plot_reliability
 
         os.makedirs(args.plots, exist_ok=True)
+        about = {"model": report["model"], "data": report["data"]}
         if report["multi_label"]:
             target = os.path.join(args.plots, "per_label.png")
-            plot_per_label(report["per_class"], target)
+            plot_per_label(report["per_class"], target, mean_ap=report["mAP"], **about)
         else:
             target = os.path.join(args.plots, "confusion_matrix.png")
             cm = report["confusion_matrix"]
-            plot_confusion(cm["labels"], cm["matrix"], target)
+            plot_confusion(cm["labels"], cm["matrix"], target, accuracy=report["accuracy"], **about)
             reliability = os.path.join(args.plots, "reliability.png")
-            plot_reliability(report["calibration"], reliability)
+            plot_reliability(report["calibration"], reliability, **about)
             log.info(f"picture written to {reliability}")
         log.info(f"picture written to {target}")
     return 0
