@@ -38,9 +38,30 @@ def p95(values: list[float]) -> float:
     return float(np.percentile(values, 95))
 
 
+def made_up(i: int, rng, labels: list[str], path: str, tags: int = 5, **fields):
+    """The i-th made-up video: `tags` of `labels` with Dirichlet scores, a random size
+    and length, 720p; `fields` set the rest."""
+    from vidclass.gallery import VideoRecord
+
+    picks = rng.choice(len(labels), tags, replace=False)
+    scores = np.sort(rng.dirichlet(np.ones(tags)))[::-1]
+    return VideoRecord(
+        path=path,
+        hash=f"{i:064x}",
+        size=int(rng.integers(1e5, 1e8)),
+        mtime=0.0,
+        model="i3d.kinetics400",
+        duration=float(rng.uniform(1, 600)),
+        width=1280,
+        height=720,
+        tags=[{"label": labels[j], "score": float(s)} for j, s in zip(picks, scores, strict=True)],
+        **fields,
+    )
+
+
 def fill(db: Path, n: int, dim: int = 1024, seed: int = 0) -> float:
     """Insert n synthetic videos; returns entries per second."""
-    from vidclass.gallery import Gallery, VideoRecord
+    from vidclass.gallery import Gallery
     from vidclass.models import get_entry
 
     labels = get_entry("i3d.kinetics400").labels
@@ -48,25 +69,8 @@ def fill(db: Path, n: int, dim: int = 1024, seed: int = 0) -> float:
     g = Gallery(db)
     start = time.perf_counter()
     for i in range(n):
-        picks = rng.choice(len(labels), 5, replace=False)
-        scores = np.sort(rng.dirichlet(np.ones(5)))[::-1]
-        g.store.put(
-            VideoRecord(
-                path=f"/videos/{i:06d}.mp4",
-                hash=f"{i:064x}",
-                size=int(rng.integers(1e5, 1e8)),
-                mtime=0.0,
-                model="i3d.kinetics400",
-                duration=float(rng.uniform(1, 600)),
-                width=1280,
-                height=720,
-                tags=[
-                    {"label": labels[j], "score": float(s)}
-                    for j, s in zip(picks, scores, strict=True)
-                ],
-                feature=rng.standard_normal(dim).astype(np.float32),
-            )
-        )
+        feature = rng.standard_normal(dim).astype(np.float32)
+        g.store.put(made_up(i, rng, labels, f"/videos/{i:06d}.mp4", feature=feature))
     rate = n / (time.perf_counter() - start)
     g.store.set_meta("model", "i3d.kinetics400")
     g.close()

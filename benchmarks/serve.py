@@ -11,23 +11,37 @@ little without them. Loopback only. `PYTHONPATH=OTHER/src` serves another checko
 (an earlier revision without batching stats leaves those columns blank).
 
     python benchmarks/serve.py [--requests 24] [--rounds 1] [--clip cleaning_pool_1s.mp4]
+
+`--gallery-page` measures instead what the gallery page waits for: a gallery of
+--videos-in-gallery made-up videos (3 to 5 tags each from the 400 Kinetics labels, the
+thumbnail of --clip stored for each content hash) is put through the store, `vidclass
+serve --gallery DB` is started, and the first page is loaded as a browser loads it:
+GET /v1/gallery/videos?limit=24 and /v1/gallery/tags at once, then the page's 24
+thumbnails over 6 connections; likewise a page deep in the list (offset 9,000) and a
+tag's page. The first load after the server starts is shown apart, then medians of
+--runs loads.
+
+    python benchmarks/serve.py --gallery-page [--runs 7] [--videos-in-gallery 10000]
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
@@ -36,6 +50,8 @@ from vidclass.info import cpu_line
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEOS = ROOT.parent / "shared" / "videos"
 LEVELS = (1, 4, 16)  # concurrent clients
+PAGE = 24  # videos on a page of the gallery (the browse verb's default)
+BROWSER_CONNECTIONS = 6  # what a browser opens to one host over HTTP/1.1
 
 
 def upload(url: str, path: Path) -> int:
@@ -100,12 +116,12 @@ def get(url: str) -> dict:
         return json.load(r)
 
 
-def start(args) -> tuple[subprocess.Popen, str]:
+def start(args, *extra: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "vidclass", "serve", "--port", str(port), "--queue", "64"]
-    cmd += ["--runtime", args.runtime, "--precision", args.precision]
+    cmd += ["--runtime", args.runtime, "--precision", args.precision, *extra]
     server = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, env=dict(os.environ))
     base = f"http://127.0.0.1:{port}"
     for _ in range(360):
@@ -135,6 +151,108 @@ def batches_since(base: str, before: dict | None, wall: float) -> str:
     )
 
 
+# -- --gallery-page ----------------------------------------------------------------------------
+def made_up_gallery(db: Path, n: int, clip: Path, seed: int = 0) -> float:
+    """`n` made-up videos put through the store as an index run puts them (one
+    transaction per video, and one per thumbnail: `clip`'s, for every content hash);
+    the seconds it took."""
+    from gallery import made_up  # the gallery benchmark's made-up videos
+    from vidclass.gallery import Gallery
+    from vidclass.gallery.thumbnails import video_thumbnail
+    from vidclass.models import get_entry
+    from vidclass.video import probe
+
+    labels = get_entry("i3d.kinetics400").labels
+    info = probe(clip)
+    picture = video_thumbnail(clip, info.duration, info.width, info.height)
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    with Gallery(db) as g:
+        g.store.set_meta("model", "i3d.kinetics400")
+        for i in range(n):
+            path = f"/videos/{i // 1000:02d}/{i:06d}.mp4"
+            tags = int(rng.integers(3, 6))
+            record = made_up(i, rng, labels, path, tags, unknown=bool(rng.random() < 0.1))
+            g.store.put(record)
+            g.store.put_thumbnail(record.hash, picture)
+    return time.perf_counter() - start
+
+
+def fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=60) as r:
+        if r.status != 200:
+            raise SystemExit(f"{url}: {r.status}")
+        return r.read()
+
+
+def load_page(base: str, query: str, pool) -> dict:
+    """Seconds a browser waits for a page of the gallery: the page and the tags at once,
+    then the page's thumbnails over BROWSER_CONNECTIONS connections."""
+    start = time.perf_counter()
+    listing = pool.submit(fetch, f"{base}/v1/gallery/videos?limit={PAGE}{query}")
+    tags = pool.submit(fetch, f"{base}/v1/gallery/tags")
+    page = json.loads(listing.result())
+    listed = time.perf_counter() - start
+    tags.result()
+    both = time.perf_counter() - start
+    pictures = [
+        f"{base}/v1/gallery/thumbnail?video={quote(v['video'], safe='')}"
+        for v in page["videos"]
+        if v["thumbnail"]
+    ]
+    sizes = list(pool.map(fetch, pictures))
+    if len(sizes) != min(PAGE, page["total"] - page["offset"]):
+        raise SystemExit(f"{len(sizes)} thumbnails on a page of {len(page['videos'])}")
+    return {
+        "videos": listed,
+        "tags": both,
+        "whole": time.perf_counter() - start,
+        "bytes": sum(map(len, sizes)),
+    }
+
+
+def gallery_page(args) -> None:
+    clip = args.videos / args.clip
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "gallery.sqlite"
+        took = made_up_gallery(db, args.videos_in_gallery, clip)
+        size = sum(f.stat().st_size for f in Path(tmp).glob("gallery.sqlite*")) / 1e6
+        print(
+            f"{args.videos_in_gallery} made-up videos put through the store in {took:.1f} s "
+            f"(a video and its thumbnail a transaction each); database {size:.0f} MB"
+        )
+        server, base = start(args, "--gallery", str(db))
+        try:
+            with concurrent.futures.ThreadPoolExecutor(BROWSER_CONNECTIONS) as pool:
+                cold = load_page(base, "", pool)  # the server's first requests
+                common = json.loads(fetch(base + "/v1/gallery/tags"))[0]
+                deep = max(0, min(9000, args.videos_in_gallery - PAGE))
+                pages = [
+                    ("first page", ""),
+                    (f"offset {deep:,}", f"&offset={deep}"),
+                    (f"tag {common['label']!r} ({common['videos']} videos)",
+                     "&tag=" + quote(common["label"], safe="")),
+                ]  # fmt: skip
+                print(
+                    f"seconds a browser waits: the page's JSON, with the tags, with its {PAGE} "
+                    f"thumbnails ({BROWSER_CONNECTIONS} connections), medians of {args.runs} "
+                    "loads; first: the page's first load (the first page's: the server's "
+                    "first requests)"
+                )
+                print(f"{'page':<42}{'videos':>8}{'+tags':>8}{'whole':>8}{'first':>8}{'KB':>6}")
+                for name, query in pages:
+                    first = cold if not query else load_page(base, query, pool)
+                    runs = [load_page(base, query, pool) for _ in range(args.runs)]
+                    med = {k: statistics.median(r[k] for r in runs) for k in first}
+                    print(
+                        f"{name:<42}{med['videos']:>8.3f}{med['tags']:>8.3f}"
+                        f"{med['whole']:>8.3f}{first['whole']:>8.3f}{first['bytes'] / 1e3:>6.0f}"
+                    )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=24, help="per concurrency level")
@@ -143,9 +261,17 @@ def main() -> None:
     parser.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS)
     parser.add_argument("--runtime", default="auto", help="the server's --runtime (auto)")
     parser.add_argument("--precision", default="auto", help="the server's --precision (auto)")
+    parser.add_argument(
+        "--gallery-page", action="store_true", help="time the gallery page's requests instead"
+    )
+    parser.add_argument("--videos-in-gallery", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=7, help="page loads (--gallery-page)")
     args = parser.parse_args()
     clip = args.videos / args.clip
     print(cpu_line())
+    if args.gallery_page:
+        gallery_page(args)
+        return
     server, base = start(args)
     rps: dict[int, list[float]] = {n: [] for n in LEVELS}
     try:
