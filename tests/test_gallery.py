@@ -241,10 +241,18 @@ def test_a_damaged_file_is_warned_about_once(tmp_path):
 
 
 @pytest.mark.slow
-def test_search_finds_a_long_video_by_the_stretch_its_timeline_saw(tmp_path):
-    lib = link_videos(tmp_path / "lib", ["long/people_139s.mp4"])
+def test_search_finds_a_long_video_by_the_stretch_its_timeline_saw(tmp_path, long_timeline):
+    """The 139 s video's real timeline (the session's, made once: `index --timeline`
+    stores timelines as test_timeline_moments_are_searchable shows) finds it."""
+    tl = long_timeline
     db = tmp_path / "g.sqlite"
-    assert run_cli("index", lib, "--db", db, "--timeline").returncode == 0
+    with Gallery(db) as g:
+        stored = record(
+            tl.video, [], tl.duration, segments=[tuple(vars(s).values()) for s in tl.segments]
+        )
+        stored.tags = tl.predictions[:5]
+        stored.tags_from = f"mean of its timeline's {len(tl.windows)} windows"
+        g.store.put(stored)
     hits = json.loads(run_cli("search", "tai chi", "--db", db, "--format", "json").stdout)
     assert [Path(h["video"]).name for h in hits] == ["people_139s.mp4"]
     moments = hits[0]["moments"]
