@@ -103,7 +103,7 @@ def calibrate(
     head = linear_head(loaded.module, rows.shape[1])
     if head is None:
         raise VidclassError(f"{name}: its head is not a linear map of its features")
-    detector, per_video = fit_detector(loaded.module, None, rows, groups, false_unknown)
+    detector, unknown = fit_detector(loaded.module, None, rows, groups, false_unknown)
     weight, bias = (t.numpy() for t in head)
     calibration = _temperature(loaded, paths, features, targets, weight, bias)
 
@@ -114,11 +114,7 @@ def calibrate(
         "threshold": loaded.threshold,
         "temperature": None if calibration is None else calibration["temperature"],
         "calibration": calibration,
-        "unknown": {
-            **detector.describe(),
-            "videos": len(per_video),
-            "unknown_rate": float((per_video > detector.threshold).mean()),
-        },
+        "unknown": unknown,
         "input": folder_config.spec_to_dict(loaded.spec),
         "head": {"in_dim": int(rows.shape[1]), "hidden": 0, "dropout": 0.2, "prior": True},
         "training": {

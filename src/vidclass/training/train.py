@@ -283,7 +283,7 @@ def train(
     embed = net.embed if finetune else None
     every = [*x_train, *x_val]  # each video once: train_groups, then the validation videos
     owners = np.concatenate([train_groups, val_groups + len(train_set)])
-    detector, per_video = fit_detector(model.module, embed, every, owners, false_unknown)
+    detector, unknown = fit_detector(model.module, embed, every, owners, false_unknown)
     config = {
         "backbone": backbone,
         "labels": list(labels),
@@ -291,12 +291,7 @@ def train(
         "threshold": threshold if multi else None,
         "temperature": None if multi else temperature,
         "calibration": calibration,
-        "unknown": {
-            **detector.describe(),
-            "videos": len(per_video),
-            # new videos of its labels answered unknown (each scored without itself)
-            "unknown_rate": float((per_video > detector.threshold).mean()),
-        },
+        "unknown": unknown,
         "input": folder_config.spec_to_dict(model.spec),
         "head": {
             "in_dim": int(in_dim),
@@ -366,7 +361,9 @@ def fit_detector(backbone, embed, rows, groups, false_unknown: float):
     where it is linear. Its threshold is set on each video's clips scored without that
     video in the bank (leave one video out), so it says how a new video of these labels
     fares. `embed`: features from rows (a fine-tuned backbone's tail over trunk maps;
-    None: the rows are features). Returns (detector, each video's mean ood_score)."""
+    None: the rows are features). Returns (detector, its `unknown` block of the model's
+    config: the detector, the videos it was set on and the share of them, each scored
+    without itself, that it answers unknown)."""
     import torch
 
     if embed is None:
@@ -386,4 +383,10 @@ def fit_detector(backbone, embed, rows, groups, false_unknown: float):
             f"({false_unknown:g}) holds roughly; more videos (or --clips) set it better"
         )
     per_video = np.array([ood[groups == g].mean() for g in np.unique(groups)])
-    return set_threshold(detector, ood, false_unknown), per_video
+    detector = set_threshold(detector, ood, false_unknown)
+    described = {
+        **detector.describe(),
+        "videos": len(per_video),
+        "unknown_rate": float((per_video > detector.threshold).mean()),
+    }
+    return detector, described
