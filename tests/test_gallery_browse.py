@@ -597,14 +597,35 @@ def test_media_examples(site, plain):
         assert fetch(plain + "/v1/media/examples?limit=" + bad)[0] == 422, bad
 
 
-def test_with_an_api_key_pictures_and_media_take_the_cookie_too(site, keyed):
+def session_cookie(url: str, headers: dict) -> tuple[int, str | None]:
+    """(status, the Set-Cookie header) of POST /v1/session."""
+    request = urllib.request.Request(url + "/v1/session", headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return r.status, r.headers.get("set-cookie")
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers.get("set-cookie")
+
+
+def test_with_an_api_key_pictures_and_media_take_the_session_cookie_too(site, keyed, plain):
     bearer = {"Authorization": f"Bearer {KEY}"}
-    cookie = {"Cookie": f"vidclass_key={quote(KEY, safe='')}"}
+    assert session_cookie(keyed, {}) == (401, None)
+    status, made = session_cookie(keyed, bearer)
+    assert status == 200
+    # Named by the port, HttpOnly, SameSite=Strict, for /v1 only; its value is not the key.
+    port = keyed.rsplit(":", 1)[1]
+    pair, *flags = [part.strip() for part in made.split(";")]
+    name, value = pair.split("=", 1)
+    assert name == f"vidclass_pictures_{port}" and KEY not in value and len(value) == 64
+    assert {"HttpOnly", "Path=/v1"} <= set(flags) and "SameSite=strict" in flags
+    assert session_cookie(plain, {}) == (200, None)  # without --api-key: no cookie
+    cookie = {"Cookie": pair}
     wrong_cookies = [
-        {"Cookie": "vidclass_key=nope"},
-        {"Cookie": f"vidclass_key={quote(KEY[:-1], safe='')}"},
-        {"Cookie": "vidclass_key=%FF%FE"},  # not ASCII once decoded
-        {"Cookie": f"other={quote(KEY, safe='')}"},
+        {"Cookie": f"{name}=nope"},
+        {"Cookie": f"{name}={value[:-1]}"},
+        {"Cookie": f"vidclass_pictures_1={value}"},  # another port's name
+        {"Cookie": f"{name}=%FF%FE"},
+        {"Cookie": f"vidclass_key={quote(KEY, safe='')}"},  # the key itself is no cookie
     ]
     pages = keyed + "/v1/gallery/videos"
     assert fetch(pages)[0] == 401
@@ -626,3 +647,11 @@ def test_with_an_api_key_pictures_and_media_take_the_cookie_too(site, keyed):
         assert fetch(url, wrong_header)[0] == 401, url
     status, _, body = fetch(shown[0], {**cookie, "Range": "bytes=0-9"})
     assert status == 206 and body == Path(site["clip"]).read_bytes()[:10]
+
+
+def test_every_video_file_kind_is_served_as_a_video_type():
+    from vidclass.batch import VIDEO_EXTENSIONS
+    from vidclass.serve.routes.media import TYPES
+
+    assert set(TYPES) == set(VIDEO_EXTENSIONS)
+    assert TYPES[".ts"] == "video/mp2t" and TYPES[".3gp"] == "video/3gpp"

@@ -177,7 +177,7 @@ def test_browse_filter_play_at_a_moment_and_find_similar(browser, site):
     assert pictures_loaded(page)
     moments = page.locator("#results .moment")
     chosen = moments.nth(min(1, moments.count() - 1))
-    start = float(re.search(r"from ([\d.]+) s", chosen.get_attribute("aria-label"))[1])
+    start = float(re.match(r"([\d.]+)–[\d.]+ s: ", chosen.text_content())[1])
     chosen.click()
     page.wait_for_function(
         f"Math.abs(document.getElementById('player').currentTime - {start}) < 1"

@@ -24,8 +24,8 @@ def add(sub) -> None:
         "--api-key",
         default=os.environ.get("VIDCLASS_API_KEY"),
         help="require 'Authorization: Bearer KEY' on /v1/ (/v1/live also takes it as the "
-        "subprotocol vidclass.key.BASE64URL_KEY, /v1/media and /v1/gallery/thumbnail as the "
-        "page's cookie vidclass_key) ($VIDCLASS_API_KEY; printable ASCII); give one when "
+        "subprotocol vidclass.key.BASE64URL_KEY, /v1/media and /v1/gallery/thumbnail a cookie "
+        "from POST /v1/session) ($VIDCLASS_API_KEY; printable ASCII); give one when "
         "--host is not a loopback address",
     )
     add_verb_options(sv, "serve")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import threading
 import time
@@ -13,7 +14,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
-from urllib.parse import unquote
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -199,7 +199,13 @@ BearerToken = Annotated[
 ]
 
 
-KEY_COOKIE = "vidclass_key"  # the page's copy of the key, for <img> and <video>
+def picture_cookie(request: Request, key: str) -> tuple[str, str]:
+    """(name, value) of the cookie that lets the page's <img> and <video> read pictures
+    and media (they cannot send a header): named by the server's port (browsers share
+    cookies between ports), its value a MAC of the key, never the key itself."""
+    port = request.url.port or (443 if request.url.scheme == "https" else 80)
+    value = hmac.new(key.encode(), b"vidclass pictures and media", hashlib.sha256).hexdigest()
+    return f"vidclass_pictures_{port}", value
 
 
 def _refused() -> HTTPException:
@@ -217,12 +223,14 @@ def require_key(state: Server, credentials: BearerToken) -> None:
 
 
 def require_key_or_cookie(request: Request, state: Server, credentials: BearerToken) -> None:
-    """The key as a Bearer header, or as the page's cookie (SameSite=Strict): an <img>
-    or a <video> cannot send headers. Only for GETs that read pictures and media."""
+    """The key as a Bearer header, or the page's picture cookie (picture_cookie, set by
+    POST /v1/session): an <img> or a <video> cannot send headers. Only for the GETs
+    that read pictures and media."""
     key = state.config.api_key
     if key is None or credentials is not None:
         require_key(state, credentials)
         return
-    cookie = unquote(request.cookies.get(KEY_COOKIE, ""))
-    if not (cookie.isascii() and hmac.compare_digest(cookie.encode(), key.encode())):
+    name, value = picture_cookie(request, key)
+    given = request.cookies.get(name, "")
+    if not (given.isascii() and hmac.compare_digest(given.encode(), value.encode())):
         raise _refused()

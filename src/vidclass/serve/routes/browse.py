@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import os
+import stat
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from ...errors import StorageError, VidclassError
 from ...limits import TimeLimitExceeded, time_limit
@@ -21,8 +23,10 @@ from .media import media_name
 
 router = APIRouter()  # read with the API key as a header
 pictures = APIRouter()  # read by <img>: the key as the page's cookie too
-PICTURE_CACHE = "private, max-age=86400"
+PICTURE_CACHE = "private, no-cache"
 INDEXED = "an indexed video, by its path as the gallery stores it"
+BAD_PARAMETER = "a parameter out of bounds"
+UNREADABLE = "the gallery cannot be read (damaged, or locked past --timeout)"
 
 
 async def _read(state: ServerState, work, what: str):
@@ -37,13 +41,25 @@ async def _read(state: ServerState, work, what: str):
             return work(gallery)
 
     try:
-        return await asyncio.wait_for(asyncio.to_thread(run), timeout)
+        return finite(await asyncio.wait_for(asyncio.to_thread(run), timeout))
     except (asyncio.TimeoutError, TimeLimitExceeded):
         raise HTTPException(504, f"{what} took over {timeout:g} s") from None
     except StorageError as exc:
         raise HTTPException(503, str(exc)) from None
     except VidclassError as exc:
         raise HTTPException(422, str(exc)) from None
+
+
+def finite(value):
+    """`value` with every float that JSON cannot carry (inf, nan: a crafted gallery's)
+    as None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
 
 
 def _with_media(state: ServerState, video: dict) -> dict:
@@ -61,6 +77,8 @@ def _with_media(state: ServerState, video: dict) -> dict:
         503,
         504,
         s404=NO_GALLERY,
+        s422=BAD_PARAMETER,
+        s503=UNREADABLE,
     ),
 )
 async def about(state: Server):
@@ -80,6 +98,8 @@ async def about(state: Server):
         503,
         504,
         s404=NO_GALLERY,
+        s422=BAD_PARAMETER,
+        s503=UNREADABLE,
     ),
 )
 async def videos(
@@ -109,6 +129,8 @@ async def videos(
         503,
         504,
         s404=NO_GALLERY,
+        s422=BAD_PARAMETER,
+        s503=UNREADABLE,
     ),
 )
 async def tags(state: Server):
@@ -126,6 +148,8 @@ async def tags(state: Server):
         503,
         504,
         s404=f"{NO_GALLERY}, or the gallery does not hold that video",
+        s422=BAD_PARAMETER,
+        s503=UNREADABLE,
     ),
 )
 async def video(
@@ -144,10 +168,13 @@ async def video(
     return found
 
 
-def _jpeg(picture) -> Response:
-    tag = hashlib.sha256(picture.jpeg).hexdigest()[:32]
-    headers = {"Cache-Control": PICTURE_CACHE, "ETag": f'"{tag}"'}
-    headers["X-Content-Type-Options"] = "nosniff"
+def _jpeg(request: Request, picture) -> Response:
+    """The picture, or 304 where the browser has it: it asks again each time (a video
+    indexed again at the same path has new pictures) and gets bytes only when changed."""
+    tag = f'"{hashlib.sha256(picture.jpeg).hexdigest()[:32]}"'
+    headers = {"Cache-Control": PICTURE_CACHE, "ETag": tag, "X-Content-Type-Options": "nosniff"}
+    if tag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
     return Response(picture.jpeg, media_type="image/jpeg", headers=headers)
 
 
@@ -163,13 +190,15 @@ def _jpeg(picture) -> Response:
             503,
             504,
             s404=f"{NO_GALLERY}, or the gallery holds no such video (or no picture of it)",
-            s503="busy (too many pictures asked for at once; see Retry-After), or the "
-            "gallery cannot be read",
+            s422=f"{BAD_PARAMETER}, a video no longer on disk, or one whose frame does not decode",
+            s503="busy (64 pictures asked for at once; see Retry-After), or the gallery "
+            "cannot be read",
         ),
         200: {"content": {"image/jpeg": {}}, "description": "the picture"},
     },
 )
 async def thumbnail(
+    request: Request,
     state: Server,
     video: str = Query(min_length=1, max_length=MAX_PATH_CHARS, description=INDEXED),
     t: float | None = Query(
@@ -182,23 +211,33 @@ async def thumbnail(
         picture = await _read(state, lambda g: g.thumbnail(video), "a thumbnail")
         if picture is None:
             raise HTTPException(404, f"{video}: no thumbnail in the gallery")
-        return _jpeg(picture)
-    held = await _read(state, lambda g: g.held(video), "a thumbnail")
+        return _jpeg(request, picture)
+
+    def look(gallery):
+        size = gallery.held(video)
+        try:  # the file as it is now: a changed file has other pictures
+            st = os.stat(video)
+        except OSError:
+            return size, None
+        return size, (st.st_mtime_ns, st.st_size) if stat.S_ISREG(st.st_mode) else None
+
+    held, version = await _read(state, look, "a thumbnail")
     if held is None:
         raise HTTPException(404, f"{video}: not in the gallery")
+    if version is None:
+        raise HTTPException(422, f"{video}: no longer on disk")
     at = round(t, 1)  # a tenth of a second: one picture for nearby asks
 
     def make():
         from ...gallery.thumbnails import frame_at
 
-        if not os.path.isfile(video):
-            raise VidclassError(f"{video}: no longer on disk")
         return frame_at(video, at, *held)
 
+    key = (video, version, at)
     try:
-        picture = await state.pictures.get((video, at), make, state.config.timeout)
+        picture = await state.pictures.get(key, make, state.config.timeout, request.is_disconnected)
     except (asyncio.TimeoutError, TimeLimitExceeded):
         raise HTTPException(504, "the picture took too long") from None
     except VidclassError as exc:
         raise HTTPException(422, str(exc)) from None
-    return _jpeg(picture)
+    return _jpeg(request, picture)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from ...limits import time_limit
 from ..answers import answer, nothing
-from ..inputs import MAX_PATH_CHARS, VIDEO_BODY, VideoInput, media_video
+from ..inputs import MAX_PATH_CHARS, VIDEO_BODY, media_video
 from ..params import query
 from ..state import Server, ServerState
 from ..statuses import GALLERY_BUSY, NO_GALLERY, VIDEO, answers
@@ -19,10 +19,14 @@ router = APIRouter()
 MAX_TEXT = 500  # search words
 
 
-def _similar(state: ServerState, limit: int):
+def _similar(state: ServerState, limit: int, indexed: str | None = None):
+    """The work of a similar request: for the video fetched, or for `indexed`, a path
+    the gallery holds (its stored vector, where it has one, is the query)."""
+
     def work(model, local, name):  # in a request thread; its forward passes batched
         from ...gallery import Gallery
 
+        local = indexed or local
         # The shared gallery is held to choose the vectors and the model (its own, loaded
         # once and kept, where the served one is not it) and to compare; the query video
         # is decoded on this request's own connection, holding nothing.
@@ -58,25 +62,15 @@ async def similar(
     """Indexed videos nearest to a video under --media, or to one the gallery holds
     (by its stored path; needs --gallery)."""
     state.gallery_path()
-    return await answer(state, lambda: _named(state, video), _similar(state, limit), "similar")
 
+    def held():  # the page's cards name videos by their stored paths
+        with time_limit(state.config.timeout, "similar"), state.browsing.use() as gallery:
+            return gallery.held(video)
 
-async def _named(state: ServerState, video: str) -> VideoInput:
-    """A video under --media, or else one the gallery holds, by its stored path (the
-    page's cards name videos so; their stored features answer without decoding)."""
-    try:
-        return await media_video(state.config.media, video)
-    except HTTPException as exc:
-        if exc.status_code not in (403, 404):
-            raise
-
-        def held():
-            with time_limit(state.config.timeout, "similar"), state.browsing.use() as gallery:
-                return gallery.held(video)
-
-        if await asyncio.to_thread(held) is None:
-            raise
-        return VideoInput(video, video)
+    if await asyncio.to_thread(held) is not None:
+        return await answer(state, nothing, _similar(state, limit, video), "similar")
+    media = state.config.media
+    return await answer(state, lambda: media_video(media, video), _similar(state, limit), "similar")
 
 
 @router.post(

@@ -5,7 +5,6 @@ requests answered, so a player can seek) and to try. Only video files, only unde
 from __future__ import annotations
 
 import asyncio
-import mimetypes
 import os
 
 from fastapi import APIRouter, HTTPException, Query
@@ -20,7 +19,26 @@ router = APIRouter()  # the key as a header
 files = APIRouter()  # read by <video>: the key as the page's cookie too
 MAX_SCANNED = 10_000  # folder entries an examples listing looks at, at most
 MAX_DEPTH = 3  # subfolders deep
-PLAYABLE = {".mp4": "video/mp4", ".m4v": "video/mp4", ".webm": "video/webm", ".ogv": "video/ogg"}
+# The type each video file is served as (the host's MIME table says odd things: .ts as
+# a translation file, .3gp as audio).
+TYPES = {
+    ".3gp": "video/3gpp",
+    ".avi": "video/x-msvideo",
+    ".flv": "video/x-flv",
+    ".gif": "image/gif",
+    ".m2ts": "video/mp2t",
+    ".m4v": "video/mp4",
+    ".mkv": "video/x-matroska",
+    ".mov": "video/quicktime",
+    ".mp4": "video/mp4",
+    ".mpeg": "video/mpeg",
+    ".mpg": "video/mpeg",
+    ".mts": "video/mp2t",
+    ".ogv": "video/ogg",
+    ".ts": "video/mp2t",
+    ".webm": "video/webm",
+    ".wmv": "video/x-ms-wmv",
+}
 
 
 def _is_video(path: str) -> bool:
@@ -63,9 +81,7 @@ async def media(
     found = await media_video(state.config.media, video)
     if not _is_video(found.local):
         raise HTTPException(404, f"{video}: not a video file")
-    suffix = os.path.splitext(found.local)[1].lower()
-    kind = PLAYABLE.get(suffix) or mimetypes.guess_type(found.local)[0]
-    kind = kind or "application/octet-stream"
+    kind = TYPES.get(os.path.splitext(found.local)[1].lower(), "application/octet-stream")
     headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
     return FileResponse(found.local, media_type=kind, headers=headers)
 

@@ -11,16 +11,15 @@ function status(text, error = false) {
 }
 
 // With `vidclass serve --api-key`, /v1/ needs the key; it is asked for once and kept
-// for this tab only, and as a cookie for the pictures and videos the page shows (an
-// <img> or <video> cannot send a header).
+// for this tab only. The pictures and videos the page shows (an <img> or <video> cannot
+// send a header) are read with a cookie the server sets for it (POST /v1/session).
 function authHeaders() {
   const key = sessionStorage.getItem("vidclass-key");
   return key ? { Authorization: `Bearer ${key}` } : {};
 }
 
-function keyCookie() {
-  const key = sessionStorage.getItem("vidclass-key");
-  if (key) document.cookie = `vidclass_key=${encodeURIComponent(key)}; path=/v1; SameSite=Strict`;
+async function pictureCookie() {
+  if (sessionStorage.getItem("vidclass-key")) await api("/v1/session", { method: "POST" }).catch(() => {});
 }
 
 async function api(url, options = {}) {
@@ -62,9 +61,13 @@ const pictureUrl = (path, t) => `/v1/gallery/thumbnail?video=${encodeURIComponen
 
 // `text` with the seconds so far, every second, in `element`, until the returned
 // function is called.
+// The seconds are shown, not announced: a screen reader hears `text` once.
 function ticking(element, text) {
   const began = performance.now();
-  const show = () => { element.textContent = `${text} ${Math.round((performance.now() - began) / 1000)} s`; };
+  const clock = document.createElement("span");
+  clock.setAttribute("aria-hidden", "true");
+  element.replaceChildren(`${text} `, clock);
+  const show = () => { clock.textContent = `${Math.round((performance.now() - began) / 1000)} s`; };
   show();
   const timer = setInterval(show, 1000);
   return () => clearInterval(timer);
@@ -260,7 +263,8 @@ function layoutTimeline() {
   const width = $("timeline").clientWidth;
   if (!width) return;
   const { duration } = timeline;
-  const step = TICK_STEPS.find((s) => (duration / s) * MIN_TICK_PX <= width) || TICK_STEPS[TICK_STEPS.length - 1];
+  // A listed step, or for a length past them (a crafted one) a whole number of hours.
+  const step = TICK_STEPS.find((s) => (duration / s) * MIN_TICK_PX <= width) || 3600 * Math.ceil((duration * MIN_TICK_PX) / width / 3600);
   const count = Math.floor(duration / step + 1e-9);
   for (let i = 0; i <= count; i++) {
     const t = i * step;
@@ -426,6 +430,7 @@ async function timelineOf(source, signal, onProgress) {
 let upload = null; // the AbortController of the video being labelled
 
 async function classify(source) {
+  opening += 1; // a video of the gallery still being opened is not wanted now
   stopCamera(true);
   showView("try");
   if (upload) upload.abort(); // a newer video: the older one's answer is not wanted
@@ -737,7 +742,6 @@ function card(v, { score = null, scoreName = "score", moments = [] } = {}) {
   open.className = "open";
   open.title = v.video;
   const length = v.duration ? clock(v.duration) : "";
-  open.setAttribute("aria-label", `Open ${baseName(v.video)}${length ? `, ${length} long` : ""}`);
   open.addEventListener("click", () => openIndexed(v.video));
   open.append(thumbnail(v.video, v.thumbnail === false ? null : undefined));
   const name = document.createElement("span");
@@ -784,7 +788,7 @@ function card(v, { score = null, scoreName = "score", moments = [] } = {}) {
       const source = m.source ? ` (${m.source})` : "";
       const text = document.createElement("span");
       text.textContent = `${m.start.toFixed(1)}–${m.end.toFixed(1)} s: ${m.label} ${m.score.toFixed(2)}${source}`;
-      button.setAttribute("aria-label", `Play ${baseName(v.video)} from ${m.start.toFixed(1)} s: ${m.label}`);
+      button.title = `Play ${baseName(v.video)} from ${m.start.toFixed(1)} s`;
       button.append(thumbnail(v.video, Math.min(m.start + 1, (m.start + m.end) / 2)), text);
       button.addEventListener("click", () => openIndexed(v.video, m.start));
       row.append(button);
@@ -817,14 +821,21 @@ function thumbnail(path, t) {
   return image;
 }
 
+let opening = 0; // the latest video asked to open: an older answer arriving late is dropped
+
 async function openIndexed(path, at = null) {
+  const mine = ++opening;
   let v;
   try {
     v = await getJson(`/v1/gallery/video?video=${encodeURIComponent(path)}`);
   } catch (err) {
+    if (mine !== opening) return;
+    if (gallery.asking) gallery.asking.abort();
     $("results-caption").textContent = `Could not open ${baseName(path)}: ${err.message}`;
+    $("results-caption").classList.add("error");
     return;
   }
+  if (mine !== opening) return;
   if (upload) upload.abort();
   stopCamera(true);
   clearResults();
@@ -857,6 +868,8 @@ async function openIndexed(path, at = null) {
 }
 
 function findSimilar(path) {
+  gallery.tag = null;
+  showTags();
   const params = new URLSearchParams({ video: path, limit: String(PAGE_SIZE) });
   results(`Finding videos like ${baseName(path)}`, `/v1/similar?${params}`, (found) => {
     $("results-caption").textContent = `Videos like ${baseName(path)}, most similar first: ${found.length}`;
@@ -945,9 +958,10 @@ async function startGallery() {
   browse(null, 0);
 }
 
-fetch("/healthz").then((r) => r.json()).then((h) => {
+fetch("/healthz").then((r) => r.json()).then(async (h) => {
   $("model-line").textContent = `Model: ${h.model}`;
   $("views").hidden = !h.gallery;
+  await pictureCookie();
   if (h.gallery) {
     showView("gallery");
     startGallery();
@@ -955,12 +969,12 @@ fetch("/healthz").then((r) => r.json()).then((h) => {
   loadExamples();
 });
 
-keyCookie();
-$("key-form").addEventListener("submit", (e) => {
+$("key-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   sessionStorage.setItem("vidclass-key", $("key").value);
-  keyCookie();
   $("key-form").hidden = true;
   status("API key set for this tab; try again.");
+  await pictureCookie();
   if (gallery.about === null && !$("views").hidden) startGallery();
+  loadExamples();
 });
