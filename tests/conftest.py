@@ -211,10 +211,14 @@ def model():
 
 
 @pytest.fixture(scope="session")
-def long_timeline(model):
-    """A real timeline of the 139 s shared video (people walking by), every 2 s: made
-    once (about a minute of CPU) for the tests that draw long timelines."""
-    return model.timeline(video("long/people_139s.mp4"), stride=2.0)
+def long_timeline():
+    """A real timeline of the 139 s shared video (people walking by), every 2 s, by the
+    default model as a user runs it (bf16 where the CPU has it: several times faster
+    than the session's fp32 model): made once for the tests that draw or search long
+    timelines."""
+    import vidclass
+
+    return vidclass.load_model().timeline(video("long/people_139s.mp4"), stride=2.0)
 
 
 @pytest.fixture(scope="session")

@@ -218,6 +218,7 @@ def test_the_page_labels_the_camera_live(camera_browser, server):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(server["url"] + "/")
     page.wait_for_selector("text=Model: i3d.kinetics400")
+    page.click("#view-try")  # the server has a gallery: the page opens on it
     page.click("#camera-start")
     # The fake camera's test pattern: the structure and that it moves, not a label.
     page.locator("#bars li .label").first.wait_for(timeout=90_000)

@@ -542,6 +542,8 @@ async function startCamera() {
     status("This browser cannot record the camera here (it needs https or localhost).", true);
     return;
   }
+  showView("try");
+  opening += 1; // a video of the gallery still being opened is not wanted now
   status("Starting the camera…");
   $("camera-start").disabled = true; // one session, however often it is pressed
   try {
