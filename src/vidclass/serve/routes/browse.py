@@ -215,6 +215,8 @@ async def thumbnail(
 
     def look(gallery):
         size = gallery.held(video)
+        if size is None:
+            return None, None  # a path the gallery does not hold is not looked at
         try:  # the file as it is now: a changed file has other pictures
             st = os.stat(video)
         except OSError:
