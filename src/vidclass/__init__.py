@@ -118,6 +118,7 @@ def timeline(
     threads: int | None = None,
     progress=None,
     unknown: str = "auto",
+    per_window: bool = False,
 ):
     """Labels over time: a `Timeline` of sliding windows (start, end, top-k) and segments
     (start, end, label, score). See `Classifier.timeline` for the options."""
@@ -135,6 +136,7 @@ def timeline(
         labels=labels,
         progress=progress,
         unknown=unknown,
+        per_window=per_window,
     )
 
 

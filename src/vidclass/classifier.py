@@ -160,6 +160,20 @@ class Classifier:
         """(logits of the labels kept, backbone features) from one forward pass."""
         raise NotImplementedError
 
+    def logits_from_features(self, features: np.ndarray) -> np.ndarray:
+        """Logits of the labels kept from backbone features (N, D): the head alone."""
+        raise NotImplementedError
+
+    @property
+    def temporal_map(self):
+        """How clip features come from a map over time (models.i3d_stream.TemporalMap),
+        which windows can then share (engine.stretch); None where they cannot."""
+        return None
+
+    def map_stream(self, step_frames: int):
+        """A models.i3d_stream.MapStream of this model's map, in steps of `step_frames`."""
+        raise VidclassError(f"{self.name} has no map over time for windows to share")
+
     def scores_and_features(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(scores (N, labels), features (N, D)) from one forward pass: what a gallery
         stores for each video, and what a feature-space unknown score needs."""
@@ -235,6 +249,7 @@ class Classifier:
         labels: list[str] | LabelChoice | None = None,
         progress=None,
         unknown: str = "auto",
+        per_window: bool = False,
     ):
         """Labels over time: top-k for sliding windows, segments of one label, and the
         top-k of the whole video (the mean of its windows).
@@ -243,13 +258,17 @@ class Classifier:
         smooth: windows averaged before segmenting; min_segment: seconds (2 strides);
         labels: only these (see `with_labels`); progress: called with (windows scored,
         windows in all or None) as they are; unknown: "auto" (each window's ood_score,
-        and "unknown" segments where the model has a threshold) or "off".
+        and "unknown" segments where the model has a threshold) or "off"; per_window:
+        score each window on its own, where the model would read all from one map of
+        the video (its `temporal_map`).
         """
         from .timelines import compute
 
         check("timeline", locals())  # before the labels are encoded
         model = self.with_labels(labels)
-        return compute(model, path, window, stride, top_k, smooth, min_segment, progress, unknown)
+        return compute(
+            model, path, window, stride, top_k, smooth, min_segment, progress, unknown, per_window
+        )
 
     def classify_many(
         self,

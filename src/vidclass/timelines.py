@@ -44,14 +44,18 @@ def compute(
     min_segment: float | None = None,
     progress: Callable[[int, int | None], None] | None = None,
     unknown: str = "auto",
+    per_window: bool = False,
 ) -> Timeline:
     """The timeline of one video, decoded and scored in this process. `progress` is
-    called with (windows scored, windows in all, None where unknown) as they are."""
+    called with (windows scored, windows in all, None where unknown) as they are.
+    Where the model has a map over time, its windows are read from one pass over the
+    video (engine.stretch) unless `per_window`."""
     check("timeline", locals())
     stride = option("timeline", "stride").default if stride is None else stride
     if window is None:
         window = clf.spec.clip_seconds or DEFAULT_WINDOW
-    work = Work(Windows(window, stride), video_timeout=None, unknown=unknown != "off")
+    shared = not per_window and clf.temporal_map is not None
+    work = Work(Windows(window, stride, shared), video_timeout=None, unknown=unknown != "off")
     on_scored = None
     if progress is not None:
         total, done = planned_windows(path, window, stride), 0

@@ -57,6 +57,7 @@ class VideoClassifier(Classifier):
         self.module = self.module.to(self.device, memory_format=self.memory_format)
         for p in self.module.parameters():
             p.requires_grad_(False)
+        self._stream_step = None  # map_stream's module, made when first asked for
 
     @property
     def batch_size_hint(self) -> int:
@@ -134,6 +135,40 @@ class VideoClassifier(Classifier):
             features = self.module.embed(self._inputs(clips)).float()
         logits = self.module.head_logits(features).float().cpu().numpy()
         return self._keep(logits), features.cpu().numpy()
+
+    @torch.inference_mode()
+    def logits_from_features(self, features) -> np.ndarray:
+        features = torch.as_tensor(np.asarray(features, np.float32), device=self.device)
+        return self._keep(self.module.head_logits(features).float().cpu().numpy())
+
+    @property
+    def temporal_map(self):
+        return self.module.temporal_map
+
+    def map_stream(self, step_frames: int):
+        """The map's stream in torch, at the model's precision, whatever runtime runs
+        its clips (the stream's steps are a module of the same weights)."""
+        from .engine.stretch import MapStream
+
+        if self.module.temporal_map is None:
+            return super().map_stream(step_frames)
+        if self._stream_step is None:
+            source = self.module.embed_source()
+            if self.device.type == "cpu":
+                source.to(memory_format=torch.channels_last_3d)
+            self._stream_step = source.stream_step()
+        module = self._stream_step
+
+        @torch.inference_mode()
+        def step(frames, first, total, caches):
+            x = torch.as_tensor(frames).to(self.device)
+            if self.device.type == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last_3d)
+            with self._autocast():
+                positions, caches = module(x, first, total, caches)
+            return positions.float().cpu().numpy(), caches
+
+        return MapStream(step, step_frames, module.stride, module.lag)
 
     @torch.inference_mode()
     def trunk(self, clips) -> np.ndarray:

@@ -51,6 +51,7 @@ def run(args) -> int:
             labels=labels,
             progress=progress,
             unknown=args.unknown,
+            per_window=args.per_window,
             model=args.model,
             precision=args.precision,
             threads=args.threads,

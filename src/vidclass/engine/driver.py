@@ -26,7 +26,8 @@ from ..limits import check_time
 from ..results import VideoResult, top_k
 from .executors import DecoderPool, Event, InProcess, Job, LocalProcesses, default_workers
 from .prepare import Prepared
-from .work import ClipModel, Clips, Work, forward, stack
+from .stretch import Stretch
+from .work import ClipModel, Clips, Windows, Work, forward, from_features, stack
 
 log = logging.getLogger("vidclass")
 
@@ -83,6 +84,8 @@ class _Video:
     end: Prepared | None = None  # set once every clip has been made
     made: int = 0
     error: str | None = None  # a clip's row was not finite: the video fails
+    stretch: Stretch | None = None  # shared windows: the map its steps make
+    pushed: int = 0  # shared windows: steps pushed into it
 
 
 def executor_for(workers: int | None, jobs: int, decoders: DecoderPool | None = None):
@@ -124,6 +127,10 @@ class Driver:
         self.stats = RunStats()
         # Each clip's unknown score comes with its scores (no pass of its own).
         self.detector = getattr(model, "detector", None) if work.unknown else None
+        # Shared windows: clips are steps of frames, through one map per video.
+        self.shared = isinstance(work.sampling, Windows) and work.sampling.shared
+        if self.shared and model.temporal_map is None:
+            raise VidclassError(f"{getattr(model, 'name', 'this model')} has no map to share")
 
     def run(self, paths: Iterable[str]) -> Iterator[VideoResult]:
         start = time.perf_counter()
@@ -166,22 +173,27 @@ class Driver:
                 continue
             if not ready:
                 return
-            for job, index, scores, features, ood, finite in self._forward(ready):
-                video = videos[job]
-                if not finite and video.error is None:
-                    error = non_finite(job[1], "scores" if scores is not None else "features")
-                    if getattr(self.executor, "raise_errors", False):
-                        raise error
-                    video.error = str(error)
-                if scores is not None:
-                    video.scores[index] = scores
-                if features is not None:
-                    video.features[index] = features
-                if ood is not None:
-                    video.ood[index] = float(ood)
-                if (result := self._finished(job, video)) is not None:
-                    del videos[job]
-                    yield job[0], result
+            rows = self._push(ready, videos) if self.shared else self._forward(ready)
+            yield from self._take(rows, videos)
+
+    def _take(self, rows, videos: dict):
+        """Scored rows into their videos; the results of videos now finished."""
+        for job, index, scores, features, ood, finite in rows:
+            video = videos[job]
+            if not finite and video.error is None:
+                error = non_finite(job[1], "scores" if scores is not None else "features")
+                if getattr(self.executor, "raise_errors", False):
+                    raise error
+                video.error = str(error)
+            if scores is not None:
+                video.scores[index] = scores
+            if features is not None:
+                video.features[index] = features
+            if ood is not None:
+                video.ood[index] = float(ood)
+            if (result := self._finished(job, video)) is not None:
+                del videos[job]
+                yield job[0], result
 
     def _accept(self, event: Event, videos: dict, ready: deque):
         video = videos.setdefault(event.job, _Video())
@@ -200,6 +212,8 @@ class Driver:
             ready.extend(kept)
             self.stats.failed += 1
             yield event.job[0], VideoResult(event.job[1], error=event.end.error)
+        elif self.shared:
+            yield from self._take(self._windows(event.job, video), videos)
         elif (result := self._finished(event.job, video)) is not None:
             del videos[event.job]
             yield event.job[0], result
@@ -241,11 +255,63 @@ class Driver:
         rows = zip(group, scores, features, ood, finite, strict=True)
         return [(job, index, s, f, o, ok) for (job, index, _), s, f, o, ok in rows]
 
+    def _push(self, ready: deque, videos: dict):
+        """Shared windows: the oldest step into its video's map; once a video's last
+        step is in (and it has ended), its windows' rows."""
+        job, _, frames = ready.popleft()
+        video = videos[job]
+        check_time()
+        start = time.perf_counter()
+        if video.stretch is None:
+            video.stretch = Stretch(self.model)
+        video.stretch.push(frames)
+        video.pushed += 1
+        self.stats.model_seconds += time.perf_counter() - start
+        self.stats.forward_passes += 1
+        return self._windows(job, video)
+
+    def _windows(self, job: Job, video: _Video):
+        """The rows of a video's windows from its map, once all its steps are in."""
+        if video.end is None or video.pushed < video.made or video.stretch is None:
+            return []
+        spans = video.end.spans
+        order = sorted(spans)
+        start = time.perf_counter()
+        features = video.stretch.features([spans[i] for i in order], self.work.sampling.window)
+        video.stretch = None
+        rows = []
+        for at in range(0, len(order), 256):
+            part = features[at : at + 256]
+            scores, kept, ood = from_features(self.model, self.work.outputs, part, self.detector)
+            n = len(part)
+            finite = [
+                a and b for a, b in zip(finite_rows(scores, n), finite_rows(kept, n), strict=True)
+            ]
+            for i in range(n):
+                rows.append(
+                    (
+                        job,
+                        order[at + i],
+                        None if scores is None else scores[i],
+                        None if kept is None else kept[i],
+                        None if ood is None else ood[i],
+                        finite[i],
+                    )
+                )
+            self.stats.clips += n
+            if self.on_scored is not None:
+                self.on_scored(n)
+        self.stats.model_seconds += time.perf_counter() - start
+        return rows
+
     # -- postprocess ------------------------------------------------------------------------
     def _finished(self, job: Job, video: _Video) -> VideoResult | None:
         """The video's result once it is decoded and all its clips are scored."""
-        done = max(len(video.scores), len(video.features))
-        if video.end is None or done < video.made:
+        if video.end is None or (self.shared and video.stretch is not None):
+            return None
+        # Shared windows: steps were made, and the windows are scored at once.
+        wanted = len(video.end.spans) if self.shared else video.made
+        if max(len(video.scores), len(video.features)) < wanted:
             return None
         if video.error is not None:
             self.stats.failed += 1

@@ -42,6 +42,8 @@ class Preparation:
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
         if isinstance(self.sampling, Windows):
+            if self.sampling.shared:
+                return self._stretch(self.sampling)
             return self._windows(self.sampling)
         return self._clips(self.sampling)
 
@@ -56,6 +58,42 @@ class Preparation:
         for i, clip in enumerate(clips):
             check_time()
             yield i, clip
+
+    def _stretch(self, sampling: Windows) -> Iterator[tuple[int, np.ndarray]]:
+        """Shared mode: every frame at the model's rate once, in steps of STEP_FRAMES
+        (uint8, cropped); the last step shorter, padded to a multiple of ALIGN by repeating
+        its last frame. The windows' spans are known once the frames that decode are."""
+        from .stretch import ALIGN, STEP_FRAMES, stretch_length
+
+        spec = self.spec
+        info, spans = window_spans(self.path, spec, sampling)
+        times = np.arange(int(np.ceil(info.duration * spec.fps - 1e-6))) / spec.fps
+        width, height = Resize(spec.short_side, spec.size).target(info.width, info.height, False)
+        check_frame_memory(STEP_FRAMES, width, height, str(self.path))
+        stream = FrameStream(
+            self.path, times, spec.short_side, size=spec.size, interpolation=spec.interpolation
+        )
+        step: list[np.ndarray] = []
+        made = steps = 0
+        for _, _, frame in stream:
+            check_time()
+            step.append(frame)
+            if len(step) == STEP_FRAMES:
+                yield steps, stack_clip(step, spec)
+                made, steps, step = made + len(step), steps + 1, []
+        self.warnings += stream.warnings
+        if not made and not step:
+            raise no_frames_error(self.path, stream.damage)
+        if step:
+            made += len(step)
+            length = stretch_length(made, ALIGN) - (made - len(step))
+            yield steps, stack_clip(step + [step[-1]] * (length - len(step)), spec)
+        decoded = made / spec.fps  # windows starting past what decoded are left out
+        kept = [(a, b) for a, b in spans if a < decoded or a == 0]
+        self.spans = {w: (a, min(b, round(decoded, 6))) for w, (a, b) in enumerate(kept)}
+        if len(kept) < len(spans):
+            skipped = len(spans) - len(kept)
+            self.warnings.append(f"{self.path}: {skipped} windows past the decodable end skipped")
 
     def _windows(self, sampling: Windows) -> Iterator[tuple[int, np.ndarray]]:
         plan = WindowPlan.make(self.path, self.spec, sampling)
@@ -111,18 +149,7 @@ class WindowPlan:
 
     @classmethod
     def make(cls, path, spec: InputSpec, sampling: Windows) -> WindowPlan:
-        info = probe(path)
-        if not info.duration:
-            raise VidclassError(f"{path}: its duration cannot be found, so it has no timeline")
-        window, stride = sampling.window, sampling.stride
-        count = window_count(info.duration, window, stride)
-        if count > max_windows():
-            raise VidclassError(
-                f"{path}: {count} windows of {window:g} s every {stride:g} s are over the "
-                f"limit of {max_windows()} (use a longer stride; VIDCLASS_MAX_WINDOWS raises it)"
-            )
-        starts = window_starts(info.duration, window, stride)
-        spans = [(s, round(min(s + window, info.duration), 6)) for s in starts]
+        info, spans = window_spans(path, spec, sampling)
         times = [np.asarray(window_times(a, b, spec.num_frames, spec.fps)) for a, b in spans]
         # The frames of about one window are held at once.
         width, height = Resize(spec.short_side, spec.size).target(info.width, info.height, False)
@@ -133,6 +160,23 @@ class WindowPlan:
         last_use = np.zeros(len(wanted), dtype=np.int64)
         np.maximum.at(last_use, inverse, np.repeat(np.arange(len(times)), np.diff(bounds)))
         return cls(spans, wanted, needs, last_use)
+
+
+def window_spans(path, spec: InputSpec, sampling: Windows):
+    """(the video's VideoInfo, each window's (start, end) in seconds), within the limit
+    on windows."""
+    info = probe(path)
+    if not info.duration:
+        raise VidclassError(f"{path}: its duration cannot be found, so it has no timeline")
+    window, stride = sampling.window, sampling.stride
+    count = window_count(info.duration, window, stride)
+    if count > max_windows():
+        raise VidclassError(
+            f"{path}: {count} windows of {window:g} s every {stride:g} s are over the "
+            f"limit of {max_windows()} (use a longer stride; VIDCLASS_MAX_WINDOWS raises it)"
+        )
+    starts = window_starts(info.duration, window, stride)
+    return info, [(s, round(min(s + window, info.duration), 6)) for s in starts]
 
 
 @dataclass

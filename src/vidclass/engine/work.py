@@ -42,10 +42,13 @@ class Clips:
 
 @dataclass(frozen=True)
 class Windows:
-    """Sliding windows of `window` seconds every `stride` seconds, across the video."""
+    """Sliding windows of `window` seconds every `stride` seconds, across the video.
+    `shared`: scored from one map of the whole video (engine.stretch), for a model that
+    declares one (its `temporal_map`); else each window on its own."""
 
     window: float
     stride: float
+    shared: bool = False
 
     def __post_init__(self):
         finite = math.isfinite(self.window) and math.isfinite(self.stride)
@@ -130,6 +133,15 @@ class ClipModel(Protocol):
 
     def trunk(self, clips: np.ndarray) -> np.ndarray: ...
 
+    def logits_from_features(self, features: np.ndarray) -> np.ndarray: ...
+
+    # Shared windows (engine.stretch): the map clips are read from, None where the
+    # model has none, and a stream of it for steps of `step_frames`.
+    @property
+    def temporal_map(self): ...
+
+    def map_stream(self, step_frames: int): ...
+
 
 def forward(model: ClipModel, outputs: str, x: np.ndarray, detector=None):
     """(scores, features, ood scores) of a batch of prepared clips, each None where not
@@ -143,6 +155,16 @@ def forward(model: ClipModel, outputs: str, x: np.ndarray, detector=None):
         ood = detector.score(scores, features)
         return scores, features if outputs == "both" else None, ood
     return (*_forward(model, outputs, x), None)
+
+
+def from_features(model: ClipModel, outputs: str, features: np.ndarray, detector=None):
+    """What `forward` gives, for clips whose features are known (engine.stretch)."""
+    scores = ood = None
+    if outputs in ("scores", "both"):
+        scores = model.activate(model.logits_from_features(features))
+        if detector is not None:
+            ood = detector.score(scores, features)
+    return scores, features if outputs != "scores" else None, ood
 
 
 def _forward(model: ClipModel, outputs: str, x: np.ndarray):

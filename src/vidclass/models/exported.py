@@ -21,6 +21,8 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import VidclassError
 from ..files import open_regular, read_json_file, sha256_hex
 from ..unknown import BANK
@@ -75,7 +77,7 @@ def read_manifest(folder: str | os.PathLike) -> dict:
         and all(isinstance(k, str) and _FILE_NAME.fullmatch(k) for k in files)
         and all(isinstance(v, str) and _SHA256.fullmatch(v) for v in files.values())
         and isinstance(graphs, dict)
-        and set(graphs) == {"embed", "head"}
+        and set(graphs) in ({"embed", "head"}, {"embed", "head", "stream"})
         and all(isinstance(g, list) and g and all(n in files for n in g) for g in graphs.values())
     )
     if not ok:
@@ -108,7 +110,32 @@ def read_manifest(folder: str | os.PathLike) -> dict:
     spec = _input(folder, manifest)
     if typical_clip(spec) != tuple(clip):
         raise _fail(folder, "its clip shape is not what its input makes")
+    if ("stream" in graphs) != isinstance(manifest.get("stream"), dict) or not _stream_ok(
+        manifest.get("stream"), clip
+    ):
+        raise _fail(folder, "its map stream is not as an export writes it")
     return manifest
+
+
+MAX_CACHE_VALUES = 64 << 20  # a stream's caches: I3D's are about 3 M numbers
+
+
+def _stream_ok(stream, clip: list[int]) -> bool:
+    """A manifest's map stream (runtimes.stream_graph.describe), where it has one: whole
+    numbers in bounds, steps of the clip's picture, caches of bounded size."""
+    if stream is None:
+        return True
+    small = {"stride": 64, "pool": 16, "lag": 256}
+    if not all(type(stream.get(k)) is int and 0 < stream[k] <= most for k, most in small.items()):
+        return False
+    step, caches = stream.get("step_frames"), stream.get("caches")
+    if type(step) is not int or not 0 < step <= 1024 or step % stream["stride"]:
+        return False
+    if not isinstance(caches, list) or not caches or len(caches) > 256:
+        return False
+    if not all(_numbers(c, 5, 0, 4096, whole=True) and c[0] == 1 for c in caches):
+        return False
+    return sum(int(np.prod(c)) for c in caches) <= MAX_CACHE_VALUES
 
 
 def _numbers(value, count: int, low: float, high: float, whole: bool = False) -> bool:

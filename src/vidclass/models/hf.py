@@ -253,6 +253,7 @@ class TransformersVideoModule(torch.nn.Module):
 
     channels_last = False  # attention-bound: the memory format does not help
     any_frames = False  # position embeddings fix the clip length
+    temporal_map = None  # attention over the whole clip: windows share nothing
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()

@@ -8,6 +8,8 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from .spec import TemporalMap
+
 
 @runtime_checkable
 class VideoModule(Protocol):
@@ -18,6 +20,10 @@ class VideoModule(Protocol):
     # Whether `embed` exports to one graph for every clip length (T free), or to one per
     # clip shape (a transformer's position embeddings fix T).
     any_frames: bool
+    # Where set, its clip features are a weighted mean of a map over time, which
+    # overlapping windows can share (engine.stretch), and embed_source() offers
+    # `stream_step()`, the module that makes that map in steps (models.i3d_stream).
+    temporal_map: TemporalMap | None
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """Class logits (N, classes)."""

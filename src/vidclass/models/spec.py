@@ -10,6 +10,31 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+# A stretch's length in frames while it is not known (a map stream's steps before its
+# end): in int32, as graph runtimes compute int64 (2**30 frames: over a year at 25 fps).
+UNKNOWN_LENGTH = 2**30
+
+
+@dataclass(frozen=True)
+class TemporalMap:
+    """How a model's clip features come from a map over time (models.protocol): one
+    position per `stride` frames, a clip's feature the mean of its positions' features
+    after an average pool of `pool` positions (I3D: (2, 7, 7), stride 1)."""
+
+    stride: int = 8
+    pool: int = 2
+
+    def weights(self, positions: int) -> np.ndarray:
+        """Each of a clip's `positions` share of its feature: pooled runs, averaged."""
+        if positions < self.pool:
+            return np.full(positions, 1.0 / positions, np.float32)
+        counts = np.zeros(positions, np.float32)
+        for start in range(positions - self.pool + 1):
+            counts[start : start + self.pool] += 1
+        return counts / counts.sum()
+
 
 @dataclass(frozen=True)
 class InputSpec:

@@ -37,6 +37,7 @@ class TrainedModule(nn.Module):
         self.head = head
         self.channels_last = backbone.channels_last
         self.any_frames = backbone.any_frames
+        self.temporal_map = backbone.temporal_map  # the head reads the same features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone.embed(x))

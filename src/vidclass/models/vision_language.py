@@ -96,6 +96,7 @@ class TextVideoModel(nn.Module):
 
     channels_last = False  # attention-bound
     any_frames = False
+    temporal_map = None
 
     def __init__(self, model: nn.Module, tokenizer, family: str):
         super().__init__()
@@ -203,6 +204,7 @@ class LabelledModule(nn.Module):
 
     channels_last = False
     any_frames = False
+    temporal_map = None
 
     def __init__(self, base: TextVideoModel, texts: list[str], cosine: bool = False):
         """`cosine`: logits are the plain cosine similarities, not scaled (the scores of

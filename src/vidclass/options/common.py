@@ -48,6 +48,14 @@ FALSE_UNKNOWN = Option(
     le=0.5,
     metavar="RATE",
 )
+PER_WINDOW = Option(
+    "per_window",
+    bool,
+    False,
+    "score each window on its own rather than all from one pass over the video (what a "
+    "model whose windows share their computation does by default: I3D and heads trained "
+    "on it; slower at short strides, and near-equal: see the timelines guide)",
+)
 SMOOTH = Option("smooth", int, 3, "windows averaged for the leading label", ge=1, le=100)
 LABELS = Option(
     "labels",

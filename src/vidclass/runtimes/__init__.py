@@ -23,8 +23,8 @@ PRECISIONS = {
     "onnxruntime": ("fp32",),
 }
 # Bumped when what the modules export changes within a vidclass version (2: I3D's
-# clip length free, its max-pools padded with 0).
-EXPORT_VERSION = 2
+# clip length free, its max-pools padded with 0; 3: exports hold the map stream).
+EXPORT_VERSION = 3
 INT8 = "int8"
 # Calibration clips are kept decoded (uint8, a quarter of their float size: 9.6 MB for
 # one I3D clip) while NNCF passes over them: this bounds that memory.

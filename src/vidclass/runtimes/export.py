@@ -177,6 +177,11 @@ def export(
     else:
         files.update(_ir(embed, "embed"))
         embed_names = ["embed.xml", "embed.bin"]
+    stream = _stream(module, clip, model.name, runtime)
+    if stream is not None:
+        files.update(
+            {"stream.onnx": stream[0]} if runtime == "onnxruntime" else _ir(stream[0], "stream")
+        )
     if parse_model_name(name).kind == "trained" and Path(name, folder_config.TRAINED_ON).is_file():
         files[folder_config.TRAINED_ON] = Path(name, folder_config.TRAINED_ON).read_bytes()
     detector = model.detector  # a trained model's unknown answers go with it
@@ -199,6 +204,9 @@ def export(
         "graphs": {"embed": embed_names, "head": [n for n in files if n.startswith("head.")]},
         "made": made,
     }
+    if stream is not None:
+        manifest["graphs"]["stream"] = [n for n in files if n.startswith("stream.")]
+        manifest["stream"] = stream[1]
     check = None
     if precision == "int8":
 
@@ -209,6 +217,29 @@ def export(
 
     exported.write(out, files, manifest, force, check)
     return result
+
+
+def _stream(module, clip: tuple[int, ...], label: str, runtime: str):
+    """(the graph, its manifest entry) of the model's map stream (runtimes.stream_graph),
+    in fp32, where the model has one and it converts; else None (windows are then
+    scored one at a time)."""
+    from ..engine.stretch import STEP_FRAMES
+    from .stream_graph import describe, stream_graph
+
+    if module.temporal_map is None:
+        return None
+    source = module.embed_source()
+    frames = (clip[0], STEP_FRAMES, *clip[2:])
+    threads, make = torch.get_num_threads(), SESSIONS[runtime]
+    try:
+        path = stream_graph(
+            source, frames, label, lambda data: make(data, "fp32", threads, (0,), False)
+        )
+        data = _graph_bytes(path)
+    except VidclassError as exc:
+        log.warning(str(exc))
+        return None
+    return data, describe(source.stream_step(), frames)
 
 
 def _source_name(name: str) -> str:

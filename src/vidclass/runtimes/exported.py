@@ -73,6 +73,11 @@ class ExportedClassifier(Classifier):
         # The backbone's bytes stay held, for other clip shapes (a short video): the folder
         # may be gone by then (another run's cache pruning, a user's move).
         self._embed = self._graph(folder, "embed")
+        # The map stream's too, opened when a timeline first asks for it.
+        self._stream_graph = (
+            self._graph(folder, "stream") if "stream" in manifest["graphs"] else None
+        )
+        self._stream = None
         self._head = self._open(self._graph(folder, "head"), "fp32", (0,), False)
         embed = self._session(tuple(manifest["clip"]))
         widths = (embed.features(), self._head.features())
@@ -127,6 +132,44 @@ class ExportedClassifier(Classifier):
 
     def logits(self, clips: np.ndarray) -> np.ndarray:
         return self._keep(self._head_logits(self.embed(clips)))
+
+    def logits_from_features(self, features: np.ndarray) -> np.ndarray:
+        return self._keep(self._head_logits(features))
+
+    @property
+    def temporal_map(self):
+        """The export's map stream (runtimes.stream_graph), where it has one for the
+        engine's steps; else None (windows scored one at a time)."""
+        from ..engine.stretch import STEP_FRAMES
+        from ..models.spec import TemporalMap
+
+        stream = self.manifest.get("stream")
+        if stream is None or stream["step_frames"] != STEP_FRAMES:
+            return None
+        return TemporalMap(stream["stride"], stream["pool"])
+
+    def map_stream(self, step_frames: int):
+        from ..engine.stretch import MapStream
+
+        stream = self.manifest.get("stream")
+        if self.temporal_map is None or step_frames != stream["step_frames"]:
+            return super().map_stream(step_frames)
+        with self._lock:
+            if self._stream is None:
+                # int8 folders hold the stream in fp32: bf16 where the CPU has it
+                precision = self.precision
+                if precision == "int8":
+                    precision = "bf16" if native_bf16() and self.runtime == "openvino" else "fp32"
+                self._stream = self._open(self._stream_graph, precision, (0,), False)
+        runner = self._stream
+        empty = [np.zeros(shape, np.float32) for shape in stream["caches"]]
+
+        def step(frames, first, total, caches):
+            inputs = [np.ascontiguousarray(frames, np.float32), np.array(first, np.int64)]
+            out = runner.run([*inputs, np.array(total, np.int64), *(caches or empty)])
+            return np.asarray(out[0], np.float32), out[1:]
+
+        return MapStream(step, step_frames, stream["stride"], stream["lag"])
 
     def logits_and_features(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         features = self.embed(clips)

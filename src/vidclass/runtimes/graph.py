@@ -68,7 +68,7 @@ def graph_path(digest: str, shape: tuple[int | str, ...], part: str = "embed") -
         digest_size=12,
     ).hexdigest()
     dims = "x".join(str(d) for d in shape)
-    prefix = "embed" if part == "embed" else "head"
+    prefix = {"embed": "embed", "stream": "stream"}.get(part, "head")
     return cache_dir() / "graphs" / f"{prefix}-{dims}-{key}.onnx"
 
 

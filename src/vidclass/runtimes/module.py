@@ -41,6 +41,7 @@ class RuntimeModule(nn.Module):
         self.precision = precision
         self.label = label
         self.any_frames = module.any_frames
+        self.temporal_map = module.temporal_map
         self.fallback = fallback
         self._digest: str | None = None
         self._sessions: dict[tuple[int, ...], object] = {}

@@ -224,6 +224,12 @@ class OpenVINOSession:
         request = self.compiled.create_infer_request()
         return np.array(request.infer({0: clips})[0], dtype=np.float32)
 
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """A graph of several inputs and outputs (a map's stream step), in order."""
+        request = self.compiled.create_infer_request()
+        result = request.infer(dict(enumerate(inputs)))
+        return [np.array(result[out]) for out in self.compiled.outputs]
+
 
 class OnnxRuntimeSession:
     def __init__(
@@ -252,6 +258,10 @@ class OnnxRuntimeSession:
 
     def __call__(self, clips: np.ndarray) -> np.ndarray:
         return np.asarray(self.session.run(None, {self._input: clips})[0], dtype=np.float32)
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        names = [i.name for i in self.session.get_inputs()]
+        return self.session.run(None, dict(zip(names, inputs, strict=True)))
 
 
 SESSIONS = {"openvino": OpenVINOSession, "onnxruntime": OnnxRuntimeSession}

@@ -282,6 +282,20 @@ class BatchedModel:
         logits = rows[:, :width] if self.keep is None else rows[:, self.keep]
         return self.activate(logits), rows[:, width:]
 
+    def logits_from_features(self, features: np.ndarray) -> np.ndarray:
+        return self.batcher.call(lambda: self.view.logits_from_features(features))
+
+    @property
+    def temporal_map(self):
+        return self.view.temporal_map
+
+    def map_stream(self, step_frames: int):
+        """The view's map stream, its steps run in the model thread."""
+        stream = self.view.map_stream(step_frames)
+        step = stream.step
+        stream.step = lambda *args: self.batcher.call(lambda: step(*args))
+        return stream
+
     # What the gallery asks of a model: its name, features of a video, a text's embedding.
     @property
     def name(self) -> str:

@@ -86,6 +86,7 @@ async def timeline(
     stride: float = query("timeline", "stride"),
     top_k: int = query("timeline", "top_k"),
     unknown: str = query("timeline", "unknown"),
+    per_window: bool = query("timeline", "per_window"),
     progress: bool = Query(
         False,
         description="answer NDJSON: progress lines while the windows are scored, then "
@@ -106,6 +107,7 @@ async def timeline(
             top_k=top_k,
             progress=report,
             unknown=unknown,
+            per_window=per_window,
         )
         result = tl.as_dict()
         result["video"] = name
