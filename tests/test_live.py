@@ -417,6 +417,31 @@ def test_zero_shot_labels_on_a_live_source(tmp_path, short_clip):
 
 
 @pytest.mark.slow
+def test_a_tenth_of_a_second_stride_labels_every_window_off_one_map(model, two_actions):
+    """Windows read off one map of the stream: each frame passes the model once, so a
+    0.1 s stride skips nothing, and each window scores as the file's timeline does."""
+    port = free_port()
+    sender = pusher(two_actions, f"tcp://127.0.0.1:{port}?listen=1")
+    try:
+        session = vidclass.watch(f"tcp://127.0.0.1:{port}", model, stride=0.1, reconnect=False)
+        assert session.shared
+        events = run_session(connect(session))
+    finally:
+        stop(sender)
+    windows = [e for e in events if e.kind == "window"]
+    summary = session.summary
+    assert summary.skipped == 0, summary.describe()
+    # Every whole window of the 12 s stream, in order: starts 0.0, 0.1, ... 9.4.
+    assert [round(w.start, 6) for w in windows] == [round(k * 0.1, 6) for k in range(95)]
+    timeline = {w.start: w for w in model.timeline(two_actions, stride=0.1).windows}
+    for w in windows:
+        expected = timeline[w.start].predictions
+        assert w.predictions[0]["label"] == expected[0]["label"]
+        assert w.predictions[0]["score"] == pytest.approx(expected[0]["score"], abs=2e-3)
+    assert summary.load < 1 and summary.step_seconds == 2.56
+
+
+@pytest.mark.slow
 def test_a_trained_head_labels_a_live_source_as_it_labels_the_file(model, short_clip, tmp_path):
     from .conftest import save_random_head
 

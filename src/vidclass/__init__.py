@@ -161,6 +161,7 @@ def watch(
     runtime: str = "auto",
     threads: int | None = None,
     unknown: str = "auto",
+    per_window: bool = False,
 ):
     """Labels of a live source as it plays: a `LiveSession` to iterate for timestamped
     events, each with `.kind` and `.as_dict()`:
@@ -177,6 +178,10 @@ def watch(
     are skipped; `session.summary` counts them and gives latency median and p95.
     `timeout`: seconds of silence after which a stream counts as dropped (a file as
     finished); `give_up`: stop reconnecting after this many seconds (None: never).
+    Where the model has a map over time (I3D and heads on it), windows are read off one
+    map of the stream, each frame through the model once whatever the stride; a
+    window is then labelled once the stream has run about 2 s past its end (what the
+    network sees), unless `per_window`.
     """
     from .classifier import Classifier
     from .live import LiveSession, parse_source
@@ -202,6 +207,7 @@ def watch(
         timeout=timeout,
         give_up=give_up,
         unknown=unknown,
+        per_window=per_window,
     )
 
 

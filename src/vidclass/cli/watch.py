@@ -89,6 +89,7 @@ def run(args) -> int:
             timeout=args.timeout,
             give_up=args.give_up,
             unknown=args.unknown,
+            per_window=args.per_window,
             input_format=args.input_format,
             input_options=input_options(args.input_option),
             precision=args.precision,

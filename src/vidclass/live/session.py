@@ -17,11 +17,15 @@ from datetime import datetime, timezone
 import numpy as np
 
 from ..engine import ClipModel, Driver, Handed, Windows, Work
+from ..engine.driver import finite_rows, non_finite
+from ..engine.stretch import STEP_FRAMES
+from ..engine.work import from_features
 from ..errors import VidclassError
 from ..results import UNKNOWN, with_unknown
 from ..video.transforms import stack_clip
 from .capture import Capture, Gap
 from .sources import DEFAULT_TIMEOUT, Source
+from .stretch import LiveStretch
 from .windows import Grid, LiveWindows, Ready
 
 log = logging.getLogger("vidclass")
@@ -122,8 +126,9 @@ class LiveSummary:
     latency_median: float | None = None
     latency_p95: float | None = None
     latency_max: float | None = None
-    model_seconds: float | None = None  # median per window: decoding aside, the model's
-    load: float | None = None  # model_seconds / stride: over 1, windows must be skipped
+    model_seconds: float | None = None  # median per window (shared: per step), the model's
+    load: float | None = None  # model time per second of stream: over 1, it must skip
+    step_seconds: float | None = None  # shared windows: the stream's seconds in one step
     gaps: int = 0
     reconnects: int = 0
     unknown_windows: int | None = None  # answered unknown (None: the model has no threshold)
@@ -149,7 +154,9 @@ class LiveSummary:
             f"{self.source}: {self.windows} windows labelled, {self.skipped} skipped, over "
             f"{self.stream_seconds:.1f} s of stream in {self.wall_seconds:.1f} s; latency "
             f"median {s(self.latency_median)}, p95 {s(self.latency_p95)}; model "
-            f"{s(self.model_seconds)} a window (load {self.load or 0:.2f}); "
+            f"{s(self.model_seconds)} a "
+            + ("window" if self.step_seconds is None else f"step of {self.step_seconds:g} s")
+            + f" (load {self.load or 0:.2f}); "
             f"{self.gaps} gaps; "
             + ("" if self.unknown_share is None else f"{self.unknown_share:.0%} unknown; ")
             + f"ended: {self.ended}"
@@ -216,13 +223,16 @@ class LiveSession:
         runner: ClipModel | None = None,
         warm_up: bool = True,
         unknown: str = "auto",
+        per_window: bool = False,
     ):
         """Windows are scored by the engine's Driver with `runner`, where something else
         owns the model's forward passes (the server's model thread), else with the
         classifier itself. `warm_up`: one pass on a blank clip before the source opens
         (a served model is warm already, and a client that never sends a stream should
         cost no forward pass). `unknown`: "auto" (each window's ood_score and unknown
-        answer; runs of unknown windows are segments) or "off"."""
+        answer; runs of unknown windows are segments) or "off". Where the model has a
+        map over time, windows are read off one map of the stream (live.stretch), each
+        frame through the model once whatever the stride, unless `per_window`."""
         from ..options import check, option
         from ..timelines import DEFAULT_WINDOW
 
@@ -241,12 +251,19 @@ class LiveSession:
         self.top_k = top_k
         self.duration = duration
         self.report_segments = segments
-        self.windows = LiveWindows(spec, window, stride, source.name)
+        self._runner = runner or classifier
+        self.shared = not per_window and self._runner.temporal_map is not None
+        self._stretch: LiveStretch | None = None
+        self._window, self._stride = window, stride
+        # Shared: the capture makes steps of the map stream ready, not windows.
+        step = STEP_FRAMES / spec.fps if self.shared else None
+        self.windows = LiveWindows(spec, step or window, step or stride, source.name)
         reconnect = source.network if reconnect is None else reconnect
         self.capture = Capture(source, self.windows, reconnect, timeout, give_up)
         labels = (*classifier.labels, UNKNOWN) if self._answers else classifier.labels
         self.segments = Segments(labels, smooth)
         self.summary = LiveSummary(source.name, classifier.identity, window, stride)
+        self.summary.step_seconds = step
         self.summary.unknown_windows = 0 if self._answers else None
         self._latency = Histogram()
         self._model_time = Histogram()
@@ -278,6 +295,10 @@ class LiveSession:
             return
         grid = Grid(0.0, self.windows.window, self.windows.stride, spec)
         blank = [np.zeros((*size, 3), dtype=np.uint8)] * len(grid.times(0))
+        if self.shared:
+            stretch = LiveStretch(self._runner, 0.0, self._window, self._stride)
+            stretch.push(stack_clip(blank, spec), time.monotonic())
+            return
         self._scores(blank, (0.0, self.windows.window))
 
     def stop(self) -> None:
@@ -320,34 +341,79 @@ class LiveSession:
                     continue
                 for gap in self.capture.take_gaps():  # a gap before a window after it
                     yield from self._gap(gap)
-                self.summary.skipped += ready.seq - last - 1
+                if self.shared:
+                    yield from self._step(ready, ready.seq - last - 1)
+                else:
+                    self.summary.skipped += ready.seq - last - 1
+                    yield from self._label(ready)
                 last = ready.seq
-                yield from self._label(ready)
+            if self.shared:  # what is left of the run: its last frames, its last windows
+                yield from self._end_stretch(self.windows.partial())
         finally:
             self.capture.stop(wait=0.5)
             self._update()
         yield from self.close()
+
+    def _step(self, ready: Ready, skipped: int):
+        """Shared windows: a step of frames into the run's map, and the windows it
+        completes. Steps the model could not keep up with break the run there."""
+        if skipped and self._stretch is not None:
+            yield from self._end_stretch()
+            self.summary.skipped += round(skipped * self.summary.step_seconds / self._stride)
+        if self._stretch is None:
+            self._stretch = LiveStretch(self._runner, ready.span[0], self._window, self._stride)
+        began = time.monotonic()
+        made = self._stretch.push(stack_clip(ready.frames, self.model.spec), ready.captured)
+        self._model_time.add(time.monotonic() - began)
+        yield from self._emit(made)
+
+    def _end_stretch(self, frames: list[np.ndarray] | None = None):
+        """The run's map ends (a break, a gap, the end): its last windows; `frames`, the
+        run's last frames short of a step."""
+        stretch, self._stretch = self._stretch, None
+        if stretch is None:
+            return
+        if frames:
+            stretch.push_last(stack_clip(frames, self.model.spec), time.monotonic())
+        yield from self._emit(stretch.finish())
+
+    def _emit(self, made: list):
+        """Windows read off the map: scored (the head alone), and reported as any."""
+        if not made:
+            return
+        features = np.stack([row for _, row, _ in made])
+        scores, _, ood = from_features(self._runner, "scores", features, self._driver.detector)
+        finite = finite_rows(scores, len(made))
+        if not all(finite):
+            raise non_finite(self.summary.source)
+        done = time.monotonic()
+        for i, (span, _, captured) in enumerate(made):
+            window_ood = None if ood is None else float(ood[i])
+            yield from self._report(span, scores[i], window_ood, done - captured)
+
+    def _report(self, span, scores, ood, latency: float):
+        """One window's labels as an event, and into the segments."""
+        self._latency.add(latency)
+        self.summary.windows += 1
+        captured = time.time() - latency
+        predictions = self.model.top_k(scores, self.top_k)
+        unknown = None if ood is None else self._driver.detector.is_unknown(ood)
+        yield LiveWindow(*span, predictions, latency, captured, scores, ood, unknown)
+        if self._answers:
+            self.summary.unknown_windows += bool(unknown)
+            scores = with_unknown(scores, bool(unknown))
+        closed = self.segments.add(scores, span)
+        if closed is not None and self.report_segments:
+            yield closed
+        if self.summary.windows % 16 == 0:
+            self._update()
 
     def _label(self, ready: Ready):
         began = time.monotonic()
         scores, ood = self._scores(ready.frames, ready.span)
         done = time.monotonic()
         self._model_time.add(done - began)
-        latency = done - ready.captured
-        self._latency.add(latency)
-        self.summary.windows += 1
-        captured = time.time() - (done - ready.captured)
-        predictions = self.model.top_k(scores, self.top_k)
-        unknown = None if ood is None else self._driver.detector.is_unknown(ood)
-        yield LiveWindow(*ready.span, predictions, latency, captured, scores, ood, unknown)
-        if self._answers:
-            self.summary.unknown_windows += bool(unknown)
-            scores = with_unknown(scores, bool(unknown))
-        closed = self.segments.add(scores, ready.span)
-        if closed is not None and self.report_segments:
-            yield closed
-        if self.summary.windows % 16 == 0:
-            self._update()
+        yield from self._report(ready.span, scores, ood, done - ready.captured)
 
     def _scores(self, frames: list[np.ndarray], span: tuple[float, float]):
         """One window's (scores, ood_score or None), through the engine's one loop (which
@@ -359,6 +425,7 @@ class LiveSession:
         return result.clip_scores[0], ood
 
     def _gap(self, gap: Gap):
+        yield from self._end_stretch()  # the map does not span a break
         closed = self.segments.close(gap.start)
         if closed is not None and self.report_segments:
             yield closed
@@ -379,8 +446,8 @@ class LiveSession:
 
     def _update(self) -> None:
         s = self.summary
-        if self.capture.ended or self._closed:  # windows made but never taken: skipped too
-            s.skipped = max(s.skipped, self.windows.made - s.windows)
+        if (self.capture.ended or self._closed) and not self.shared:
+            s.skipped = max(s.skipped, self.windows.made - s.windows)  # made, never taken
         s.frames = self.windows.frames_seen
         s.stream_seconds = self.capture.live_end
         s.wall_seconds = 0.0 if self._started is None else time.monotonic() - self._started
@@ -388,6 +455,7 @@ class LiveSession:
         s.latency_p95 = self._latency.quantile(0.95)
         s.latency_max = self._latency.max if self._latency.count else None
         s.model_seconds = self._model_time.quantile(0.5)
+        # windows.stride: a step's seconds where windows are shared, else the stride
         s.load = None if s.model_seconds is None else s.model_seconds / self.windows.stride
         s.reconnects = self.capture.reconnects
 

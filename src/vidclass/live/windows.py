@@ -181,6 +181,17 @@ class LiveWindows:
                 return None
             return Ready(seq, span, captured, frames)
 
+    def partial(self) -> list[np.ndarray]:
+        """The frames of the window being filled that have arrived, in order, up to the
+        first missing one (at the run's end: what is left of it)."""
+        with self.cond:
+            frames = []
+            for t in self._grid.times(self._ready_k + 1):
+                if t not in self._held:
+                    break
+                frames.append(self._held[t])
+            return frames
+
     def wait(self, after: int, timeout: float) -> Ready | None:
         """`newest(after)`, waiting up to `timeout` seconds for one."""
         end = time.monotonic() + timeout

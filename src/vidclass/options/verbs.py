@@ -91,6 +91,7 @@ VERBS: dict[str, dict[str, Option]] = {
             help="windows averaged for the leading label (the last ones: live cannot look ahead)"
         ),
         UNKNOWN,
+        PER_WINDOW,
         Option("segments", bool, True, "also an event when the leading label changes"),
         Option("duration", float, None, "stop after S seconds", gt=0, metavar="S"),
         Option(

@@ -46,6 +46,7 @@ QUERY = (
     "top_k",
     "smooth",
     "unknown",
+    "per_window",
     "labels",
     "prompt",
     "multi_label",
@@ -86,6 +87,7 @@ class LiveParams:
     top_k: int
     smooth: int
     unknown: str
+    per_window: bool
     labels: LabelChoice | None
 
     @classmethod
@@ -132,6 +134,7 @@ def batched_session(served, batcher: Batcher, params: LiveParams, feed: ChunkFee
         top_k=params.top_k,
         smooth=params.smooth,
         unknown=params.unknown,
+        per_window=params.per_window,
         segments=True,
         timeout=IDLE_S,
         runner=BatchedModel(view, served, batcher),

@@ -1,0 +1,88 @@
+"""Live windows read from one map of the stream (engine.stretch, shared mode): the stream's
+frames go through the model once, in steps, and each window is scored as soon as the
+map's positions it reads are exact, whatever the stride. A window's features reach a
+little past its end (the network sees that far), so a window is labelled once that
+much more of the stream has arrived and been through the model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine.stretch import ALIGN, STEP_FRAMES, MapStream, stretch_length, window_features
+
+
+class LiveStretch:
+    """One unbroken run of steps (a break, a reconnect or a step the model could not
+    keep up with starts another). `push` a step's frames (uint8 (STEP_FRAMES, H, W, 3))
+    with the time its last frame arrived; it returns the windows now exact, as (span
+    in live seconds, features, arrival of the step holding the window's last frame)."""
+
+    def __init__(self, model, origin: float, window: float, stride: float):
+        self.model = model
+        self.tmap = model.temporal_map
+        self.stream: MapStream = model.map_stream(STEP_FRAMES)
+        self.origin, self.window, self.stride = origin, window, stride
+        self.fps = model.spec.fps
+        self.clip_frames = round(window * self.fps)
+        self.positions = np.zeros((0, 0), np.float32)  # from global position `offset`
+        self.offset = 0
+        self.next = 0  # the next window to score
+        self.frames = 0  # pushed, padding aside
+        self.arrivals: list[float] = []  # of each step's last frame
+
+    def push(self, frames: np.ndarray, arrival: float) -> list:
+        self.arrivals.append(arrival)
+        self.frames += len(frames)
+        self.stream.push(self.model.batch([frames]))
+        return self._windows(final=False)
+
+    def push_last(self, frames: np.ndarray, arrival: float) -> None:
+        """The run's last frames, fewer than a step: padded as a file's last step is."""
+        length = stretch_length(self.frames + len(frames), ALIGN) - self.frames
+        padded = np.concatenate([frames, np.repeat(frames[-1:], length - len(frames), 0)])
+        self.arrivals.append(arrival)
+        self.frames += len(frames)
+        self.stream.push(self.model.batch([padded]), last=True)
+
+    def finish(self) -> list:
+        """The run ends with the frames pushed: the windows that fit in it."""
+        if not self.arrivals:
+            return []
+        self.stream.finish()
+        return self._windows(final=True)
+
+    def _windows(self, final: bool) -> list:
+        if self.stream.rows:
+            new = np.concatenate([np.asarray(r, np.float32) for r in self.stream.rows])
+            self.stream.rows = []
+            self.positions = np.concatenate([self.positions, new]) if self.positions.size else new
+        count = self.offset + len(self.positions)  # exact positions so far
+        span = -(-self.clip_frames // self.tmap.stride)
+        starts = []
+        while True:
+            start = self.next * self.stride
+            at = start * self.fps
+            if final:
+                if at + self.clip_frames > self.frames + 1e-6:  # only whole windows
+                    break
+            elif int(at / self.tmap.stride) + 1 + span > count:  # its blend's neighbour too
+                break
+            starts.append(start)
+            self.next += 1
+        if not starts:
+            return []
+        local = np.asarray(starts) - self.offset * self.tmap.stride / self.fps
+        features = window_features(self.positions, local, self.clip_frames, self.fps, self.tmap)
+        out = []
+        for start, row in zip(starts, features, strict=True):
+            end = start + self.window
+            last = min(len(self.arrivals), int(np.ceil(end * self.fps - 1e-6)) // STEP_FRAMES)
+            # live seconds, rounded as live.windows.Grid rounds a window's span
+            span = (round(self.origin + start, 6), round(self.origin + end, 6))
+            out.append((span, row, self.arrivals[last - 1]))
+        # Positions before the next window's first are read no more.
+        drop = int(self.next * self.stride * self.fps / self.tmap.stride) - self.offset
+        if drop > 0:
+            self.positions = self.positions[drop:]
+            self.offset += drop
+        return out
