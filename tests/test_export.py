@@ -14,6 +14,7 @@ import pytest
 
 import vidclass
 from vidclass.digest import file_digest
+from vidclass.engine import Windows, Work
 from vidclass.errors import VidclassError
 from vidclass.loading import cached_export, load_torch, plan
 from vidclass.models import exported, folder_config
@@ -112,6 +113,11 @@ def test_an_export_scores_as_torch_does(folder, reference):
     for x_, y_ in zip(a.windows, b.windows, strict=True):
         assert (x_.start, x_.end) == (y_.start, y_.end)
         assert x_.predictions[0]["label"] == y_.predictions[0]["label"]
+    # Windows off the map: the folder's stream graph scores as torch's stream does.
+    assert model.temporal_map == reference.temporal_map is not None
+    shared = Work(Windows(2.56, 1.0, shared=True), video_timeout=None)
+    rows = [m.run(video(OTHER), shared).clip_scores for m in (model, reference)]
+    np.testing.assert_allclose(rows[0], rows[1], atol=1e-4)
 
 
 @pytest.mark.slow
@@ -122,6 +128,9 @@ def test_an_onnxruntime_export_runs_in_onnxruntime(cache, reference, tmp_path):
     model = vidclass.load_model(str(out))
     assert (model.runtime, model.precision) == ("onnxruntime", "fp32")
     np.testing.assert_allclose(model.scores(video(CLIP)), reference.scores(video(CLIP)), atol=1e-4)
+    shared = Work(Windows(2.56, 2.0, shared=True), video_timeout=None)
+    rows = [m.run(video(CLIP), shared).clip_scores for m in (model, reference)]
+    np.testing.assert_allclose(rows[0], rows[1], atol=1e-4)
     with pytest.raises(VidclassError, match="exported for onnxruntime"):
         vidclass.load_model(str(out), runtime="openvino")
     with pytest.raises(VidclassError, match="computes in fp32"):
@@ -187,6 +196,10 @@ def test_a_damaged_or_forged_export_is_refused_naming_the_file(folder, tmp_path)
         json.dumps({**good, "runtime": "tensorrt"}),
         json.dumps({**good, "features": 7}),  # the graphs' widths say otherwise
         json.dumps({**good, "labels": good["labels"][:-1]}),
+        # the map stream: its graph without its description, or caches past any model's
+        json.dumps({k: v for k, v in good.items() if k != "stream"}),
+        json.dumps({**good, "stream": {**good["stream"], "caches": [[1, 4096, 4096, 4096, 4]]}}),
+        json.dumps({**good, "stream": {**good["stream"], "step_frames": 60}}),
         " " * (5 << 20),  # beyond the size a manifest may have
     ]
     for text in forged:

@@ -91,9 +91,13 @@ def _top1(timeline) -> list[str]:
 
 @pytest.mark.slow
 def test_a_timeline_from_the_map_agrees_with_one_window_at_a_time(model):
+    assert model.temporal_map is not None  # the default model as users load it shares
     path = video("arm_wrestling.mp4")
-    shared = model.timeline(path, stride=1.0)
+    seen = []
+    shared = model.timeline(path, stride=1.0, progress=lambda done, total: seen.append(done))
     alone = model.timeline(path, stride=1.0, per_window=True)
+    # Progress as the frames go in, not all at the end; each window counted once.
+    assert len(seen) >= 2 and seen == sorted(seen) and seen[-1] == len(shared.windows)
     assert [(w.start, w.end) for w in shared.windows] == [(w.start, w.end) for w in alone.windows]
     assert len(shared.windows) == 9
     assert _top1(shared) == _top1(alone) == ["arm wrestling"] * 9
@@ -102,6 +106,7 @@ def test_a_timeline_from_the_map_agrees_with_one_window_at_a_time(model):
 
 
 def test_a_video_shorter_than_a_window_has_one_window_from_the_map(model):
+    assert model.temporal_map is not None
     path = video("cleaning_pool_1s.mp4")
     shared = model.timeline(path, unknown="off")
     alone = model.timeline(path, unknown="off", per_window=True)

@@ -86,6 +86,7 @@ class _Video:
     error: str | None = None  # a clip's row was not finite: the video fails
     stretch: Stretch | None = None  # shared windows: the map its steps make
     pushed: int = 0  # shared windows: steps pushed into it
+    reported: int = 0  # shared windows: windows counted to on_scored so far
 
 
 def executor_for(workers: int | None, jobs: int, decoders: DecoderPool | None = None):
@@ -268,6 +269,14 @@ class Driver:
         video.pushed += 1
         self.stats.model_seconds += time.perf_counter() - start
         self.stats.forward_passes += 1
+        if self.on_scored is not None:  # progress: the windows whose frames are in
+            sampling = self.work.sampling
+            stream = video.stretch.stream  # past its end, once known, are blank steps
+            seconds = min(stream.frames, stream.total or stream.frames) / self.model.spec.fps
+            covered = int((seconds - sampling.window) / sampling.stride + 1e-9) + 1
+            if covered > video.reported:
+                self.on_scored(covered - video.reported)
+                video.reported = covered
         return self._windows(job, video)
 
     def _windows(self, job: Job, video: _Video):
@@ -299,8 +308,8 @@ class Driver:
                     )
                 )
             self.stats.clips += n
-            if self.on_scored is not None:
-                self.on_scored(n)
+        if self.on_scored is not None and len(order) > video.reported:
+            self.on_scored(len(order) - video.reported)
         self.stats.model_seconds += time.perf_counter() - start
         return rows
 

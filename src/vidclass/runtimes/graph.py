@@ -6,6 +6,7 @@ torch (an export's head.onnx, runtimes.export)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -83,6 +84,21 @@ def preparing(name: str, runtime: str) -> str:
     return f"preparing {name} for {shown} (once; later runs reuse it) ..."
 
 
+@contextlib.contextmanager
+def exporting():
+    """What torch's exporter runs under: fp32 whatever autocast the caller set (the graph
+    is the reference), no gradients, and quiet: it warns of every Python value it fixes
+    (the 'SAME' pads of a module without any_frames), which the graph's key holds."""
+    with (
+        warnings.catch_warnings(),
+        torch.inference_mode(False),
+        torch.no_grad(),
+        torch.autocast("cpu", enabled=False),
+    ):
+        warnings.simplefilter("ignore")
+        yield
+
+
 def _random_clip(shape: tuple[int, ...]) -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
     return torch.empty((1, *shape)).uniform_(-1.0, 1.0, generator=generator)
@@ -144,16 +160,7 @@ def export(
         checks.append(_random_clip((shape[0], shape[1] + 1, *shape[2:])))
     buffer = io.BytesIO()
     try:
-        # In fp32 whatever autocast the caller runs under: the graph is the reference.
-        with (
-            warnings.catch_warnings(),
-            torch.inference_mode(False),
-            torch.no_grad(),
-            torch.autocast("cpu", enabled=False),
-        ):
-            # The exporter warns of every Python value it fixes (the 'SAME' pads of a
-            # module without any_frames): those are per clip shape, which the key holds.
-            warnings.simplefilter("ignore")
+        with exporting():
             torch.onnx.export(
                 wrapper,
                 (clip,),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,13 +67,7 @@ def _inputs(step, frames: tuple[int, ...], seed: int, at: int, caches) -> list:
 
 def _export(step: nn.Module, frames: tuple[int, ...], label: str, session) -> bytes:
     wrapper = _Step(step).eval()
-    with (
-        warnings.catch_warnings(),
-        torch.inference_mode(False),
-        torch.no_grad(),
-        torch.autocast("cpu", enabled=False),
-    ):
-        warnings.simplefilter("ignore")
+    with graph.exporting():
         caches = step.empty_caches(torch.zeros((1, *frames)))
         names = [f"cache{i}" for i in range(len(caches))]
         buffer = io.BytesIO()

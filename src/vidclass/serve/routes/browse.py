@@ -29,6 +29,13 @@ BAD_PARAMETER = "a parameter out of bounds"
 UNREADABLE = "the gallery cannot be read (damaged, or locked past --timeout)"
 
 
+def browsing(shape: str, parameters: bool = False, not_found: str = NO_GALLERY) -> dict:
+    """The `responses` of a route that reads the gallery: what a 200 holds, then the
+    errors any such route may answer (with `parameters`, 422 for one out of bounds)."""
+    codes = (404, 422, 503, 504) if parameters else (404, 503, 504)
+    return answers(shape, *codes, s404=not_found, s422=BAD_PARAMETER, s503=UNREADABLE)
+
+
 async def _read(state: ServerState, work, what: str):
     """`work(gallery)` on the browsing connection, in a thread, within --timeout; a
     gallery that cannot be read is 503."""
@@ -69,16 +76,10 @@ def _with_media(state: ServerState, video: dict) -> dict:
 
 @router.get(
     "/gallery",
-    responses=answers(
+    responses=browsing(
         '{"videos", "model", "text_model", "moment_seconds", "searches"}: how many videos '
         "the gallery holds, its classifier (tags) and vision-language model (moments), and "
         "the search kinds that find something",
-        404,
-        503,
-        504,
-        s404=NO_GALLERY,
-        s422=BAD_PARAMETER,
-        s503=UNREADABLE,
     ),
 )
 async def about(state: Server):
@@ -88,18 +89,12 @@ async def about(state: Server):
 
 @router.get(
     "/gallery/videos",
-    responses=answers(
+    responses=browsing(
         '{"total", "offset", "limit", "tag", "videos": [{"video", "media", "duration", '
         '"width", "height", "tags", "tag_score", "unknown", "error", "thumbnail"}]}: a page '
         "of the gallery; `media` is the path under --media to play it from (null where it "
         "is not there)",
-        404,
-        422,
-        503,
-        504,
-        s404=NO_GALLERY,
-        s422=BAD_PARAMETER,
-        s503=UNREADABLE,
+        parameters=True,
     ),
 )
 async def videos(
@@ -122,15 +117,9 @@ async def videos(
 
 @router.get(
     "/gallery/tags",
-    responses=answers(
+    responses=browsing(
         '[{"label", "videos", "best_score"}], most common first: what vidclass tags '
         "--format json prints",
-        404,
-        503,
-        504,
-        s404=NO_GALLERY,
-        s422=BAD_PARAMETER,
-        s503=UNREADABLE,
     ),
 )
 async def tags(state: Server):
@@ -140,16 +129,11 @@ async def tags(state: Server):
 
 @router.get(
     "/gallery/video",
-    responses=answers(
+    responses=browsing(
         "the video as vidclass export --format json gives it (tags, stored timeline "
         "segments, unknown, ...), with `thumbnail` and `media`",
-        404,
-        422,
-        503,
-        504,
-        s404=f"{NO_GALLERY}, or the gallery does not hold that video",
-        s422=BAD_PARAMETER,
-        s503=UNREADABLE,
+        parameters=True,
+        not_found=f"{NO_GALLERY}, or the gallery does not hold that video",
     ),
 )
 async def video(

@@ -82,7 +82,8 @@ async def media(
     if not _is_video(found.local):
         raise HTTPException(404, f"{video}: not a video file")
     kind = TYPES.get(os.path.splitext(found.local)[1].lower(), "application/octet-stream")
-    headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+    # Revalidated at each use: a file indexed again at the same path plays its new bytes.
+    headers = {"Cache-Control": "private, no-cache", "X-Content-Type-Options": "nosniff"}
     return FileResponse(found.local, media_type=kind, headers=headers)
 
 
