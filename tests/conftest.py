@@ -46,13 +46,19 @@ def labelled_clips() -> list[tuple[str, str]]:
 
 
 @contextlib.contextmanager
-def own_cache(tmp_path_factory):
+def own_cache(tmp_path_factory, graphs: Path | None = None):
     """A vidclass cache of the caller's own, the default weights linked in (so that
-    conversions and records made there are seen happen), set as $VIDCLASS_CACHE."""
+    conversions and records made there are seen happen), set as $VIDCLASS_CACHE.
+    `graphs`: a cache's graphs folder copied in, for tests of what comes after the
+    conversion to ONNX (exports), which then need not convert again."""
+    import shutil
+
     import vidclass
     from vidclass.models.weights import weights_path
 
     root = tmp_path_factory.mktemp("cache")
+    if graphs is not None:
+        shutil.copytree(graphs, root / "graphs")
     source = weights_path(vidclass.models.get_entry(vidclass.DEFAULT_MODEL))
     (root / "weights").mkdir()
     (root / "weights" / source.name).symlink_to(source)

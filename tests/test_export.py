@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,6 +42,13 @@ def folder(cache, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def converted(cache, folder) -> Path:
+    """The module cache's ONNX graphs, made by the export `folder` (the tests of what a
+    new cache does with exports start from them, not from converting again)."""
+    return cache / "graphs"
+
+
 def imports_of(*args, cache) -> tuple[subprocess.CompletedProcess, list[str]]:
     """`python -X importtime -m vidclass ARGS` on `cache`: the run, and the modules it
     imported."""
@@ -65,9 +73,12 @@ def test_an_exported_folder_is_self_describing_and_checked(folder):
     assert manifest["made"]["from"] == vidclass.DEFAULT_MODEL and manifest["made"]["vidclass"]
     on_disk = sorted(p.name for p in folder.iterdir() if p.name != exported.MANIFEST)
     # OpenVINO's IR, which names no other file (ONNX may: external data)
-    assert (
-        sorted(manifest["files"]) == on_disk == ["embed.bin", "embed.xml", "head.bin", "head.xml"]
-    )
+    assert sorted(manifest["files"]) == on_disk
+    assert on_disk == ["embed.bin", "embed.xml", "head.bin", "head.xml", "stream.bin", "stream.xml"]
+    # I3D's map stream (windows share one pass): steps of 64 frames, 8 frames a position
+    stream = manifest["stream"]
+    assert (stream["step_frames"], stream["stride"], stream["pool"]) == (64, 8, 2)
+    assert stream["caches"][0] == [1, 3, 6, 224, 224] and len(stream["caches"]) == 39
     for name, digest in manifest["files"].items():
         assert file_digest(folder / name) == digest
 
@@ -233,8 +244,8 @@ def test_export_leaves_a_folder_that_is_not_its_own_alone(cache, tmp_path, folde
 
 
 @pytest.mark.slow
-def test_the_backend_rule_does_not_depend_on_what_the_cache_holds(tmp_path_factory):
-    with own_cache(tmp_path_factory) as root:
+def test_the_backend_rule_does_not_depend_on_what_the_cache_holds(tmp_path_factory, converted):
+    with own_cache(tmp_path_factory, converted) as root:
         name = vidclass.DEFAULT_MODEL
         before = plan(name)
         assert (before.backend, before.runtime) == ("export", "openvino")
@@ -268,8 +279,8 @@ def test_the_backend_rule_does_not_depend_on_what_the_cache_holds(tmp_path_facto
 
 
 @pytest.mark.slow
-def test_a_damaged_export_in_the_cache_is_made_again(tmp_path_factory, caplog):
-    with own_cache(tmp_path_factory):
+def test_a_damaged_export_in_the_cache_is_made_again(tmp_path_factory, caplog, converted):
+    with own_cache(tmp_path_factory, converted):
         name = vidclass.DEFAULT_MODEL
         vidclass.load_model(name, precision="fp32")
         graph = plan(name).folder / "head.xml"
@@ -281,8 +292,8 @@ def test_a_damaged_export_in_the_cache_is_made_again(tmp_path_factory, caplog):
 
 
 @pytest.mark.slow
-def test_a_default_run_after_models_pull_starts_without_torch(tmp_path_factory):
-    with own_cache(tmp_path_factory) as root:
+def test_a_default_run_after_models_pull_starts_without_torch(tmp_path_factory, converted):
+    with own_cache(tmp_path_factory, converted) as root:
         done = run_cli("models", "pull", env={"VIDCLASS_CACHE": str(root)})
         assert done.returncode == 0, done.stderr
         assert "runs of it start without torch" in done.stdout

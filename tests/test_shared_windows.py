@@ -15,7 +15,7 @@ from vidclass.models.spec import TemporalMap
 from vidclass.video import probe
 from vidclass.video.sampling import window_count
 
-from .conftest import save_random_head, video
+from .conftest import save_random_head, video, write_video
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +103,19 @@ def test_a_timeline_from_the_map_agrees_with_one_window_at_a_time(model):
     assert _top1(shared) == _top1(alone) == ["arm wrestling"] * 9
     assert shared.predictions[0]["label"] == "arm wrestling"
     assert [s.label for s in shared.segments] == [s.label for s in alone.segments]
+
+
+@pytest.mark.parametrize("frames", [65, 71])  # a last step of 1 frame, of 7
+def test_a_video_whose_last_step_is_a_few_frames_keeps_them(model, tmp_path, frames):
+    from vidclass.video import read_frames
+
+    times = [k / 25 for k in range(frames)]
+    made = read_frames(video("arm_wrestling.mp4"), times, size=(240, 320)).frames
+    path = write_video(tmp_path / "short.mp4", made)
+    shared = model.timeline(path, stride=0.5, unknown="off")
+    alone = model.timeline(path, stride=0.5, unknown="off", per_window=True)
+    assert [(w.start, w.end) for w in shared.windows] == [(w.start, w.end) for w in alone.windows]
+    assert _top1(shared) == _top1(alone) == ["arm wrestling"] * len(alone.windows)
 
 
 def test_a_video_shorter_than_a_window_has_one_window_from_the_map(model):

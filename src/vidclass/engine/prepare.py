@@ -22,7 +22,7 @@ from ..video import FrameStream, probe
 from ..video.clips import read_clip_frames
 from ..video.decode import Resize, no_frames_error
 from ..video.sampling import window_count, window_starts, window_times
-from ..video.transforms import stack_clip
+from ..video.transforms import cropped, stack_clip
 from .work import Clips, Windows
 
 log = logging.getLogger("vidclass")
@@ -79,7 +79,7 @@ class Preparation:
             check_time()
             step.append(frame)
             if len(step) == STEP_FRAMES:
-                yield steps, stack_clip(step, spec)
+                yield steps, np.stack(cropped(step, spec))
                 made, steps, step = made + len(step), steps + 1, []
         self.warnings += stream.warnings
         if not made and not step:
@@ -87,7 +87,7 @@ class Preparation:
         if step:
             made += len(step)
             length = stretch_length(made, ALIGN) - (made - len(step))
-            yield steps, stack_clip(step + [step[-1]] * (length - len(step)), spec)
+            yield steps, np.stack(cropped(step + [step[-1]] * (length - len(step)), spec))
         decoded = made / spec.fps  # windows starting past what decoded are left out
         kept = [(a, b) for a, b in spans if a < decoded or a == 0]
         self.spans = {w: (a, min(b, round(decoded, 6))) for w, (a, b) in enumerate(kept)}

@@ -60,7 +60,8 @@ class MapStream:
         self.caches = None
         self.frames = 0  # pushed so far
         self.total: int | None = None  # the stretch's length, once known
-        self.rows: list = []  # exact positions, in order
+        self.rows: list = []  # exact positions, in order (a reader may take them)
+        self.made = 0  # positions put in rows so far
         self._lagging = lag  # leading positions still to drop
         self._blank = None
 
@@ -92,6 +93,7 @@ class MapStream:
         self._lagging -= drop
         if drop < positions.shape[1]:
             self.rows.append(positions[0, drop:])
+            self.made += positions.shape[1] - drop
 
     def finish(self) -> None:
         """The stretch ends with the frames pushed: steps past its end (their frames
@@ -100,10 +102,11 @@ class MapStream:
             self.total = self.frames
         while self.frames < self.total + self.lag * self.stride:
             self._step(self._blank)
-        made = sum(len(r) for r in self.rows)
-        extra = made - self.total // self.stride
+        extra = self.made - self.total // self.stride  # those past the end are cut
         if extra > 0:
-            self.rows[-1] = self.rows[-1][: len(self.rows[-1]) - extra]
+            kept = np.concatenate([np.asarray(r) for r in self.rows])
+            self.rows = [kept[: len(kept) - extra]]
+            self.made -= extra
 
 
 class Stretch:

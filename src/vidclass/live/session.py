@@ -22,7 +22,7 @@ from ..engine.stretch import STEP_FRAMES
 from ..engine.work import from_features
 from ..errors import VidclassError
 from ..results import UNKNOWN, with_unknown
-from ..video.transforms import stack_clip
+from ..video.transforms import cropped, stack_clip
 from .capture import Capture, Gap
 from .sources import DEFAULT_TIMEOUT, Source
 from .stretch import LiveStretch
@@ -297,7 +297,7 @@ class LiveSession:
         blank = [np.zeros((*size, 3), dtype=np.uint8)] * len(grid.times(0))
         if self.shared:
             stretch = LiveStretch(self._runner, 0.0, self._window, self._stride)
-            stretch.push(stack_clip(blank, spec), time.monotonic())
+            stretch.push(np.stack(cropped(blank, spec)), time.monotonic())
             return
         self._scores(blank, (0.0, self.windows.window))
 
@@ -363,7 +363,7 @@ class LiveSession:
         if self._stretch is None:
             self._stretch = LiveStretch(self._runner, ready.span[0], self._window, self._stride)
         began = time.monotonic()
-        made = self._stretch.push(stack_clip(ready.frames, self.model.spec), ready.captured)
+        made = self._stretch.push(np.stack(cropped(ready.frames, self.model.spec)), ready.captured)
         self._model_time.add(time.monotonic() - began)
         yield from self._emit(made)
 
@@ -374,7 +374,7 @@ class LiveSession:
         if stretch is None:
             return
         if frames:
-            stretch.push_last(stack_clip(frames, self.model.spec), time.monotonic())
+            stretch.push_last(np.stack(cropped(frames, self.model.spec)), time.monotonic())
         yield from self._emit(stretch.finish())
 
     def _emit(self, made: list):

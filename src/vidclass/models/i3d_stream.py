@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .i3d_layers import InceptionBlock, MaxPool3dSame, Unit3D, _flat_pad, same_padding
+from .i3d_layers import InceptionBlock, MaxPool3dSame, Unit3D, _fixed, _flat_pad, same_padding
 from .spec import UNKNOWN_LENGTH
 
 
@@ -41,12 +41,16 @@ class _Temporal(nn.Module):
         """The layer, 'SAME' in space and 'valid' in time."""
         layer = self.layer
         pads = [(0, 0), *same_padding(x.shape[3:], layer.kernel[1:], layer.stride[1:])]
+        # Even pads go to the op itself, as Unit3D does: no padded copy of the input
+        # (a max-pool's own pads are -inf, the same as 0 after a ReLU).
+        even = _fixed(pads) and all(lo == hi for lo, hi in pads)
+        padding = tuple(lo for lo, _ in pads) if even else 0
         if isinstance(layer, Unit3D):
-            x = F.pad(x, _flat_pad(pads))
-            x = F.conv3d(x, layer.conv.weight, layer.conv.bias, layer.stride)
+            x = x if even else F.pad(x, _flat_pad(pads))
+            x = F.conv3d(x, layer.conv.weight, layer.conv.bias, layer.stride, padding)
             return F.relu(layer.bn(x))
-        x = F.pad(x, _flat_pad(pads), value=layer.floor)
-        return F.max_pool3d(x, layer.kernel, layer.stride)
+        x = x if even else F.pad(x, _flat_pad(pads), value=layer.floor)
+        return F.max_pool3d(x, layer.kernel, layer.stride, padding)
 
     def forward(self, x, cache, first, total):
         """(outputs, the next cache); an op that needs none (its kernel is its stride)
@@ -56,8 +60,16 @@ class _Temporal(nn.Module):
             return self._valid(x), None
         if cache is None:
             cache = x.new_zeros((*x.shape[:2], self.cache, *x.shape[3:]))
-        full = torch.cat([cache, x], 2)
+        full = _channels_last(torch.cat([cache, x], 2))
         return self._valid(full), full[:, :, full.shape[2] - self.cache :]
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """What torch's 3D convolutions run fastest on (a cat makes plain tensors); the ONNX
+    exporter has no memory formats: each runtime lays out its own memory."""
+    if torch.onnx.is_in_onnx_export():
+        return x
+    return x.contiguous(memory_format=torch.channels_last_3d)
 
 
 def inside(x: torch.Tensor, factor: int, lag: int, first, total) -> torch.Tensor:
@@ -95,7 +107,7 @@ class _Block(nn.Module):
         b1, c1 = self.conv1(b.branch1a(x), caches[1], first, total)
         b2, c2 = self.conv2(b.branch2a(x), caches[2], first, total)
         b3, c3 = self.pool(x, caches[3], first, total)
-        return torch.cat([b0, b1, b2, b.branch3(b3)], 1), [c0, c1, c2, c3]
+        return _channels_last(torch.cat([b0, b1, b2, b.branch3(b3)], 1)), [c0, c1, c2, c3]
 
 
 class StreamingI3D(nn.Module):

@@ -19,7 +19,7 @@ from ..models.spec import UNKNOWN_LENGTH
 from . import cached, graph
 
 log = logging.getLogger("vidclass")
-CHECK_STEPS = 3  # steps compared with torch, the caches carried from one to the next
+CHECK_STEPS = 2  # steps compared with torch: caches carried, and an end within the last
 
 
 class _Step(nn.Module):

@@ -32,9 +32,14 @@ def stretch_to(frames: list[np.ndarray], count: int) -> list[np.ndarray]:
 def stack_clip(frames: list[np.ndarray], spec: InputSpec, crop: bool = True) -> np.ndarray:
     """(T, H, W, 3) uint8: frames cropped and padded in time; a quarter of the float size,
     so this is what decoding processes hand over."""
+    return np.stack(stretch_to(cropped(frames, spec, crop), spec.pad_to))
+
+
+def cropped(frames: list[np.ndarray], spec: InputSpec, crop: bool = True) -> list[np.ndarray]:
+    """The frames cropped as the model asks, not padded in time (a step of a stream)."""
     if crop and spec.crop_hw is not None:
-        frames = [center_crop(f, spec.crop_hw) for f in frames]
-    return np.stack(stretch_to(frames, spec.pad_to))
+        return [center_crop(f, spec.crop_hw) for f in frames]
+    return frames
 
 
 def clip_to_array(clip: np.ndarray, spec: InputSpec) -> np.ndarray:
