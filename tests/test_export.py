@@ -211,6 +211,9 @@ def test_a_damaged_or_forged_export_is_refused_naming_the_file(folder, tmp_path)
         json.dumps({k: v for k, v in good.items() if k != "stream"}),
         json.dumps({**good, "stream": {**good["stream"], "caches": [[1, 4096, 4096, 4096, 4]]}}),
         json.dumps({**good, "stream": {**good["stream"], "step_frames": 60}}),
+        json.dumps({**good, "stream": []}),
+        json.dumps({**good, "stream": {**good["stream"], "stride": 16}}),
+        json.dumps({**good, "stream": {**good["stream"], "caches": [[1, 3, 6, 225, 224]]}}),
         " " * (5 << 20),  # beyond the size a manifest may have
     ]
     for text in forged:

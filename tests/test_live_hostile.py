@@ -38,6 +38,7 @@ class FakeModel:
     identity = "fake"
     batch_size_hint = 1
     min_score = None
+    temporal_map = None  # its windows are scored one by one
 
     def __init__(self, spec: InputSpec):
         self.spec = spec

@@ -213,15 +213,21 @@ def test_the_server_answers_nan_scores_as_its_own_fault(nan_folder, tmp_path):
         stop_server(proc)
 
 
-def test_a_live_window_with_nan_scores_ends_the_session_with_the_error(model):
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_live_window_with_nan_scores_ends_the_session_with_the_error(model, shared):
     from vidclass.live import LiveSession, parse_source
 
     class Damaged:  # the model's forward pass gives NaN, as a damaged graph would
         spec, labels, min_score, batch_size_hint = model.spec, model.labels, None, 1
-        batch, activate = model.batch, model.activate
+        batch, activate, map_stream = model.batch, model.activate, model.map_stream
+        # shared: windows read off the stream's map, whose head gives NaN
+        temporal_map = model.temporal_map if shared else None
 
         def logits(self, x):
             return np.full((len(x), len(model.labels)), np.nan, dtype=np.float32)
+
+        def logits_from_features(self, features):
+            return self.logits(features)
 
     source = parse_source(str(video("flipping_pancake.mkv")))  # a file is followed: not MP4
     session = LiveSession(model, source, stride=1.0, runner=Damaged(), warm_up=False, duration=60)

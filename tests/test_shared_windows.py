@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from vidclass.engine import Windows
 from vidclass.engine.stretch import MapStream, window_features
 from vidclass.models.i3d import InceptionI3d
 from vidclass.models.spec import TemporalMap
@@ -51,7 +52,7 @@ def streamed(module, x: torch.Tensor, step_frames: int) -> np.ndarray:
     return np.concatenate(stream.rows)
 
 
-@pytest.mark.parametrize(("frames", "step"), [(136, 8), (136, 64), (128, 32), (16, 64)])
+@pytest.mark.parametrize(("frames", "step"), [(136, 8), (136, 64), (128, 32), (128, 64), (16, 64)])
 @torch.no_grad()
 def test_the_stream_gives_the_map_of_one_pass_over_the_stretch(i3d, frames, step):
     x = torch.randn(1, 3, frames, 64, 64, generator=torch.Generator().manual_seed(frames))
@@ -103,6 +104,29 @@ def test_a_timeline_from_the_map_agrees_with_one_window_at_a_time(model):
     assert _top1(shared) == _top1(alone) == ["arm wrestling"] * 9
     assert shared.predictions[0]["label"] == "arm wrestling"
     assert [s.label for s in shared.segments] == [s.label for s in alone.segments]
+
+
+@pytest.mark.parametrize(
+    ("frames", "steps"), [(65, [64, 8]), (71, [64, 8]), (128, [64, 64]), (10, [16])]
+)
+def test_a_video_is_cut_into_steps_its_last_padded_with_its_last_frame(tmp_path, frames, steps):
+    from vidclass.engine.prepare import Preparation
+    from vidclass.models import get_entry
+    from vidclass.video import read_frames
+
+    spec = get_entry("i3d.kinetics400").input
+    times = [k / 25 for k in range(frames)]
+    made = read_frames(video("arm_wrestling.mp4"), times, size=(240, 320)).frames
+    path = write_video(tmp_path / "piece.mp4", made)
+    preparation = Preparation(path, spec, Windows(2.56, 0.5, shared=True))
+    got = list(preparation)
+    assert [i for i, _ in got] == list(range(len(steps)))
+    assert [len(step) for _, step in got] == steps
+    assert got[0][1].shape[1:] == (224, 224, 3)
+    last = got[-1][1]
+    real = frames - 64 * (len(steps) - 1)  # the last step's own frames, then repeats
+    assert all((last[k] == last[real - 1]).all() for k in range(real, len(last)))
+    assert preparation.spans[0][0] == 0.0
 
 
 @pytest.mark.parametrize("frames", [65, 71])  # a last step of 1 frame, of 7

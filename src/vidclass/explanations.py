@@ -163,7 +163,8 @@ def explain(
         if progress is not None:
             progress(done, total)
 
-    # The windows, as the timeline scores them.
+    # The windows, each scored alone (as `timeline --per-window` does): the greyed-out
+    # copies below are clips scored alone too, so each drop compares like with like.
     total = planned
     work = Work(Windows(window, stride), video_timeout=None, unknown=False)
     result = next(Driver(model, work, InProcess(raise_errors=True), on_scored=scored).run([path]))

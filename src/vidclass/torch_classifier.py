@@ -152,18 +152,13 @@ class VideoClassifier(Classifier):
 
         if self.module.temporal_map is None:
             return super().map_stream(step_frames)
-        if self._stream_step is None:
-            source = self.module.embed_source()
-            if self.device.type == "cpu":
-                source.to(memory_format=torch.channels_last_3d)
-            self._stream_step = source.stream_step()
+        if self._stream_step is None:  # a module over the model's own weights: no copy
+            self._stream_step = self.module.embed_source().stream_step()
         module = self._stream_step
 
         @torch.inference_mode()
         def step(frames, first, total, caches):
-            x = torch.as_tensor(frames).to(self.device)
-            if self.device.type == "cpu":
-                x = x.contiguous(memory_format=torch.channels_last_3d)
+            x = self._inputs(frames)
             with self._autocast():
                 positions, caches = module(x, first, total, caches)
             return positions.float().cpu().numpy(), caches

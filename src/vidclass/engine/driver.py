@@ -14,6 +14,7 @@ cluster's actors, the server's batcher): a row with NaN or infinity fails its vi
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -26,7 +27,7 @@ from ..limits import check_time
 from ..results import VideoResult, top_k
 from .executors import DecoderPool, Event, InProcess, Job, LocalProcesses, default_workers
 from .prepare import Prepared
-from .stretch import Stretch
+from .stretch import STEP_FRAMES, Stretch
 from .work import ClipModel, Clips, Windows, Work, forward, from_features, stack
 
 log = logging.getLogger("vidclass")
@@ -269,11 +270,12 @@ class Driver:
         video.pushed += 1
         self.stats.model_seconds += time.perf_counter() - start
         self.stats.forward_passes += 1
-        if self.on_scored is not None:  # progress: the windows whose frames are in
+        # Progress: the windows whose frames are in, counted on full steps (all their
+        # frames real; a last, short step is padded), the rest once all are scored.
+        if self.on_scored is not None and len(frames) == STEP_FRAMES:
             sampling = self.work.sampling
-            stream = video.stretch.stream  # past its end, once known, are blank steps
-            seconds = min(stream.frames, stream.total or stream.frames) / self.model.spec.fps
-            covered = int((seconds - sampling.window) / sampling.stride + 1e-9) + 1
+            seconds = video.stretch.stream.frames / self.model.spec.fps
+            covered = math.floor((seconds - sampling.window) / sampling.stride + 1e-9) + 1
             if covered > video.reported:
                 self.on_scored(covered - video.reported)
                 video.reported = covered

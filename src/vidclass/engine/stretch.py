@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import VidclassError
 from ..models.spec import UNKNOWN_LENGTH, TemporalMap
 
 # Frames per step through the network: each costs one call, and memory grows with it.
@@ -118,7 +119,9 @@ class Stretch:
         self.model = model
         self.tmap: TemporalMap = model.temporal_map
         if ALIGN % self.tmap.stride or STEP_FRAMES % self.tmap.stride:
-            raise ValueError(f"a map's stride of {self.tmap.stride} frames does not divide {ALIGN}")
+            raise VidclassError(
+                f"a map's stride of {self.tmap.stride} frames does not divide {ALIGN}"
+            )
         self.stream: MapStream = model.map_stream(STEP_FRAMES)
 
     def push(self, frames: np.ndarray) -> None:

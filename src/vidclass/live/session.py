@@ -31,6 +31,7 @@ from .windows import Grid, LiveWindows, Ready
 log = logging.getLogger("vidclass")
 
 WAIT_STEP = 0.1  # seconds between checks of the deadline and the capture's end
+STEPS_KEPT = 4  # ready steps of a map stream held for the model, oldest taken first
 
 
 def _iso(unix: float) -> str:
@@ -257,7 +258,9 @@ class LiveSession:
         self._window, self._stride = window, stride
         # Shared: the capture makes steps of the map stream ready, not windows.
         step = STEP_FRAMES / spec.fps if self.shared else None
-        self.windows = LiveWindows(spec, step or window, step or stride, source.name)
+        # shared: a few steps kept (about 10 s of stream), so a burst loses none
+        keep = STEPS_KEPT if self.shared else 1
+        self.windows = LiveWindows(spec, step or window, step or stride, source.name, keep)
         reconnect = source.network if reconnect is None else reconnect
         self.capture = Capture(source, self.windows, reconnect, timeout, give_up)
         labels = (*classifier.labels, UNKNOWN) if self._answers else classifier.labels
@@ -348,7 +351,7 @@ class LiveSession:
                     yield from self._label(ready)
                 last = ready.seq
             if self.shared:  # what is left of the run: its last frames, its last windows
-                yield from self._end_stretch(self.windows.partial())
+                yield from self._end_stretch(*self.windows.partial())
         finally:
             self.capture.stop(wait=0.5)
             self._update()
@@ -357,8 +360,9 @@ class LiveSession:
     def _step(self, ready: Ready, skipped: int):
         """Shared windows: a step of frames into the run's map, and the windows it
         completes. Steps the model could not keep up with break the run there."""
-        if skipped and self._stretch is not None:
-            yield from self._end_stretch()
+        if self._stretch is not None and (skipped or not self._stretch.follows(ready.span[0])):
+            yield from self._end_stretch()  # a lost step, or the capture started a new run
+        if skipped:
             self.summary.skipped += round(skipped * self.summary.step_seconds / self._stride)
         if self._stretch is None:
             self._stretch = LiveStretch(self._runner, ready.span[0], self._window, self._stride)
@@ -367,13 +371,14 @@ class LiveSession:
         self._model_time.add(time.monotonic() - began)
         yield from self._emit(made)
 
-    def _end_stretch(self, frames: list[np.ndarray] | None = None):
+    def _end_stretch(self, start: float | None = None, frames: list[np.ndarray] | None = None):
         """The run's map ends (a break, a gap, the end): its last windows; `frames`, the
-        run's last frames short of a step."""
+        run's last frames short of a step, from `start` live seconds (kept where they go
+        on from the map's last step)."""
         stretch, self._stretch = self._stretch, None
         if stretch is None:
             return
-        if frames:
+        if frames and stretch.follows(start):
             stretch.push_last(np.stack(cropped(frames, self.model.spec)), time.monotonic())
         yield from self._emit(stretch.finish())
 

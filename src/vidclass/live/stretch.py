@@ -28,10 +28,18 @@ class LiveStretch:
         self.offset = 0
         self.next = 0  # the next window to score
         self.frames = 0  # pushed, padding aside
-        self.arrivals: list[float] = []  # of each step's last frame
+        self.stepped = 0  # steps pushed
+        self.arrivals: list[float] = []  # of each step's last frame, from step arrivals_from
+        self.arrivals_from = 0
+
+    def follows(self, start: float) -> bool:
+        """Whether a step starting at `start` live seconds goes on from this run's last
+        (a restart of the capture or a lost step breaks the run)."""
+        return abs(start - (self.origin + self.frames / self.fps)) < 1e-4
 
     def push(self, frames: np.ndarray, arrival: float) -> list:
         self.arrivals.append(arrival)
+        self.stepped += 1
         self.frames += len(frames)
         self.stream.push(self.model.batch([frames]))
         return self._windows(final=False)
@@ -41,12 +49,13 @@ class LiveStretch:
         length = stretch_length(self.frames + len(frames), ALIGN) - self.frames
         padded = np.concatenate([frames, np.repeat(frames[-1:], length - len(frames), 0)])
         self.arrivals.append(arrival)
+        self.stepped += 1
         self.frames += len(frames)
         self.stream.push(self.model.batch([padded]), last=True)
 
     def finish(self) -> list:
         """The run ends with the frames pushed: the windows that fit in it."""
-        if not self.arrivals:
+        if not self.stepped:
             return []
         self.stream.finish()
         return self._windows(final=True)
@@ -76,13 +85,20 @@ class LiveStretch:
         out = []
         for start, row in zip(starts, features, strict=True):
             end = start + self.window
-            last = min(len(self.arrivals), int(np.ceil(end * self.fps - 1e-6)) // STEP_FRAMES)
+            # the step that holds the window's last frame: its arrival starts the latency
+            step = -(-int(np.ceil(end * self.fps - 1e-6)) // STEP_FRAMES)
+            arrival = self.arrivals[min(step, self.stepped) - 1 - self.arrivals_from]
             # live seconds, rounded as live.windows.Grid rounds a window's span
             span = (round(self.origin + start, 6), round(self.origin + end, 6))
-            out.append((span, row, self.arrivals[last - 1]))
-        # Positions before the next window's first are read no more.
-        drop = int(self.next * self.stride * self.fps / self.tmap.stride) - self.offset
+            out.append((span, row, arrival))
+        # Positions and arrivals before the next window's start are read no more.
+        at = self.next * self.stride * self.fps
+        drop = int(at / self.tmap.stride) - self.offset
         if drop > 0:
             self.positions = self.positions[drop:]
             self.offset += drop
+        done = min(int(at // STEP_FRAMES), self.stepped - 1) - self.arrivals_from
+        if done > 0:
+            del self.arrivals[:done]
+            self.arrivals_from += done
         return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -73,8 +74,13 @@ class LiveWindows:
     """Frames in, ready windows out. `add` runs on the capture thread, `newest` on the
     model's; whatever the model cannot keep up with is overwritten, never queued."""
 
-    def __init__(self, spec: InputSpec, window: float, stride: float, name: str = "stream"):
+    def __init__(
+        self, spec: InputSpec, window: float, stride: float, name: str = "stream", keep: int = 1
+    ):
+        """`keep`: ready windows held for the model, oldest first (1: only the newest; the
+        steps of a map stream keep a few, so a burst of the source loses none)."""
         self.spec, self.window, self.stride, self.name = spec, window, stride, name
+        self.keep = keep
         self.cond = threading.Condition()
         self.made = 0  # windows made ready so far
         self.frames_seen = 0
@@ -87,7 +93,9 @@ class LiveWindows:
             if t >= 2 * window + 2 * stride:
                 break
             self.cap += t >= window
-        self._ready: tuple[int, int, tuple[float, float], float] | None = None  # seq,k,span,t
+        self.cap *= keep
+        # (seq, k, span, arrival) of the windows ready and not yet taken, oldest first
+        self._ready: deque[tuple[int, int, tuple[float, float], float]] = deque(maxlen=keep)
         self._held: dict[float, np.ndarray] = {}
         self._checked_size: tuple[int, int] | None = None
         self.restart(0.0)
@@ -98,7 +106,7 @@ class LiveWindows:
         with self.cond:
             self._grid = Grid(origin, self.window, self.stride, self.spec)
             self._held.clear()
-            self._ready = None  # one not taken yet is lost with its frames (skipped)
+            self._ready.clear()  # those not taken yet are lost with their frames (skipped)
             self._ready_k = -1  # last window of this run made ready
         self._targets = self._grid.targets()
         self._next = next(self._targets)
@@ -158,11 +166,11 @@ class LiveWindows:
                 while served[i][0] < self._last_target:
                     i += 1
                 span = self._grid.span(self._ready_k)
-                self._ready = (self.made, self._ready_k, span, served[i][2])
+                self._ready.append((self.made, self._ready_k, span, served[i][2]))
                 self._last_target = self._grid.times(self._ready_k + 1)[-1]
                 changed = True
             if changed:
-                start = self._grid.span(self._ready_k)[0]
+                start = self._grid.span(self._ready[0][1])[0]  # the oldest kept
                 for old in [x for x in self._held if x < start]:
                     del self._held[old]
                 self.cond.notify_all()
@@ -173,24 +181,26 @@ class LiveWindows:
     def newest(self, after: int) -> Ready | None:
         """The newest ready window if it came after window `after` (a seq), else None."""
         with self.cond:
-            if self._ready is None or self._ready[0] <= after:
+            waiting = [r for r in self._ready if r[0] > after]
+            if not waiting:
                 return None
-            seq, k, span, captured = self._ready
+            # the newest (keep 1), or the oldest not taken: kept windows are taken in order
+            seq, k, span, captured = waiting[0]
             frames = [self._held.get(t) for t in self._grid.times(k)]
             if any(f is None for f in frames):  # a restart cleared it: it is gone
                 return None
             return Ready(seq, span, captured, frames)
 
-    def partial(self) -> list[np.ndarray]:
-        """The frames of the window being filled that have arrived, in order, up to the
-        first missing one (at the run's end: what is left of it)."""
+    def partial(self) -> tuple[float, list[np.ndarray]]:
+        """(its start in live seconds, the frames that have arrived, in order, up to the
+        first missing one) of the window being filled: at the run's end, what is left."""
         with self.cond:
             frames = []
             for t in self._grid.times(self._ready_k + 1):
                 if t not in self._held:
                     break
                 frames.append(self._held[t])
-            return frames
+            return self._grid.span(self._ready_k + 1)[0], frames
 
     def wait(self, after: int, timeout: float) -> Ready | None:
         """`newest(after)`, waiting up to `timeout` seconds for one."""

@@ -125,15 +125,23 @@ def _stream_ok(stream, clip: list[int]) -> bool:
     numbers in bounds, steps of the clip's picture, caches of bounded size."""
     if stream is None:
         return True
+    if not isinstance(stream, dict):
+        return False
     small = {"stride": 64, "pool": 16, "lag": 256}
     if not all(type(stream.get(k)) is int and 0 < stream[k] <= most for k, most in small.items()):
+        return False
+    if 8 % stream["stride"]:  # stretches are multiples of 8 frames (engine.stretch.ALIGN)
         return False
     step, caches = stream.get("step_frames"), stream.get("caches")
     if type(step) is not int or not 0 < step <= 1024 or step % stream["stride"]:
         return False
     if not isinstance(caches, list) or not caches or len(caches) > 256:
         return False
-    if not all(_numbers(c, 5, 0, 4096, whole=True) and c[0] == 1 for c in caches):
+    # each (1, channels, positions, height, width), within a step and the clip's picture
+    bounds = (1, 4096, step, clip[2], clip[3])
+    if not all(_numbers(c, 5, 0, 4096, whole=True) for c in caches):
+        return False
+    if not all(all(d <= most for d, most in zip(c, bounds, strict=True)) for c in caches):
         return False
     return sum(int(np.prod(c)) for c in caches) <= MAX_CACHE_VALUES
 

@@ -69,7 +69,7 @@ class ExportedClassifier(Classifier):
         self.precision = export_precision(manifest, precision)
         self.runtime_threads = threads or available_cores()
         self._lock = threading.Lock()
-        self._sessions: dict[tuple[int, ...], object] = {}
+        self._sessions: dict[tuple[int, ...] | str, object] = {}
         # The backbone's bytes stay held, for other clip shapes (a short video): the folder
         # may be gone by then (another run's cache pruning, a user's move).
         self._embed = self._graph(folder, "embed")
@@ -77,7 +77,6 @@ class ExportedClassifier(Classifier):
         self._stream_graph = (
             self._graph(folder, "stream") if "stream" in manifest["graphs"] else None
         )
-        self._stream = None
         self._head = self._open(self._graph(folder, "head"), "fp32", (0,), False)
         embed = self._session(tuple(manifest["clip"]))
         widths = (embed.features(), self._head.features())
@@ -154,14 +153,15 @@ class ExportedClassifier(Classifier):
         stream = self.manifest.get("stream")
         if self.temporal_map is None or step_frames != stream["step_frames"]:
             return super().map_stream(step_frames)
+        # Kept with the clip shapes' sessions, which label views share (copies of this).
         with self._lock:
-            if self._stream is None:
+            if "stream" not in self._sessions:
                 # int8 folders hold the stream in fp32: bf16 where the CPU has it
                 precision = self.precision
                 if precision == "int8":
                     precision = "bf16" if native_bf16() and self.runtime == "openvino" else "fp32"
-                self._stream = self._open(self._stream_graph, precision, (0,), False)
-        runner = self._stream
+                self._sessions["stream"] = self._open(self._stream_graph, precision, (0,), False)
+            runner = self._sessions["stream"]
         empty = [np.zeros(shape, np.float32) for shape in stream["caches"]]
 
         def step(frames, first, total, caches):
