@@ -14,7 +14,8 @@ windows, so decoding and frame buffering dominate), and the default I3D model wi
 stride (60 windows of 64 frames; at stride 1 s it would take about 2 h on 2 cores), and
 the default model's shared windows at a 1 s stride (every frame through the model once).
 
-    python benchmarks/timeline.py [--videos DIR] [--runs N] [--skip-long] [--skip-hour]
+    python benchmarks/timeline.py [--videos DIR] [--runs N] [--strides 1,0.25]
+                                  [--skip-long] [--skip-hour]
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS)
     parser.add_argument("--runs", type=int, default=3, help="runs of each (medians)")
+    parser.add_argument("--strides", default="1,0.25", help="strides of the 139 s comparison")
     parser.add_argument("--skip-long", action="store_true", help="no 139 s comparison")
     parser.add_argument("--skip-hour", action="store_true", help="no 1-hour video")
     parser.add_argument("--run", nargs=5, help=argparse.SUPPRESS)
@@ -120,12 +122,13 @@ def main() -> None:
 
     print(cpu_line())
     if not args.skip_long:
-        compare_shared(args.videos / "long" / "people_139s.mp4", args.runs)
+        strides = [float(s) for s in args.strides.split(",")]
+        compare_shared(args.videos / "long" / "people_139s.mp4", args.runs, strides)
     if not args.skip_hour:
         hour_runs(args.videos)
 
 
-def compare_shared(video: Path, runs: int) -> None:
+def compare_shared(video: Path, runs: int, strides: list[float]) -> None:
     """Per-window against shared windows on one long video, in this process."""
     import numpy as np
 
@@ -144,7 +147,7 @@ def compare_shared(video: Path, runs: int) -> None:
         f"{'stride':>7}{'windows':>9}{'per-window':>12}{'shared':>9}{'ratio':>7}"
         f"{'top-1 agree':>13}{'max score diff':>16}"
     )
-    for stride in (1.0, 0.25):
+    for stride in strides:
         took: dict[bool, list[float]] = {True: [], False: []}
         made = {}
         for _ in range(runs):

@@ -11,8 +11,9 @@ import pytest
 
 from vidclass.engine import Clips, Driver, Windows, Work
 from vidclass.engine.driver import NonFiniteScores
-from vidclass.engine.executors import Event
+from vidclass.engine.executors import DecoderPool, Event, LocalProcesses
 from vidclass.engine.prepare import Prepared
+from vidclass.errors import VidclassError
 
 LABELS = ("low", "high", "middle")
 SMALL = (2, 4, 4, 3)  # two clip shapes (frames, height, width, channels)
@@ -360,3 +361,14 @@ def test_a_handed_clip_left_over_is_refused_not_scored_for_the_next_window():
     handed.hand(np.full((2, 2), 3, np.uint8), (2.0, 4.0))  # the next window is its own
     (result,) = driver.run(["live"])
     assert result.clip_scores[0][0] == 3 and model.passes == [[3]]
+
+
+def test_decoding_processes_refuse_shared_windows():
+    """Their videos come back whole: a long video's every frame would be held at once."""
+    pool = DecoderPool(1)
+    try:
+        work = Work(Windows(2.56, 1.0, shared=True))
+        with pytest.raises(VidclassError, match="decoded in the model's process"):
+            LocalProcesses(pool).open(None, work, [(0, "a.mp4")], 4)
+    finally:
+        pool.close()

@@ -136,7 +136,13 @@ class Classifier:
     def batch(self, clips: list[np.ndarray]) -> np.ndarray:
         """The model's input (N, C, T, H, W) float32 for uint8 clips of one shape
         (video.transforms.stack_clip)."""
-        return np.stack([clip_to_array(clip, self.spec) for clip in clips])
+        first = clips[0]
+        x = np.empty((len(clips), first.shape[3], *first.shape[:3]), np.float32)
+        for row, clip in zip(x, clips, strict=True):
+            if clip.shape != first.shape:
+                raise ValueError(f"clips of shapes {first.shape} and {clip.shape} in a batch")
+            clip_to_array(clip, self.spec, row)
+        return x
 
     def logits(self, clips: np.ndarray) -> np.ndarray:
         """Logits (N, labels kept) float32: the backend's forward pass."""

@@ -298,17 +298,15 @@ class Driver:
             finite = [
                 a and b for a, b in zip(finite_rows(scores, n), finite_rows(kept, n), strict=True)
             ]
-            for i in range(n):
-                rows.append(
-                    (
-                        job,
-                        order[at + i],
-                        None if scores is None else scores[i],
-                        None if kept is None else kept[i],
-                        None if ood is None else ood[i],
-                        finite[i],
-                    )
-                )
+            columns = zip(
+                order[at : at + n],
+                scores if scores is not None else [None] * n,
+                kept if kept is not None else [None] * n,
+                ood if ood is not None else [None] * n,
+                finite,
+                strict=True,
+            )
+            rows += [(job, *row) for row in columns]
             self.stats.clips += n
         if self.on_scored is not None and len(order) > video.reported:
             self.on_scored(len(order) - video.reported)

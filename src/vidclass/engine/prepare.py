@@ -63,7 +63,7 @@ class Preparation:
         """Shared mode: every frame at the model's rate once, in steps of STEP_FRAMES
         (uint8, cropped); the last step shorter, padded to a multiple of ALIGN by repeating
         its last frame. The windows' spans are known once the frames that decode are."""
-        from .stretch import ALIGN, STEP_FRAMES, stretch_length
+        from .stretch import STEP_FRAMES, padded_last
 
         spec = self.spec
         info, spans = window_spans(self.path, spec, sampling)
@@ -85,9 +85,8 @@ class Preparation:
         if not made and not step:
             raise no_frames_error(self.path, stream.damage)
         if step:
+            yield steps, padded_last(np.stack(cropped(step, spec)), made)
             made += len(step)
-            length = stretch_length(made, ALIGN) - (made - len(step))
-            yield steps, np.stack(cropped(step + [step[-1]] * (length - len(step)), spec))
         decoded = made / spec.fps  # windows starting past what decoded are left out
         kept = [(a, b) for a, b in spans if a < decoded or a == 0]
         self.spans = {w: (a, min(b, round(decoded, 6))) for w, (a, b) in enumerate(kept)}

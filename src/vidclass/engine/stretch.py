@@ -26,6 +26,13 @@ def stretch_length(frames: int, stride: int) -> int:
     return max(MIN_FRAMES, -(-frames // stride) * stride)
 
 
+def padded_last(frames: np.ndarray, before: int) -> np.ndarray:
+    """A stretch's last, short step (uint8 (t, H, W, 3)) after `before` frames, its last
+    frame repeated up to the stretch's length (stretch_length)."""
+    length = stretch_length(before + len(frames), ALIGN) - before
+    return np.concatenate([frames, np.repeat(frames[-1:], length - len(frames), 0)])
+
+
 def window_features(
     positions: np.ndarray,
     starts: np.ndarray,
@@ -105,9 +112,16 @@ class MapStream:
             self._step(self._blank)
         extra = self.made - self.total // self.stride  # those past the end are cut
         if extra > 0:
-            kept = np.concatenate([np.asarray(r) for r in self.rows])
+            # Made after the end was known, so none of them has been taken.
+            kept = self.take()
             self.rows = [kept[: len(kept) - extra]]
             self.made -= extra
+
+    def take(self) -> np.ndarray:
+        """The exact positions not taken before, (n, D) float32, in order."""
+        rows = [np.asarray(r, np.float32) for r in self.rows]
+        self.rows = []
+        return np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
 
 
 class Stretch:
@@ -131,7 +145,7 @@ class Stretch:
     def features(self, spans: list[tuple[float, float]], window: float) -> np.ndarray:
         """(windows, D): those of `window` seconds starting where `spans` do."""
         self.stream.finish()
-        positions = np.concatenate([np.asarray(r, np.float32) for r in self.stream.rows])
+        positions = self.stream.take()
         fps = self.model.spec.fps
         starts = np.array([a for a, _ in spans])
         return window_features(positions, starts, round(window * fps), fps, self.tmap)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.stretch import ALIGN, STEP_FRAMES, MapStream, stretch_length, window_features
+from ..engine.stretch import STEP_FRAMES, MapStream, padded_last, window_features
 
 
 class LiveStretch:
@@ -46,8 +46,7 @@ class LiveStretch:
 
     def push_last(self, frames: np.ndarray, arrival: float) -> None:
         """The run's last frames, fewer than a step: padded as a file's last step is."""
-        length = stretch_length(self.frames + len(frames), ALIGN) - self.frames
-        padded = np.concatenate([frames, np.repeat(frames[-1:], length - len(frames), 0)])
+        padded = padded_last(frames, self.frames)
         self.arrivals.append(arrival)
         self.stepped += 1
         self.frames += len(frames)
@@ -62,8 +61,7 @@ class LiveStretch:
 
     def _windows(self, final: bool) -> list:
         if self.stream.rows:
-            new = np.concatenate([np.asarray(r, np.float32) for r in self.stream.rows])
-            self.stream.rows = []
+            new = self.stream.take()
             self.positions = np.concatenate([self.positions, new]) if self.positions.size else new
         count = self.offset + len(self.positions)  # exact positions so far
         span = -(-self.clip_frames // self.tmap.stride)

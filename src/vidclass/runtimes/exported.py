@@ -93,13 +93,15 @@ class ExportedClassifier(Classifier):
             return (data[0], data[1]), key
         return data[0], key
 
-    def _open(self, graph, precision: str, shape: tuple[int, ...], any_frames: bool):
+    def _open(
+        self, graph, precision: str, shape: tuple[int, ...], any_frames: bool, carried: int = 0
+    ):
         from .sessions import SESSIONS
 
         source, key = graph
         try:
             return SESSIONS[self.runtime](
-                source, precision, self.runtime_threads, shape, any_frames, key=key
+                source, precision, self.runtime_threads, shape, any_frames, key, carried
             )
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -160,14 +162,19 @@ class ExportedClassifier(Classifier):
                 precision = self.precision
                 if precision == "int8":
                     precision = "bf16" if native_bf16() and self.runtime == "openvino" else "fp32"
-                self._sessions["stream"] = self._open(self._stream_graph, precision, (0,), False)
+                carried = len(stream["caches"])
+                self._sessions["stream"] = self._open(
+                    self._stream_graph, precision, (0,), False, carried
+                )
+                self._stream_graph = None  # one shape: its bytes are needed no more
             runner = self._sessions["stream"]
-        empty = [np.zeros(shape, np.float32) for shape in stream["caches"]]
+        stepper = runner.stream_step([np.zeros(shape, np.float32) for shape in stream["caches"]])
 
         def step(frames, first, total, caches):
-            inputs = [np.ascontiguousarray(frames, np.float32), np.array(first, np.int64)]
-            out = runner.run([*inputs, np.array(total, np.int64), *(caches or empty)])
-            return np.asarray(out[0], np.float32), out[1:]
+            x = np.ascontiguousarray(frames, np.float32)
+            inputs = [x, np.array(first, np.int64), np.array(total, np.int64)]
+            positions, caches = stepper(inputs, caches)
+            return np.asarray(positions, np.float32), caches
 
         return MapStream(step, step_frames, stream["stride"], stream["lag"])
 

@@ -116,12 +116,14 @@ def _blob_path(what: str, stem: str, config: dict, shape, any_frames: bool) -> P
     return compiled_dir() / f"{stem}-{key}.blob"
 
 
-def compiled_path(source: Path, config: dict, shape: tuple[int, ...], any_frames: bool) -> Path:
+def compiled_path(
+    source: Path, config: dict, shape: tuple[int, ...], any_frames: bool, kept: str = ""
+) -> Path:
     """Where the compiled model of `source`, a graph of the cache, for `config` (and
     `shape`, where the graph's clip length is free) is kept. Keyed by what the graph is
     (its recorded sha256, read from beside it), the settings, OpenVINO's version and the
     CPU, for which it is compiled. Unrecorded or Damaged where it has no digest to read."""
-    return _blob_path(cached.digest(source), source.stem, config, shape, any_frames)
+    return _blob_path(cached.digest(source) + kept, source.stem, config, shape, any_frames)
 
 
 def _import(core, blob: Path, config: dict):
@@ -165,11 +167,14 @@ class OpenVINOSession:
         shape: tuple[int, ...],
         any_frames: bool,
         key: tuple[str, str] | None = None,
+        carried: int = 0,
     ):
         """`any_frames`: the graph's clip length is free; it runs static for `shape`.
         Damaged where `source` is a cached graph that is not as written. `key`: (part,
         what the graph given as bytes is: its sha256), so that its compiled model is
-        kept under the part's name."""
+        kept under the part's name. `carried`: the graph's last inputs and outputs are
+        that many caches a step hands the next (a map's stream): OpenVINO keeps them
+        itself, in what it computes in (`stream_step`)."""
         import openvino.properties.hint as hints
 
         config = {
@@ -177,20 +182,28 @@ class OpenVINOSession:
             "INFERENCE_NUM_THREADS": threads,
             "PERFORMANCE_HINT": hints.PerformanceMode.LATENCY,
         }
-        self.compiled = self._compile(source, config, shape, any_frames, key)
+        self.carried = carried
+        self.compiled = self._compile(source, config, shape, any_frames, key, carried)
 
     @staticmethod
     def _compile(
-        source: GraphSource, config: dict, shape: tuple[int, ...], any_frames: bool, key=None
+        source: GraphSource,
+        config: dict,
+        shape: tuple[int, ...],
+        any_frames: bool,
+        key=None,
+        carried: int = 0,
     ):
         import openvino as ov
 
         core = _openvino_core()
         blob = None
+        # A graph whose caches are states compiles to another model than the same graph's.
+        kept = f"|carried {carried}" if carried else ""
         if key is not None:
-            blob = _blob_path(key[1], key[0], config, shape, any_frames)
+            blob = _blob_path(key[1] + kept, key[0], config, shape, any_frames)
         elif not isinstance(source, tuple | bytes | bytearray | memoryview):
-            blob = compiled_path(Path(source), config, shape, any_frames)
+            blob = compiled_path(Path(source), config, shape, any_frames, kept)
         if blob is not None:
             compiled = _import(core, blob, config)
             if compiled is not None:
@@ -202,6 +215,8 @@ class OpenVINOSession:
             model = core.read_model(_onnx(source))
         if any_frames:  # static for `shape` (batch stays free): its pads become constants
             model.reshape({0: ov.PartialShape([-1, *shape])})
+        if carried:
+            _keep_caches(model, carried)
         compiled = core.compile_model(model, "CPU", config)
         if blob is not None:
             try:
@@ -222,13 +237,58 @@ class OpenVINOSession:
     def __call__(self, clips: np.ndarray) -> np.ndarray:
         # A request per call: one request is not safe to share between threads.
         request = self.compiled.create_infer_request()
-        return np.array(request.infer({0: clips})[0], dtype=np.float32)
+        return np.array(request.infer({0: clips}, share_inputs=True)[0], dtype=np.float32)
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """A graph of several inputs and outputs (a map's stream step), in order."""
         request = self.compiled.create_infer_request()
         result = request.infer(dict(enumerate(inputs)))
         return [np.array(result[out]) for out in self.compiled.outputs]
+
+    def stream_step(self, empty: list[np.ndarray]):
+        """`step(inputs, caches) -> (first output, caches)` for one stream, of a session
+        opened with `carried`: the caches live in a request of the stream's own (None
+        to start: zeros, as `empty`), never copied out."""
+        if not self.carried:
+            return _explicit_step(self.run, empty)
+        request = self.compiled.create_infer_request()
+
+        def step(inputs: list[np.ndarray], caches):
+            if caches is None:
+                request.reset_state()  # every state back to zeros
+            # The step's frames (38 MB in fp32) read where they lie, not copied in.
+            result = request.infer(dict(enumerate(inputs)), share_inputs=True)
+            return np.array(result[self.compiled.outputs[0]]), request
+
+        return step
+
+
+def _keep_caches(model, count: int) -> None:
+    """The last `count` inputs and outputs of `model` made states (OpenVINO's ReadValue
+    and Assign, zeros at a reset), paired in order."""
+    from openvino.passes import MakeStateful, Manager
+
+    inputs, outputs = model.get_parameters(), model.get_results()
+    if count >= min(len(inputs), len(outputs)):
+        raise ValueError(f"a graph of {len(inputs)} inputs cannot carry {count} caches")
+    pairs = list(zip(inputs[-count:], outputs[-count:], strict=True))
+    for parameter, result in pairs:
+        if parameter.get_partial_shape() != result.get_output_partial_shape(0):
+            raise ValueError(f"{parameter.get_friendly_name()} is not shaped as its next value")
+    manager = Manager()
+    manager.register_pass(MakeStateful(pairs))
+    manager.run_passes(model)
+
+
+def _explicit_step(run, empty: list[np.ndarray]):
+    """A stream's step over a graph that takes its caches as inputs and gives the next
+    ones as outputs."""
+
+    def step(inputs: list[np.ndarray], caches):
+        out = run([*inputs, *(caches if caches is not None else empty)])
+        return np.asarray(out[0]), out[1:]
+
+    return step
 
 
 class OnnxRuntimeSession:
@@ -240,6 +300,7 @@ class OnnxRuntimeSession:
         shape: tuple[int, ...],
         any_frames: bool,
         key: tuple[str, str] | None = None,
+        carried: int = 0,
     ):
         import onnxruntime as ort
 
@@ -262,6 +323,10 @@ class OnnxRuntimeSession:
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         names = [i.name for i in self.session.get_inputs()]
         return self.session.run(None, dict(zip(names, inputs, strict=True)))
+
+    def stream_step(self, empty: list[np.ndarray]):
+        """As OpenVINOSession's; here the caches go in and out as arrays."""
+        return _explicit_step(self.run, empty)
 
 
 SESSIONS = {"openvino": OpenVINOSession, "onnxruntime": OnnxRuntimeSession}

@@ -42,10 +42,11 @@ def cropped(frames: list[np.ndarray], spec: InputSpec, crop: bool = True) -> lis
     return frames
 
 
-def clip_to_array(clip: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """(C, T, H, W) float32 from a stacked uint8 clip, scaled as the model expects. In
-    numpy, so that every backend, torch or not, prepares the same."""
-    x = np.empty((clip.shape[3], *clip.shape[:3]), np.float32)
+def clip_to_array(clip: np.ndarray, spec: InputSpec, out: np.ndarray | None = None) -> np.ndarray:
+    """(C, T, H, W) float32 from a stacked uint8 clip, scaled as the model expects (into
+    `out` where given: a batch's row, not a copy to stack). In numpy, so that every
+    backend, torch or not, prepares the same."""
+    x = np.empty((clip.shape[3], *clip.shape[:3]), np.float32) if out is None else out
     np.copyto(x, clip.transpose(3, 0, 1, 2), casting="unsafe")
     if spec.value_range is not None:
         lo, hi = spec.value_range
