@@ -16,7 +16,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .i3d_layers import InceptionBlock, MaxPool3dSame, Unit3D, _fixed, _flat_pad, same_padding
+from .i3d_layers import (
+    InceptionBlock,
+    MaxPool3dSame,
+    Unit3D,
+    _fixed,
+    _flat_pad,
+    conv3d,
+    same_padding,
+)
 from .spec import UNKNOWN_LENGTH
 
 
@@ -47,7 +55,7 @@ class _Temporal(nn.Module):
         padding = tuple(lo for lo, _ in pads) if even else 0
         if isinstance(layer, Unit3D):
             x = x if even else F.pad(x, _flat_pad(pads))
-            x = F.conv3d(x, layer.conv.weight, layer.conv.bias, layer.stride, padding)
+            x = conv3d(x, layer.conv.weight, layer.conv.bias, layer.stride, padding)
             return F.relu(layer.bn(x))
         x = x if even else F.pad(x, _flat_pad(pads), value=layer.floor)
         return F.max_pool3d(x, layer.kernel, layer.stride, padding)

@@ -23,8 +23,9 @@ PRECISIONS = {
     "onnxruntime": ("fp32",),
 }
 # Bumped when what the modules export changes within a vidclass version (2: I3D's
-# clip length free, its max-pools padded with 0; 3: exports hold the map stream).
-EXPORT_VERSION = 3
+# clip length free, its max-pools padded with 0; 3: exports hold the map stream; 4: the
+# first conv's frames stacked as channels).
+EXPORT_VERSION = 4
 INT8 = "int8"
 # Calibration clips are kept decoded (uint8, a quarter of their float size: 9.6 MB for
 # one I3D clip) while NNCF passes over them: this bounds that memory.
