@@ -152,18 +152,16 @@ def make_hd(folder: Path) -> list[Path]:
     return made
 
 
-def decode_seconds(model, path: Path, repeats: int) -> float:
+def median_seconds(call, repeats: int) -> float:
     runs = []
     for _ in range(repeats):
         t = time.perf_counter()
-        model.clip_frames(path)
+        call()
         runs.append(time.perf_counter() - t)
     return statistics.median(runs)
 
 
 def hd_runs(default, int8, repeats: int) -> None:
-    import vidclass.video.container as container
-
     with tempfile.TemporaryDirectory() as tmp:
         videos = make_hd(Path(tmp))
         print(f"\nHD: {len(videos)} clips 1920x1080 25 fps H.264, 10 s; median of {repeats} (s)")
@@ -174,29 +172,18 @@ def hd_runs(default, int8, repeats: int) -> None:
         clip = default.read_clips(videos[0])[0][None]
         forward = {}
         for name, model in (("default", default), ("int8", int8)):
-            model.logits(clip)
-            runs = []
-            for _ in range(repeats):
-                t = time.perf_counter()
-                model.logits(clip)
-                runs.append(time.perf_counter() - t)
-            forward[name] = statistics.median(runs)
+            model.logits(clip)  # warm
+            forward[name] = median_seconds(lambda m=model: m.logits(clip), repeats)
         for path in videos:
-            decode = decode_seconds(default, path, repeats)
-            e2e = {}
-            for name, model in (("default", default), ("int8", int8)):
-                runs = []
-                for _ in range(repeats):
-                    t = time.perf_counter()
-                    model.classify(path)
-                    runs.append(time.perf_counter() - t)
-                e2e[name] = statistics.median(runs)
+            decode = median_seconds(lambda p=path: default.clip_frames(p), repeats)
+            e2e = {
+                name: median_seconds(lambda m=model, p=path: m.classify(p), repeats)
+                for name, model in (("default", default), ("int8", int8))
+            }
             print(
                 f"{path.name:<28}{decode:>8.3f}{forward['default']:>14.3f}"
                 f"{forward['int8']:>14.3f}{e2e['default']:>10.3f}{e2e['int8']:>10.3f}"
             )
-        threads = getattr(container, "DECODE_THREADS", None)
-        print(f"(decoding with {threads or 'PyAV default'} threads)")
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from vidclass import Explanation, VidclassError, explain
+from vidclass.cli.explain import passes_line
 from vidclass.explanations import cells, fill_colour
 from vidclass.models.spec import InputSpec
 from vidclass.video import read_frames
@@ -82,7 +83,7 @@ def test_an_explanation_is_json():
 @pytest.mark.slow
 def test_the_importance_falls_on_the_seconds_showing_the_label(model, two_clips):
     for label, before, after in ((ARM, -1, 1), (SPAGHETTI, 1, -1)):
-        ex = explain(model, two_clips, label=label, stride=2.0, grid=2, budget=8)
+        ex = explain(model, two_clips, label=label, stride=2.0, grid=2, budget=8, per_window=True)
         assert ex.label == label
         spans = [(s.start, s.end) for s in ex.seconds]
         assert spans == [(0.0, 2.56), (2.0, 4.56), (4.0, 6.56), (5.44, 8.0)]
@@ -110,7 +111,15 @@ def test_the_importance_falls_on_the_seconds_showing_the_label(model, two_clips)
 def test_the_regions_fall_on_the_quadrant_showing_the_label(model, tmp_path, where):
     path = _mosaic(tmp_path, where)
     seen = []
-    ex = explain(model, path, label=ARM, grid=2, budget=5, progress=lambda *a: seen.append(a))
+    ex = explain(
+        model,
+        path,
+        label=ARM,
+        grid=2,
+        budget=5,
+        per_window=True,
+        progress=lambda *a: seen.append(a),
+    )
     assert ex.passes == 5 and ex.note is None
     assert seen[0] == (1, 1) and seen[-1] == (5, 5)  # the window, then its 4 copies
     assert [(s.start, s.end) for s in ex.seconds] == [(0.0, 2.56)]
@@ -128,12 +137,45 @@ def test_the_label_is_the_videos_top_one_by_default_and_a_budget_of_windows_expl
 ):
     # windows scored alone, as the greyed-out copies are (not off the video's map)
     tl = model.timeline(two_clips, stride=2.0, per_window=True)
-    ex = explain(model, two_clips, stride=2.0, budget=4)
+    ex = explain(model, two_clips, stride=2.0, budget=4, per_window=True)
     assert ex.label == tl.predictions[0]["label"]
     assert ex.score == pytest.approx(tl.predictions[0]["score"], abs=1e-4)
     assert ex.passes == 4 and ex.regions == [] and "regions of 0 of 4 windows" in ex.note
     with pytest.raises(VidclassError, match=r"its 4 windows .* over the budget of 3"):
-        explain(model, two_clips, stride=2.0, budget=3)
+        explain(model, two_clips, stride=2.0, budget=3, per_window=True)
+    # off the map (the default), the video's 8 s take 5 passes at most
+    with pytest.raises(VidclassError, match=r"its map .* takes 5 passes, over the budget of 4"):
+        explain(model, two_clips, budget=4)
+
+
+@pytest.mark.slow
+def test_overlapping_windows_are_read_off_the_video_s_map_and_regions_compare_windows_alone(
+    model, two_clips
+):
+    # 7 windows at a 1 s stride, where one map of the 8 s video takes 5 passes at most
+    ex = explain(model, two_clips, label=ARM, grid=2, budget=15)
+    table = run_cli("explain", two_clips, "--label", ARM, "--grid", "2", "--budget", "15")
+    assert table.returncode == 0 and table.stdout.splitlines()[-1] == passes_line(ex)
+    tl = model.timeline(two_clips, top_k=len(model.labels))  # shared, as a timeline is
+    assert len(ex.seconds) == len(tl.windows) == 7 and 0 < ex.map_passes <= 5
+    for s, w in zip(ex.seconds, tl.windows, strict=True):
+        assert (s.start, s.end) == (w.start, w.end)
+        want = next(p["score"] for p in w.predictions if p["label"] == ARM)
+        assert s.score == pytest.approx(want, abs=1e-4)
+    # each explained window costs itself alone, then its 4 greyed-out copies
+    assert ex.passes == ex.map_passes + 5 * len(ex.regions) <= 15 and len(ex.regions) >= 1
+    alone = model.timeline(two_clips, per_window=True, top_k=len(model.labels))
+    for region in ex.regions:
+        w = next(w for w in alone.windows if (w.start, w.end) == (region.start, region.end))
+        want = next(p["score"] for p in w.predictions if p["label"] == ARM)
+        assert region.score == pytest.approx(want, abs=1e-4)
+    line = passes_line(ex)
+    assert line == (
+        f"{ex.passes} passes of a budget of 15: {ex.map_passes} over the video for its 7 "
+        f"windows, {len(ex.regions)} window{'s' if len(ex.regions) > 1 else ''} alone, "
+        f"{4 * len(ex.regions)} greyed-out clips"
+    )
+    assert ex.as_dict()["map_passes"] == ex.map_passes
 
 
 def test_bad_input_is_a_clear_error(model, tmp_path):
@@ -154,7 +196,7 @@ def test_bad_input_is_a_clear_error(model, tmp_path):
 @pytest.mark.slow
 def test_the_command(two_clips, tmp_path):
     pytest.importorskip("matplotlib", reason="--format png needs matplotlib (the plot extra)")
-    options = ["--label", ARM, "--stride", "2", "--grid", "2", "--budget", "8"]
+    options = ["--label", ARM, "--stride", "2", "--grid", "2", "--budget", "8", "--per-window"]
     run = run_cli("explain", two_clips, "--format", "json", *options)
     assert run.returncode == 0, run.stderr
     ex = json.loads(run.stdout)

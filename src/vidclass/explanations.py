@@ -22,7 +22,7 @@ from .errors import VidclassError
 from .label_choice import NEEDS_LABELS, match_labels
 from .models.spec import InputSpec
 from .options import check
-from .timelines import DEFAULT_WINDOW, planned_windows
+from .timelines import DEFAULT_WINDOW, planned_steps, planned_windows
 
 __all__ = ["Explanation", "Region", "Span", "explain"]
 
@@ -73,6 +73,7 @@ class Explanation:
     regions: list[Region]
     note: str | None = None
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
+    map_passes: int = 0  # the passes of the video's map, where its windows were read off it
 
     def as_dict(self) -> dict:
         """The JSON form (`vidclass explain --format json`)."""
@@ -88,6 +89,7 @@ class Explanation:
             "grid": self.grid,
             "budget": self.budget,
             "note": self.note,
+            "map_passes": self.map_passes,
         }
 
 
@@ -100,6 +102,7 @@ def explain(
     grid: int = 3,
     budget: int = 200,
     *,
+    per_window: bool = False,
     labels=None,
     precision: str = "auto",
     device: str = "auto",
@@ -113,7 +116,8 @@ def explain(
     or a name, loaded with `precision`, `device`, `runtime` and `threads`; `labels`: only
     these (a vision-language model needs them; see `Classifier.with_labels`). `label`:
     the video's top label when None. The windows are the timeline's (`window` seconds,
-    the model's clip by default, every `stride` seconds).
+    the model's clip by default, every `stride` seconds), read off one map of the video
+    where the model has one, unless `per_window`.
 
     Seconds: a window's importance is its score for the label minus the mean score of
     the other windows. The whole video's score is the mean of its windows', so this is
@@ -125,10 +129,11 @@ def explain(
 
     Regions: each cell of a `grid` x `grid` split of the picture is greyed out (the
     colour the model's input centres on) in every frame of a window, which is scored
-    again: the drop in the label's score is the cell's importance. `budget` bounds the
-    clips scored in all: the windows first, then `grid`² per explained window, the
-    windows most important for the label first when it cannot cover them all.
-    `progress(done, total)` is called as clips are scored.
+    again, alone: the drop from the window's own score alone is the cell's importance.
+    `budget` bounds the passes in all: the windows (or the map's steps) first, then
+    `grid`² per explained window (and the window alone, where they came off the map),
+    the windows most important for the label first when it cannot cover them all.
+    `progress(done, total)` is called as passes are made.
     """
     loaded = not isinstance(model, (str, os.PathLike))
     check("explain", {k: v for k, v in locals().items() if not (k == "model" and loaded)})
@@ -143,12 +148,17 @@ def explain(
     wanted = None if label is None else match_labels(model.labels, [label])[0]
     window = window or model.spec.clip_seconds or DEFAULT_WINDOW
     stride = 1.0 if stride is None else stride
+    # The timeline's windows: read off the video's map where the model has one.
+    shared = not per_window and model.temporal_map is not None
     planned = planned_windows(path, window, stride)
-    if planned is not None and planned > budget:
+    needed = planned_steps(path, model.spec.fps) if shared else planned
+    if needed is not None and needed > budget:
+        what = f"its {planned} windows of {window:g} s every {stride:g} s take"
+        if shared:
+            what = "its map (its windows read off one pass over the video) takes"
         raise VidclassError(
-            f"{path}: its {planned} windows of {window:g} s every {stride:g} s take "
-            f"{planned} passes, over the budget of {budget}; give a budget of at least "
-            f"{planned} or a longer stride"
+            f"{path}: {what} {needed} passes, over the budget of {budget}; give a budget "
+            f"of at least {needed}" + ("" if shared else " or a longer stride")
         )
     done = 0
 
@@ -163,11 +173,14 @@ def explain(
         if progress is not None:
             progress(done, total)
 
-    # The windows, each scored alone (as `timeline --per-window` does): the greyed-out
-    # copies below are clips scored alone too, so each drop compares like with like.
-    total = planned
-    work = Work(Windows(window, stride), video_timeout=None, unknown=False)
-    result = next(Driver(model, work, InProcess(raise_errors=True), on_scored=scored).run([path]))
+    total = needed
+    work = Work(Windows(window, stride, shared), video_timeout=None, unknown=False)
+    on_scored = scored if not shared else None
+    driver = Driver(model, work, InProcess(raise_errors=True), on_scored=on_scored)
+    result = next(driver.run([path]))
+    map_passes = driver.stats.forward_passes if shared else 0
+    if shared:
+        scored(map_passes)
     probs, spans = result.clip_scores, result.spans
     k = int(probs.mean(axis=0).argmax()) if wanted is None else wanted
     scores = probs[:, k].astype(np.float64)
@@ -178,10 +191,13 @@ def explain(
         for (a, b), s, i in zip(spans, scores, importance, strict=True)
     ]
 
-    # The regions of the windows the budget covers, the most important first.
-    room = max(0, (budget - done) // (grid * grid))
+    # The regions of the windows the budget covers, the most important first. Each drop
+    # compares greyed-out copies with the window, all scored alone (off the map, the
+    # window alone costs a pass of its own).
+    per_region = grid * grid + int(shared)
+    room = max(0, (budget - done) // per_region)
     chosen = sorted(np.argsort(-importance, kind="stable")[:room].tolist())
-    total = done + len(chosen) * grid * grid
+    total = done + len(chosen) * per_region
     note = None
     if len(chosen) < n:
         note = (
@@ -192,10 +208,11 @@ def explain(
     regions, frames = [], []
     for row, clip in _clips(path, model.spec, Windows(window, stride), spans, chosen):
         name = f"{path} ({spans[row][0]:g}-{spans[row][1]:g} s)"
-        after = _occluded_scores(model, clip, grid, k, name, scored)
-        drop = [[_num(scores[row] - s) for s in line] for line in after]
+        alone, after = _occluded_scores(model, clip, grid, k, name, scored, shared)
+        base = scores[row] if alone is None else alone
+        drop = [[_num(base - s) for s in line] for line in after]
         start, end = spans[row]
-        regions.append(Region(_num(start), _num(end), _num(scores[row]), drop))
+        regions.append(Region(_num(start), _num(end), _num(base), drop))
         frames.append(clip[len(clip) // 2].copy())
     return Explanation(
         video=str(path),
@@ -210,6 +227,7 @@ def explain(
         regions=regions,
         note=note,
         frames=frames,
+        map_passes=map_passes,
     )
 
 
@@ -257,26 +275,38 @@ def cells(height: int, width: int, grid: int) -> Iterator[tuple[int, int, slice,
 
 
 def _occluded_scores(
-    model: ClipModel, clip: np.ndarray, grid: int, k: int, name: str, scored
-) -> list[list[float]]:
-    """The label's score (index `k`) of `clip` with each grid cell greyed out in turn.
+    model: ClipModel, clip: np.ndarray, grid: int, k: int, name: str, scored, whole: bool
+) -> tuple[float | None, list[list[float]]]:
+    """The label's score (index `k`) of `clip` alone where `whole` (else None), and with
+    each grid cell greyed out in turn.
 
     The copies go through the Driver as jobs of one clip each, handed over CHUNK at a
     time; the Driver batches them (batch_size_hint) as it batches any videos' clips."""
     colour = fill_colour(model.spec)
     out = np.zeros((grid, grid))
+    alone = None
     todo = list(cells(clip.shape[1], clip.shape[2], grid))
+    if whole:
+        todo.insert(0, None)  # the window itself, ungreyed
     step = max(CHUNK, model.batch_size_hint)
     for first in range(0, len(todo), step):
         part = todo[first : first + step]
         handed = Handed()
-        for _, _, ys, xs in part:
+        for cell in part:
             copy = clip.copy()
-            copy[:, ys, xs] = colour
+            if cell is not None:
+                copy[:, cell[2], cell[3]] = colour
             handed.hand(copy, (0.0, 0.0))
         work = Work(Clips(), video_timeout=None)
         driver = Driver(model, work, handed, ordered=True, on_scored=scored)
-        names = [f"{name}, cell {i + 1},{j + 1}" for i, j, _, _ in part]
-        for (i, j, _, _), result in zip(part, driver.run(names), strict=True):
-            out[i, j] = float(result.clip_scores[0, k])
-    return out.tolist()
+        names = [f"{name}, {_cell_name(cell)}" for cell in part]
+        for cell, result in zip(part, driver.run(names), strict=True):
+            if cell is None:
+                alone = float(result.clip_scores[0, k])
+            else:
+                out[cell[0], cell[1]] = float(result.clip_scores[0, k])
+    return alone, out.tolist()
+
+
+def _cell_name(cell) -> str:
+    return "whole" if cell is None else f"cell {cell[0] + 1},{cell[1] + 1}"

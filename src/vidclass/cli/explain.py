@@ -53,6 +53,7 @@ def run(args) -> int:
             stride=args.stride,
             grid=args.grid,
             budget=args.budget,
+            per_window=args.per_window,
             labels=chosen_labels(args),
             precision=args.precision,
             device=args.device,
@@ -82,10 +83,15 @@ def bar(importance: float) -> str:
 
 
 def passes_line(ex) -> str:
-    windows, greyed = len(ex.seconds), ex.passes - len(ex.seconds)
+    head = f"{ex.passes} passes of a budget of {ex.budget}"
+    if not ex.map_passes:  # each window scored alone
+        windows, greyed = len(ex.seconds), ex.passes - len(ex.seconds)
+        return f"{head}: {_count(windows, 'window')}, {_count(greyed, 'greyed-out clip')}"
+    regions = len(ex.regions)
+    greyed = ex.passes - ex.map_passes - regions
     return (
-        f"{ex.passes} passes of a budget of {ex.budget}: {_count(windows, 'window')}, "
-        f"{_count(greyed, 'greyed-out clip')}"
+        f"{head}: {ex.map_passes} over the video for its {_count(len(ex.seconds), 'window')}, "
+        f"{_count(regions, 'window')} alone, {_count(greyed, 'greyed-out clip')}"
     )
 
 

@@ -289,6 +289,8 @@ class Driver:
         order = sorted(spans)
         start = time.perf_counter()
         features = video.stretch.features([spans[i] for i in order], self.work.sampling.window)
+        # the steps past the video's end that bring its map's last positions out
+        self.stats.forward_passes += video.stretch.stream.steps - video.pushed
         video.stretch = None
         rows = []
         for at in range(0, len(order), 256):

@@ -70,6 +70,7 @@ class MapStream:
         self.total: int | None = None  # the stretch's length, once known
         self.rows: list = []  # exact positions, in order (a reader may take them)
         self.made = 0  # positions put in rows so far
+        self.steps = 0  # calls of `step` so far
         self._lagging = lag  # leading positions still to drop
         self._blank = None
 
@@ -96,6 +97,7 @@ class MapStream:
         self._blank = frames
         total = self.total if self.total is not None else UNKNOWN_LENGTH
         positions, self.caches = self.step(frames, self.frames, total, self.caches)
+        self.steps += 1
         self.frames += frames.shape[2]
         drop = min(self._lagging, positions.shape[1])
         self._lagging -= drop

@@ -336,7 +336,10 @@ def _serve(
         return converted[1]
 
     while i < len(targets):
-        jumped = seeking and targets[i] - position > reader.seek_gap()
+        # Before the pass has decoded anything a seek can only land nearer the target
+        # than the start is (at the keyframe before it): worth it over any real gap.
+        gap = reader.seek_gap() if furthest > float("-inf") else MIN_SEEK_GAP
+        jumped = seeking and targets[i] - position > gap
         if jumped:
             reader.seek(targets[i])
             prev = None

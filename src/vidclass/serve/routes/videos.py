@@ -139,6 +139,7 @@ async def explain(
     stride: float = query("explain", "stride"),
     grid: int = query("explain", "grid"),
     budget: int = query("explain", "budget"),
+    per_window: bool = query("explain", "per_window"),
 ):
     """Which seconds and which regions of the picture drive a label (the video's top
     label by default), by occlusion; at most `budget` clips scored, within --timeout."""
@@ -146,7 +147,7 @@ async def explain(
 
     def work(model, local, name):  # in a request thread
         view = state.batcher.view(model, chosen)
-        found = explained(view, local, label, window, stride, grid, budget)
+        found = explained(view, local, label, window, stride, grid, budget, per_window=per_window)
         result = found.as_dict()
         result["video"] = name
         return result

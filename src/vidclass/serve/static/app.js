@@ -314,8 +314,9 @@ $("player").addEventListener("play", following);
 let asking = null; // the AbortController of the explanation being made
 
 // Why `label`: which seconds and which parts of the picture drive it (POST /v1/explain),
-// on a small budget (every window once, then a 2x2 grid of the two windows that matter
-// most) so that a click answers in seconds on a CPU.
+// on a small budget (every window once, or the video's map, which takes fewer passes;
+// then each of the two windows that matter most alone and a 2x2 grid of greyed-out
+// copies) so that a click answers in seconds on a CPU.
 async function explainLabel(label, tl) {
   if (!shown) return;
   if (asking) asking.abort();
@@ -323,7 +324,7 @@ async function explainLabel(label, tl) {
   asking = run;
   const windows = tl.windows && tl.windows.length ? tl.windows.length : 16;
   const stride = tl.stride || Math.max(1, Math.round((tl.duration || 16) / 16));
-  const budget = windows + 8;
+  const budget = windows + 10;
   const params = new URLSearchParams({ label, grid: "2", budget: String(budget), stride: String(stride) });
   const labels = $("labels").value.trim(); // the labels the timeline was made with
   if (labels && !shown.indexed) params.set("labels", labels);
