@@ -58,10 +58,10 @@ def test_ahead_counts_only_the_time_spent_making_items_against_its_limit():
     with pytest.raises(TimeLimitExceeded, match=r"v.mp4 took over 0.3 s"):
         list(slow)
     # Waiting for the caller does not count: 4 items at 0.05 s each, taken slowly.
-    ahead = Ahead(_counted(range(4), [], [], wait=0.05), 1, timeout=0.3)
+    ahead = Ahead(_counted(range(4), [], [], wait=0.05), 1, timeout=1.0)
     taken = []
     for item in ahead:
-        time.sleep(0.15)
+        time.sleep(0.4)
         taken.append(item)
     assert taken == [0, 1, 2, 3]
 
@@ -81,5 +81,17 @@ def test_ahead_works_under_the_caller_s_time_limit_and_stops_when_closed():
     ahead = Ahead(_counted(itertools.count(), made, closed), 2)
     next(ahead)
     ahead.close()
+    time.sleep(0.5)
+    assert closed == [True] and len(made) <= 5
+
+
+def test_ahead_dropped_unclosed_stops_its_thread():
+    import gc
+
+    made, closed = [], []
+    ahead = Ahead(_counted(itertools.count(), made, closed), 2)
+    next(ahead)
+    del ahead
+    gc.collect()
     time.sleep(0.5)
     assert closed == [True] and len(made) <= 5

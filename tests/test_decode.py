@@ -57,6 +57,7 @@ def test_a_frame_wanted_twice_is_converted_once(monkeypatch):
     [
         [70.0, 70.5, 71.0, 120.0, 120.3],  # far apart: seeks before keyframes are known
         spread_clip(0.0, 139.4, 16),  # 8.7 s apart: seeks once keyframes (1 s) are seen
+        [2.0 + k / 25 for k in range(16)],  # a first target 2 s in: sought, nothing decoded yet
     ],
 )
 def test_seeking_gives_the_same_frames_as_decoding_through(monkeypatch, targets):

@@ -19,6 +19,7 @@ from vidclass.engine import Windows, Work
 from vidclass.errors import VidclassError
 from vidclass.loading import cached_export, load_torch, plan
 from vidclass.models import exported, folder_config
+from vidclass.runtimes import sessions
 from vidclass.runtimes.export import export
 from vidclass.runtimes.exported import ExportedClassifier
 from vidclass.training.evaluate import used_in_training
@@ -101,7 +102,7 @@ def test_an_exported_folder_runs_from_the_cli_without_importing_torch(folder, tm
 
 
 @pytest.mark.slow
-def test_an_export_scores_as_torch_does(folder, reference):
+def test_an_export_scores_as_torch_does(folder, reference, monkeypatch):
     model = vidclass.load_model(str(folder), precision="fp32")
     assert isinstance(model, ExportedClassifier)
     assert (model.runtime, model.precision, model.labels) == ("openvino", "fp32", reference.labels)
@@ -131,8 +132,19 @@ def test_an_export_scores_as_torch_does(folder, reference):
     np.testing.assert_allclose(rows[0], rows[1], atol=1e-4)
     # OpenVINO keeps the stream's caches itself; loaded again, its compiled model (kept
     # under a key of its own) is read back and scores the same.
+    imported = []
+    real_import = sessions._import
+    monkeypatch.setattr(
+        sessions, "_import", lambda c, blob, cfg: _noted(imported, blob, real_import(c, blob, cfg))
+    )
     again = vidclass.load_model(str(folder), precision="fp32")
     np.testing.assert_allclose(again.run(video(OTHER), shared).clip_scores, rows[0], atol=1e-6)
+    assert any(name.startswith("export-stream-") and found for name, found in imported)
+
+
+def _noted(seen: list, blob, compiled):
+    seen.append((blob.name, compiled is not None))
+    return compiled
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vidclass.engine import Windows
-from vidclass.engine.stretch import MapStream, window_features
+from vidclass.engine.stretch import ALIGN, MapStream, most_steps, stretch_length, window_features
 from vidclass.models.i3d import InceptionI3d
 from vidclass.models.spec import TemporalMap
 from vidclass.video import probe
@@ -104,6 +104,22 @@ def test_a_timeline_from_the_map_agrees_with_one_window_at_a_time(model):
     assert _top1(shared) == _top1(alone) == ["arm wrestling"] * 9
     assert shared.predictions[0]["label"] == "arm wrestling"
     assert [s.label for s in shared.segments] == [s.label for s in alone.segments]
+
+
+@pytest.mark.parametrize("frames", [1, 10, 16, 17, 56, 57, 64, 65, 120, 128, 129, 200, 640])
+def test_a_map_takes_at_most_the_steps_planned_for_it(frames):
+    """most_steps bounds the passes of a map (explain's budget): its steps and those past
+    its end, for I3D's stride and lag, by at most one."""
+    taken = MapStream(lambda f, first, total, c: (np.zeros((1, f.shape[2] // 8, 2)), c), 64, 8, 6)
+    length = stretch_length(frames, ALIGN)
+    at = 0
+    while at < length:
+        part = np.zeros((1, 3, min(64, length - at), 2, 2), np.float32)
+        taken.push(part, last=part.shape[2] < 64)
+        at += part.shape[2]
+    taken.finish()
+    assert taken.steps <= most_steps(frames) <= taken.steps + 1
+    assert sum(len(r) for r in taken.rows) == length // 8  # every position, none past it
 
 
 @pytest.mark.parametrize(

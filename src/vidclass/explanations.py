@@ -148,10 +148,14 @@ def explain(
     wanted = None if label is None else match_labels(model.labels, [label])[0]
     window = window or model.spec.clip_seconds or DEFAULT_WINDOW
     stride = 1.0 if stride is None else stride
-    # The timeline's windows: read off the video's map where the model has one.
-    shared = not per_window and model.temporal_map is not None
+    # The timeline's windows: read off the video's map where the model has one and that
+    # takes fewer passes (the windows overlap), else each scored alone.
     planned = planned_windows(path, window, stride)
-    needed = planned_steps(path, model.spec.fps) if shared else planned
+    steps = None
+    if not per_window and model.temporal_map is not None:
+        steps = planned_steps(path, model.spec.fps)
+    shared = steps is not None and planned is not None and steps < planned
+    needed = steps if shared else planned
     if needed is not None and needed > budget:
         what = f"its {planned} windows of {window:g} s every {stride:g} s take"
         if shared:
@@ -174,9 +178,18 @@ def explain(
             progress(done, total)
 
     total = needed
+    covered = 0
+
+    def mapped(n: int) -> None:  # windows whose frames are in: the map's passes so far
+        nonlocal covered
+        covered += n
+        if progress is not None:
+            progress(min(needed, covered * needed // planned), total)
+
     work = Work(Windows(window, stride, shared), video_timeout=None, unknown=False)
-    on_scored = scored if not shared else None
-    driver = Driver(model, work, InProcess(raise_errors=True), on_scored=on_scored)
+    driver = Driver(
+        model, work, InProcess(raise_errors=True), on_scored=mapped if shared else scored
+    )
     result = next(driver.run([path]))
     map_passes = driver.stats.forward_passes if shared else 0
     if shared:
@@ -214,6 +227,10 @@ def explain(
         start, end = spans[row]
         regions.append(Region(_num(start), _num(end), _num(base), drop))
         frames.append(clip[len(clip) // 2].copy())
+    if len(regions) < len(chosen):  # the file decoded less the second time
+        lost = f"{len(chosen) - len(regions)} of the windows chosen did not decode again"
+        note = f"{note}; {lost}" if note else lost
+        log.warning(f"{path}: {lost}")
     return Explanation(
         video=str(path),
         label=model.labels[k],
@@ -237,15 +254,17 @@ def _num(x) -> float:
 
 def _clips(path, spec: InputSpec, sampling: Windows, spans: list, wanted: list[int]):
     """(row, uint8 clip) of the windows in rows `wanted` of the timeline (whose windows
-    span `spans`), from a second pass over the file that stops after the last one."""
-    rows = {spans[row]: row for row in wanted}
+    span `spans`), from a second pass over the file that stops after the last one.
+    Windows are known by their start: off the map, a timeline's last windows end where
+    the frames that decode do, and alone where the file says."""
+    rows = {spans[row][0]: row for row in wanted}
     if not rows:
         return
     preparation = Preparation(path, spec, sampling)
     made = iter(preparation)
     try:
         for index, clip in made:
-            row = rows.pop(preparation.spans[index], None)
+            row = rows.pop(preparation.spans[index][0], None)
             if row is not None:
                 yield row, clip
             if not rows:

@@ -39,5 +39,7 @@ def counted(
             if total is not None and bar.total != total:
                 bar.total = total
             bar.update(done - bar.n)
+            if total is not None and done >= total:
+                bar.refresh()  # the end drawn, though it came within tqdm's redraw interval
 
         yield report

@@ -7,7 +7,6 @@ frame dropped once its last window is made); here their scores become segments.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Callable
 
@@ -111,17 +110,14 @@ def planned_steps(path: str | os.PathLike, fps: float) -> int | None:
     """At most how many passes one map of `path` takes (engine.stretch: its frames at
     `fps` in steps, and a step past its end for the map's lag, which is under a step);
     None where its duration is unknown until it is decoded."""
-    from .engine.stretch import ALIGN, STEP_FRAMES, stretch_length
+    from .engine.stretch import most_steps, video_frames
     from .video import probe
 
     try:
         duration = probe(path).duration
     except VidclassError:
         return None
-    if not duration:
-        return None
-    frames = stretch_length(math.ceil(duration * fps - 1e-6), ALIGN)
-    return -(-frames // STEP_FRAMES) + 1
+    return most_steps(video_frames(duration, fps)) if duration else None
 
 
 def segment(

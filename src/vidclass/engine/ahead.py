@@ -18,7 +18,8 @@ class Ahead:
     """Iterates `items` up to `depth` items ahead. Time spent making items (not waiting
     for the caller to take them) counts against `timeout` seconds (None: no limit),
     named `what` in the error. An exception in `items` is raised by the `next` that
-    would have returned its item. `close` stops the thread and closes `items`."""
+    would have returned its item. `close` (or dropping it) stops the thread, which
+    closes `items`."""
 
     def __init__(
         self, items: Iterator, depth: int, timeout: float | None = None, what: str = "work"
@@ -26,41 +27,15 @@ class Ahead:
         self._queue: queue.Queue = queue.Queue(depth)
         self._stop = threading.Event()
         self._ended = False
-        self.timeout, self.what = timeout, what
         context = contextvars.copy_context()
+        # The thread holds the queue and the flag, not this object, so dropping it stops it.
         self._thread = threading.Thread(
-            target=context.run, args=(self._fill, items), name="vidclass-ahead", daemon=True
+            target=context.run,
+            args=(_fill, self._queue, self._stop, items, timeout, what),
+            name="vidclass-ahead",
+            daemon=True,
         )
         self._thread.start()
-
-    def _fill(self, items: Iterator) -> None:
-        spent = 0.0
-        try:
-            while not self._stop.is_set():
-                left = None if self.timeout is None else self.timeout - spent
-                start = time.monotonic()
-                with time_limit(left, self.what, limit=self.timeout):
-                    item = next(items)
-                spent += time.monotonic() - start
-                if not self._put((item, None)):
-                    return
-        except StopIteration:
-            self._put((None, StopIteration()))
-        except BaseException as exc:  # raised where the caller takes it
-            self._put((None, exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    def _put(self, entry) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(entry, timeout=_PUT_WAIT)
-                return True
-            except queue.Full:
-                continue
-        return False
 
     def __iter__(self) -> Ahead:
         return self
@@ -77,3 +52,36 @@ class Ahead:
     def close(self) -> None:
         """The thread stops once the item it is making is made (it closes `items`)."""
         self._stop.set()
+
+    __del__ = close
+
+
+def _fill(out: queue.Queue, stop: threading.Event, items: Iterator, timeout, what: str) -> None:
+    spent = 0.0
+    try:
+        while not stop.is_set():
+            left = None if timeout is None else timeout - spent
+            start = time.monotonic()
+            with time_limit(left, what, limit=timeout):
+                item = next(items)
+            spent += time.monotonic() - start
+            if not _put(out, stop, (item, None)):
+                return
+    except StopIteration:
+        _put(out, stop, (None, StopIteration()))
+    except BaseException as exc:  # raised where the caller takes it
+        _put(out, stop, (None, exc))
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+
+
+def _put(out: queue.Queue, stop: threading.Event, entry) -> bool:
+    while not stop.is_set():
+        try:
+            out.put(entry, timeout=_PUT_WAIT)
+            return True
+        except queue.Full:
+            continue
+    return False

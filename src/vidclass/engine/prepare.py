@@ -63,11 +63,11 @@ class Preparation:
         """Shared mode: every frame at the model's rate once, in steps of STEP_FRAMES
         (uint8, cropped); the last step shorter, padded to a multiple of ALIGN by repeating
         its last frame. The windows' spans are known once the frames that decode are."""
-        from .stretch import STEP_FRAMES, padded_last
+        from .stretch import STEP_FRAMES, padded_last, video_frames
 
         spec = self.spec
         info, spans = window_spans(self.path, spec, sampling)
-        times = np.arange(int(np.ceil(info.duration * spec.fps - 1e-6))) / spec.fps
+        times = np.arange(video_frames(info.duration, spec.fps)) / spec.fps
         width, height = Resize(spec.short_side, spec.size).target(info.width, info.height, False)
         check_frame_memory(STEP_FRAMES, width, height, str(self.path))
         stream = FrameStream(

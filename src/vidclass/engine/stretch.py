@@ -26,6 +26,17 @@ def stretch_length(frames: int, stride: int) -> int:
     return max(MIN_FRAMES, -(-frames // stride) * stride)
 
 
+def video_frames(duration: float, fps: float) -> int:
+    """The frames a stretch of `duration` seconds has at the model's `fps`."""
+    return int(np.ceil(duration * fps - 1e-6))
+
+
+def most_steps(frames: int) -> int:
+    """At most how many steps a map of a stretch of `frames` takes: its own, and one
+    past its end for the map's lag (under a step: Stretch checks)."""
+    return -(-stretch_length(frames, ALIGN) // STEP_FRAMES) + 1
+
+
 def padded_last(frames: np.ndarray, before: int) -> np.ndarray:
     """A stretch's last, short step (uint8 (t, H, W, 3)) after `before` frames, its last
     frame repeated up to the stretch's length (stretch_length)."""
@@ -139,6 +150,8 @@ class Stretch:
                 f"a map's stride of {self.tmap.stride} frames does not divide {ALIGN}"
             )
         self.stream: MapStream = model.map_stream(STEP_FRAMES)
+        if self.stream.lag * self.stream.stride > STEP_FRAMES:  # most_steps counts on it
+            raise VidclassError(f"a map lagging {self.stream.lag * self.stream.stride} frames")
 
     def push(self, frames: np.ndarray) -> None:
         x = self.model.batch([frames])  # (1, C, t, H, W)

@@ -42,13 +42,21 @@ FOLD_CHANNELS = 4
 
 
 def conv3d(x: torch.Tensor, weight, bias, stride: tuple[int, ...], padding) -> torch.Tensor:
-    """F.conv3d. Over few channels with a kernel deep in time it runs as a conv of depth
-    1 over the kernel's frames stacked as channels: the same sums, but CPUs' matrix
-    units (AMX, VNNI) fill their tiles with channels, which 3 colours leave nearly empty
-    (I3D's first conv: 86 of 174 ms of a bf16 clip in OpenVINO on an AMX Xeon)."""
+    """F.conv3d. In an exported graph, over few channels with a kernel deep in time, it
+    runs as `folded_conv3d`: CPUs' matrix units (AMX, VNNI) fill their tiles with
+    channels, which 3 colours leave nearly empty (I3D's first conv: 86 of 174 ms of a
+    bf16 clip in OpenVINO on an AMX Xeon). torch keeps the conv as it is: its stacked
+    input would be 3.5 times the clip (GPUs, training), for no gain on a CPU."""
     depth, cin = weight.shape[2], weight.shape[1]
-    if depth == 1 or cin > FOLD_CHANNELS:
+    if depth == 1 or cin > FOLD_CHANNELS or not torch.onnx.is_in_onnx_export():
         return F.conv3d(x, weight, bias, stride, padding)
+    return folded_conv3d(x, weight, bias, stride, padding)
+
+
+def folded_conv3d(x: torch.Tensor, weight, bias, stride: tuple[int, ...], padding):
+    """F.conv3d as a conv of depth 1 over the kernel's frames stacked as channels: the
+    same sums. 'SAME' padding leaves at least a kernel of frames."""
+    depth = weight.shape[2]
     pads = padding if isinstance(padding, tuple) else (padding,) * 3
     if pads[0]:
         x = F.pad(x, (0, 0, 0, 0, pads[0], pads[0]))

@@ -81,7 +81,10 @@ VERBS: dict[str, dict[str, Option]] = {
             le=100_000,
             metavar="N",
         ),
-        PER_WINDOW,
+        PER_WINDOW.but(
+            help="score each window on its own, even where reading them off one map of the "
+            "video takes fewer passes (I3D and heads trained on it, at overlapping windows)"
+        ),
         *LABEL_OPTIONS,
         *MODEL_OPTIONS,
     ),
