@@ -138,6 +138,9 @@ def test_an_export_scores_as_torch_does(folder, reference, monkeypatch):
         sessions, "_import", lambda c, blob, cfg: _noted(imported, blob, real_import(c, blob, cfg))
     )
     again = vidclass.load_model(str(folder), precision="fp32")
+    # Opened by a label view, the stream is the model's: its graph's bytes are let go.
+    assert again.with_labels(LABELS).run(video(OTHER), shared).clip_scores.shape[0] == len(rows[0])
+    assert "stream" not in again._unopened
     np.testing.assert_allclose(again.run(video(OTHER), shared).clip_scores, rows[0], atol=1e-6)
     assert any(name.startswith("export-stream-") and found for name, found in imported)
 

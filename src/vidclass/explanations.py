@@ -18,6 +18,7 @@ import numpy as np
 
 from .engine import ClipModel, Clips, Driver, Handed, InProcess, Windows, Work
 from .engine.prepare import Preparation
+from .engine.stretch import reads_map
 from .errors import VidclassError
 from .label_choice import NEEDS_LABELS, match_labels
 from .models.spec import InputSpec
@@ -117,7 +118,8 @@ def explain(
     these (a vision-language model needs them; see `Classifier.with_labels`). `label`:
     the video's top label when None. The windows are the timeline's (`window` seconds,
     the model's clip by default, every `stride` seconds), read off one map of the video
-    where the model has one, unless `per_window`.
+    where the model has one and that takes fewer passes than the windows (they
+    overlap), unless `per_window`.
 
     Seconds: a window's importance is its score for the label minus the mean score of
     the other windows. The whole video's score is the mean of its windows', so this is
@@ -152,7 +154,7 @@ def explain(
     # takes fewer passes (the windows overlap), else each scored alone.
     planned = planned_windows(path, window, stride)
     steps = None
-    if not per_window and model.temporal_map is not None:
+    if reads_map(model, per_window):
         steps = planned_steps(path, model.spec.fps)
     shared = steps is not None and planned is not None and steps < planned
     needed = steps if shared else planned

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .engine import ClipModel, Driver, InProcess, Windows, Work
+from .engine.stretch import reads_map
 from .errors import VidclassError
 from .options import check, option
 from .results import UNKNOWN, Segment, Timeline, Window, with_unknown
@@ -54,7 +55,7 @@ def compute(
     stride = option("timeline", "stride").default if stride is None else stride
     if window is None:
         window = clf.spec.clip_seconds or DEFAULT_WINDOW
-    shared = not per_window and clf.temporal_map is not None
+    shared = reads_map(clf, per_window)
     work = Work(Windows(window, stride, shared), video_timeout=None, unknown=unknown != "off")
     on_scored = None
     if progress is not None:

@@ -28,7 +28,7 @@ from ..results import VideoResult, top_k
 from .executors import DecoderPool, Event, InProcess, Job, LocalProcesses, default_workers
 from .prepare import Prepared
 from .stretch import STEP_FRAMES, Stretch
-from .work import ClipModel, Clips, Windows, Work, forward, from_features, stack
+from .work import ClipModel, Clips, Work, forward, from_features, stack
 
 log = logging.getLogger("vidclass")
 
@@ -130,7 +130,7 @@ class Driver:
         # Each clip's unknown score comes with its scores (no pass of its own).
         self.detector = getattr(model, "detector", None) if work.unknown else None
         # Shared windows: clips are steps of frames, through one map per video.
-        self.shared = isinstance(work.sampling, Windows) and work.sampling.shared
+        self.shared = work.shared_windows
         if self.shared and model.temporal_map is None:
             raise VidclassError(f"{getattr(model, 'name', 'this model')} has no map to share")
 

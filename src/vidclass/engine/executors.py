@@ -28,7 +28,7 @@ from ..limits import time_limit
 from ..models.spec import InputSpec
 from .ahead import Ahead
 from .prepare import Preparation, Prepared, prepare
-from .work import Windows, Work
+from .work import Work
 
 log = logging.getLogger("vidclass")
 # Shared windows: steps decoded ahead of the model in this process (measured on the 139 s
@@ -88,18 +88,21 @@ class InProcess:
             job = plan.todo.popleft()
             preparation = Preparation(job[1], plan.spec, plan.work.sampling)
             clips = iter(preparation)
-            sampling = plan.work.sampling
-            if isinstance(sampling, Windows) and sampling.shared:
+            if plan.work.shared_windows:
                 # A step's model time is near its decoding's: decode the next meanwhile.
+                # Ahead holds the video's timeout itself.
                 clips = Ahead(clips, STEPS_AHEAD, timeout, f"{job[1]}: decoding")
             self._current = [job, preparation, clips, 0.0]
         job, preparation, clips, spent = self._current
-        start = time.monotonic()
         try:
-            left = None if timeout is None or isinstance(clips, Ahead) else timeout - spent
-            with time_limit(left, f"{job[1]}: decoding", limit=timeout):
+            if isinstance(clips, Ahead):
                 clip = next(clips)
-            self._current[3] += time.monotonic() - start
+            else:
+                start = time.monotonic()
+                left = None if timeout is None else timeout - spent
+                with time_limit(left, f"{job[1]}: decoding", limit=timeout):
+                    clip = next(clips)
+                self._current[3] += time.monotonic() - start
             return [Event(job, clip=clip)]
         except StopIteration:
             finished = Prepared(spans=preparation.spans, warnings=preparation.warnings)
@@ -282,7 +285,7 @@ class LocalProcesses:
         self._ahead = 1
 
     def open(self, spec: InputSpec, work: Work, jobs: list[Job], batch_size: int) -> int:
-        if isinstance(work.sampling, Windows) and work.sampling.shared:
+        if work.shared_windows:
             # A process hands back a video's clips all at once: every frame of it.
             raise VidclassError("shared windows are decoded in the model's process")
         self._plan = _Plan(spec, work, deque(jobs))

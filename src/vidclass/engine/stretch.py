@@ -21,6 +21,12 @@ ALIGN = 8
 MIN_FRAMES = 16
 
 
+def reads_map(model, per_window: bool = False) -> bool:
+    """Whether `model`'s windows are read off one map of the video: where it has a map,
+    unless the caller asks for each window alone."""
+    return not per_window and model.temporal_map is not None
+
+
 def stretch_length(frames: int, stride: int) -> int:
     """The frames a stretch of `frames` decoded frames is padded to."""
     return max(MIN_FRAMES, -(-frames // stride) * stride)

@@ -83,6 +83,11 @@ class Work:
         if self.video_timeout is not None and not self.video_timeout > 0:
             raise VidclassError(f"video_timeout must be more than 0, got {self.video_timeout}")
 
+    @property
+    def shared_windows(self) -> bool:
+        """Windows scored from one map of each video (engine.stretch)."""
+        return isinstance(self.sampling, Windows) and self.sampling.shared
+
 
 @dataclass(frozen=True)
 class ModelRecipe:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..engine import ClipModel, Driver, Handed, Windows, Work
 from ..engine.driver import finite_rows, non_finite
-from ..engine.stretch import STEP_FRAMES
+from ..engine.stretch import STEP_FRAMES, reads_map
 from ..engine.work import from_features
 from ..errors import VidclassError
 from ..results import UNKNOWN, with_unknown
@@ -253,7 +253,7 @@ class LiveSession:
         self.duration = duration
         self.report_segments = segments
         self._runner = runner or classifier
-        self.shared = not per_window and self._runner.temporal_map is not None
+        self.shared = reads_map(self._runner, per_window)
         self._stretch: LiveStretch | None = None
         self._window, self._stride = window, stride
         # Shared: the capture makes steps of the map stream ready, not windows.

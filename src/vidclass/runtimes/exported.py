@@ -73,10 +73,11 @@ class ExportedClassifier(Classifier):
         # The backbone's bytes stay held, for other clip shapes (a short video): the folder
         # may be gone by then (another run's cache pruning, a user's move).
         self._embed = self._graph(folder, "embed")
-        # The map stream's too, opened when a timeline first asks for it.
-        self._stream_graph = (
-            self._graph(folder, "stream") if "stream" in manifest["graphs"] else None
-        )
+        # The map stream's until a timeline first asks for it and it is opened; held
+        # in a dict that label views (copies of this) share, so that none keeps them.
+        self._unopened = {}
+        if "stream" in manifest["graphs"]:
+            self._unopened["stream"] = self._graph(folder, "stream")
         self._head = self._open(self._graph(folder, "head"), "fp32", (0,), False)
         embed = self._session(tuple(manifest["clip"]))
         widths = (embed.features(), self._head.features())
@@ -163,10 +164,9 @@ class ExportedClassifier(Classifier):
                 if precision == "int8":
                     precision = "bf16" if native_bf16() and self.runtime == "openvino" else "fp32"
                 carried = len(stream["caches"])
-                self._sessions["stream"] = self._open(
-                    self._stream_graph, precision, (0,), False, carried
-                )
-                self._stream_graph = None  # one shape: its bytes are needed no more
+                graph = self._unopened["stream"]
+                self._sessions["stream"] = self._open(graph, precision, (0,), False, carried)
+                del self._unopened["stream"]  # one shape: its bytes are done with
             runner = self._sessions["stream"]
         stepper = runner.stream_step([np.zeros(shape, np.float32) for shape in stream["caches"]])
 
