@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from vidclass.models.i3d import InceptionI3d, MaxPool3dSame, Unit3D, same_padding
-from vidclass.models.i3d_layers import folded_conv3d
+from vidclass.models.i3d_layers import conv3d, folded_conv3d
 
 
 def test_same_padding_puts_the_odd_pixel_on_the_high_side():
@@ -74,23 +74,26 @@ def test_the_registered_entry_says_the_modules_shortest_clip():
 
 
 @pytest.mark.parametrize(
-    ("cin", "kernel", "stride", "padding", "frames"),
+    ("cin", "kernel", "stride", "pads", "frames"),
     [
-        (3, (7, 7, 7), (2, 2, 2), 0, 21),  # I3D's first conv, its input padded already
-        (3, (7, 7, 7), (2, 2, 2), (3, 3, 3), 16),
-        (2, (3, 3, 3), (1, 1, 1), (1, 1, 1), 9),
-        (4, (3, 1, 1), (2, 1, 1), 1, 11),
+        (3, (7, 7, 7), (2, 2, 2), ((2, 3), (2, 3), (1, 2)), 16),  # I3D's first, 'SAME'
+        (3, (7, 7, 7), (2, 2, 2), ((0, 0), (3, 3), (3, 3)), 21),  # its stream's: valid in time
+        (2, (3, 3, 3), (1, 1, 1), ((1, 1),) * 3, 9),
+        (4, (3, 1, 1), (2, 1, 1), ((1, 1),) * 3, 11),
+        (1, (4, 5, 3), (3, 2, 3), ((0, 0), (2, 1), (1, 1)), 13),  # odd pads in space
     ],
 )
 def test_a_conv_over_its_frames_stacked_as_channels_gives_the_same_sums(
-    cin, kernel, stride, padding, frames
+    cin, kernel, stride, pads, frames
 ):
     """What exported graphs run for I3D's first conv (i3d_layers.folded_conv3d)."""
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(2, cin, frames, 20, 18, generator=generator)
     weight = torch.randn(5, cin, *kernel, generator=generator)
     bias = torch.randn(5, generator=generator)
-    want = F.conv3d(x, weight, bias, stride, padding)
-    got = folded_conv3d(x, weight, bias, stride, padding)
+    flat = [p for lo_hi in reversed(pads) for p in lo_hi]
+    want = F.conv3d(F.pad(x, flat), weight, bias, stride)
+    got = folded_conv3d(x, weight, bias, stride, pads)
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(conv3d(x, weight, bias, stride, pads), want)  # torch's

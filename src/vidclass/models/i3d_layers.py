@@ -41,31 +41,41 @@ def _flat_pad(pads) -> list[int]:
 FOLD_CHANNELS = 4
 
 
-def conv3d(x: torch.Tensor, weight, bias, stride: tuple[int, ...], padding) -> torch.Tensor:
-    """F.conv3d. In an exported graph, over few channels with a kernel deep in time, it
-    runs as `folded_conv3d`: CPUs' matrix units (AMX, VNNI) fill their tiles with
-    channels, which 3 colours leave nearly empty (I3D's first conv: 86 of 174 ms of a
-    bf16 clip in OpenVINO on an AMX Xeon). torch keeps the conv as it is: its stacked
+def conv3d(x: torch.Tensor, weight, bias, stride: tuple[int, ...], pads) -> torch.Tensor:
+    """F.conv3d of `x` padded with zeros by `pads` ((low, high) per dimension, as
+    same_padding gives). In an exported graph, over few channels with a kernel deep in
+    time, it runs as `folded_conv3d`: CPUs' matrix units (AMX, VNNI) fill their tiles
+    with channels, which 3 colours leave nearly empty (I3D's first conv: 86 of 174 ms of
+    a bf16 clip in OpenVINO on an AMX Xeon). torch keeps the conv as it is: its stacked
     input would be 3.5 times the clip (GPUs, training), for no gain on a CPU."""
     depth, cin = weight.shape[2], weight.shape[1]
-    if depth == 1 or cin > FOLD_CHANNELS or not torch.onnx.is_in_onnx_export():
-        return F.conv3d(x, weight, bias, stride, padding)
-    return folded_conv3d(x, weight, bias, stride, padding)
+    if depth > 1 and cin <= FOLD_CHANNELS and torch.onnx.is_in_onnx_export():
+        return folded_conv3d(x, weight, bias, stride, pads)
+    if _even(pads):  # the op pads, with no padded copy of the input
+        return F.conv3d(x, weight, bias, stride, tuple(lo for lo, _ in pads))
+    return F.conv3d(F.pad(x, _flat_pad(pads)), weight, bias, stride)
 
 
-def folded_conv3d(x: torch.Tensor, weight, bias, stride: tuple[int, ...], padding):
-    """F.conv3d as a conv of depth 1 over the kernel's frames stacked as channels: the
+def folded_conv3d(x: torch.Tensor, weight, bias, stride: tuple[int, ...], pads):
+    """conv3d as a conv of depth 1 over the kernel's frames stacked as channels: the
     same sums. 'SAME' padding leaves at least a kernel of frames."""
     depth = weight.shape[2]
-    pads = padding if isinstance(padding, tuple) else (padding,) * 3
-    if pads[0]:
-        x = F.pad(x, (0, 0, 0, 0, pads[0], pads[0]))
+    even = _even(pads[1:])  # space padded by the conv; time, and odd space, here
+    padded = [pads[0], *([(0, 0)] * 2 if even else pads[1:])]
+    if not _fixed(padded) or any(p for lo_hi in padded for p in lo_hi):
+        x = F.pad(x, _flat_pad(padded))
     step = stride[0]
     count = (x.shape[2] - depth) // step + 1  # output frames (a tensor while exporting)
     frames = [x[:, :, k : k + step * (count - 1) + 1 : step] for k in range(depth)]
     x = torch.stack(frames, 2).flatten(1, 2)  # channel c * depth + k: frame k of colour c
     folded = weight.flatten(1, 2).unsqueeze(2)
-    return F.conv3d(x, folded, bias, (1, *stride[1:]), (0, *pads[1:]))
+    space = [lo for lo, _ in pads[1:]] if even else [0, 0]
+    return F.conv3d(x, folded, bias, (1, *stride[1:]), (0, *space))
+
+
+def _even(pads) -> bool:
+    # Known now and the same on both sides: an op's own padding.
+    return _fixed(pads) and all(lo == hi for lo, hi in pads)
 
 
 class Unit3D(nn.Module):
@@ -82,12 +92,7 @@ class Unit3D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = same_padding(x.shape[2:], self.kernel, self.stride)
-        if _fixed(pads) and all(lo == hi for lo, hi in pads):
-            padding = tuple(lo for lo, _ in pads)
-        else:
-            x = F.pad(x, _flat_pad(pads))
-            padding = 0
-        x = conv3d(x, self.conv.weight, self.conv.bias, self.stride, padding)
+        x = conv3d(x, self.conv.weight, self.conv.bias, self.stride, pads)
         return F.relu(self.bn(x))
 
     @torch.no_grad()

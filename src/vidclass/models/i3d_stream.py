@@ -20,7 +20,7 @@ from .i3d_layers import (
     InceptionBlock,
     MaxPool3dSame,
     Unit3D,
-    _fixed,
+    _even,
     _flat_pad,
     conv3d,
     same_padding,
@@ -49,14 +49,13 @@ class _Temporal(nn.Module):
         """The layer, 'SAME' in space and 'valid' in time."""
         layer = self.layer
         pads = [(0, 0), *same_padding(x.shape[3:], layer.kernel[1:], layer.stride[1:])]
-        # Even pads go to the op itself, as Unit3D does: no padded copy of the input
-        # (a max-pool's own pads are -inf, the same as 0 after a ReLU).
-        even = _fixed(pads) and all(lo == hi for lo, hi in pads)
-        padding = tuple(lo for lo, _ in pads) if even else 0
         if isinstance(layer, Unit3D):
-            x = x if even else F.pad(x, _flat_pad(pads))
-            x = conv3d(x, layer.conv.weight, layer.conv.bias, layer.stride, padding)
+            x = conv3d(x, layer.conv.weight, layer.conv.bias, layer.stride, pads)
             return F.relu(layer.bn(x))
+        # Even pads go to the pool itself, as conv3d does: no padded copy of the input
+        # (a max-pool's own pads are -inf, the same as 0 after a ReLU).
+        even = _even(pads)
+        padding = tuple(lo for lo, _ in pads) if even else 0
         x = x if even else F.pad(x, _flat_pad(pads), value=layer.floor)
         return F.max_pool3d(x, layer.kernel, layer.stride, padding)
 
