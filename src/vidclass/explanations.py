@@ -23,7 +23,7 @@ from .errors import VidclassError
 from .label_choice import NEEDS_LABELS, match_labels
 from .models.spec import InputSpec
 from .options import check
-from .timelines import DEFAULT_WINDOW, planned_steps, planned_windows
+from .timelines import DEFAULT_WINDOW, planned_steps, planned_windows, stated_duration
 
 __all__ = ["Explanation", "Region", "Span", "explain"]
 
@@ -152,10 +152,9 @@ def explain(
     stride = 1.0 if stride is None else stride
     # The timeline's windows: read off the video's map where the model has one and that
     # takes fewer passes (the windows overlap), else each scored alone.
-    planned = planned_windows(path, window, stride)
-    steps = None
-    if reads_map(model, per_window):
-        steps = planned_steps(path, model.spec.fps)
+    duration = stated_duration(path)
+    planned = planned_windows(duration, window, stride)
+    steps = planned_steps(duration, model.spec.fps) if reads_map(model, per_window) else None
     shared = steps is not None and planned is not None and steps < planned
     needed = steps if shared else planned
     if needed is not None and needed > budget:

@@ -59,7 +59,7 @@ def compute(
     work = Work(Windows(window, stride, shared), video_timeout=None, unknown=unknown != "off")
     on_scored = None
     if progress is not None:
-        total, done = planned_windows(path, window, stride), 0
+        total, done = planned_windows(stated_duration(path), window, stride), 0
 
         def on_scored(n: int) -> None:
             nonlocal done
@@ -95,29 +95,28 @@ def unknown_known(windows: list[Window]) -> bool:
     return bool(windows) and all(w.unknown is not None for w in windows)
 
 
-def planned_windows(path: str | os.PathLike, window: float, stride: float) -> int | None:
-    """How many windows a timeline of `path` will have (None: its duration is unknown
-    until it is decoded)."""
+def stated_duration(path: str | os.PathLike) -> float | None:
+    """The duration `path`'s container states (None: unknown until it is decoded)."""
     from .video import probe
 
     try:
-        duration = probe(path).duration
+        return probe(path).duration or None
     except VidclassError:
         return None
+
+
+def planned_windows(duration: float | None, window: float, stride: float) -> int | None:
+    """How many windows a timeline of a video of `duration` seconds will have (None
+    where the duration is unknown)."""
     return window_count(duration, window, stride) if duration else None
 
 
-def planned_steps(path: str | os.PathLike, fps: float) -> int | None:
-    """At most how many passes one map of `path` takes (engine.stretch: its frames at
-    `fps` in steps, and a step past its end for the map's lag, which is under a step);
-    None where its duration is unknown until it is decoded."""
+def planned_steps(duration: float | None, fps: float) -> int | None:
+    """At most how many passes one map of a video of `duration` seconds takes
+    (engine.stretch: its frames at `fps` in steps, and a step past its end for the
+    map's lag, which is under a step); None where the duration is unknown."""
     from .engine.stretch import most_steps, video_frames
-    from .video import probe
 
-    try:
-        duration = probe(path).duration
-    except VidclassError:
-        return None
     return most_steps(video_frames(duration, fps)) if duration else None
 
 

@@ -142,7 +142,7 @@ async def explain(
     per_window: bool = query("explain", "per_window"),
 ):
     """Which seconds and which regions of the picture drive a label (the video's top
-    label by default), by occlusion; at most `budget` clips scored, within --timeout."""
+    label by default), by occlusion; at most `budget` passes, within --timeout."""
     from ...explanations import explain as explained
 
     def work(model, local, name):  # in a request thread
